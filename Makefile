@@ -1,0 +1,51 @@
+# edgeq: two commands on a fresh Debian/Ubuntu machine.
+#   make run   - install what is missing, then run the main job on the default model
+#   make test  - install what is missing, then run the whole test suite
+
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+EDGEQ := $(VENV)/bin/edgeq
+STAMP := $(VENV)/.edgeq-installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
+PYTEST_WORKERS ?= 2
+OUT ?= build/run
+
+.PHONY: run test setup system-tools python-env lint clean
+
+setup: system-tools python-env
+
+system-tools:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "edgeq: installing system packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+python-env: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[data,test]'
+	@touch $@
+
+run: setup
+	$(EDGEQ) quantize models/digits_cnn/digits_cnn.h5 --data digits -o $(OUT)/digits_cnn_int8.tflite
+	$(EDGEQ) evaluate $(OUT)/digits_cnn_int8.tflite --float models/digits_cnn/digits_cnn.h5 --data digits
+
+test: setup
+	$(PY) -m ruff check edgeq tests benchmarks models
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --durations=15
+
+lint: python-env
+	$(PY) -m ruff check edgeq tests benchmarks models
+
+clean:
+	rm -rf build .pytest_cache

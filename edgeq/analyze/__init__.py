@@ -1,0 +1,1 @@
+"""Analysis: accuracy and bit-exactness against the reference interpreters, per-layer numerics."""

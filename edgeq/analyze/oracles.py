@@ -1,0 +1,225 @@
+"""The reference interpreters that decide what "correct" means for an int8 model.
+
+TFLite Micro's Python interpreter (``tflite_micro``) runs the same reference kernels, with the
+same (double) rounding, as a TFLM firmware: it is the bit-exact oracle for microcontrollers.
+LiteRT with ``OpResolverType.BUILTIN_REF`` is the second opinion; its FULLY_CONNECTED rounds
+once, so FC outputs may differ from TFLM by +-1. LiteRT's default (XNNPACK) is never used here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from edgeq.errors import AnalyzeError, ModelError
+
+TFLM_ALIGNMENT = 16
+
+ModelSource = bytes | str | os.PathLike[str]
+
+
+def _model_bytes(model: ModelSource) -> bytes:
+    if isinstance(model, bytes | bytearray):
+        return bytes(model)
+    p = Path(model)
+    if not p.is_file():
+        raise ModelError(f"{p}: no such .tflite file")
+    return p.read_bytes()
+
+
+def _as_samples(inputs: np.ndarray | Sequence[np.ndarray], n_inputs: int) -> list[list[np.ndarray]]:
+    """Normalize inputs to ``samples[k][input_index]`` with batch dimension 1 each."""
+    if isinstance(inputs, np.ndarray):
+        if n_inputs != 1:
+            raise AnalyzeError(f"model has {n_inputs} inputs; pass a list of arrays, one per input")
+        per_input = [inputs]
+    else:
+        per_input = list(inputs)
+        if len(per_input) != n_inputs:
+            raise AnalyzeError(
+                f"model has {n_inputs} inputs but {len(per_input)} arrays were given"
+            )
+    count = per_input[0].shape[0]
+    return [[arr[k : k + 1] for arr in per_input] for k in range(count)]
+
+
+def _stack(outputs: list[list[np.ndarray]]) -> list[np.ndarray]:
+    if not outputs:
+        return []
+    return [np.concatenate([o[j] for o in outputs], axis=0) for j in range(len(outputs[0]))]
+
+
+def _progress(it: Iterable[int], total: int, desc: str, progress: bool) -> Iterable[int]:
+    if not progress:
+        return it
+    from tqdm import tqdm
+
+    return tqdm(it, total=total, desc=desc, unit="sample", leave=False)
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Silence C++ logging (TFLM prints allocation failures to fd 2) unless ``-v``."""
+    from edgeq.tfenv import is_verbose
+
+    if is_verbose():
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _tflm_interpreter(data: bytes, arena_size: int | None = None):  # noqa: ANN202
+    from tflite_micro.python.tflite_micro import runtime
+
+    with quiet_native_stderr():
+        return runtime.Interpreter.from_bytes(data, arena_size=arena_size)
+
+
+def run_tflm(
+    model: ModelSource,
+    inputs: np.ndarray | Sequence[np.ndarray],
+    *,
+    progress: bool = False,
+) -> list[np.ndarray]:
+    """Run every sample through TFLite Micro; returns one stacked array per model output.
+
+    ``inputs`` are in the model's input dtype (already quantized), first axis = samples.
+    """
+    data = _model_bytes(model)
+    from edgeq.tflite import read_tflite_bytes
+
+    info = read_tflite_bytes(data)
+    try:
+        interp = _tflm_interpreter(data, arena_size=max(len(data) * 10, 1 << 20))
+    except (RuntimeError, ValueError) as exc:
+        raise AnalyzeError(f"TFLite Micro cannot load this model: {_first_line(exc)}") from None
+    samples = _as_samples(inputs, len(info.inputs))
+    outs: list[list[np.ndarray]] = []
+    for k in _progress(range(len(samples)), len(samples), "TFLM", progress):
+        for i, x in enumerate(samples[k]):
+            want = np.dtype(info.input_tensors[i].dtype) if info.input_tensors[i].dtype else None
+            if want is not None and x.dtype != want:
+                raise AnalyzeError(
+                    f"input {i} is {x.dtype} but the model expects {want}; quantize the input first"
+                )
+            interp.set_input(np.ascontiguousarray(x), i)
+        try:
+            with quiet_native_stderr():
+                interp.invoke()
+        except RuntimeError as exc:
+            msg = f"TFLite Micro failed to run the model: {_first_line(exc)}"
+            raise AnalyzeError(msg) from None
+        outs.append([np.array(interp.get_output(j)) for j in range(len(info.outputs))])
+        interp.reset()
+    return _stack(outs)
+
+
+def litert_ref_interpreter(data: bytes):  # noqa: ANN201
+    """A LiteRT interpreter on the reference kernels (never XNNPACK), tensors allocated."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    try:
+        with quiet_native_stderr():
+            interp = Interpreter(
+                model_content=data,
+                experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+                experimental_preserve_all_tensors=True,
+            )
+            interp.allocate_tensors()
+    except (RuntimeError, ValueError) as exc:
+        msg = f"LiteRT (reference kernels) refuses this model: {_first_line(exc)}"
+        raise AnalyzeError(msg) from None
+    return interp
+
+
+def run_litert_ref(
+    model: ModelSource,
+    inputs: np.ndarray | Sequence[np.ndarray],
+    *,
+    progress: bool = False,
+) -> list[np.ndarray]:
+    """Run every sample through LiteRT's reference kernels; one stacked array per output."""
+    data = _model_bytes(model)
+    interp = litert_ref_interpreter(data)
+    in_details = interp.get_input_details()
+    out_details = interp.get_output_details()
+    samples = _as_samples(inputs, len(in_details))
+    outs: list[list[np.ndarray]] = []
+    for k in _progress(range(len(samples)), len(samples), "LiteRT-ref", progress):
+        for d, x in zip(in_details, samples[k], strict=True):
+            if x.dtype != d["dtype"]:
+                raise AnalyzeError(
+                    f"input is {x.dtype} but the model expects {np.dtype(d['dtype'])}; "
+                    "quantize the input first"
+                )
+            interp.set_tensor(d["index"], np.ascontiguousarray(x.reshape(d["shape"])))
+        interp.invoke()
+        outs.append([np.array(interp.get_tensor(d["index"])) for d in out_details])
+    return _stack(outs)
+
+
+def tflm_min_arena(model: ModelSource, *, upper: int | None = None) -> int:
+    """Smallest arena TFLM can allocate this model in, by bisection (16-byte aligned).
+
+    The Python interpreter has no arena getter, but allocation fails below the minimum, so the
+    boundary is found exactly. An inference is run at the found size to be sure it works.
+    """
+    data = _model_bytes(model)
+
+    def fits(size: int) -> bool:
+        try:
+            interp = _tflm_interpreter(data, arena_size=size)
+            del interp
+            return True
+        except (RuntimeError, ValueError):
+            return False
+
+    hi = upper or max(64 * 1024, len(data) * 4)
+    while not fits(hi):
+        hi *= 2
+        if hi > (1 << 31):
+            raise AnalyzeError("TFLite Micro cannot allocate this model with any arena size")
+    lo = 0  # invariant: lo does not fit (or is 0), hi fits
+    while hi - lo > TFLM_ALIGNMENT:
+        mid = (lo + hi) // 2
+        mid -= mid % TFLM_ALIGNMENT
+        if mid <= lo:
+            break
+        if fits(mid):
+            hi = mid
+        else:
+            lo = mid
+    return -(-hi // TFLM_ALIGNMENT) * TFLM_ALIGNMENT
+
+
+def tflm_supports(model: ModelSource) -> tuple[bool, str]:
+    """Whether TFLM can load (allocate) the model; the reason when it cannot."""
+    data = _model_bytes(model)
+    try:
+        _tflm_interpreter(data, arena_size=max(len(data) * 10, 1 << 20))
+    except (RuntimeError, ValueError) as exc:
+        return False, _first_line(exc)
+    return True, ""
+
+
+def _first_line(exc: BaseException, limit: int = 160) -> str:
+    """The first sentence of a native error message, which can run to pages."""
+    text = str(exc).strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    first = lines[0] if lines else type(exc).__name__
+    first = first.split(".Tensor ")[0]
+    return first if len(first) <= limit else first[: limit - 3] + "..."

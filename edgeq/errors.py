@@ -1,0 +1,41 @@
+"""One exception tree for the whole package.
+
+Library code raises these; only ``edgeq.cli`` prints them (one line, exit 1). Messages name the
+problem and the fix, because that line is all a user sees.
+"""
+
+
+class EdgeqError(Exception):
+    """Base of every error edgeq reports to a user."""
+
+
+class ModelError(EdgeqError):
+    """A model file is missing, corrupt, or of a kind edgeq cannot use."""
+
+
+class DataError(EdgeqError):
+    """A dataset is missing, empty, or does not fit the model."""
+
+
+class QuantizeError(EdgeqError):
+    """A quantization request is invalid or the converter failed."""
+
+
+class AnalyzeError(EdgeqError):
+    """Evaluation or analysis could not run."""
+
+
+class CodegenError(EdgeqError):
+    """A model cannot be lowered to C (unsupported op/type, float model, ...)."""
+
+
+class BuildError(EdgeqError):
+    """Firmware could not be configured, compiled, or does not fit the board."""
+
+
+class DeviceError(EdgeqError):
+    """Talking to a board or emulator failed (port, timeout, protocol)."""
+
+
+class ExportError(EdgeqError):
+    """An export bundle could not be produced."""

@@ -1,0 +1,1 @@
+"""Quantization: PTQ, calibration, QAT, mixed precision, and the integer numerics they share."""
