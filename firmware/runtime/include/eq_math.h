@@ -1,0 +1,67 @@
+/* Fixed-point requantization shared by every kernel: one path, two rounding modes.
+ *
+ * Default: TFLite Micro's double rounding (saturating rounding doubling high multiply, then a
+ * rounding right shift). With EDGEQ_RT_SINGLE_ROUNDING: one 64-bit multiply and one rounding
+ * shift, as LiteRT 2.3's reference FULLY_CONNECTED (TFLITE_SINGLE_ROUNDING). Mirrors
+ * edgeq.quantize.numerics.multiply_by_quantized_multiplier. */
+#ifndef EQ_MATH_H
+#define EQ_MATH_H
+
+#include <stdint.h>
+
+static inline int32_t eq_sat_rounding_doubling_high_mul(int32_t a, int32_t b)
+{
+    if (a == INT32_MIN && b == INT32_MIN) {
+        return INT32_MAX;
+    }
+    const int64_t ab = (int64_t)a * (int64_t)b;
+    const int64_t nudge = ab >= 0 ? (INT64_C(1) << 30) : (1 - (INT64_C(1) << 30));
+    /* C99 division truncates toward zero, as gemmlowp requires. */
+    return (int32_t)((ab + nudge) / (INT64_C(1) << 31));
+}
+
+static inline int32_t eq_rounding_divide_by_pot(int32_t x, int32_t exponent)
+{
+    const int32_t mask = (int32_t)((UINT32_C(1) << exponent) - 1U);
+    const int32_t remainder = x & mask;
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+static inline int32_t eq_requantize_double(int32_t x, int32_t multiplier, int32_t shift)
+{
+    const int32_t left = shift > 0 ? shift : 0;
+    const int32_t right = shift > 0 ? 0 : -shift;
+    int64_t shifted = (int64_t)x * ((int64_t)1 << left);
+    if (shifted > INT32_MAX) {
+        shifted = INT32_MAX;
+    } else if (shifted < INT32_MIN) {
+        shifted = INT32_MIN;
+    }
+    return eq_rounding_divide_by_pot(eq_sat_rounding_doubling_high_mul((int32_t)shifted, multiplier),
+                                     right);
+}
+
+static inline int32_t eq_requantize_single(int32_t x, int32_t multiplier, int32_t shift)
+{
+    const int32_t total_shift = 31 - shift;
+    const int64_t round = (int64_t)1 << (total_shift - 1);
+    return (int32_t)(((int64_t)x * multiplier + round) >> total_shift);
+}
+
+/* The requantization every kernel calls. */
+static inline int32_t eq_requantize(int32_t x, int32_t multiplier, int32_t shift)
+{
+#if defined(EDGEQ_RT_SINGLE_ROUNDING)
+    return eq_requantize_single(x, multiplier, shift);
+#else
+    return eq_requantize_double(x, multiplier, shift);
+#endif
+}
+
+static inline int32_t eq_clamp_i32(int32_t x, int32_t lo, int32_t hi)
+{
+    return x < lo ? lo : (x > hi ? hi : x);
+}
+
+#endif /* EQ_MATH_H */
