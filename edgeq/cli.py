@@ -63,13 +63,520 @@ def cli(verbose: bool) -> None:
 
 # --- quantize / evaluate (foundation) -------------------------------------------------------
 
+
+def _default_quantized_path(model: str, mode: str) -> str:
+    from pathlib import Path
+
+    p = Path(model.rstrip("/"))
+    stem = p.name if p.is_dir() else p.stem
+    return str(Path("build") / stem / f"{stem}_{mode}.tflite")
+
+
+def _render_quantize(r: dict[str, Any]) -> str:
+    out = r["output"]
+    if r["quantization_skipped"]:
+        how = f"already quantized ({r['mode']}), copied without converting"
+    else:
+        granularity = "per-channel" if r["per_channel"] else "per-tensor"
+        how = f"{r['mode']}, {granularity} weights, {r['io_dtype']} I/O"
+        cal = r.get("calibration")
+        if cal:
+            how += f", calibrated on {cal['samples']} samples of {cal['dataset']}"
+    lines = [f"wrote {out['path']} ({out['bytes']:,} bytes): {how}"]
+    for kind in ("inputs", "outputs"):
+        for t in r[kind]:
+            q = f" scale {t['scale']:.6g} zero_point {t['zero_point']}" if t["scale"] else ""
+            lines.append(f"  {kind[:-1]:<6} {t['dtype']} {tuple(t['shape'])}{q}")
+    lines.append(f"manifest {r['manifest']}")
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("model", type=str)
+@click.option("-o", "--output", type=str, default=None,
+              help="Output .tflite [default: build/<model>/<model>_<mode>.tflite].")
+@click.option("--data", type=str, default=None,
+              help="Calibration dataset: digits, mnist5k, .npz, .npy, image folder "
+                   "[default: the model sidecar's dataset].")
+@click.option("--mode", type=str, default="int8", show_default=True,
+              help="int8 | int16x8 | dynamic (phones only) | float16 (phones only).")
+@click.option("--io", "io_dtype", type=str, default=None,
+              help="Model input/output type: int8 | int16 | float32 [default: int8, int16 for "
+                   "int16x8, float32 for phone modes].")
+@click.option("--per-tensor", is_flag=True,
+              help="One weight scale per tensor (default: per channel).")
+@click.option("--samples", type=int, default=200, show_default=True,
+              help="Calibration samples (seeded shuffle of the train split).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--target", type=str, default=None,
+              help="Where the model will run: mcu, cortex-m4, a board name, or phone.")
+@click.option("--manifest", type=str, default=None,
+              help="JSON manifest to write/update [default: <output>.json].")
+@click.option("--calibration", type=str, default="minmax", show_default=True,
+              help="Activation ranges: minmax | percentile[:99.99] | kl | mse (int8 mode).")
+@json_option
+def quantize(model: str, output: str | None, data: str | None, mode: str, io_dtype: str | None,
+             per_tensor: bool, samples: int, seed: int, target: str | None,
+             manifest: str | None, calibration: str, as_json: bool) -> None:
+    """Post-training quantization of MODEL (.keras, .h5, SavedModel dir) to a .tflite."""
+    from edgeq.quantize.ptq import check_mode, quantize_model
+
+    check_mode(mode, io_dtype, target)  # fail fast, before loading TensorFlow
+    from edgeq.quantize.calibration import calibration_hook
+
+    hook = calibration_hook(model, calibration, data, num_samples=samples, seed=seed,
+                            per_channel=not per_tensor)
+    result = quantize_model(
+        model,
+        output or _default_quantized_path(model, mode),
+        data=data,
+        mode=mode,
+        io_dtype=io_dtype,
+        per_channel=not per_tensor,
+        num_samples=samples,
+        seed=seed,
+        target=target,
+        manifest=manifest,
+        progress=sys.stderr.isatty(),
+        range_hook=hook,
+    )
+    if hook is not None:
+        result["range_calibration"] = hook.summary()
+    emit(result, as_json, _render_quantize)
+
+
+@cli.command()
+@click.argument("model", type=str)
+@click.option("--float", "float_model", type=str, default=None,
+              help="The float Keras model MODEL came from (adds float accuracy and the delta).")
+@click.option("--data", type=str, default=None,
+              help="Dataset whose test split is used [default: the model sidecar's dataset].")
+@click.option("--metric", type=str, default=None,
+              help="top1 | mse [default: from the sidecar task: classification -> top1].")
+@click.option("--limit", type=int, default=None, help="Evaluate only the first N test samples.")
+@click.option("--no-arena", is_flag=True, help="Skip the TFLM arena bisection.")
+@json_option
+def evaluate(model: str, float_model: str | None, data: str | None, metric: str | None,
+             limit: int | None, no_arena: bool, as_json: bool) -> None:
+    """Accuracy of a quantized MODEL (.tflite) on TFLite Micro and LiteRT reference kernels."""
+    from edgeq.analyze.evaluate import evaluate as run_evaluate
+    from edgeq.analyze.evaluate import render_report
+
+    report = run_evaluate(
+        model,
+        float_model=float_model,
+        data=data,
+        metric=metric,
+        limit=limit,
+        arena=not no_arena,
+        progress=sys.stderr.isatty(),
+    )
+    emit(report, as_json, render_report)
+
+
 # --- calibration, QAT, analysis ------------------------------------------------------------
+
+
+def _render_qat(r: dict[str, Any]) -> str:
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{100 * v:.2f}%"
+
+    m, t = r["ranges_from_training"]
+    return (f"wrote {r['output']} ({r['tflite_bytes']:,} bytes): QAT {r['epochs']} epochs, "
+            f"{r['rounding']} rounding\n  accuracy float {pct(r['float_accuracy'])}, "
+            f"QAT {pct(r['qat_accuracy'])}, int8 {pct(r['int8_accuracy'])}\n"
+            f"  activation ranges from training: {m}/{t} tensors (no re-calibration)")
+
+
+@cli.command("train-qat")
+@click.argument("model", type=str)
+@click.option("--data", type=str, default=None,
+              help="Training dataset [default: the model sidecar's dataset].")
+@click.option("--epochs", type=click.IntRange(min=0), default=2, show_default=True)
+@click.option("--rounding", type=click.Choice(["nearest", "stochastic"]), default="nearest",
+              show_default=True, help="Weight fake-quant rounding while training.")
+@click.option("--layers", type=str, default=None,
+              help="Comma-separated layer names for partial QAT [default: all].")
+@click.option("--lr", type=float, default=1e-4, show_default=True, help="Adam learning rate.")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("-o", "--output", type=str, default=None,
+              help="Output .tflite [default: build/<model>/<model>_qat.tflite].")
+@json_option
+def train_qat_cmd(model: str, data: str | None, epochs: int, rounding: str, layers: str | None,
+                  lr: float, batch_size: int, output: str | None, as_json: bool) -> None:
+    """Quantization-aware training of MODEL (tf-keras or Keras 3), exported as full int8."""
+    from edgeq.quantize.qat import run_train_qat
+
+    result = run_train_qat(
+        model, output or _default_quantized_path(model, "qat"), data=data, epochs=epochs,
+        rounding=rounding, layers=[n.strip() for n in layers.split(",")] if layers else None,
+        learning_rate=lr, batch_size=batch_size, progress=sys.stderr.isatty(),
+    )
+    emit(result, as_json, _render_qat)
+
+
+@cli.command("analyze")
+@click.argument("model", type=str)
+@click.option("--float", "float_model", type=str, required=True,
+              help="The float Keras model MODEL was quantized from.")
+@click.option("--data", type=str, default=None,
+              help="Dataset whose test split is used [default: the model sidecar's dataset].")
+@click.option("--limit", type=int, default=500, show_default=True, help="Samples to analyze.")
+@click.option("--report", "report_dir", type=str, default=None,
+              help="Write report.html (plots embedded), PNGs and analysis.json into DIR.")
+@click.option("--suggest", is_flag=True, help="Name the layers that hurt most and what to try.")
+@json_option
+def analyze_cmd(model: str, float_model: str, data: str | None, limit: int,
+                report_dir: str | None, suggest: bool, as_json: bool) -> None:
+    """Per-layer quantization report of MODEL (.tflite) against its float model."""
+    from edgeq.analyze.layers import analyze_files
+    from edgeq.analyze.report import format_table, write_report
+
+    analysis = analyze_files(model, float_model, data=data, limit=limit,
+                             with_suggestions=suggest)
+    result = analysis.as_dict()
+    if report_dir:
+        result["report"] = str(write_report(analysis, report_dir, title=f"edgeq analyze {model}"))
+    if as_json:
+        emit(result, True, str)
+    else:
+        text = format_table(analysis)
+        if report_dir:
+            text += f"\nreport {result['report']}"
+        click.echo(text)
+
+
+@cli.command("mixed")
+@click.argument("model", type=str)
+@click.option("-o", "--output", type=str, required=True, help="Output mixed-precision .tflite.")
+@click.option("--data", type=str, default=None,
+              help="Labelled dataset [default: the model sidecar's dataset].")
+@click.option("--budget-kb", type=float, default=None, help="Weight budget in KB (1 KB = 1024 B).")
+@click.option("--budget-fraction", type=float, default=None,
+              help="Weight budget as a fraction of the all-int8 weight bytes, e.g. 0.6.")
+@click.option("--budget-ram-kb", type=float, default=None,
+              help="Activation RAM cap in KB (limits int16 layers).")
+@click.option("--int16", is_flag=True, help="Also offer int16 activations (int16x8) per layer.")
+@click.option("--objective", type=click.Choice(["kl", "accuracy"]), default="kl",
+              show_default=True, help="Per-layer loss the solver minimizes.")
+@click.option("--finetune-epochs", type=int, default=3, show_default=True,
+              help="STE fine-tuning epochs for int4 layers (0: plain rounding).")
+@click.option("--pareto", "pareto_png", type=str, default=None,
+              help="Also sweep budgets 0.5x..1.0x and write this size-vs-accuracy PNG.")
+@json_option
+def mixed_cmd(model: str, output: str, data: str | None, budget_kb: float | None,
+              budget_fraction: float | None, budget_ram_kb: float | None, int16: bool,
+              objective: str, finetune_epochs: int, pareto_png: str | None,
+              as_json: bool) -> None:
+    """Mixed int4/int8 (/int16) precision of MODEL under a flash budget, built and measured."""
+    from edgeq.quantize.mixed import mixed_to_file, render_mixed
+
+    result = mixed_to_file(model, output, data=data, budget_kb=budget_kb,
+                           budget_fraction=budget_fraction, ram_budget_kb=budget_ram_kb,
+                           int16=int16, objective=objective, finetune_epochs=finetune_epochs,
+                           pareto_png=pareto_png)
+    emit(result, as_json, render_mixed)
+
+
+@cli.command("compress")
+@click.argument("model", type=str)
+@click.option("-o", "--output", type=str, required=True, help="Output int8 .tflite.")
+@click.option("--data", type=str, default=None,
+              help="Labelled dataset [default: the model sidecar's dataset].")
+@click.option("--prune", "sparsity", type=float, default=0.75, show_default=True,
+              help="Final magnitude-pruning sparsity (0 disables).")
+@click.option("--clusters", type=int, default=16, show_default=True,
+              help="Weight clusters per layer/channel (0 disables).")
+@click.option("--ternary", is_flag=True, help="Ternary weights {-a,0,+a} instead of clustering.")
+@click.option("--binary", is_flag=True, help="Binary weights {-a,+a} instead of clustering.")
+@click.option("--epochs", type=int, default=4, show_default=True, help="Fine-tuning epochs per step.")
+@json_option
+def compress_cmd(model: str, output: str, data: str | None, sparsity: float, clusters: int,
+                 ternary: bool, binary: bool, epochs: int, as_json: bool) -> None:
+    """Prune, cluster (or ternarize/binarize), fine-tune and int8-quantize MODEL; measure it."""
+    from edgeq.errors import QuantizeError
+    from edgeq.quantize.compress import compress_to_file, render_compress
+
+    if ternary and binary:
+        raise QuantizeError("choose one of --ternary and --binary")
+    grid = "ternary" if ternary else "binary" if binary else None
+    result = compress_to_file(model, output, data=data, sparsity=sparsity,
+                              clusters=clusters or None, grid=grid, epochs=epochs)
+    emit(result, as_json, render_compress)
 
 # --- codegen ---------------------------------------------------------------------------------
 
+@cli.command("codegen")
+@click.argument("model", type=click.Path(dir_okay=False, path_type=str))
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Output directory (files appear only if generation succeeds).")
+@click.option("--runtime", type=click.Choice(["tflm", "edgeq"]), default="tflm", show_default=True,
+              help="tflm: C-array bundle for TFLite Micro; edgeq: edgeq-rt AOT C.")
+@click.option("--name", default=None, help="Model name for C identifiers (default: file stem).")
+@click.option("--array-name", default=None, help="[tflm] Name of the model byte array.")
+@click.option("--labels", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="[tflm] Class labels, one per line (default: <model>.edgeq.json sidecar).")
+@click.option("--arena-margin", type=float, default=None,
+              help="[tflm] Margin over the measured TFLM arena, as a fraction [default: 0.10].")
+@click.option("--arena-bytes", type=int, default=None,
+              help="[tflm] State the arena size instead of measuring it (checked to allocate).")
+@click.option("--vectors", type=int, default=None, help="[tflm] Number of test vectors [default: 3].")
+@json_option
+def codegen_cmd(model: str, out_dir: str, runtime: str, as_json: bool, **opts: Any) -> None:
+    """Generate C/C++ sources for MODEL (.tflite) into OUT."""
+    from pathlib import Path
+
+    from edgeq.errors import CodegenError
+
+    given = {k: v for k, v in opts.items() if v is not None}
+    if runtime == "edgeq":
+        tflm_only = sorted(k for k in given if k != "name")
+        if tflm_only:
+            flags = ", ".join("--" + k.replace("_", "-") for k in tflm_only)
+            raise CodegenError(f"{flags}: only for --runtime tflm; drop them for --runtime edgeq")
+        from edgeq.codegen.edgeq_rt import generate_edgeq_rt
+
+        result = generate_edgeq_rt(model, out_dir, **given).as_dict()
+        emit(result, as_json, lambda r: (
+            f"edgeq-rt model {r['model_name']} -> {out_dir}: arena {r['arena_bytes']} bytes, "
+            f"weights {r['weight_bytes']} bytes"))
+        return
+
+    from edgeq.codegen.tflm_bundle import generate_tflm_bundle
+    from edgeq.fileio import atomic_output_dir
+
+    labels = None
+    if "labels" in given:
+        lines = Path(given.pop("labels")).read_text(encoding="utf-8").splitlines()
+        labels = [ln.strip() for ln in lines if ln.strip()]
+        if not labels:
+            raise CodegenError(f"{opts['labels']}: no labels in file; write one label per line")
+    if "arena_bytes" in given and "arena_margin" in given:
+        raise CodegenError("--arena-bytes and --arena-margin exclude each other; give one")
+    kwargs: dict[str, Any] = {"labels": labels}
+    for key, target in (("name", "name"), ("array_name", "array_name"),
+                        ("arena_margin", "arena_margin"), ("arena_bytes", "arena_bytes"),
+                        ("vectors", "num_vectors")):
+        if key in given:
+            kwargs[target] = given[key]
+    plan, files = generate_tflm_bundle(model, **kwargs)
+    try:
+        with atomic_output_dir(out_dir) as tmp:
+            for fname, text in files.items():
+                (tmp / fname).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CodegenError(
+            f"cannot write {out_dir}: {exc.strerror or exc}; choose a writable output directory"
+        ) from None
+    summary = plan.summary() | {"out_dir": out_dir, "files": sorted(files)}
+
+    def render(s: dict[str, Any]) -> str:
+        return "\n".join([
+            f"TFLite Micro bundle for {s['model']} ({s['model_bytes']} bytes) -> {s['out_dir']}",
+            f"  ops ({s['resolver_size']}): {', '.join(s['ops'])}",
+            f"  arena: {s['arena_bytes']} bytes "
+            + (f"(measured minimum {s['arena_measured_bytes']} + {s['arena_margin'] * 100:g}% margin)"
+               if s["arena_measured_bytes"] else "(as stated with --arena-bytes)"),
+            f"  test vectors: {s['test_vectors']}; files: {', '.join(s['files'])}",
+        ])
+
+    emit(summary, as_json, render)
+
 # --- boards, build, flash, bench, run ------------------------------------------------------
 
+
+def _render_boards(rows: list[dict[str, Any]]) -> str:
+    head = f"{'board':<18} {'core':<11} {'clock':>9} {'flash':>8} {'RAM':>8}  {'runs on':<22} flasher"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        clock = f"{r['clock_hz'] / 1e6:g} MHz"
+        runs = f"qemu {r['emulator']}" if r["emulator"] else "real board"
+        flasher = f"pyocd {r['pyocd_target']}" if r["pyocd_target"] else "-"
+        default = f"  (default for {r['default_for']})" if r["default_for"] else ""
+        lines.append(f"{r['name']:<18} {r['core']:<11} {clock:>9} {r['flash_bytes'] // 1024:>5} KB "
+                     f"{r['ram_bytes'] // 1024:>5} KB  {runs:<22} {flasher}{default}")
+    return "\n".join(lines)
+
+
+@cli.command("boards")
+@json_option
+def boards_cmd(as_json: bool) -> None:
+    """List the board configs: core, clock, flash, RAM, emulator and flasher."""
+    from edgeq.build.boards import list_boards
+
+    rows = [{
+        "name": b.name, "core": b.core, "clock_hz": b.clock_hz, "max_clock_hz": b.max_clock_hz,
+        "flash_bytes": b.flash.length, "ram_bytes": b.ram.length, "emulator": b.qemu_machine,
+        "pyocd_target": b.pyocd_target, "openocd_config": list(b.openocd_config),
+        "uart": b.uart_driver, "counter": b.counter_unit,
+        "default_for": b.core if b.default_for_core else None, "description": b.description,
+    } for b in list_boards()]
+    emit(rows, as_json, _render_boards)
+
+
+@cli.command("build")
+@click.argument("model", required=False)
+@click.option("--target", help="Core (cortex-m4 -> its default board) or board name.")
+@click.option("--board", help="Board name (see `edgeq boards`) or a board .toml path.")
+@click.option("--data", help="Dataset for calibration and checks (default: the model's sidecar).")
+@click.option("-o", "--out", help="Build directory (default build/<model>-<board>).")
+@click.option("--samples", default=100, show_default=True, help="Test samples run on the device.")
+@click.option("--no-run", is_flag=True, help="Stop after the firmware build.")
+@click.option("--per-layer", is_flag=True, help="Compile per-layer profiling in and report it.")
+@click.option("--port", help="Serial port of a real board to validate on (after `edgeq flash`).")
+@click.option("--opt", default="-O2", show_default=True, help="Compiler optimization flag.")
+@json_option
+def build_cmd(model: str | None, target: str | None, board: str | None, data: str | None,
+              out: str | None, samples: int, no_run: bool, per_layer: bool, port: str | None,
+              opt: str, as_json: bool) -> None:
+    """Quantize, evaluate, generate C, build the firmware and check it on the (emulated) board.
+
+    With no MODEL, uses models/digits_cnn.
+    """
+    from edgeq.bench.pipeline import BuildRequest, render_build_report, run_build
+
+    req = BuildRequest(model=model, target=target, board=board, data=data, out=out,
+                       samples=samples, run=not no_run, per_layer=per_layer, port=port, opt=opt)
+    report = run_build(req, say=lambda s: click.echo(f"edgeq: {s}", err=True))
+    emit(report, as_json, render_build_report)
+
+
+@cli.command("flash")
+@click.option("--board", required=True, help="Board name (see `edgeq boards`).")
+@click.option("--probe", help="Debug probe serial/UID when several are connected.")
+@click.option("--build-dir", type=click.Path(path_type=str),
+              help="Build directory (default build/digits_cnn-<board>).")
+@click.option("--tool", type=click.Choice(["pyocd", "openocd"]), help="Override the flasher.")
+def flash_cmd(board: str, probe: str | None, build_dir: str | None, tool: str | None) -> None:
+    """Program the built firmware into a real board (pyocd or openocd)."""
+    from pathlib import Path
+
+    from edgeq.bench.runner import default_build_dir
+    from edgeq.build.boards import resolve_target
+    from edgeq.device.flash import flash_firmware
+
+    b = resolve_target(board=board)
+    d = Path(build_dir) if build_dir else default_build_dir(b)
+    cmd = flash_firmware(b, d / "firmware" / "fw.elf", probe=probe, tool=tool)
+    click.echo(f"flashed {b.name} with {' '.join(cmd)}")
+
+
+@cli.command("bench")
+@click.option("--board", default="mps2-an386", show_default=True, help="Board name.")
+@click.option("--port", help="Serial port of the real board.")
+@click.option("--emulator", is_flag=True, help="Run the firmware in QEMU.")
+@click.option("--runs", default=20, show_default=True, help="Timed inferences.")
+@click.option("--warmup", default=1, show_default=True, help="Untimed inferences first.")
+@click.option("--per-layer", is_flag=True, help="Per-layer counts with MACs (profiled firmware).")
+@click.option("--build-dir", type=click.Path(path_type=str),
+              help="Build directory (default build/digits_cnn-<board>).")
+@click.option("--monitor", type=click.Choice(["ppk2", "joulescope"]),
+              help="Measure energy with a power monitor (real boards).")
+@click.option("--monitor-port", help="Serial port of the PPK2.")
+@json_option
+def bench_cmd(board: str, port: str | None, emulator: bool, runs: int, warmup: int,
+              per_layer: bool, build_dir: str | None, monitor: str | None,
+              monitor_port: str | None, as_json: bool) -> None:
+    """Latency (median/min/max), per-layer table and energy estimate of a built firmware."""
+    from pathlib import Path
+
+    from edgeq.bench.runner import bench, default_build_dir, render_bench
+    from edgeq.build.boards import resolve_target
+
+    b = resolve_target(board=board)
+    d = Path(build_dir) if build_dir else default_build_dir(b)
+    emit(bench(b, build_dir=d, port=port, emulator=emulator, runs=runs, warmup=warmup,
+               per_layer=per_layer, monitor=monitor, monitor_port=monitor_port), as_json,
+         render_bench)
+
+
+@cli.command("run")
+@click.argument("input_file", type=click.Path(path_type=str))
+@click.option("--board", default="mps2-an386", show_default=True, help="Board name.")
+@click.option("--port", help="Serial port of the real board.")
+@click.option("--emulator", is_flag=True, help="Run the firmware in QEMU.")
+@click.option("--build-dir", type=click.Path(path_type=str),
+              help="Build directory (default build/digits_cnn-<board>).")
+@json_option
+def run_cmd(input_file: str, board: str, port: str | None, emulator: bool,
+            build_dir: str | None, as_json: bool) -> None:
+    """Run one input (.npy) on the device and print its output."""
+    from pathlib import Path
+
+    from edgeq.bench.runner import default_build_dir, run_input
+    from edgeq.build.boards import resolve_target
+
+    b = resolve_target(board=board)
+    d = Path(build_dir) if build_dir else default_build_dir(b)
+    res = run_input(b, Path(input_file), build_dir=d, port=port, emulator=emulator)
+    emit(res, as_json, lambda r: (f"output: {r['output']}\nargmax: {r['argmax']}  "
+                                  f"({r['count']:,} {r['unit']})"))
+
 # --- export ----------------------------------------------------------------------------------
+
+
+@cli.group("export")
+def export_group() -> None:
+    """Export a model for phones."""
+
+
+@export_group.command("android")
+@click.argument("model", type=click.Path(path_type=str))
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Output directory (appears complete or not at all).")
+@click.option("--data", default=None, help="Dataset to validate on (default: the model sidecar's).")
+@click.option("--variants", default="fp32,fp16,dynamic,int8", show_default=True,
+              help="Comma-separated subset of fp32,fp16,dynamic,int8.")
+@click.option("--name", default=None, help="Asset file prefix (default: model file stem).")
+@click.option("--labels", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Class labels, one per line (default: sidecar, then dataset).")
+@click.option("--model-version", default="1", show_default=True, help="Version in the metadata.")
+@click.option("--description", default=None, help="Model description in the metadata.")
+@click.option("--latency-runs", type=int, default=50, show_default=True,
+              help="Timed invocations per variant and thread count (median reported).")
+@json_option
+def export_android_cmd(model: str, out_dir: str, data: str | None, variants: str,
+                       name: str | None, labels: str | None, model_version: str,
+                       description: str | None, latency_runs: int, as_json: bool) -> None:
+    """Android asset bundle for MODEL (Keras), validated with LiteRT on this host."""
+    from pathlib import Path
+
+    from edgeq.errors import ExportError
+    from edgeq.export.android import check_writable, export_android, variant_table
+    from edgeq.fileio import atomic_output_dir
+
+    out = Path(out_dir)
+    check_writable(out)
+    label_list = None
+    if labels is not None:
+        label_list = [ln.strip() for ln in Path(labels).read_text(encoding="utf-8").splitlines()
+                      if ln.strip()]
+        if not label_list:
+            raise ExportError(f"{labels}: no labels in file; write one label per line")
+    config, files = export_android(
+        model, out, data=data, variants=variants, name=name, labels=label_list,
+        version=model_version, description=description, latency_runs=latency_runs,
+    )
+    try:
+        with atomic_output_dir(out) as tmp:
+            for rel, blob in files.items():
+                dst = tmp / rel
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                dst.write_bytes(blob)
+    except OSError as exc:
+        raise ExportError(
+            f"cannot write {out}: {exc.strerror or type(exc).__name__}; choose another -o"
+        ) from None
+
+    def render(c: dict[str, Any]) -> str:
+        return (
+            f"Android bundle for {c['name']} -> {out}\n"
+            f"validated on {c['dataset']['test_samples']} '{c['dataset']['name']}' test samples; "
+            f"latency: {c['latency']['label']} ({c['latency']['cpu']})\n"
+            + variant_table(c)
+        )
+
+    emit(config, as_json, render)
 
 
 def main() -> None:

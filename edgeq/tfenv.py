@@ -7,9 +7,12 @@ noise is hidden unless the user asked for ``-v``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 import warnings
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -39,7 +42,8 @@ def configure_environment() -> None:
 def import_tf() -> ModuleType:
     """Return the ``tensorflow`` module with edgeq's environment applied and logs quiet."""
     configure_environment()
-    import tensorflow as tf
+    with quiet_native_stderr():  # CUDA/absl chatter printed by C++ during the first import
+        import tensorflow as tf
 
     if not _VERBOSE:
         tf.get_logger().setLevel(logging.ERROR)
@@ -53,6 +57,24 @@ def import_tf() -> ModuleType:
         warnings.filterwarnings("ignore", module="tf_keras")
         warnings.filterwarnings("ignore", module="keras")
     return tf
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Silence what C++ code writes to fd 2 (converter, absl, TFLM) unless ``-v``."""
+    if _VERBOSE:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def import_tf_keras() -> Any:

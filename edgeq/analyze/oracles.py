@@ -8,15 +8,15 @@ once, so FC outputs may differ from TFLM by +-1. LiteRT's default (XNNPACK) is n
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from edgeq.errors import AnalyzeError, ModelError
+from edgeq.tfenv import quiet_native_stderr
 
 TFLM_ALIGNMENT = 16
 
@@ -60,26 +60,6 @@ def _progress(it: Iterable[int], total: int, desc: str, progress: bool) -> Itera
     from tqdm import tqdm
 
     return tqdm(it, total=total, desc=desc, unit="sample", leave=False)
-
-
-@contextlib.contextmanager
-def quiet_native_stderr() -> Iterator[None]:
-    """Silence C++ logging (TFLM prints allocation failures to fd 2) unless ``-v``."""
-    from edgeq.tfenv import is_verbose
-
-    if is_verbose():
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def _tflm_interpreter(data: bytes, arena_size: int | None = None):  # noqa: ANN202
@@ -181,12 +161,7 @@ def tflm_min_arena(model: ModelSource, *, upper: int | None = None) -> int:
     data = _model_bytes(model)
 
     def fits(size: int) -> bool:
-        try:
-            interp = _tflm_interpreter(data, arena_size=size)
-            del interp
-            return True
-        except (RuntimeError, ValueError):
-            return False
+        return _allocates_in_child(data, size)
 
     hi = upper or max(64 * 1024, len(data) * 4)
     while not fits(hi):
@@ -204,6 +179,23 @@ def tflm_min_arena(model: ModelSource, *, upper: int | None = None) -> int:
         else:
             lo = mid
     return -(-hi // TFLM_ALIGNMENT) * TFLM_ALIGNMENT
+
+
+def _allocates_in_child(data: bytes, size: int) -> bool:
+    """Try one arena size in a forked child: some too-small arenas crash TFLM's Python
+    interpreter with a segfault (seen with an FC autoencoder at 6-9 KB) instead of raising."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # child: only TFLM code runs here, then _exit without cleanup
+        code = 1
+        try:
+            _tflm_interpreter(data, arena_size=size)
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
 def tflm_supports(model: ModelSource) -> tuple[bool, str]:

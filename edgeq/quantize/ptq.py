@@ -1,0 +1,385 @@
+"""Post-training quantization through ``tf.lite.TFLiteConverter``.
+
+``convert_ptq`` is the pure step (Keras model + calibration samples -> ``.tflite`` bytes) that
+tests and other stages call on builder models; ``quantize_model`` is the file-level job behind
+``edgeq quantize`` (load, calibrate on the dataset, write ``.tflite`` + JSON manifest atomically).
+
+Modes: ``int8`` (full integer, what microcontrollers run), ``int16x8`` (16-bit activations, 8-bit
+weights), and the phone-only ``dynamic`` (weights-only) and ``float16``, which TFLite Micro
+cannot run: asking for them with a microcontroller target is refused up front. (In ``dynamic``
+mode TFLite keeps weight tensors of fewer than 1024 values in float32.)
+
+Custom calibration (``range_hook``) splits conversion in two: the converter only calibrates
+(tensors get min/max), the hook may edit those ranges, then the MLIR quantizer finishes exactly
+as the one-step converter would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeq.errors import DataError, QuantizeError
+
+MODES = ("int8", "int16x8", "dynamic", "float16")
+PHONE_ONLY_MODES = ("dynamic", "float16")
+IO_DTYPES = ("int8", "int16", "float32")
+PHONE_TARGETS = ("phone", "android", "host", "cpu")
+DEFAULT_CALIBRATION_SAMPLES = 200
+
+# bytes of a calibrated float model (tensors carry min/max) -> edited bytes
+RangeHook = Callable[[bytes], bytes]
+Representative = Callable[[], Iterator[list[np.ndarray]]]
+
+
+def default_io_dtype(mode: str) -> str:
+    return {"int8": "int8", "int16x8": "int16"}.get(mode, "float32")
+
+
+def check_mode(mode: str, io_dtype: str | None = None, target: str | None = None) -> str:
+    """Validate a mode/I-O/target combination; returns the effective I/O dtype."""
+    if mode not in MODES:
+        raise QuantizeError(f"unknown quantization mode '{mode}'; choose one of {', '.join(MODES)}")
+    mcu = is_mcu_target(target) if target is not None else False  # validates the name too
+    if mcu and mode in PHONE_ONLY_MODES:
+        raise QuantizeError(
+            f"mode '{mode}' is phones only: TFLite Micro rejects "
+            f"{'hybrid (dynamic-range)' if mode == 'dynamic' else 'float16'} models; "
+            f"use --mode int8 (or int16x8) for target '{target}'"
+        )
+    io = io_dtype or default_io_dtype(mode)
+    if io not in IO_DTYPES:
+        raise QuantizeError(f"unknown I/O type '{io}'; choose one of {', '.join(IO_DTYPES)}")
+    allowed = {
+        "int8": ("int8", "float32"),
+        "int16x8": ("int16", "float32"),
+        "dynamic": ("float32",),
+        "float16": ("float32",),
+    }[mode]
+    if io not in allowed:
+        raise QuantizeError(
+            f"mode '{mode}' cannot have {io} model I/O; use --io {' or --io '.join(allowed)}"
+        )
+    return io
+
+
+def is_mcu_target(target: str) -> bool:
+    """``mcu``, a Cortex-M core or a board config name is a microcontroller; phones are not."""
+    t = target.strip().lower()
+    if t in PHONE_TARGETS:
+        return False
+    if t == "mcu" or t.startswith("cortex-m"):
+        return True
+    boards = Path(__file__).resolve().parents[2] / "board_configs"
+    if (boards / f"{t}.toml").exists():
+        return True
+    raise QuantizeError(f"unknown target '{target}'; use mcu, cortex-m<N>, a board name, or phone")
+
+
+def is_keras3_model(model: Any) -> bool:
+    return type(model).__module__.split(".")[0] == "keras"
+
+
+def _converter(tf: Any, model: Any) -> Any:
+    if not is_keras3_model(model):
+        return tf.lite.TFLiteConverter.from_keras_model(model)
+    # Keras 3 models are not tf-keras models; trace them into a concrete function instead.
+    # Batch 1 (a dynamic batch adds SHAPE/STRIDED_SLICE/PACK before every Flatten), and the
+    # tf.function itself as the trackable, else the variables are not frozen (READ_VARIABLE).
+    specs = [tf.TensorSpec([1, *t.shape[1:]], t.dtype) for t in model.inputs]
+    fn = tf.function(lambda *xs: model(xs[0] if len(xs) == 1 else list(xs), training=False))
+    return tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function(*specs)], fn)
+
+
+def convert_ptq(
+    keras_model: Any,
+    representative: Representative | None,
+    *,
+    mode: str = "int8",
+    io_dtype: str | None = None,
+    per_channel: bool = True,
+    range_hook: RangeHook | None = None,
+    progress: bool = False,
+) -> bytes:
+    """Convert a Keras model (tf-keras or Keras 3) to ``.tflite`` bytes.
+
+    ``representative`` yields ``[sample]`` (batch 1, float32, already normalized) and is required
+    for ``int8``/``int16x8``. ``range_hook`` (``int8`` only) edits the calibrated ranges.
+    """
+    io = check_mode(mode, io_dtype)
+    if mode in ("int8", "int16x8") and representative is None:
+        raise QuantizeError(f"mode '{mode}' needs calibration data; pass a dataset (--data)")
+    if range_hook is not None and mode != "int8":
+        raise QuantizeError(f"custom calibration supports mode int8 only, not '{mode}'")
+    from edgeq.tfenv import import_tf, quiet_native_stderr
+
+    tf = import_tf()
+    tf_io = {"int8": tf.int8, "int16": tf.int16, "float32": tf.float32}[io]
+    try:
+        conv = _converter(tf, keras_model)
+    except Exception as exc:
+        raise QuantizeError(f"the converter cannot read this model: {_first_line(exc)}") from None
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv._experimental_disable_per_channel = not per_channel
+    if mode == "float16":
+        conv.target_spec.supported_types = [tf.float16]
+    elif mode in ("int8", "int16x8"):
+        ops = tf.lite.OpsSet
+        conv.target_spec.supported_ops = [
+            ops.TFLITE_BUILTINS_INT8
+            if mode == "int8"
+            else ops.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+        ]
+        conv.inference_input_type = tf_io
+        conv.inference_output_type = tf_io
+    with _calibration_progress(representative, progress) as rep:
+        if rep is not None and mode in ("int8", "int16x8"):
+            conv.representative_dataset = rep
+        conv._experimental_calibrate_only = range_hook is not None
+        try:
+            with quiet_native_stderr():
+                result = conv.convert()
+        except Exception as exc:
+            raise QuantizeError(
+                f"TFLite converter failed in mode '{mode}': {_first_line(exc)}"
+            ) from None
+    if range_hook is not None:
+        calibrated = range_hook(bytes(result))  # runs with stderr visible (its own progress)
+        try:
+            with quiet_native_stderr():
+                result = _quantize_calibrated(calibrated, per_channel, tf_io)
+        except Exception as exc:
+            raise QuantizeError(
+                f"quantizing the calibrated model failed: {_first_line(exc)}"
+            ) from None
+    return bytes(result)
+
+
+def _quantize_calibrated(calibrated: bytes, per_channel: bool, tf_io: Any) -> bytes:
+    """The converter's own second half for int8 (same options, same result)."""
+    from tensorflow.lite.python import convert as tfl_convert
+
+    return tfl_convert.mlir_quantize(
+        calibrated,
+        disable_per_channel=not per_channel,
+        input_data_type=tf_io,
+        output_data_type=tf_io,
+    )
+
+
+@contextlib.contextmanager
+def _calibration_progress(
+    rep: Representative | None, progress: bool
+) -> Iterator[Representative | None]:
+    """Wrap the calibration generator in a tqdm bar drawn on the real stderr.
+
+    The converter runs with fd 2 silenced, so the bar writes to a duplicate taken beforehand.
+    """
+    if rep is None or not progress:
+        yield rep
+        return
+    from tqdm import tqdm
+
+    sys.stderr.flush()
+    stream = os.fdopen(os.dup(2), "w")
+    total = len(rep) if hasattr(rep, "__len__") else None
+
+    def wrapped() -> Iterator[list[np.ndarray]]:
+        bar = tqdm(total=total, desc="calibrating", unit="sample", file=stream, leave=False)
+        try:
+            for item in rep():
+                bar.update(1)
+                yield item
+        finally:
+            bar.close()
+
+    try:
+        yield wrapped
+    finally:
+        stream.close()
+
+
+def _first_line(exc: BaseException, limit: int = 200) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    first = lines[0] if lines else type(exc).__name__
+    return first if len(first) <= limit else first[: limit - 3] + "..."
+
+
+# --- the file-level job -------------------------------------------------------------------------
+
+
+def tool_versions() -> dict[str, str]:
+    versions = {}
+    for pkg in ("edgeq", "tensorflow", "tf-keras", "keras", "ai-edge-litert", "tflite-micro"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def io_quant_params(tflite_bytes: bytes) -> dict[str, list[dict[str, Any]]]:
+    """Name, shape, dtype, scale and zero point of every model input and output."""
+    from edgeq.tflite import read_tflite_bytes
+
+    info = read_tflite_bytes(tflite_bytes)
+
+    def describe(t: Any) -> dict[str, Any]:
+        q = t.quant
+        return {
+            "name": t.name,
+            "shape": list(t.shape),
+            "dtype": t.dtype,
+            "scale": float(q.scale[0]) if q is not None else None,
+            "zero_point": int(q.zero_point[0]) if q is not None else None,
+        }
+
+    return {
+        "inputs": [describe(t) for t in info.input_tensors],
+        "outputs": [describe(t) for t in info.output_tensors],
+    }
+
+
+def detect_mode(tflite_bytes: bytes) -> str:
+    """Best guess of how an existing ``.tflite`` was quantized (for prequantized inputs)."""
+    from edgeq.tflite import read_tflite_bytes
+
+    info = read_tflite_bytes(tflite_bytes)
+    act = {info.tensors[o].dtype for op in info.operators for o in op.outputs}
+    weights = {t.dtype for t in info.tensors if t.is_constant}
+    if "int16" in act and "int8" in weights:
+        return "int16x8"
+    if "float16" in weights:
+        return "float16"
+    if act <= {"float32", "int32"} and "int8" in weights:
+        return "dynamic"
+    if "int8" in act:
+        return "int8"
+    return "float32"
+
+
+def quantize_model(
+    model_path: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    data: str | None = None,
+    mode: str = "int8",
+    io_dtype: str | None = None,
+    per_channel: bool = True,
+    num_samples: int = DEFAULT_CALIBRATION_SAMPLES,
+    seed: int = 0,
+    target: str | None = None,
+    manifest: str | os.PathLike[str] | None = None,
+    range_hook: RangeHook | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Quantize a model file and write ``output`` (.tflite), its sidecar and a JSON manifest.
+
+    The manifest (default ``<output stem>.json``; an existing one gets its ``quantize`` section
+    replaced) records the source hash, mode, calibration, I/O quantization and tool versions.
+    A ``.tflite`` input is already quantized: it is copied and described, not converted.
+    Returns the manifest's ``quantize`` section.
+    """
+    from edgeq.data import Normalization, load_dataset, representative_dataset
+    from edgeq.fileio import atomic_write_bytes, atomic_write_json, sha256_file
+    from edgeq.models import load_model, sidecar_path
+
+    out = Path(output)
+    if out.suffix != ".tflite":
+        raise QuantizeError(f"{out}: output must end in .tflite")
+    io = check_mode(mode, io_dtype, target)
+    loaded = load_model(model_path)
+    meta = dict(loaded.meta)
+    calibration: dict[str, Any] | None = None
+    if loaded.kind == "tflite":
+        tflite_bytes = loaded.model
+        effective_mode = detect_mode(tflite_bytes)
+        if target is not None and effective_mode in PHONE_ONLY_MODES:
+            check_mode(effective_mode, None, target)
+        skipped = True
+    else:
+        skipped = False
+        effective_mode = mode
+        rep = None
+        spec = data or meta.get("dataset")
+        if mode in ("int8", "int16x8"):
+            if not spec:
+                raise QuantizeError(
+                    f"{loaded.path}: no calibration data; pass --data (e.g. --data digits)"
+                )
+            ds = load_dataset(spec, input_shape=tuple(loaded.input_shape[1:]))
+            if len(ds.x_train) == 0:
+                raise DataError(f"dataset '{ds.name}' has no training samples to calibrate on")
+            rep = representative_dataset(
+                ds.x_train,
+                input_shape=loaded.input_shape,
+                normalization=Normalization.from_meta(meta),
+                num_samples=num_samples,
+                seed=seed,
+                source=f"dataset '{ds.name}'",
+            )
+            calibration = {"dataset": ds.name, "samples": len(rep), "seed": seed, "split": "train"}
+            meta.setdefault("dataset", spec)
+        tflite_bytes = convert_ptq(
+            loaded.model,
+            rep,
+            mode=mode,
+            io_dtype=io,
+            per_channel=per_channel,
+            range_hook=range_hook,
+            progress=progress,
+        )
+    section = {
+        "source": {
+            "path": str(loaded.path),
+            "kind": loaded.kind,
+            "sha256": sha256_file(loaded.path),
+        },
+        "mode": effective_mode,
+        "quantization_skipped": skipped,
+        "io_dtype": io_quant_params(tflite_bytes)["inputs"][0]["dtype"],
+        "per_channel": per_channel if not skipped else None,
+        "calibration": calibration,
+        "target": target,
+        **io_quant_params(tflite_bytes),
+        "output": {
+            "path": str(out),
+            "bytes": len(tflite_bytes),
+            "sha256": _sha256(tflite_bytes),
+        },
+        "tool_versions": tool_versions(),
+    }
+    manifest_path = Path(manifest) if manifest is not None else out.with_suffix(".json")
+    doc = _read_json(manifest_path)
+    doc["quantize"] = section
+    atomic_write_bytes(out, tflite_bytes)
+    if meta:
+        atomic_write_json(sidecar_path(out), meta)
+    atomic_write_json(manifest_path, doc)
+    section["manifest"] = str(manifest_path)
+    return section
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    import json
+
+    if not path.exists():
+        return {}
+    try:
+        doc = json.loads(path.read_text())
+    except ValueError:
+        raise QuantizeError(f"{path}: existing manifest is not valid JSON; delete it") from None
+    return doc if isinstance(doc, dict) else {}
