@@ -1,0 +1,1 @@
+"""Export for phones: Android asset bundles with TFLite Model Metadata, validated with LiteRT."""

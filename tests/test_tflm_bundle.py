@@ -1,0 +1,657 @@
+"""TFLite Micro bundle (``edgeq codegen --runtime tflm``) on real third-party models.
+
+The data/config/vector files are compiled with g++ (-Wall -Wextra -Werror) into a small checker
+that dumps what the compiled arrays hold; the test compares those bytes with the .tflite file and
+re-runs the compiled test inputs through the TFLM interpreter. The files that need TFLM headers
+are compiled only with a TFLite Micro tree in EDGEQ_TFLM_DIR (marker ``tflm_source``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeq.analyze.oracles import run_tflm, tflm_min_arena
+from edgeq.codegen.tflm_bundle import (
+    BUNDLE_FILES,
+    TFLM_BUILTIN_METHODS,
+    TflmBundlePlan,
+    generate_tflm_bundle,
+    render_tflm_bundle,
+    resolver_registrations,
+)
+from edgeq.errors import CodegenError
+from edgeq.tflite import load_model_t, read_tflite, read_tflite_bytes, serialize_model_t
+
+SHARED = (
+    Path(os.environ["EDGEQ_SHARED_MODELS"])
+    if os.environ.get("EDGEQ_SHARED_MODELS")
+    else Path(__file__).resolve().parents[2] / "shared" / "models"
+) / "tflm"
+REPO = Path(__file__).resolve().parents[1]
+EDGEQ = [sys.executable, "-m", "edgeq.cli"]
+CXXFLAGS = ["-std=c++17", "-Wall", "-Wextra", "-Werror", "-Wpedantic"]
+
+needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not installed")
+
+
+def shared_model(name: str) -> Path:
+    path = SHARED / f"{name}.tflite"
+    if not path.is_file():
+        pytest.skip(f"{path} not present (../shared/models beside the checkout)")
+    return path
+
+
+def sine_float_model() -> Path:
+    import tflite_micro
+
+    path = Path(tflite_micro.__file__).parent / "python" / "tflite_micro" / "sine_float.tflite"
+    if not path.is_file():
+        pytest.skip("tflite_micro wheel without sine_float.tflite")
+    return path
+
+
+def write_bundle(files: dict[str, str], out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (out / name).write_text(text)
+    return out
+
+
+def checker_source(plan: TflmBundlePlan) -> str:
+    """A C++ main that dumps the compiled arrays and prints the config as JSON."""
+    ns = plan.namespace
+    dumps = [f'  Dump(dir + "/model.bin", {plan.array_name}, {plan.array_name}_size);']
+    asserts = []
+    addrs = [f"Mod16({plan.array_name})"]
+    for kind, tensors, cfg in (
+        ("Input", plan.inputs, "kInputs"),
+        ("Output", plan.outputs, "kOutputs"),
+    ):
+        for i in range(len(tensors)):
+            arr = f"cfg::kTest{kind}{i}"
+            dumps.append(f'  Dump(dir + "/{kind.lower()}{i}.bin", {arr}, sizeof({arr}));')
+            asserts.append(
+                f'static_assert(sizeof({arr}[0]) == cfg::{cfg}[{i}].bytes, "{kind} {i} bytes");'
+            )
+            addrs.append(f"Mod16({arr})")
+    labels = "0"
+    if plan.labels:
+        labels = "cfg::kNumLabels"
+    return f"""
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+#include "model_config.h"
+#include "model_data.h"
+#include "test_vectors.h"
+
+namespace cfg = {ns};
+
+{chr(10).join(asserts)}
+static_assert(cfg::kTensorArenaSize % 16 == 0, "arena multiple of 16");
+
+static void Dump(const std::string& path, const void* p, size_t n) {{
+  FILE* f = std::fopen(path.c_str(), "wb");
+  if (f == nullptr || std::fwrite(p, 1, n, f) != n) std::exit(2);
+  std::fclose(f);
+}}
+
+static unsigned Mod16(const void* p) {{
+  return static_cast<unsigned>(reinterpret_cast<uintptr_t>(p) % 16u);
+}}
+
+static void PrintInfo(const cfg::TensorInfo& t) {{
+  std::printf("{{\\"name\\": \\"%s\\", \\"dtype\\": \\"%s\\", \\"shape\\": [", t.name, t.dtype);
+  for (int d = 0; d < t.rank; ++d) std::printf("%s%d", d ? ", " : "", t.dims[d]);
+  std::printf("], \\"bytes\\": %zu, \\"scale\\": %.9g, \\"zero_point\\": %d}}", t.bytes,
+              static_cast<double>(t.scale), static_cast<int>(t.zero_point));
+}}
+
+int main(int argc, char** argv) {{
+  if (argc != 2) return 2;
+  const std::string dir = argv[1];
+{chr(10).join(dumps)}
+  const unsigned mods[] = {{{", ".join(addrs)}}};
+  std::printf("{{\\"align\\": [");
+  for (unsigned i = 0; i < sizeof(mods) / sizeof(mods[0]); ++i) std::printf("%s%u", i ? ", " : "", mods[i]);
+  std::printf("], \\"arena\\": %zu, \\"measured\\": %zu, \\"vectors\\": %d, \\"labels\\": %d,",
+              cfg::kTensorArenaSize, cfg::kArenaMeasuredBytes, cfg::kNumTestVectors, {labels});
+  std::printf(" \\"name\\": \\"%s\\", \\"sha256\\": \\"%s\\", \\"inputs\\": [", cfg::kModelName,
+              cfg::kModelSha256);
+  for (int i = 0; i < cfg::kNumInputs; ++i) {{ if (i) std::printf(", "); PrintInfo(cfg::kInputs[i]); }}
+  std::printf("], \\"outputs\\": [");
+  for (int i = 0; i < cfg::kNumOutputs; ++i) {{ if (i) std::printf(", "); PrintInfo(cfg::kOutputs[i]); }}
+  std::printf("]}}\\n");
+  return 0;
+}}
+"""
+
+
+def compile_and_check(plan: TflmBundlePlan, files: dict[str, str], tmp: Path) -> dict:
+    """Compile data/config/vectors with the checker; return its JSON plus the dumped arrays."""
+    src = write_bundle(files, tmp / "bundle")
+    (src / "checker.cc").write_text(checker_source(plan))
+    exe = tmp / "checker"
+    cmd = [
+        "g++",
+        *CXXFLAGS,
+        "-I",
+        str(src),
+        str(src / "checker.cc"),
+        str(src / "model_data.cc"),
+        str(src / "test_vectors.cc"),
+        "-o",
+        str(exe),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    dump = tmp / "dump"
+    dump.mkdir()
+    run = subprocess.run([str(exe), str(dump)], capture_output=True, text=True, check=True)
+    report = json.loads(run.stdout)
+    report["model_bin"] = (dump / "model.bin").read_bytes()
+    report["in"] = [
+        np.fromfile(dump / f"input{i}.bin", dtype=t.dtype).reshape((-1, *t.shape[1:]))
+        for i, t in enumerate(plan.inputs)
+    ]
+    report["out"] = [
+        np.fromfile(dump / f"output{i}.bin", dtype=t.dtype).reshape((-1, *t.shape[1:]))
+        for i, t in enumerate(plan.outputs)
+    ]
+    return report
+
+
+def assert_bundle_matches_model(path: Path, plan: TflmBundlePlan, report: dict) -> None:
+    data = path.read_bytes()
+    info = read_tflite(path)
+    # the compiled array is the .tflite, byte for byte, and every array is 16-byte aligned
+    assert report["model_bin"] == data
+    assert report["align"] == [0] * len(report["align"])
+    # op registrations: exactly the model's distinct ops, resolver size = their count
+    assert [r.op for r in plan.ops] == info.op_names
+    assert len(plan.ops) == len(set(info.op_names))
+    # config agrees with the flatbuffer
+    for got, t in zip(
+        report["inputs"] + report["outputs"], info.input_tensors + info.output_tensors, strict=True
+    ):
+        assert got["shape"] == list(t.shape)
+        assert got["dtype"] == t.dtype
+        assert got["bytes"] == t.nbytes
+        if t.quant is not None:
+            assert got["scale"] == pytest.approx(float(t.quant.scale[0]), rel=1e-7)
+            assert got["zero_point"] == int(t.quant.zero_point[0])
+    # arena: the measured minimum is where TFLM starts to fit; the stated size adds the margin
+    assert report["measured"] == tflm_min_arena(data) == plan.arena_measured
+    assert report["arena"] >= report["measured"] * 1.10
+    assert report["arena"] < report["measured"] * 1.10 + 16
+    # vectors: what TFLM computes for the compiled inputs is the compiled expected output
+    expected = run_tflm(data, report["in"])
+    assert report["vectors"] == 3
+    for want, got in zip(expected, report["out"], strict=True):
+        np.testing.assert_array_equal(got, want.reshape(got.shape))
+
+
+# --------------------------------------------------------------------------------- op table
+
+
+def test_every_registration_names_a_real_builtin_op() -> None:
+    from ai_edge_litert import schema_py_generated as schema
+
+    builtins = {k for k in vars(schema.BuiltinOperator) if not k.startswith("_")}
+    assert set(TFLM_BUILTIN_METHODS) <= builtins
+    methods = list(TFLM_BUILTIN_METHODS.values())
+    assert len(set(methods)) == len(methods)
+    assert all(m.startswith("Add") for m in methods)
+    # the names TFLM users type most; checked against micro_mutable_op_resolver.h
+    for op, method in {
+        "FULLY_CONNECTED": "AddFullyConnected",
+        "CONV_2D": "AddConv2D",
+        "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D",
+        "SOFTMAX": "AddSoftmax",
+        "RESHAPE": "AddReshape",
+        "AVERAGE_POOL_2D": "AddAveragePool2D",
+        "MAX_POOL_2D": "AddMaxPool2D",
+        "ADD": "AddAdd",
+        "MUL": "AddMul",
+        "QUANTIZE": "AddQuantize",
+        "DEQUANTIZE": "AddDequantize",
+        "UNIDIRECTIONAL_SEQUENCE_LSTM": "AddUnidirectionalSequenceLSTM",
+        "SVDF": "AddSvdf",
+    }.items():
+        assert TFLM_BUILTIN_METHODS[op] == method
+
+
+# ------------------------------------------------------------------------- real shared models
+
+
+@needs_gxx
+@pytest.mark.parametrize(
+    "name",
+    [
+        "hello_world_int8",
+        "micro_speech_quantized",
+        pytest.param("person_detect", marks=pytest.mark.slow),
+        "trained_lstm_int8",  # UNIDIRECTIONAL_SEQUENCE_LSTM
+    ],
+)
+def test_bundle_compiles_and_holds_the_model(name: str, tmp_path: Path) -> None:
+    path = shared_model(name)
+    plan, files = generate_tflm_bundle(path)
+    assert sorted(files) == sorted(BUNDLE_FILES)
+    report = compile_and_check(plan, files, tmp_path)
+    assert_bundle_matches_model(path, plan, report)
+    assert report["name"] == name
+    ops_h = files["model_ops.h"]
+    assert "MicroMutableOpResolver<kNumOps>" in ops_h
+    assert f"constexpr unsigned int kNumOps = {len(plan.ops)};" in ops_h
+    for reg in plan.ops:
+        assert f"resolver.{reg.method}()" in ops_h
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-g++") is None, reason="no arm-none-eabi-g++")
+def test_bundle_cross_compiles_for_cortex_m4(tmp_path: Path) -> None:
+    """The data and vector files build for a Cortex-M4 and keep their 16-byte alignment."""
+    path = shared_model("micro_speech_quantized")
+    plan, files = generate_tflm_bundle(path)
+    src = write_bundle(files, tmp_path)
+    flags = ["-mcpu=cortex-m4", "-mthumb", "-Os", *CXXFLAGS, "-fdata-sections", "-c"]
+    for unit in ("model_data.cc", "test_vectors.cc"):
+        proc = subprocess.run(
+            ["arm-none-eabi-g++", *flags, unit], cwd=src, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    sections = subprocess.run(
+        ["arm-none-eabi-objdump", "-h", "model_data.o", "test_vectors.o"],
+        cwd=src,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    found = {}
+    for line in sections.splitlines():
+        cols = line.split()
+        if len(cols) == 7 and cols[1].startswith(".rodata."):
+            found[cols[1]] = (int(cols[2], 16), cols[6])
+    assert found[f".rodata.{plan.array_name}"] == (len(path.read_bytes()), "2**4")
+    vectors = [v for k, v in found.items() if "kTestInput0" in k or "kTestOutput0" in k]
+    assert sorted(v[0] for v in vectors) == sorted([3 * 4, 3 * 1960])
+    assert all(v[1] == "2**4" for v in vectors)
+
+
+@needs_gxx
+def test_stated_arena_int16_io_model(tmp_path: Path) -> None:
+    """keyword_scrambled_8bit: int16 in, int32 out, SVDF. TFLM's interpreter segfaults on it at
+    some too-small arenas, so sizing runs in a child process; --arena-bytes states a size."""
+    path = shared_model("keyword_scrambled_8bit")
+    try:
+        plan, _ = generate_tflm_bundle(path)
+        assert plan.arena_measured > 0  # sizing survived this time
+    except CodegenError as exc:
+        assert "crashed" in str(exc) and "--arena-bytes" in str(exc)
+    plan, files = generate_tflm_bundle(path, arena_bytes=20000)
+    assert plan.arena_bytes == 20000 and plan.arena_measured == 0
+    assert "stated when the bundle was generated" in files["model_config.h"]
+    report = compile_and_check(plan, files, tmp_path)
+    assert report["model_bin"] == path.read_bytes()
+    assert report["in"][0].dtype == np.int16 and report["out"][0].dtype == np.int32
+    expected = run_tflm(path.read_bytes(), report["in"])[0]
+    np.testing.assert_array_equal(report["out"][0], expected.reshape(report["out"][0].shape))
+    with pytest.raises(CodegenError, match="cannot allocate the model in 4096 bytes"):
+        generate_tflm_bundle(path, arena_bytes=4096)
+
+
+@needs_gxx
+def test_float_io_model_vectors(tmp_path: Path) -> None:
+    path = sine_float_model()
+    plan, files = generate_tflm_bundle(path, name="sine")
+    report = compile_and_check(plan, files, tmp_path)
+    assert report["model_bin"] == path.read_bytes()
+    assert report["in"][0].dtype == np.float32
+    np.testing.assert_array_equal(report["in"][0][0], 0.0)  # vector 0 = real zero
+    expected = run_tflm(path.read_bytes(), report["in"])[0]
+    np.testing.assert_array_equal(report["out"][0], expected.reshape(report["out"][0].shape))
+    assert "kFloatTolerance" in files["test_vectors.h"]
+    assert "std::fabs" in files["main_example.cc"]
+
+
+def test_generation_is_deterministic() -> None:
+    path = shared_model("micro_speech_quantized")
+    _, first = generate_tflm_bundle(path)
+    plan, second = generate_tflm_bundle(path)
+    assert first == second
+    assert render_tflm_bundle(plan) == second
+
+
+def test_names_and_labels(tmp_path: Path) -> None:
+    path = shared_model("micro_speech_quantized")
+    labels = ["silence", "unknown", "yes", 'say "no"']
+    plan, files = generate_tflm_bundle(path, name="kws", array_name="g_model", labels=labels)
+    assert plan.namespace == "kws_model"
+    assert "alignas(16) const unsigned char g_model[g_model_size]" in files["model_data.cc"]
+    assert "constexpr size_t g_model_size = 18800;" in files["model_data.h"]
+    assert "tflite::GetModel(g_model)" in files["main_example.cc"]
+    assert '"say \\"no\\"",' in files["model_config.h"]
+    assert "kws_model::kLabels[best]" in files["main_example.cc"]
+    if shutil.which("g++"):
+        report = compile_and_check(plan, files, tmp_path)
+        assert report["labels"] == 4
+        assert report["model_bin"] == path.read_bytes()
+
+
+def test_labels_from_sidecar(tmp_path: Path) -> None:
+    model = tmp_path / "kws.tflite"
+    shutil.copy(shared_model("micro_speech_quantized"), model)
+    (tmp_path / "kws.edgeq.json").write_text(json.dumps({"labels": ["a", "b", "c", "d"]}))
+    plan, files = generate_tflm_bundle(model)
+    assert plan.labels == ("a", "b", "c", "d")
+    assert "constexpr int kNumLabels = 4;" in files["model_config.h"]
+
+
+def test_margin_is_stated_and_applied() -> None:
+    path = shared_model("hello_world_int8")
+    plan, files = generate_tflm_bundle(path, arena_margin=0.25)
+    assert plan.arena_bytes >= plan.arena_measured * 1.25
+    assert plan.arena_bytes % 16 == 0
+    assert "plus a 25% margin" in files["model_config.h"]
+    assert f"kArenaMeasuredBytes = {plan.arena_measured};" in files["model_config.h"]
+
+
+# --------------------------------------------------------------------------- int4 and refusals
+
+
+def _patched(path: Path, edit) -> bytes:  # noqa: ANN001
+    model_t = load_model_t(path.read_bytes())
+    edit(model_t)
+    return serialize_model_t(model_t)
+
+
+def _int4_weights(model_t) -> None:  # noqa: ANN001
+    """Repack the second FULLY_CONNECTED's int8 weights as int4 (TFLM unpacks them)."""
+    sg = model_t.subgraphs[0]
+    w = sg.tensors[sg.operators[1].inputs[1]]
+    buf = model_t.buffers[w.buffer]
+    vals = np.clip(np.asarray(buf.data, dtype=np.uint8).view(np.int8) // 16, -8, 7)
+    nib = vals.astype(np.uint8) & 0x0F
+    buf.data = (nib[0::2] | (nib[1::2] << 4)).astype(np.uint8)
+    w.type = 17  # INT4
+
+
+def test_int4_weights_are_noted(tmp_path: Path) -> None:
+    data = _patched(shared_model("hello_world_int8"), _int4_weights)
+    model = tmp_path / "hello_int4.tflite"
+    model.write_bytes(data)
+    plan, files = generate_tflm_bundle(model)
+    assert [r.int4_weights for r in plan.ops] == [True]
+    assert "int4-packed weights in: FULLY_CONNECTED" in files["model_ops.h"]
+    # the vectors are what TFLM computes for the int4 model, not the int8 original
+    int8_out = run_tflm(shared_model("hello_world_int8").read_bytes(), list(plan.vector_inputs))
+    assert not np.array_equal(int8_out[0], plan.vector_outputs[0])
+
+
+def test_int4_outside_weights_is_refused() -> None:
+    def int4_activation(model_t) -> None:  # noqa: ANN001
+        sg = model_t.subgraphs[0]
+        sg.tensors[sg.operators[1].inputs[0]].type = 17
+
+    data = _patched(shared_model("hello_world_int8"), int4_activation)
+    with pytest.raises(
+        CodegenError,
+        match=r"int4 tensors .*FULLY_CONNECTED \(subgraph 0, op 1\) "
+        r"input 0",
+    ):
+        resolver_registrations(data)
+
+
+def _with_opcode(code_name: str, custom: bytes | None = None):  # noqa: ANN202
+    def edit(model_t) -> None:  # noqa: ANN001
+        from ai_edge_litert import schema_py_generated as schema
+
+        code = getattr(schema.BuiltinOperator, code_name)
+        oc = model_t.operatorCodes[0]
+        oc.builtinCode = code
+        oc.deprecatedBuiltinCode = min(code, 127)
+        oc.customCode = custom
+
+    return edit
+
+
+def test_op_without_registration_is_refused() -> None:
+    data = _patched(shared_model("hello_world_int8"), _with_opcode("TOPK_V2"))
+    with pytest.raises(CodegenError) as err:
+        resolver_registrations(data)
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert "TFLite Micro has no op registration for: TOPK_V2 (subgraph 0, op 0)" in msg
+    data = _patched(shared_model("hello_world_int8"), _with_opcode("CUSTOM", b"MyOp"))
+    with pytest.raises(CodegenError, match="custom op 'MyOp'"):
+        resolver_registrations(data)
+
+
+# -------------------------------------------------------------------------------------- CLI
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*EDGEQ, *args], capture_output=True, text=True, cwd=REPO)
+
+
+def test_cli_writes_bundle(tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+    proc = run_cli(
+        "codegen",
+        str(shared_model("hello_world_int8")),
+        "-o",
+        str(out),
+        "--runtime",
+        "tflm",
+        "--array-name",
+        "g_model",
+        "--vectors",
+        "2",
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["ops"] == ["FULLY_CONNECTED"]
+    assert summary["resolver_size"] == 1
+    assert summary["test_vectors"] == 2
+    assert sorted(p.name for p in out.iterdir()) == sorted(BUNDLE_FILES)
+    assert "g_model[g_model_size]" in (out / "model_data.cc").read_text()
+    assert "kNumTestVectors = 2;" in (out / "test_vectors.h").read_text()
+
+
+def test_cli_labels_file(tmp_path: Path) -> None:
+    labels = tmp_path / "labels.txt"
+    labels.write_text("silence\nunknown\nyes\nno\n")
+    out = tmp_path / "b"
+    proc = run_cli(
+        "codegen",
+        str(shared_model("micro_speech_quantized")),
+        "-o",
+        str(out),
+        "--labels",
+        str(labels),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "arena:" in proc.stdout
+    assert '"yes",' in (out / "model_config.h").read_text()
+
+
+def _assert_one_line_failure(proc: subprocess.CompletedProcess[str], out: Path, text: str) -> None:
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("edgeq: error: ")
+    assert text in lines[0]
+    assert not out.exists()
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}")]
+
+
+def test_cli_bad_inputs_write_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    bad_labels = tmp_path / "labels.txt"
+    bad_labels.write_text("a\nb\n")
+    proc = run_cli(
+        "codegen",
+        str(shared_model("micro_speech_quantized")),
+        "-o",
+        str(out),
+        "--labels",
+        str(bad_labels),
+    )
+    _assert_one_line_failure(proc, out, "2 labels given but output 0 has 4 values")
+
+    corrupt = tmp_path / "corrupt.tflite"
+    corrupt.write_bytes(shared_model("hello_world_int8").read_bytes()[:300])
+    proc = run_cli("codegen", str(corrupt), "-o", str(out))
+    _assert_one_line_failure(proc, out, "corrupt.tflite")
+
+    unsupported = tmp_path / "topk.tflite"
+    unsupported.write_bytes(_patched(shared_model("hello_world_int8"), _with_opcode("TOPK_V2")))
+    proc = run_cli("codegen", str(unsupported), "-o", str(out))
+    _assert_one_line_failure(proc, out, "no op registration for: TOPK_V2")
+
+    proc = run_cli(
+        "codegen",
+        str(shared_model("hello_world_int8")),
+        "-o",
+        str(out),
+        "--array-name",
+        "1bad-name",
+    )
+    _assert_one_line_failure(proc, out, "is not a C identifier")
+
+    proc = run_cli("codegen", str(tmp_path / "missing.tflite"), "-o", str(out))
+    _assert_one_line_failure(proc, out, "no such")
+
+    proc = run_cli(
+        "codegen",
+        str(shared_model("hello_world_int8")),
+        "-o",
+        str(out),
+        "--runtime",
+        "edgeq",
+        "--array-name",
+        "g_model",
+    )
+    _assert_one_line_failure(proc, out, "only for --runtime tflm")
+
+
+def test_cli_unwritable_output(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    proc = run_cli("codegen", str(shared_model("hello_world_int8")), "-o", str(blocker / "out"))
+    assert proc.returncode == 1
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert proc.stderr.startswith("edgeq: error: ")
+
+
+def test_cli_edgeq_runtime_is_dispatched(tmp_path: Path) -> None:
+    pytest.importorskip("edgeq.codegen.edgeq_rt")
+    out = tmp_path / "rt"
+    proc = run_cli(
+        "codegen",
+        str(shared_model("hello_world_int8")),
+        "-o",
+        str(out),
+        "--runtime",
+        "edgeq",
+        "--name",
+        "sine",
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["model_name"] == "sine"
+    assert (out / "model.c").is_file() and (out / "model.h").is_file()
+    assert '#define EDGEQ_MODEL_NAME "sine"' in (out / "model.h").read_text()
+
+
+# ------------------------------------------------------------- with a TFLite Micro source tree
+
+
+def _tflm_library(tflm: Path) -> Path:
+    """Build (once per tree) TFLM's static library with its own Makefile.
+
+    The tree is the user's. TFLM's Makefile fetches its third-party code (flatbuffers, gemmlowp,
+    ruy, kissfft) when missing, so prepare the tree once while online; CI runs offline.
+    """
+    libs = sorted(tflm.glob("gen/*/lib/libtensorflow-microlite.a"))
+    if not libs:
+        subprocess.run(
+            [
+                "make",
+                "-f",
+                "tensorflow/lite/micro/tools/make/Makefile",
+                f"-j{os.cpu_count() or 2}",
+                "microlite",
+            ],
+            cwd=tflm,
+            check=True,
+            capture_output=True,
+        )
+        libs = sorted(tflm.glob("gen/*/lib/libtensorflow-microlite.a"))
+    assert libs, "TFLM build produced no libtensorflow-microlite.a"
+    return libs[0]
+
+
+@pytest.mark.tflm_source
+@pytest.mark.slow
+@needs_gxx
+@pytest.mark.parametrize("name", ["hello_world_int8", "micro_speech_quantized"])
+def test_main_example_runs_against_tflm(name: str, tmp_path: Path) -> None:
+    tflm_dir = os.environ.get("EDGEQ_TFLM_DIR")
+    if not tflm_dir:
+        pytest.skip("EDGEQ_TFLM_DIR not set (path of a TFLite Micro source tree)")
+    tflm = Path(tflm_dir)
+    lib = _tflm_library(tflm)
+    _, files = generate_tflm_bundle(shared_model(name))
+    src = write_bundle(files, tmp_path / "bundle")
+    includes = [
+        tflm,
+        *tflm.glob("tensorflow/lite/micro/tools/make/downloads/*/include"),
+        tflm / "tensorflow/lite/micro/tools/make/downloads/gemmlowp",
+        tflm / "tensorflow/lite/micro/tools/make/downloads/ruy",
+        tflm / "tensorflow/lite/micro/tools/make/downloads/flatbuffers/include",
+        tflm / "tensorflow/lite/micro/tools/make/downloads/kissfft",
+    ]
+    cmd = [
+        "g++",
+        *CXXFLAGS[:4],
+        # TFLM's own warning set and code generation flags for its headers
+        "-Wno-unused-parameter",
+        "-fno-rtti",
+        "-fno-exceptions",
+        "-DTF_LITE_STATIC_MEMORY",
+        "-I",
+        str(src),
+        *[f"-I{p}" for p in includes if p.exists()],
+        str(src / "main_example.cc"),
+        str(src / "model_data.cc"),
+        str(src / "test_vectors.cc"),
+        str(lib),
+        "-o",
+        str(tmp_path / "example"),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = subprocess.run([str(tmp_path / "example")], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "0 of 3 test vectors differ" in run.stdout + run.stderr
+
+
+def test_plan_reads_model_once_more() -> None:
+    """The plan's I/O description equals a fresh read of its own bytes."""
+    path = shared_model("micro_speech_quantized")
+    plan, _ = generate_tflm_bundle(path)
+    info = read_tflite_bytes(plan.model_bytes)
+    assert [io.shape for io in plan.inputs] == [t.shape for t in info.input_tensors]
+    assert plan.vector_inputs[0].shape == (3, 1960)
+    assert (plan.vector_inputs[0][0] == -128).all()  # vector 0: input zero point
