@@ -386,14 +386,16 @@ def codegen_cmd(model: str, out_dir: str, runtime: str, as_json: bool, **opts: A
 
 
 def _render_boards(rows: list[dict[str, Any]]) -> str:
-    head = f"{'board':<18} {'core':<11} {'clock':>9} {'flash':>8} {'RAM':>8}  {'runs on':<22} flasher"
+    head = (f"{'board':<18} {'core':<11} {'clock run/max':>15} {'flash':>8} {'RAM':>8}  "
+            f"{'runs on':<22} flasher")
     lines = [head, "-" * len(head)]
     for r in rows:
-        clock = f"{r['clock_hz'] / 1e6:g} MHz"
+        run, top = r["clock_hz"] / 1e6, r["max_clock_hz"] / 1e6
+        clock = f"{run:g} MHz" if run == top else f"{run:g}/{top:g} MHz"
         runs = f"qemu {r['emulator']}" if r["emulator"] else "real board"
         flasher = f"pyocd {r['pyocd_target']}" if r["pyocd_target"] else "-"
         default = f"  (default for {r['default_for']})" if r["default_for"] else ""
-        lines.append(f"{r['name']:<18} {r['core']:<11} {clock:>9} {r['flash_bytes'] // 1024:>5} KB "
+        lines.append(f"{r['name']:<18} {r['core']:<11} {clock:>15} {r['flash_bytes'] // 1024:>5} KB "
                      f"{r['ram_bytes'] // 1024:>5} KB  {runs:<22} {flasher}{default}")
     return "\n".join(lines)
 

@@ -1,0 +1,1 @@
+"""On-device validation, latency, memory and energy reports (the last pipeline stage)."""

@@ -1,0 +1,102 @@
+"""On-device validation: every output byte from the device against the host oracle (TFLM).
+
+"Correct" for an int8 runtime is bit-exact with TFLite Micro's reference kernels, so the
+comparison is exact equality on raw output bytes — never a tolerance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgeq.device.session import DeviceSession
+from edgeq.errors import DataError
+
+
+@dataclass
+class ValidationReport:
+    samples: int
+    mismatched_samples: int
+    mismatched_bytes: int
+    max_abs_diff: int
+    first_mismatch: int | None
+    counts: list[int] = field(default_factory=list)  # per sample, device unit
+    unit: str = "instructions"
+    device_outputs: list[np.ndarray] = field(default_factory=list, repr=False)
+
+    @property
+    def bit_exact(self) -> bool:
+        return self.samples > 0 and self.mismatched_samples == 0
+
+    def to_dict(self) -> dict[str, object]:
+        return {"samples": self.samples, "bit_exact": self.bit_exact,
+                "mismatched_samples": self.mismatched_samples,
+                "mismatched_bytes": self.mismatched_bytes, "max_abs_diff": self.max_abs_diff,
+                "first_mismatch": self.first_mismatch, "unit": self.unit}
+
+
+def quantized_test_inputs(tflite: Path, data: str | None, limit: int) -> tuple[np.ndarray,
+                                                                                np.ndarray | None]:
+    """The first ``limit`` test samples of ``data`` (or the sidecar's dataset), quantized."""
+    from edgeq.analyze.evaluate import quantize_inputs
+    from edgeq.data import Normalization, load_dataset, prepare_inputs
+    from edgeq.models import load_model
+    from edgeq.tflite import read_tflite
+
+    loaded = load_model(tflite)
+    info = read_tflite(tflite)
+    spec = data or loaded.meta.get("dataset")
+    if not spec:
+        raise DataError(f"{tflite}: no dataset known for this model; pass --data")
+    in_t = info.input_tensors[0]
+    shape = (None, *in_t.shape[1:])
+    ds = load_dataset(spec, input_shape=tuple(shape[1:]))
+    x = prepare_inputs(ds.x_test[:limit], shape, Normalization.from_meta(loaded.meta),
+                       source=f"dataset '{ds.name}'")
+    y = None if ds.y_test is None else np.asarray(ds.y_test[:limit])
+    return quantize_inputs(x, in_t), y
+
+
+def validate_on_device(session: DeviceSession, inputs: Sequence[np.ndarray],
+                       expected: Sequence[np.ndarray]) -> ValidationReport:
+    """Run each sample on the device and compare every output byte with ``expected``.
+
+    ``inputs``/``expected`` hold one array per model input/output, samples on the first axis
+    (the layout ``edgeq.analyze.oracles.run_tflm`` takes and returns).
+    """
+    n = len(inputs[0])
+    mismatched = mism_bytes = max_diff = 0
+    first: int | None = None
+    counts: list[int] = []
+    outs_all: list[np.ndarray] = []
+    unit = session.info.counter
+    for k in range(n):
+        sample = [np.asarray(x[k]).reshape(io.shape) for x, io in
+                  zip(inputs, session.info.inputs, strict=True)]
+        outs, res = session.infer(sample)
+        counts.append(res.counts[0])
+        bad = False
+        for got, want in zip(outs, expected, strict=True):
+            w = np.asarray(want[k]).reshape(got.shape)
+            diff = got.astype(np.int64) != w.astype(np.int64)
+            if diff.any():
+                bad = True
+                mism_bytes += int(diff.sum()) * got.dtype.itemsize
+                max_diff = max(max_diff, int(np.abs(got.astype(np.int64)
+                                                    - w.astype(np.int64)).max()))
+        outs_all.append(outs[0])
+        if bad:
+            mismatched += 1
+            first = k if first is None else first
+    return ValidationReport(samples=n, mismatched_samples=mismatched, mismatched_bytes=mism_bytes,
+                            max_abs_diff=max_diff, first_mismatch=first, counts=counts, unit=unit,
+                            device_outputs=outs_all)
+
+
+def top1(outputs: Sequence[np.ndarray], labels: np.ndarray) -> float:
+    """Top-1 accuracy of raw (quantized) classifier outputs; argmax is scale-invariant."""
+    pred = np.array([int(np.argmax(o.reshape(-1))) for o in outputs])
+    return float((pred == labels[:len(pred)]).mean())

@@ -1,0 +1,255 @@
+"""The arm-none-eabi-gcc driver: compile the firmware for a board, link, size, and refuse images
+that do not fit.
+
+Direct compiler invocations (no Make) keep the command lines visible in ``build.log`` and let the
+driver turn compiler and linker failures into one-line ``BuildError``s. Output goes to a temp
+directory renamed into place, so a failed build never leaves a half-written firmware directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from edgeq.build.boards import Board
+from edgeq.build.linker import board_header, linker_script
+from edgeq.errors import BuildError
+from edgeq.fileio import atomic_output_dir
+
+FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
+RUNTIME_DIR = FIRMWARE_DIR / "runtime"
+CROSS_PREFIX = "arm-none-eabi-"
+INSTALL_HINT = ("install it (Debian/Ubuntu: sudo apt-get install gcc-arm-none-eabi "
+                "libnewlib-arm-none-eabi, or run `make setup`)")
+UART_SOURCES = {
+    "cmsdk": ("uart_cmsdk.c", []),
+    "stm32_usart_v1": ("uart_stm32.c", ["-DEQ_STM32_USART_V1"]),
+    "stm32_usart_v2": ("uart_stm32.c", ["-DEQ_STM32_USART_V2"]),
+    "nrf52_uarte": ("uart_nrf52.c", []),
+}
+COUNTER_SOURCES = {"systick_icount": "counter_systick.c", "dwt": "counter_dwt.c"}
+
+
+@dataclass(frozen=True)
+class SizeReport:
+    """Bytes per section group; flash = text+rodata+data, RAM = data+bss+stack."""
+
+    text: int
+    rodata: int
+    data: int
+    bss: int
+    stack: int
+    flash_capacity: int
+    ram_capacity: int
+
+    @property
+    def flash(self) -> int:
+        return self.text + self.rodata + self.data
+
+    @property
+    def ram(self) -> int:
+        return self.data + self.bss + self.stack
+
+    def to_dict(self) -> dict[str, int]:
+        return {**asdict(self), "flash": self.flash, "ram": self.ram}
+
+
+@dataclass(frozen=True)
+class FirmwareBuild:
+    board: Board
+    out_dir: Path
+    elf: Path
+    bin: Path
+    hex: Path
+    size: SizeReport
+    arena_bytes: int
+    profile_layers: bool
+
+
+def find_tool(name: str) -> str:
+    """Absolute path of a cross tool, or a BuildError saying how to install it."""
+    path = shutil.which(CROSS_PREFIX + name)
+    if path is None:
+        raise BuildError(f"{CROSS_PREFIX}{name} not found on PATH; {INSTALL_HINT}")
+    return path
+
+
+def model_arena_bytes(model_dir: Path) -> int:
+    """EDGEQ_MODEL_ARENA_BYTES from a generated model.h."""
+    header = model_dir / "model.h"
+    if not header.is_file():
+        raise BuildError(f"{header} not found; generate the model first (edgeq codegen "
+                         "--runtime edgeq)")
+    m = re.search(r"#define\s+EDGEQ_MODEL_ARENA_BYTES\s+\(?(\d+)", header.read_text())
+    if m is None:
+        raise BuildError(f"{header} has no EDGEQ_MODEL_ARENA_BYTES; regenerate the model")
+    return int(m.group(1))
+
+
+def parse_size(text: str, board: Board) -> SizeReport:
+    """Sum ``arm-none-eabi-size -A`` sections into the report's groups."""
+    sizes: dict[str, int] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0].startswith(".") and parts[1].isdigit():
+            sizes[parts[0]] = sizes.get(parts[0], 0) + int(parts[1])
+    return SizeReport(
+        text=sizes.get(".text", 0),
+        rodata=sizes.get(".rodata", 0) + sizes.get(".ARM.exidx", 0),
+        data=sizes.get(".data", 0),
+        bss=sizes.get(".bss", 0),
+        stack=sizes.get(".stack", 0),
+        flash_capacity=board.flash.length,
+        ram_capacity=board.ram.length,
+    )
+
+
+def _run(cmd: list[str], log: list[str], what: str) -> subprocess.CompletedProcess[str]:
+    log.append(" ".join(cmd))
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.stdout or proc.stderr:
+        log.append(proc.stdout + proc.stderr)
+    return proc
+
+
+def _first_error(text: str) -> str:
+    for line in text.splitlines():
+        if "error" in line.lower():
+            return line.strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[0] if lines else "no compiler output"
+
+
+def _sources(board: Board, model_dir: Path, runtime_dir: Path,
+             kernel_sources: list[Path] | None) -> list[tuple[Path, list[str]]]:
+    uart_file, uart_flags = UART_SOURCES[board.uart_driver]
+    srcs: list[tuple[Path, list[str]]] = [
+        (FIRMWARE_DIR / "startup" / "startup.c", []),
+        (FIRMWARE_DIR / "drivers" / uart_file, uart_flags),
+        (FIRMWARE_DIR / "drivers" / COUNTER_SOURCES[board.counter], []),
+        (FIRMWARE_DIR / "proto" / "eq_proto.c", []),
+        (FIRMWARE_DIR / "app" / "eq_app.c", []),
+        (FIRMWARE_DIR / "app" / "main.c", []),
+    ]
+    srcs += [(p, []) for p in sorted(model_dir.glob("*.c"))]
+    kernels = runtime_dir / "kernels"
+    if kernel_sources is not None:
+        srcs += [(Path(p), []) for p in kernel_sources]
+    elif kernels.is_dir():
+        srcs += [(p, []) for p in sorted(kernels.rglob("*.c"))]
+    srcs += [(p, []) for p in sorted(runtime_dir.glob("*.c"))]
+    return srcs
+
+
+def build_firmware(
+    board: Board,
+    model_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    runtime_dir: str | os.PathLike[str] | None = None,
+    opt: str = "-O2",
+    profile_layers: bool = False,
+    input_bytes: int | None = None,
+    kernel_sources: list[Path] | None = None,
+    defines: tuple[str, ...] = (),
+) -> FirmwareBuild:
+    """Compile the app, drivers, generated model and runtime kernels into fw.elf/.bin/.hex.
+
+    ``input_bytes`` (the sum of the model's input sizes) sizes the app's input staging buffer;
+    without it the arena size is used as a safe upper bound. ``kernel_sources`` (from codegen)
+    limits the runtime kernels compiled to those the model calls; default: all of them.
+    """
+    model_dir = Path(model_dir)
+    runtime = Path(runtime_dir) if runtime_dir is not None else RUNTIME_DIR
+    out = Path(out_dir)
+    gcc, objcopy, size_tool = find_tool("gcc"), find_tool("objcopy"), find_tool("size")
+    if not (runtime / "include").is_dir():
+        raise BuildError(f"edgeq-rt runtime headers not found in {runtime / 'include'}; "
+                         "restore firmware/runtime or pass runtime_dir")
+    arena = model_arena_bytes(model_dir)
+    staging = input_bytes if input_bytes is not None else arena
+    ram_floor = arena + staging + board.stack_bytes
+    if ram_floor > board.ram.length:
+        raise BuildError(
+            f"model does not fit {board.name} RAM: arena {arena} + input staging {staging} + "
+            f"stack {board.stack_bytes} = {ram_floor} bytes > {board.ram.length} bytes "
+            f"(over by {ram_floor - board.ram.length}); pick a board with more RAM or a smaller "
+            "model")
+    cflags = [
+        *board.gcc_cpu_flags(), opt, "-std=c99", "-g", "-Wall", "-Wextra", "-Werror",
+        "-ffunction-sections", "-fdata-sections", "-fno-common",
+        f"-DEQ_APP_STAGING_BYTES={max(staging, 1)}", *[f"-D{d}" for d in defines],
+    ]
+    if profile_layers:
+        cflags.append("-DEDGEQ_PROFILE_LAYERS")
+    log: list[str] = []
+    with atomic_output_dir(out) as tmp:
+        (tmp / "board_config.h").write_text(board_header(board))
+        (tmp / "linker.ld").write_text(linker_script(board))
+        includes = [f"-I{p}" for p in (tmp, FIRMWARE_DIR / "include", model_dir,
+                                       runtime / "include")]
+        (tmp / "obj").mkdir()
+        jobs = []
+        for i, (src, extra) in enumerate(_sources(board, model_dir, runtime, kernel_sources)):
+            obj = tmp / "obj" / f"{i:03d}_{src.stem}.o"
+            jobs.append((src, obj, [gcc, *cflags, *extra, *includes, "-c", str(src), "-o",
+                                    str(obj)]))
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            results = list(pool.map(lambda j: (j, _run(j[2], log, "compile")), jobs))
+        for (src, _, _), proc in results:
+            if proc.returncode != 0:
+                _write_log(out, log)
+                raise BuildError(f"{CROSS_PREFIX}gcc failed on {src.name}: "
+                                 f"{_first_error(proc.stderr)} (full log: {out / 'build.log'})")
+        objs = [str(obj) for _, obj, _ in jobs]
+        elf = tmp / "fw.elf"
+        ldflags = [*board.gcc_cpu_flags(), opt, "-nostartfiles", "--specs=nano.specs",
+                   "--specs=nosys.specs", "-Wl,--gc-sections", f"-Wl,-Map={tmp / 'fw.map'}"]
+        link = [gcc, *ldflags, "-T", str(tmp / "linker.ld"), *objs, "-lm", "-o", str(elf)]
+        proc = _run(link, log, "link")
+        if proc.returncode != 0:
+            if "overflowed" in proc.stderr or "will not fit" in proc.stderr:
+                (tmp / "measure.ld").write_text(linker_script(board, measure=True))
+                measure = [*link[:-1], str(tmp / "measure.elf")]
+                measure[measure.index(str(tmp / "linker.ld"))] = str(tmp / "measure.ld")
+                if _run(measure, log, "measure").returncode == 0:
+                    rep = parse_size(_run([size_tool, "-A", str(tmp / "measure.elf")], log,
+                                          "size").stdout, board)
+                    _write_log(out, log)
+                    raise BuildError(_does_not_fit(board, rep))
+            _write_log(out, log)
+            raise BuildError(f"linking the firmware failed: {_first_error(proc.stderr)} "
+                             f"(full log: {out / 'build.log'})")
+        for fmt, name in (("binary", "fw.bin"), ("ihex", "fw.hex")):
+            if _run([objcopy, "-O", fmt, str(elf), str(tmp / name)], log, fmt).returncode:
+                _write_log(out, log)
+                raise BuildError(f"{CROSS_PREFIX}objcopy could not write {name}; see build.log")
+        size_out = _run([size_tool, "-A", str(elf)], log, "size").stdout
+        (tmp / "size.txt").write_text(size_out)
+        report = parse_size(size_out, board)
+        (tmp / "build.log").write_text("\n".join(log) + "\n")
+    return FirmwareBuild(board=board, out_dir=out, elf=out / "fw.elf", bin=out / "fw.bin",
+                         hex=out / "fw.hex", size=report, arena_bytes=arena,
+                         profile_layers=profile_layers)
+
+
+def _does_not_fit(board: Board, rep: SizeReport) -> str:
+    parts = []
+    if rep.flash > rep.flash_capacity:
+        parts.append(f"flash needs {rep.flash} bytes, {board.name} has {rep.flash_capacity} "
+                     f"(over by {rep.flash - rep.flash_capacity})")
+    if rep.ram > rep.ram_capacity:
+        parts.append(f"RAM needs {rep.ram} bytes, {board.name} has {rep.ram_capacity} "
+                     f"(over by {rep.ram - rep.ram_capacity})")
+    detail = "; ".join(parts) or "the image overflows a memory region"
+    return f"model does not fit {board.name}: {detail}; pick a larger board or a smaller model"
+
+
+def _write_log(out: Path, log: list[str]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "build.log").write_text("\n".join(log) + "\n")

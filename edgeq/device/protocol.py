@@ -1,0 +1,172 @@
+"""The host side of the edgeq wire protocol (mirror of ``firmware/include/eq_proto.h``).
+
+A frame is ``COBS(raw) + b"\\x00"`` with ``raw = version | code | seq | payload | crc32_le``; the
+CRC-32 is zlib's. Decoding is strict: anything that is not valid COBS, has a wrong CRC, version
+or length raises ``FrameError`` — the session never acts on a corrupt frame.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+VERSION = 1
+MAX_PAYLOAD = 256
+HEADER_BYTES = 3
+CRC_BYTES = 4
+
+CMD_HELLO = 0x01
+CMD_LOAD_INPUT = 0x02
+CMD_INVOKE = 0x03
+CMD_READ_OUTPUT = 0x04
+CMD_READ_TIMING = 0x05
+CMD_LAYER_INFO = 0x06
+ERROR = 0x7F
+REPLY = 0x80
+
+ERROR_NAMES = {
+    1: "bad CRC",
+    2: "unsupported protocol version",
+    3: "frame too long",
+    4: "bad framing",
+    5: "unknown command",
+    6: "bad argument",
+    7: "invoke failed",
+    8: "frame too short",
+}
+
+COUNTER_KINDS = {0: "instructions", 1: "cycles"}
+DTYPES = {0: "int8", 1: "int16", 2: "float32", 3: "int32", 4: "uint8"}
+
+
+class FrameError(ValueError):
+    """A received frame is corrupt or malformed (never acted upon)."""
+
+
+def cobs_encode(data: bytes) -> bytes:
+    out = bytearray([0])
+    code_at, code = 0, 1
+    for b in data:
+        if b == 0:
+            out[code_at] = code
+            code_at, code = len(out), 1
+            out.append(0)
+        else:
+            out.append(b)
+            code += 1
+            if code == 0xFF:
+                out[code_at] = code
+                code_at, code = len(out), 1
+                out.append(0)
+    out[code_at] = code
+    return bytes(out)
+
+
+def cobs_decode(data: bytes) -> bytes:
+    out = bytearray()
+    i = 0
+    while i < len(data):
+        code = data[i]
+        i += 1
+        if code == 0:
+            raise FrameError("zero byte inside a COBS frame")
+        block = data[i:i + code - 1]
+        if len(block) != code - 1 or 0 in block:
+            raise FrameError("truncated COBS block")
+        out += block
+        i += code - 1
+        if code != 0xFF and i < len(data):
+            out.append(0)
+    return bytes(out)
+
+
+def encode_frame(code: int, seq: int, payload: bytes = b"", *, version: int = VERSION) -> bytes:
+    """Wire bytes of one frame, with the trailing delimiter."""
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+    raw = bytes([version, code, seq & 0xFF]) + payload
+    raw += struct.pack("<I", zlib.crc32(raw))
+    return cobs_encode(raw) + b"\x00"
+
+
+@dataclass(frozen=True)
+class Frame:
+    code: int
+    seq: int
+    payload: bytes
+
+
+def decode_frame(encoded: bytes) -> Frame:
+    """Parse one frame (without the delimiter); raise FrameError on any defect."""
+    raw = cobs_decode(encoded)
+    if len(raw) < HEADER_BYTES + CRC_BYTES:
+        raise FrameError(f"frame of {len(raw)} bytes is too short")
+    if len(raw) > HEADER_BYTES + MAX_PAYLOAD + CRC_BYTES:
+        raise FrameError(f"frame of {len(raw)} bytes is too long")
+    body, crc = raw[:-CRC_BYTES], struct.unpack("<I", raw[-CRC_BYTES:])[0]
+    if zlib.crc32(body) != crc:
+        raise FrameError("CRC mismatch")
+    if body[0] != VERSION:
+        raise FrameError(f"protocol version {body[0]}, expected {VERSION}")
+    return Frame(code=body[1], seq=body[2], payload=bytes(body[HEADER_BYTES:]))
+
+
+@dataclass(frozen=True)
+class IoInfo:
+    dtype: str
+    shape: tuple[int, ...]
+    bytes: int
+    scale: float
+    zero_point: int
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """What the firmware reports in the handshake."""
+
+    protocol_version: int
+    firmware_version: str
+    counter: str  # "instructions" | "cycles"
+    clock_hz: int
+    arena_bytes: int
+    num_layers: int
+    profile_layers: bool
+    max_payload: int
+    max_runs: int
+    staging_bytes: int
+    model_hash: str
+    model_name: str
+    board: str
+    inputs: tuple[IoInfo, ...]
+    outputs: tuple[IoInfo, ...]
+
+
+def parse_hello(p: bytes) -> DeviceInfo:
+    try:
+        (proto, major, minor, counter, clock, arena, layers, profile, n_in, n_out, max_payload,
+         max_runs, staging) = struct.unpack_from("<BBBBIIHBBBHHI", p, 0)
+        model_hash = p[25:41].rstrip(b"\x00").decode("ascii")
+        k = 41
+        names = []
+        for _ in range(2):
+            n = p[k]
+            names.append(p[k + 1:k + 1 + n].decode("utf-8", "replace"))
+            k += 1 + n
+        ios = []
+        for _ in range(n_in + n_out):
+            dtype, rank = p[k], p[k + 1]
+            dims = struct.unpack_from(f"<{rank}i", p, k + 2)
+            nbytes, scale, zp = struct.unpack_from("<Ifi", p, k + 2 + 4 * rank)
+            ios.append(IoInfo(DTYPES.get(dtype, f"dtype{dtype}"), tuple(dims), nbytes, scale, zp))
+            k += 2 + 4 * rank + 12
+    except (struct.error, IndexError, UnicodeDecodeError) as exc:
+        raise FrameError(f"malformed handshake reply ({exc})") from None
+    return DeviceInfo(
+        protocol_version=proto, firmware_version=f"{major}.{minor}",
+        counter=COUNTER_KINDS.get(counter, f"counter{counter}"), clock_hz=clock,
+        arena_bytes=arena, num_layers=layers, profile_layers=bool(profile),
+        max_payload=max_payload, max_runs=max_runs, staging_bytes=staging,
+        model_hash=model_hash, model_name=names[0], board=names[1],
+        inputs=tuple(ios[:n_in]), outputs=tuple(ios[n_in:]),
+    )

@@ -1,0 +1,30 @@
+/* Firmware entry: bring up the UART and counter, then serve protocol frames forever. */
+#include "eq_app.h"
+#include "eq_hal.h"
+
+static eqp_rx g_rx;
+static uint8_t g_tx[EQP_MAX_ENCODED + 1u];
+
+int main(void) {
+    eq_uart_init();
+    eq_counter_init();
+    eq_app_init();
+    eqp_rx_reset(&g_rx);
+    for (;;) {
+        uint8_t byte;
+        if (!eq_uart_getc(&byte)) {
+            continue;
+        }
+        int event = eqp_rx_push(&g_rx, byte);
+        size_t n = 0;
+        if (event == EQP_RX_FRAME) {
+            n = eq_app_handle_encoded(g_rx.buf, g_rx.len, g_tx, sizeof g_tx);
+            eqp_rx_reset(&g_rx);
+        } else if (event == EQP_RX_OVERSIZE) {
+            n = eq_app_oversize_reply(g_tx, sizeof g_tx);
+        }
+        for (size_t i = 0; i < n; ++i) {
+            eq_uart_putc(g_tx[i]);
+        }
+    }
+}

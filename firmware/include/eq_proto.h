@@ -1,0 +1,79 @@
+/* edgeq host <-> firmware protocol: framing, checksum and command codes.
+ *
+ * A frame on the wire is COBS(raw) followed by one 0x00 delimiter, where
+ *   raw = version(1) | code(1) | seq(1) | payload(0..EQP_MAX_PAYLOAD) | crc32_le(4)
+ * and the CRC-32 (IEEE, reflected, as zlib.crc32) covers version..payload. Requests carry a
+ * command code; replies carry code | EQP_REPLY, or EQP_ERROR with {error, command}. All integers
+ * are little-endian. The codec is hardware-free so the host test suite can fuzz it with gcc.
+ */
+#ifndef EQ_PROTO_H
+#define EQ_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define EQP_VERSION 1u
+#define EQP_MAX_PAYLOAD 256u
+#define EQP_HEADER_BYTES 3u
+#define EQP_CRC_BYTES 4u
+#define EQP_MAX_RAW (EQP_HEADER_BYTES + EQP_MAX_PAYLOAD + EQP_CRC_BYTES)
+#define EQP_MAX_ENCODED (EQP_MAX_RAW + EQP_MAX_RAW / 254u + 2u)
+
+enum eqp_code {
+    EQP_CMD_HELLO = 0x01,       /* -> device info */
+    EQP_CMD_LOAD_INPUT = 0x02,  /* u8 input, u32 offset, bytes -> u32 offset, u16 count */
+    EQP_CMD_INVOKE = 0x03,      /* u16 warmup, u16 runs -> u8 status, u16 runs */
+    EQP_CMD_READ_OUTPUT = 0x04, /* u8 output, u32 offset, u16 count -> bytes */
+    EQP_CMD_READ_TIMING = 0x05, /* u8 kind (0 runs, 1 layers), u16 first, u16 count -> u32[] */
+    EQP_CMD_LAYER_INFO = 0x06,  /* u16 layer -> u32 macs, name bytes */
+    EQP_ERROR = 0x7F,           /* reply: u8 error, u8 command */
+    EQP_REPLY = 0x80
+};
+
+enum eqp_error {
+    EQP_E_CRC = 1,
+    EQP_E_VERSION = 2,
+    EQP_E_OVERSIZE = 3,
+    EQP_E_FRAMING = 4,
+    EQP_E_UNKNOWN_CMD = 5,
+    EQP_E_ARG = 6,
+    EQP_E_INVOKE = 7,
+    EQP_E_SHORT = 8
+};
+
+enum eqp_rx_event { EQP_RX_NONE = 0, EQP_RX_FRAME = 1, EQP_RX_OVERSIZE = 2, EQP_RX_EMPTY = 3 };
+
+/* Byte-at-a-time receiver: collects encoded bytes up to a delimiter, never writes past buf. */
+typedef struct {
+    uint8_t buf[EQP_MAX_ENCODED];
+    uint16_t len;
+    uint8_t overflow;
+} eqp_rx;
+
+typedef struct {
+    uint8_t code;
+    uint8_t seq;
+    const uint8_t *payload;
+    uint16_t payload_len;
+} eqp_frame;
+
+void eqp_rx_reset(eqp_rx *rx);
+/* Feed one byte. EQP_RX_FRAME: rx->buf[0..rx->len) holds one encoded frame (without the
+ * delimiter); EQP_RX_OVERSIZE: a frame longer than EQP_MAX_ENCODED was dropped whole. */
+int eqp_rx_push(eqp_rx *rx, uint8_t byte);
+
+uint32_t eqp_crc32(const uint8_t *data, size_t n);
+/* Returns the decoded length, or (size_t)-1 if the input is not valid COBS or does not fit. */
+size_t eqp_cobs_decode(const uint8_t *in, size_t n, uint8_t *out, size_t cap);
+/* Returns the encoded length (without delimiter), or 0 if it does not fit in cap. */
+size_t eqp_cobs_encode(const uint8_t *in, size_t n, uint8_t *out, size_t cap);
+
+/* Checks version, length and CRC of a decoded frame; returns 0 or an eqp_error. On error
+ * f->seq/f->code are filled when the header was readable (else 0). */
+int eqp_parse(const uint8_t *raw, size_t n, eqp_frame *f);
+
+/* Builds raw frame + COBS + delimiter into out; returns the byte count, 0 if it does not fit. */
+size_t eqp_build(uint8_t code, uint8_t seq, const uint8_t *payload, size_t n, uint8_t *scratch,
+                 size_t scratch_cap, uint8_t *out, size_t cap);
+
+#endif

@@ -1,0 +1,141 @@
+"""Board configs: every shipped board loads and validates, --target resolution, bad configs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from edgeq.build.boards import board_dir, list_boards, load_board_file, power_model, resolve_target
+from edgeq.build.linker import board_header, linker_script, uart_divisor
+from edgeq.cli import cli
+from edgeq.errors import BuildError
+
+EMULATED = {"mps2-an386", "mps2-an500", "mps2-an385", "mps2-an505", "netduinoplus2"}
+REAL = {"nucleo-l4r5zi", "nucleo-f446re", "stm32f4-discovery", "nrf52840dk", "nucleo-h743zi"}
+
+
+def test_all_required_boards_present_and_valid():
+    boards = {b.name: b for b in list_boards()}
+    assert EMULATED | REAL <= set(boards)
+    for name in EMULATED:
+        assert boards[name].emulated and boards[name].counter == "systick_icount"
+    for name in REAL:
+        b = boards[name]
+        assert not b.emulated and b.counter == "dwt"
+        assert b.pyocd_target and b.flasher == "pyocd"
+        assert b.power.supply_v and b.power.run_ua_per_mhz and b.power.source
+        assert b.max_clock_hz >= b.clock_hz > 0
+
+
+def test_datasheet_figures():
+    b = resolve_target(board="nucleo-l4r5zi")
+    assert (b.max_clock_hz, b.flash.length, b.ram.length) == (120_000_000, 2 << 20, 640 << 10)
+    b = resolve_target(board="nucleo-f446re")
+    assert (b.max_clock_hz, b.flash.length, b.ram.length) == (180_000_000, 512 << 10, 128 << 10)
+    b = resolve_target(board="nrf52840dk")
+    assert (b.max_clock_hz, b.flash.length, b.ram.length) == (64_000_000, 1 << 20, 256 << 10)
+    assert resolve_target(board="nucleo-h743zi").max_clock_hz == 480_000_000
+    assert resolve_target(board="stm32f4-discovery").flash.length == 1 << 20
+
+
+@pytest.mark.parametrize("core,board", [("cortex-m4", "mps2-an386"), ("cortex-m7", "mps2-an500"),
+                                        ("cortex-m3", "mps2-an385"), ("cortex-m33", "mps2-an505")])
+def test_target_core_resolves_to_default_emulated_board(core, board):
+    b = resolve_target(core)
+    assert b.name == board and b.emulated and b.core == core
+
+
+def test_target_board_name_and_board_option():
+    assert resolve_target("nucleo-f446re").name == "nucleo-f446re"
+    assert resolve_target("cortex-m4", "netduinoplus2").name == "netduinoplus2"
+    assert resolve_target(None, None).name == "mps2-an386"
+
+
+def test_unknown_target_and_board_are_one_line_errors():
+    with pytest.raises(BuildError, match="unknown target 'cortex-m99'.*cortex-m4"):
+        resolve_target("cortex-m99")
+    with pytest.raises(BuildError, match="unknown board 'nope'.*mps2-an386"):
+        resolve_target(board="nope")
+    with pytest.raises(BuildError, match="has a cortex-m7, not cortex-m4"):
+        resolve_target("cortex-m4", "nucleo-h743zi")
+
+
+def _broken(tmp_path: Path, edit) -> Path:
+    src = board_dir() / "mps2-an386.toml"
+    text = edit(src.read_text())
+    dst = tmp_path / "mps2-an386.toml"
+    dst.write_text(text)
+    return dst
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda t: t.replace('driver = "cmsdk"', 'driver = "pl011"'), "uart.driver = 'pl011'"),
+    (lambda t: t.replace("hz = 25_000_000 ", "hz = \"fast\" "), "clock.hz has the wrong type"),
+    (lambda t: t.replace('core = "cortex-m4"', 'core = "cortex-a53"'), "core = 'cortex-a53'"),
+    (lambda t: t.replace("[counter]", "[countr]"), "counter table is missing"),
+    (lambda t: t.replace('kind = "ram"', 'kind = "rom"'), "memory\\[1\\].kind"),
+    (lambda t: t + "\n[[[", "not valid TOML"),
+    (lambda t: t.replace('name = "mps2-an386"', 'name = "other"'), "differs from the file name"),
+])
+def test_invalid_board_config_names_file_and_field(tmp_path, edit, message):
+    with pytest.raises(BuildError, match=message):
+        load_board_file(_broken(tmp_path, edit))
+
+
+def test_board_path_and_env_dir(tmp_path, monkeypatch):
+    path = _broken(tmp_path, lambda t: t.replace("0x00400000      # 4 MB ZBT SSRAM2/3",
+                                                 "0x1000"))
+    assert resolve_target(board=str(path)).ram.length == 0x1000
+    monkeypatch.setenv("EDGEQ_BOARD_DIR", str(tmp_path))
+    assert [b.name for b in list_boards()] == ["mps2-an386"]
+    monkeypatch.setenv("EDGEQ_BOARD_DIR", str(tmp_path / "empty"))
+    with pytest.raises(BuildError, match="no board configs"):
+        list_boards()
+
+
+def test_linker_script_uses_board_regions():
+    b = resolve_target(board="netduinoplus2")
+    ld = linker_script(b)
+    assert "ORIGIN = 0x08000000, LENGTH = 0x100000" in ld
+    assert "ORIGIN = 0x20000000, LENGTH = 0x20000" in ld
+    assert ". = . + 0x2000;" in ld  # stack_bytes
+    assert "LENGTH = 0x10000000" in linker_script(b, measure=True)
+
+
+def test_uart_divisors_and_board_header():
+    assert uart_divisor(resolve_target(board="mps2-an386")) == 217  # 25 MHz / 115200
+    assert uart_divisor(resolve_target(board="nucleo-f446re")) == 139  # 16 MHz / 115200
+    assert uart_divisor(resolve_target(board="nucleo-l4r5zi")) == 8889  # LPUART: 256*4 MHz/baud
+    assert uart_divisor(resolve_target(board="nrf52840dk")) == 0x01D7E000  # datasheet value
+    h = board_header(resolve_target(board="nucleo-f446re"))
+    assert "#define EQ_BOARD_INIT_COUNT 4u" in h and "0x40023830u" in h
+
+
+def test_emulated_boards_borrow_a_real_power_model():
+    model, source = power_model(resolve_target(board="mps2-an386"))
+    assert source == "nucleo-l4r5zi" and model.run_ua_per_mhz == 110.0
+
+
+def test_cli_boards_lists_everything():
+    res = CliRunner().invoke(cli, ["boards"])
+    assert res.exit_code == 0, res.output
+    for name in EMULATED | REAL:
+        assert name in res.output
+    assert "qemu mps2-an386" in res.output and "pyocd stm32l4r5zitx" in res.output
+    res = CliRunner().invoke(cli, ["boards", "--json"])
+    rows = json.loads(res.output)
+    an386 = next(r for r in rows if r["name"] == "mps2-an386")
+    assert an386["flash_bytes"] == 4 << 20 and an386["default_for"] == "cortex-m4"
+
+
+def test_cli_boards_bad_dir_is_one_line(tmp_path, monkeypatch):
+    shutil.copy(board_dir() / "mps2-an386.toml", tmp_path / "mps2-an386.toml")
+    (tmp_path / "x.toml").write_text("name = 3\n")
+    monkeypatch.setenv("EDGEQ_BOARD_DIR", str(tmp_path))
+    res = CliRunner().invoke(cli, ["boards"])
+    assert res.exit_code == 1
+    assert res.output.count("\n") == 1 and "x.toml" in res.output

@@ -1,0 +1,160 @@
+"""`edgeq build / bench / run / flash` end to end through the CLI, and their one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgeq.analyze.oracles import run_tflm
+from edgeq.bench.validate import quantized_test_inputs
+from edgeq.build.boards import board_dir
+from edgeq.cli import cli
+
+
+def _run(args, env=None):
+    return CliRunner().invoke(cli, args, env=env)
+
+
+def _one_line_error(res, text):
+    assert res.exit_code == 1, res.output
+    err = res.output.strip().splitlines()[-1]
+    assert err.startswith("edgeq: error:") and text in err, res.output
+    assert "Traceback" not in res.output
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """`edgeq build --target cortex-m4` on the default model (what `make run` does)."""
+    out = tmp_path_factory.mktemp("cli_build") / "digits_cnn-mps2-an386"
+    res = _run(["build", "--target", "cortex-m4", "-o", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output[res.output.index("{"):])
+    return out, report
+
+
+@pytest.mark.slow
+def test_build_reports_bit_exact_device_run(built):
+    out, r = built
+    assert r["board"] == "mps2-an386" and r["core"] == "cortex-m4"
+    dev = r["device"]
+    assert dev["validation"]["samples"] == 100 and dev["validation"]["bit_exact"]
+    acc = r["accuracy"]
+    assert acc["float"] > 0.9 and acc["int8_host"] > 0.9
+    assert acc["int8_device"] == acc["int8_host_same_samples"]
+    mem = r["memory"]
+    assert mem["flash"] == mem["text"] + mem["rodata"] + mem["data"]
+    assert mem["ram"] == mem["data"] + mem["bss"] + mem["stack"] and mem["bss"] >= mem["arena"]
+    assert dev["latency"]["unit"] == "instructions" and dev["latency"]["median_ms"] is None
+    assert dev["energy"]["estimate"] is True and dev["energy"]["microjoules"] > 0
+    for name in ("model_int8.tflite", "edgeq_rt/model.c", "firmware/fw.elf", "firmware/fw.bin",
+                 "firmware/fw.hex"):
+        assert (out / name).is_file(), name
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {"quantize", "evaluate", "codegen", "build", "device"} <= set(manifest)
+
+
+@pytest.mark.slow
+def test_bench_per_layer_and_run_on_the_emulator(built, tmp_path):
+    out, r = built
+    res = _run(["bench", "--board", "mps2-an386", "--emulator", "--build-dir", str(out),
+                "--runs", "4", "--per-layer", "--json"])
+    assert res.exit_code == 0, res.output
+    b = json.loads(res.output[res.output.index("{"):])
+    assert b["latency"]["runs"] == 4 and b["latency"]["min"] == b["latency"]["max"]
+    assert len(b["model_hash"]) == 16 and b["counter"] == "instructions"
+    assert [x["op"] for x in b["layers"]][0] == "CONV_2D"
+    assert sum(x["count"] for x in b["layers"]) <= b["latency"]["median"]
+    text = _run(["bench", "--board", "mps2-an386", "--emulator", "--build-dir", str(out),
+                 "--runs", "2", "--per-layer"]).output
+    assert "MACs/instruction" in text and "estimate" in text
+
+    x, _ = quantized_test_inputs(out / "model_int8.tflite", None, 1)
+    np.save(tmp_path / "x.npy", x[0])
+    res = _run(["run", str(tmp_path / "x.npy"), "--emulator", "--build-dir", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    got = json.loads(res.output[res.output.index("{"):])
+    want = run_tflm(out / "model_int8.tflite", x)[0][0].reshape(-1)
+    assert got["output"] == want.tolist() and got["argmax"] == int(np.argmax(want))
+    # a float input is quantized with the device's input scale/zero point first
+    from edgeq.tflite import read_tflite
+
+    q = read_tflite(out / "model_int8.tflite").input_tensors[0].quant
+    x_float = (x[0].astype(np.float32) - q.zero_point[0]) * q.scale[0]
+    np.save(tmp_path / "xf.npy", x_float)
+    res = _run(["run", str(tmp_path / "xf.npy"), "--emulator", "--build-dir", str(out), "--json"])
+    assert json.loads(res.output[res.output.index("{"):])["output"] == want.tolist()
+
+
+@pytest.mark.slow
+def test_build_refuses_model_too_large_for_board(built, tmp_path):
+    out, _ = built
+    text = (board_dir() / "mps2-an386.toml").read_text()
+    tiny = tmp_path / "tiny-m4.toml"
+    tiny.write_text(text.replace('name = "mps2-an386"', 'name = "tiny-m4"')
+                    .replace("0x00400000      # 4 MB ZBT SSRAM2/3", "0x2000"))
+    res = _run(["build", str(out / "model_int8.tflite"), "--board", str(tiny), "-o",
+                str(tmp_path / "b")])
+    _one_line_error(res, "model does not fit tiny-m4 RAM")
+    assert "over by" in res.output and "8192" in res.output
+    assert not (tmp_path / "b" / "firmware").exists()
+
+
+def test_unknown_target_and_board(tmp_path):
+    _one_line_error(_run(["build", "--target", "cortex-m99"]), "unknown target 'cortex-m99'")
+    _one_line_error(_run(["build", "--board", "nope"]), "unknown board 'nope'")
+    _one_line_error(_run(["bench", "--board", "nope", "--emulator"]), "unknown board 'nope'")
+
+
+def test_missing_cross_compiler_and_qemu(tmp_path):
+    _one_line_error(_run(["build"], env={"PATH": str(tmp_path)}),
+                    "arm-none-eabi-gcc not found on PATH; install it")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("gcc", "objcopy", "size"):
+        os.symlink(shutil.which(f"arm-none-eabi-{tool}"), bin_dir / f"arm-none-eabi-{tool}")
+    _one_line_error(_run(["build"], env={"PATH": str(bin_dir)}),
+                    "qemu-system-arm not found on PATH; install it")
+
+
+def test_bench_and_run_argument_errors(tmp_path):
+    _one_line_error(_run(["bench", "--emulator", "--port", "/dev/null", "--build-dir",
+                          str(tmp_path)]), "exactly one of --port PORT or --emulator")
+    _one_line_error(_run(["bench", "--emulator", "--build-dir", str(tmp_path)]),
+                    "fw.elf not found; run `edgeq build")
+    _one_line_error(_run(["bench", "--board", "nucleo-f446re", "--emulator", "--build-dir",
+                          str(tmp_path)]), "has no emulator")
+    _one_line_error(_run(["bench", "--board", "nucleo-f446re", "--port", "/dev/ttyEDGEQ_NOPE",
+                          "--build-dir", str(tmp_path)]), "/dev/ttyEDGEQ_NOPE not found")
+    _one_line_error(_run(["run", str(tmp_path / "x.npy"), "--emulator"]), "expected an existing")
+    _one_line_error(_run(["flash", "--board", "mps2-an386"]), "emulated: nothing to flash")
+    _one_line_error(_run(["build", str(tmp_path / "nope.h5")]), "no such model file")
+
+
+def test_boards_listing_is_fast_and_complete():
+    res = _run(["boards"])
+    assert res.exit_code == 0 and len(res.output.splitlines()) == 2 + len(
+        list(Path(board_dir()).glob("*.toml")))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board", ["nucleo-l4r5zi", "nrf52840dk", "nucleo-h743zi"])
+def test_build_for_real_board_stops_before_running(built, tmp_path, board):
+    out, _ = built
+    res = _run(["build", str(out / "model_int8.tflite"), "--board", board, "-o",
+                str(tmp_path / board), "--json"])
+    assert res.exit_code == 0, res.output
+    r = json.loads(res.output[res.output.index("{"):])
+    assert r["device"]["ran"] is False and "edgeq flash" in r["device"]["reason"]
+    assert (tmp_path / board / "firmware" / "fw.hex").is_file()
+    from edgeq.build.boards import resolve_target
+
+    assert r["memory"]["flash_capacity"] == resolve_target(board=board).flash.length
+    text = _run(["build", str(out / "model_int8.tflite"), "--board", board, "-o",
+                 str(tmp_path / board), "--no-run"]).output
+    assert "device: not run (--no-run)" in text and "flash:" in text and "RAM:" in text
