@@ -142,7 +142,16 @@ def quantize(model: str, output: str | None, data: str | None, mode: str, io_dty
     )
     if hook is not None:
         result["range_calibration"] = hook.summary()
-    emit(result, as_json, _render_quantize)
+
+    def render(r: dict[str, Any]) -> str:
+        text = _render_quantize(r)
+        rc = r.get("range_calibration")
+        if rc:
+            text += (f"\nactivation ranges: {rc['method']} on {rc.get('calibrated', 0)} tensors, "
+                     f"{rc.get('narrowed', 0)} narrower than min-max (verified in the .tflite)")
+        return text
+
+    emit(result, as_json, render)
 
 
 @cli.command()
@@ -185,7 +194,9 @@ def _render_qat(r: dict[str, Any]) -> str:
     return (f"wrote {r['output']} ({r['tflite_bytes']:,} bytes): QAT {r['epochs']} epochs, "
             f"{r['rounding']} rounding\n  accuracy float {pct(r['float_accuracy'])}, "
             f"QAT {pct(r['qat_accuracy'])}, int8 {pct(r['int8_accuracy'])}\n"
-            f"  activation ranges from training: {m}/{t} tensors (no re-calibration)")
+            f"  activation ranges from training: {m}/{t} tensors (no re-calibration)"
+            + (f"\n  still float (not QAT-annotated): {', '.join(r['float_ops'])}"
+               if r.get("float_ops") else ""))
 
 
 @cli.command("train-qat")

@@ -1,0 +1,116 @@
+"""Calibrators choose activation ranges from histograms, and those ranges are in the .tflite."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from helpers_calibration import (
+    int8_accuracy,
+    planted_data,
+    planted_outlier_model,
+    tensor_scale,
+    trained_digits_cnn,
+)
+
+from edgeq.errors import QuantizeError
+from edgeq.quantize import calibration as C
+
+
+@pytest.mark.parametrize("spec", ["percentile:0", "percentile:-1", "percentile:100.5",
+                                  "percentile:nan", "percentile:abc", "median", "kl:3"])
+def test_bad_calibration_specs_are_refused_with_a_fix(spec: str) -> None:
+    with pytest.raises(QuantizeError) as exc:
+        C.CalibrationMethod.parse(spec)
+    msg = str(exc.value)
+    assert "\n" not in msg and ("use" in msg)
+
+
+def test_calibration_specs_parse() -> None:
+    assert C.CalibrationMethod.parse("percentile:99.9").percentile == 99.9
+    assert C.CalibrationMethod.parse("percentile:100").percentile == 100.0
+    assert C.CalibrationMethod.parse("percentile").percentile == C.DEFAULT_PERCENTILE
+    assert str(C.CalibrationMethod.parse("KL")) == "kl"
+
+
+def test_signed_data_is_clipped_on_both_sides() -> None:
+    rng = np.random.default_rng(1)
+    v = np.concatenate([rng.normal(0.0, 1.0, 200_000), [-60.0, 45.0]])
+    s = C.stats_from_values(v)
+    for lo, hi in (C.calibrate_percentile(s, 99.99), C.calibrate_kl(s), C.calibrate_mse(s)):
+        assert -60.0 < lo < -1.0 and 1.0 < hi < 45.0
+        assert lo <= 0.0 <= hi
+    assert C.calibrate_minmax(s) == (-60.0, 45.0)
+
+
+def test_uniform_data_keeps_the_minmax_range_within_one_int8_step() -> None:
+    v = np.random.default_rng(2).uniform(-1.0, 3.0, 300_000)
+    s = C.stats_from_values(v)
+    step = (s.max - s.min) / 255
+    for lo, hi in (C.calibrate_percentile(s, 99.99), C.calibrate_kl(s), C.calibrate_mse(s)):
+        assert abs(lo - s.min) <= step and abs(hi - s.max) <= step
+
+
+@pytest.fixture(scope="module")
+def planted() -> dict[str, tuple[bytes, C.Calibration]]:
+    model, x = planted_outlier_model(), planted_data()
+    return {m: C.convert_calibrated(model, x, m) for m in ("minmax", "percentile", "kl", "mse")}
+
+
+OUT = "StatefulPartitionedCall:0"
+
+
+def _names(cal: C.Calibration) -> tuple[str, str]:
+    names = list(cal.ranges)
+    inp = next(n for n in names if "serving_default" in n)
+    d1 = next(n for n in names if "d1" in n)
+    return inp, d1
+
+
+def test_minmax_puts_the_observed_range_in_the_tflite(planted) -> None:
+    tfl, cal = planted["minmax"]
+    assert cal.ranges[OUT] == pytest.approx((0.0, 100.0), abs=1e-3)
+    assert tensor_scale(tfl, OUT) == pytest.approx(100.0 / 255, rel=1e-4)
+
+
+@pytest.mark.parametrize("method", ["percentile", "kl", "mse"])
+def test_clipping_calibrators_narrow_only_the_outlier_tensor(planted, method: str) -> None:
+    tfl_mm, cal_mm = planted["minmax"]
+    tfl, cal = planted[method]
+    # the ranges the calibrator chose are exactly what the quantizer wrote (no re-calibration)
+    assert C.check_ranges(tfl, cal.ranges) == {}
+    lo, hi = cal.ranges[OUT]
+    assert tensor_scale(tfl, OUT) == pytest.approx((hi - min(lo, 0.0)) / 255, rel=1e-4)
+    # strictly narrower than min-max where the outlier is
+    assert tensor_scale(tfl, OUT) < tensor_scale(tfl_mm, OUT) * 0.97
+    # equal to min-max within one int8 step where there is none
+    for name in _names(cal):
+        s_mm = tensor_scale(tfl_mm, name)
+        assert abs(tensor_scale(tfl, name) - s_mm) <= s_mm / 255 + 1e-9, name
+
+
+def test_percentile_and_kl_cut_the_outlier_hard(planted) -> None:
+    assert planted["percentile"][1].ranges[OUT][1] < 2.0
+    assert planted["kl"][1].ranges[OUT][1] <= 12.5 + 1e-3
+
+
+def test_statistics_histogram_every_activation_tensor(planted) -> None:
+    _, cal = planted["minmax"]
+    assert len(cal.stats) == 3
+    for s in cal.stats.values():
+        assert s.total == 2000 * (16 if "serving" in s.name else 17)
+        assert len(s.counts) == C.DEFAULT_BINS and math.isclose(s.edges[-1], max(s.max, 0.0))
+
+
+@pytest.mark.slow
+def test_best_calibrator_on_digits_is_not_worse_than_minmax() -> None:
+    model, ds = trained_digits_cnn()
+    rep = ds.x_train[:200]
+    acc = {}
+    for m in ("minmax", "percentile", "kl", "mse"):
+        tfl, cal = C.convert_calibrated(model, rep, m)
+        assert C.check_ranges(tfl, cal.ranges) == {}
+        acc[m] = int8_accuracy(tfl, ds.x_test, ds.y_test)
+    assert acc["minmax"] > 0.85
+    assert max(acc[m] for m in ("percentile", "kl", "mse")) >= acc["minmax"]
