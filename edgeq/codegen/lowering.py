@@ -68,7 +68,33 @@ def registered_ops() -> dict[str, LoweringFn]:
     return dict(_LOWERINGS)
 
 
-def lower_operator(model: TfliteModel, op: Operator) -> KernelCall:
+# Alternative lowerings selected by a generator option (e.g. "lut" weight coding); each may
+# return None to leave the op to the plain lowering above. Registered by edgeq.codegen.ops_lut.
+_VARIANTS: dict[str, dict[str, Callable[[TfliteModel, Operator], KernelCall | None]]] = {}
+
+
+def lowering_variant(variant: str, *op_names: str) -> Callable[[Any], Any]:
+    """Register an alternative lowering for ``op_names`` under the option name ``variant``."""
+
+    def register(fn: Any) -> Any:
+        table = _VARIANTS.setdefault(variant, {})
+        for name in op_names:
+            if name in table:
+                raise RuntimeError(f"two '{variant}' lowerings registered for {name}")
+            table[name] = fn
+        return fn
+
+    return register
+
+
+def lower_operator(
+    model: TfliteModel, op: Operator, variants: tuple[str, ...] = ()
+) -> KernelCall:
+    for variant in variants:
+        alt = _VARIANTS.get(variant, {}).get(op.opcode)
+        call = alt(model, op) if alt is not None else None
+        if call is not None:
+            return call
     fn = _LOWERINGS.get(op.opcode)
     if fn is None:
         raise CodegenError(f"operator {op.index} ({op.opcode}) is not supported by edgeq-rt")

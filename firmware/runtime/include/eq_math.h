@@ -59,6 +59,17 @@ static inline int32_t eq_requantize(int32_t x, int32_t multiplier, int32_t shift
 #endif
 }
 
+/* Requantization of an int64 accumulator (int16x8 kernels with int64 bias). TFLM and LiteRT use
+ * the same formula in both rounding modes: the multiplier reduced to 16 bits, one rounding shift.
+ * Valid for |x| < 2^47 and shift in [-31, 7], as the reference kernels assume. */
+static inline int32_t eq_requantize_i64(int64_t x, int32_t multiplier, int32_t shift)
+{
+    const int32_t reduced = multiplier < 0x7FFF0000 ? ((multiplier + (1 << 15)) >> 16) : 0x7FFF;
+    const int32_t total_shift = 15 - shift;
+    const int64_t round = (int64_t)1 << (total_shift - 1);
+    return (int32_t)((x * (int64_t)reduced + round) >> total_shift);
+}
+
 static inline int32_t eq_clamp_i32(int32_t x, int32_t lo, int32_t hi)
 {
     return x < lo ? lo : (x > hi ? hi : x);

@@ -1,0 +1,474 @@
+"""Mixed precision under a flash (and RAM) budget: exact choice, then a built, measured model.
+
+The seed formulation is ``min L(W_q)  s.t.  sum_i M_i * b_i <= B``. ``L`` is approximated as the
+sum of the per-layer losses that :mod:`edgeq.quantize.sensitivity` *measured* (output KL increase
+by default, or accuracy loss), and the choice is solved exactly: a dynamic program over the layers
+that keeps, for every reachable byte count, only the Pareto-optimal (bytes, loss) partial
+assignments. With a handful of layers and two or three options each this is instant and exact
+(no greedy ratio heuristics). The RAM budget is a *max* constraint: each option's activation
+bytes (see ``WeightLayer.ram_bytes``) must fit on its own, which filters options before the DP.
+
+Then the model is built (int4 layers first fine-tuned on their grid with a straight-through
+estimator so that ai-edge-quantizer's int4 rounding is lossless) and its accuracy is measured on
+LiteRT reference kernels -- the predicted loss is never reported as the result.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edgeq.errors import QuantizeError
+from edgeq.quantize.sensitivity import (
+    INT8,
+    VARIANT_PRECISION,
+    Evaluation,
+    Precision,
+    SensitivityReport,
+    WeightLayer,
+    evaluate,
+    float_tflite,
+    model_probabilities,
+    quantize_with_plan,
+    weight_layers,
+)
+
+
+@dataclass(frozen=True)
+class Choice:
+    precision: Precision
+    weight_bytes: int
+    ram_bytes: int
+    loss: float
+
+
+@dataclass
+class LayerOptions:
+    layer: WeightLayer
+    choices: list[Choice]
+
+
+@dataclass
+class Solution:
+    """One precision per layer; ``weight_bytes`` <= the budget by construction."""
+
+    picks: dict[str, Precision]  # WeightLayer.name -> precision
+    labels: dict[str, str]  # short layer name -> precision label
+    weight_bytes: int
+    predicted_loss: float
+    budget_bytes: int
+    ram_bytes: int
+
+
+def options_from_report(
+    report: SensitivityReport, *, objective: str = "kl", int16: bool = False
+) -> list[LayerOptions]:
+    """Per-layer choices (w8a8 always; w4a8 where measured; w8a16 when ``int16``)."""
+    if objective not in ("kl", "accuracy"):
+        raise QuantizeError(f"unknown objective '{objective}'; use 'kl' or 'accuracy'")
+    out = []
+    for layer in report.layers:
+        choices = [Choice(INT8, layer.weight_bytes(INT8), layer.ram_bytes(INT8), 0.0)]
+        for variant in ("w4", "a16") if int16 else ("w4",):
+            loss = report.loss(layer.short_name, variant, objective)
+            if loss is None:
+                continue
+            prec = VARIANT_PRECISION[variant]
+            choices.append(Choice(prec, layer.weight_bytes(prec), layer.ram_bytes(prec), loss))
+        out.append(LayerOptions(layer, choices))
+    return out
+
+
+def size_only_options(layers: Sequence[WeightLayer], *, int16: bool = False) -> list[LayerOptions]:
+    """Every precision a layer could take, with zero loss: for feasibility checks."""
+    precs = [INT8, VARIANT_PRECISION["w4"]] + ([VARIANT_PRECISION["a16"]] if int16 else [])
+    return [
+        LayerOptions(layer, [Choice(p, layer.weight_bytes(p), layer.ram_bytes(p), 0.0)
+                             for p in precs if layer.supports(p)])
+        for layer in layers
+    ]
+
+
+def solve_budget(
+    options: Sequence[LayerOptions], budget_bytes: int, *, ram_budget_bytes: int | None = None
+) -> Solution:
+    """Exact minimum-loss assignment with total weight bytes <= ``budget_bytes``.
+
+    Raises ``QuantizeError`` naming the smallest achievable size (or RAM) when nothing fits.
+    """
+    if not options:
+        raise QuantizeError("no layers to choose precisions for")
+    feasible: list[list[Choice]] = []
+    for opt in options:
+        fits = [c for c in opt.choices
+                if ram_budget_bytes is None or c.ram_bytes <= ram_budget_bytes]
+        if not fits:
+            need = max(min(c.ram_bytes for c in o.choices) for o in options)
+            raise QuantizeError(
+                f"RAM budget {_kb(ram_budget_bytes or 0)} is too small: layer "
+                f"'{opt.layer.short_name}' needs at least {_kb(need)} of activations in any "
+                f"precision; raise --budget-ram-kb to at least {math.ceil(need / 1024)}"
+            )
+        feasible.append(fits)
+    min_bytes = sum(min(c.weight_bytes for c in cs) for cs in feasible)
+    if min_bytes > budget_bytes:
+        raise QuantizeError(
+            f"weight budget {_kb(budget_bytes)} is infeasible: the smallest possible mix needs "
+            f"{min_bytes} bytes ({_kb(min_bytes)}); raise the budget to at least {min_bytes} "
+            f"bytes (--budget-kb {math.ceil(min_bytes / 1024 * 1000) / 1000:g})"
+        )
+    # states: bytes -> (loss, picks); only Pareto-optimal states survive each layer
+    states: dict[int, tuple[float, tuple[int, ...]]] = {0: (0.0, ())}
+    for cs in feasible:
+        nxt: dict[int, tuple[float, tuple[int, ...]]] = {}
+        for used, (loss, picks) in states.items():
+            for k, c in enumerate(cs):
+                total = used + c.weight_bytes
+                if total > budget_bytes:
+                    continue
+                cand = (loss + c.loss, picks + (k,))
+                if total not in nxt or _better(cand, nxt[total]):
+                    nxt[total] = cand
+        states = _pareto(nxt)
+    best_bytes, (best_loss, best_picks) = min(
+        states.items(), key=lambda kv: (round(kv[1][0], 12), kv[0], kv[1][1])
+    )
+    picks = {o.layer.name: cs[k].precision
+             for o, cs, k in zip(options, feasible, best_picks, strict=True)}
+    labels = {o.layer.short_name: cs[k].precision.label
+              for o, cs, k in zip(options, feasible, best_picks, strict=True)}
+    ram = max(cs[k].ram_bytes for cs, k in zip(feasible, best_picks, strict=True))
+    return Solution(picks, labels, best_bytes, best_loss, budget_bytes, ram)
+
+
+def _better(a: tuple[float, tuple[int, ...]], b: tuple[float, tuple[int, ...]]) -> bool:
+    """Lower loss wins; ties go to the lexicographically smaller pick list (higher precision)."""
+    return (round(a[0], 12), a[1]) < (round(b[0], 12), b[1])
+
+
+def _pareto(states: dict[int, tuple[float, tuple[int, ...]]]) -> dict[int, tuple[float, Any]]:
+    kept: dict[int, tuple[float, Any]] = {}
+    best = math.inf
+    for used in sorted(states):
+        loss = states[used][0]
+        if loss < best - 1e-15:
+            kept[used] = states[used]
+            best = loss
+    return kept
+
+
+def brute_force(options: Sequence[LayerOptions], budget_bytes: int) -> float | None:
+    """Minimum loss by enumeration (for tests of the DP on small instances); None if infeasible."""
+    import itertools
+
+    best: float | None = None
+    for combo in itertools.product(*[o.choices for o in options]):
+        if sum(c.weight_bytes for c in combo) <= budget_bytes:
+            loss = sum(c.loss for c in combo)
+            best = loss if best is None else min(best, loss)
+    return best
+
+
+def _kb(n: int) -> str:
+    return f"{n / 1024:.2f} KB"
+
+
+def int8_weight_bytes(layers: Sequence[WeightLayer]) -> int:
+    return sum(layer.weight_bytes(INT8) for layer in layers)
+
+
+# --- building and measuring -------------------------------------------------------------------
+
+
+@dataclass
+class MixedResult:
+    solution: Solution
+    model: bytes  # the built .tflite
+    evaluation: Evaluation
+    int8: Evaluation
+    float_accuracy: float
+    int8_weight_bytes: int
+    tflite_weight_bytes: int  # constant-buffer bytes measured in the built file
+    finetuned: bool
+    report: SensitivityReport | None = None
+    int8_finetuned: Evaluation | None = None  # all-int8 after the same fine-tuning
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "budget_bytes": self.solution.budget_bytes,
+            "weight_bytes": self.solution.weight_bytes,
+            "int8_weight_bytes": self.int8_weight_bytes,
+            "ratio_to_int8": self.solution.weight_bytes / self.int8_weight_bytes,
+            "tflite_bytes": len(self.model),
+            "tflite_weight_bytes": self.tflite_weight_bytes,
+            "precisions": self.solution.labels,
+            "predicted_loss": self.solution.predicted_loss,
+            "accuracy": self.evaluation.accuracy,
+            "kl": self.evaluation.kl,
+            "int8_accuracy": self.int8.accuracy,
+            "float_accuracy": self.float_accuracy,
+            "ram_bytes": self.solution.ram_bytes,
+            "finetuned": self.finetuned,
+            "int8_finetuned_accuracy": (self.int8_finetuned.accuracy
+                                        if self.int8_finetuned is not None else None),
+        }
+
+
+def clone_keras(model: Any) -> Any:
+    """A copy with the same weights, so fine-tuning never touches the caller's model."""
+    from edgeq.tfenv import import_tf_keras
+
+    keras = import_tf_keras()
+    twin = keras.models.clone_model(model)
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+def build_mixed(
+    keras_model: Any,
+    solution: Solution,
+    calibration: np.ndarray,
+    *,
+    train: tuple[np.ndarray, np.ndarray] | None = None,
+    finetune_epochs: int = 3,
+    learning_rate: float = 5e-4,
+    seed: int = 0,
+) -> bytes:
+    """The .tflite for ``solution``; int4 layers fine-tuned on the int4 grid when ``train``."""
+    from edgeq.quantize.ste import finetune_on_grid
+
+    model = keras_model
+    layers = {layer.name: layer for layer in weight_layers(float_tflite(keras_model), keras_model)}
+    grids = {layers[n].keras_name: "int4" for n, p in solution.picks.items()
+             if p.weight_bits == 4 and layers[n].keras_name}
+    # fine-tune even with no int4 layer, so every budget (and the all-int8 reference) gets the
+    # same extra training and accuracies stay comparable across the Pareto sweep
+    if train is not None and finetune_epochs > 0:
+        model = clone_keras(keras_model)
+        finetune_on_grid(model, grids, train[0], train[1], epochs=finetune_epochs,
+                         learning_rate=learning_rate, seed=seed)
+    fmodel = float_tflite(model)
+    names = {layer.op_index: layer.name for layer in weight_layers(fmodel, model)}
+    # op output names can change after re-conversion; map by op position
+    plan = {names[layers[n].op_index]: p for n, p in solution.picks.items() if p != INT8}
+    return quantize_with_plan(fmodel, plan, calibration)
+
+
+def measured_weight_bytes(model: bytes) -> int:
+    """Bytes of every constant buffer in the .tflite (int4 counted packed)."""
+    from edgeq.tflite import load_model_t
+
+    model_t = load_model_t(model)
+    total = 0
+    for sg in model_t.subgraphs:
+        for t in sg.tensors:
+            buf = model_t.buffers[t.buffer] if t.buffer < len(model_t.buffers) else None
+            if buf is None:
+                continue
+            if buf.data is not None and len(buf.data):
+                total += len(buf.data)
+            elif getattr(buf, "size", 0):
+                total += int(buf.size)
+    return total
+
+
+def mixed_precision(
+    keras_model: Any,
+    calibration: np.ndarray,
+    x_eval: np.ndarray,
+    y_eval: np.ndarray,
+    *,
+    budget_bytes: int | None = None,
+    budget_fraction: float | None = None,
+    ram_budget_bytes: int | None = None,
+    int16: bool = False,
+    objective: str = "kl",
+    train: tuple[np.ndarray, np.ndarray] | None = None,
+    finetune_epochs: int = 3,
+    report: SensitivityReport | None = None,
+) -> MixedResult:
+    """Sensitivity -> exact solve -> build -> measure, for one budget.
+
+    Give ``budget_bytes`` or ``budget_fraction`` (of the all-int8 weight bytes).
+    """
+    from edgeq.quantize.sensitivity import layer_sensitivity
+
+    if (budget_bytes is None) == (budget_fraction is None):
+        raise QuantizeError("give exactly one of a byte budget or a fraction of the int8 size")
+    fmodel = float_tflite(keras_model)
+    layers = report.layers if report is not None else weight_layers(fmodel, keras_model)
+    int8_bytes = int8_weight_bytes(layers)
+    if budget_bytes is None:
+        assert budget_fraction is not None
+        budget_bytes = int(math.floor(budget_fraction * int8_bytes))
+    # an infeasible budget fails here, before minutes of sensitivity measurements
+    solve_budget(size_only_options(layers, int16=int16), budget_bytes,
+                 ram_budget_bytes=ram_budget_bytes)
+    if report is None:
+        variants = ("w4", "a16") if int16 else ("w4",)
+        report = layer_sensitivity(keras_model, calibration, x_eval, y_eval,
+                                   variants=variants, float_model=fmodel)
+    options = options_from_report(report, objective=objective, int16=int16)
+    solution = solve_budget(options, budget_bytes, ram_budget_bytes=ram_budget_bytes)
+    model = build_mixed(keras_model, solution, calibration, train=train,
+                        finetune_epochs=finetune_epochs)
+    reference = model_probabilities(fmodel, x_eval)
+    ev = evaluate(model, x_eval, y_eval, reference)
+    int8_ft = None
+    finetuned = train is not None and finetune_epochs > 0
+    if finetuned:
+        all_int8 = Solution({n: INT8 for n in solution.picks}, {}, 0, 0.0, 0, 0)
+        int8_ft = evaluate(build_mixed(keras_model, all_int8, calibration, train=train,
+                                       finetune_epochs=finetune_epochs),
+                           x_eval, y_eval, reference)
+    return MixedResult(
+        solution=solution,
+        model=model,
+        evaluation=ev,
+        int8=report.baseline,
+        float_accuracy=report.float_accuracy,
+        int8_weight_bytes=int8_bytes,
+        tflite_weight_bytes=measured_weight_bytes(model),
+        finetuned=finetuned,
+        report=report,
+        int8_finetuned=int8_ft,
+    )
+
+
+@dataclass
+class ParetoPoint:
+    fraction: float
+    budget_bytes: int
+    weight_bytes: int
+    accuracy: float
+    kl: float
+    precisions: dict[str, str] = field(default_factory=dict)
+
+
+def pareto_sweep(
+    keras_model: Any,
+    calibration: np.ndarray,
+    x_eval: np.ndarray,
+    y_eval: np.ndarray,
+    fractions: Sequence[float],
+    *,
+    train: tuple[np.ndarray, np.ndarray] | None = None,
+    finetune_epochs: int = 3,
+    objective: str = "kl",
+    report: SensitivityReport | None = None,
+) -> tuple[list[ParetoPoint], SensitivityReport]:
+    """Measured (size, accuracy) for each budget fraction; infeasible budgets are skipped."""
+    from edgeq.quantize.sensitivity import layer_sensitivity
+
+    if report is None:
+        report = layer_sensitivity(keras_model, calibration, x_eval, y_eval, variants=("w4",))
+    points = []
+    for f in fractions:
+        try:
+            r = mixed_precision(keras_model, calibration, x_eval, y_eval, budget_fraction=f,
+                                train=train, finetune_epochs=finetune_epochs,
+                                objective=objective, report=report)
+        except QuantizeError:
+            continue
+        points.append(ParetoPoint(f, r.solution.budget_bytes, r.solution.weight_bytes,
+                                  r.evaluation.accuracy, r.evaluation.kl, r.solution.labels))
+    return points, report
+
+
+def plot_pareto(points: Sequence[ParetoPoint], int8_accuracy: float, path: str) -> None:
+    """Size vs accuracy PNG (written atomically)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from edgeq.fileio import atomic_write_bytes
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot([p.weight_bytes for p in points], [p.accuracy for p in points], "o-", label="mixed")
+    ax.axhline(int8_accuracy, color="gray", linestyle="--", label="all int8")
+    ax.set_xlabel("weight bytes")
+    ax.set_ylabel("accuracy (%)")
+    ax.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def mixed_to_file(
+    model_path: str,
+    output: str,
+    *,
+    data: str | None = None,
+    budget_kb: float | None = None,
+    budget_fraction: float | None = None,
+    ram_budget_kb: float | None = None,
+    int16: bool = False,
+    objective: str = "kl",
+    finetune_epochs: int = 3,
+    calibration_samples: int = 200,
+    pareto_png: str | None = None,
+) -> dict[str, Any]:
+    """The ``edgeq mixed`` command: solve, build, measure, write the .tflite and a JSON report."""
+    from pathlib import Path
+
+    from edgeq.fileio import atomic_write_bytes, atomic_write_json
+    from edgeq.quantize.trainset import load_setup
+
+    if (budget_kb is None) == (budget_fraction is None):
+        raise QuantizeError("give exactly one of --budget-kb or --budget-fraction")
+    if budget_kb is not None and budget_kb <= 0:
+        raise QuantizeError(f"--budget-kb must be positive, got {budget_kb}")
+    setup = load_setup(model_path, data)
+    calib = setup.calibration(calibration_samples)
+    result = mixed_precision(
+        setup.model, calib, setup.x_test, setup.y_test,
+        budget_bytes=int(budget_kb * 1024) if budget_kb is not None else None,
+        budget_fraction=budget_fraction,
+        ram_budget_bytes=int(ram_budget_kb * 1024) if ram_budget_kb is not None else None,
+        int16=int16, objective=objective, train=(setup.x_train, setup.y_train),
+        finetune_epochs=finetune_epochs,
+    )
+    report = result.report
+    out = Path(output)
+    summary = result.summary()
+    summary["output"] = str(out)
+    summary["sensitivity"] = report.as_dict()["rows"]
+    if pareto_png:
+        points, _ = pareto_sweep(setup.model, calib, setup.x_test, setup.y_test,
+                                 (0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+                                 train=(setup.x_train, setup.y_train),
+                                 finetune_epochs=finetune_epochs, objective=objective,
+                                 report=report)
+        plot_pareto(points, report.baseline.accuracy, pareto_png)
+        summary["pareto"] = [vars(p) for p in points]
+        summary["pareto_png"] = pareto_png
+    atomic_write_bytes(out, result.model)
+    atomic_write_json(out.with_suffix(".json"), summary)
+    return summary
+
+
+def render_mixed(s: dict[str, Any]) -> str:
+    lines = [
+        f"wrote {s['output']} ({s['tflite_bytes']:,} bytes)",
+        f"weights {s['weight_bytes']:,} B <= budget {s['budget_bytes']:,} B "
+        f"({s['ratio_to_int8']:.2f}x of all-int8 {s['int8_weight_bytes']:,} B); "
+        f"measured in file: {s['tflite_weight_bytes']:,} B",
+        f"accuracy {s['accuracy']:.2f}% (all-int8 {s['int8_accuracy']:.2f}%"
+        + (f", all-int8 after the same fine-tuning {s['int8_finetuned_accuracy']:.2f}%"
+           if s.get("int8_finetuned_accuracy") is not None else "")
+        + f", float {s['float_accuracy']:.2f}%), output KL {s['kl']:.4f}",
+        "layers: " + ", ".join(f"{k}={v}" for k, v in s["precisions"].items()),
+    ]
+    for p in s.get("pareto", []):
+        lines.append(f"  pareto {p['fraction']:.2f}x: {p['weight_bytes']:,} B  "
+                     f"{p['accuracy']:.2f}%")
+    return "\n".join(lines)

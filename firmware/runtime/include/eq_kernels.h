@@ -1,0 +1,9 @@
+/* edgeq-rt: every kernel the generated model.c may call (both kernel families). */
+#ifndef EQ_KERNELS_H
+#define EQ_KERNELS_H
+
+#include "eq_kernels_conv.h"
+#include "eq_kernels_elementwise.h"
+#include "eq_kernels_lut.h"
+
+#endif /* EQ_KERNELS_H */

@@ -1,0 +1,56 @@
+/* DEPTHWISE_CONV_2D, int8 activations, LUT-coded filters (1HWO order, k-bit indices).
+ * Same loop and arithmetic as eq_depthwise_conv2d_s8; weights decoded in place. */
+#include "eq_kernels_lut.h"
+#include "eq_math.h"
+
+eq_status eq_depthwise_conv2d_s8_lut(const eq_depthwise_conv2d_lut_params *lp,
+                                     const int8_t *input, const int32_t *bias, int8_t *output)
+{
+    if (lp == NULL || input == NULL || output == NULL || !eq_lut_valid(&lp->lut)) {
+        return EQ_ERR_ARG;
+    }
+    const eq_depthwise_conv2d_params *p = &lp->conv;
+    if (p->out_c != p->in_c * p->depth_multiplier) {
+        return EQ_ERR_ARG;
+    }
+    for (int32_t b = 0; b < p->batches; ++b) {
+        for (int32_t oy = 0; oy < p->out_h; ++oy) {
+            const int32_t in_y0 = oy * p->stride.h - p->padding.h;
+            for (int32_t ox = 0; ox < p->out_w; ++ox) {
+                const int32_t in_x0 = ox * p->stride.w - p->padding.w;
+                int8_t *out = output + ((b * p->out_h + oy) * p->out_w + ox) * p->out_c;
+                for (int32_t ic = 0; ic < p->in_c; ++ic) {
+                    for (int32_t m = 0; m < p->depth_multiplier; ++m) {
+                        const int32_t oc = ic * p->depth_multiplier + m;
+                        int32_t acc = 0;
+                        for (int32_t fy = 0; fy < p->filter_h; ++fy) {
+                            const int32_t in_y = in_y0 + p->dilation.h * fy;
+                            if (in_y < 0 || in_y >= p->in_h) {
+                                continue;
+                            }
+                            for (int32_t fx = 0; fx < p->filter_w; ++fx) {
+                                const int32_t in_x = in_x0 + p->dilation.w * fx;
+                                if (in_x < 0 || in_x >= p->in_w) {
+                                    continue;
+                                }
+                                const int32_t x =
+                                    input[((b * p->in_h + in_y) * p->in_w + in_x) * p->in_c + ic];
+                                const int32_t w = eq_lut_weight(
+                                    &lp->lut, (fy * p->filter_w + fx) * p->out_c + oc, oc);
+                                acc += w * (x + p->input_offset);
+                            }
+                        }
+                        if (bias != NULL) {
+                            acc += bias[oc];
+                        }
+                        const int32_t q = p->requant.per_channel ? oc : 0;
+                        acc = eq_requantize(acc, p->requant.multiplier[q], p->requant.shift[q]);
+                        acc += p->output_offset;
+                        out[oc] = (int8_t)eq_clamp_i32(acc, p->act_min, p->act_max);
+                    }
+                }
+            }
+        }
+    }
+    return EQ_OK;
+}

@@ -1,0 +1,111 @@
+"""Shared helpers for edgeq-rt tests: tiny converted models, random inputs, bit-exact checks.
+
+Also meant for the elementwise-family tests: ``assert_bit_exact(tflite, tmp_path, n=...)``
+generates the C model, compiles it with gcc in both rounding modes and compares every output
+byte with the TFLM interpreter (default rounding) and LiteRT's reference kernels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeq.analyze.oracles import run_litert_ref, run_tflm
+from edgeq.codegen.host_harness import build_host_model
+from edgeq.tflite import load_model_t, read_tflite, read_tflite_bytes, serialize_model_t
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def random_inputs(model: Path | bytes, n: int, seed: int = 0) -> list[np.ndarray]:
+    """``n`` samples per model input, uniform over the input dtype's range (floats: N(0,1))."""
+    m = read_tflite_bytes(model) if isinstance(model, bytes) else read_tflite(model)
+    rng = np.random.default_rng(seed)
+    out = []
+    for t in m.input_tensors:
+        dt = np.dtype(t.dtype)
+        shape = (n, *t.shape[1:])
+        if dt.kind in "iu":
+            info = np.iinfo(dt)
+            lo, hi = max(int(info.min), -(1 << 15)), min(int(info.max), (1 << 15) - 1)
+            out.append(rng.integers(lo, hi + 1, size=shape).astype(dt))
+        else:
+            out.append(rng.standard_normal(shape).astype(dt))
+    return out
+
+
+def mismatches(a: np.ndarray, b: np.ndarray) -> int:
+    a = np.asarray(a)
+    b = np.asarray(b).reshape(a.shape)
+    if a.dtype.kind == "f":
+        return int(np.sum(a.view(np.uint32) != b.astype(a.dtype).view(np.uint32)))
+    return int(np.sum(a != b))
+
+
+def assert_bit_exact(
+    tflite: Path,
+    work: Path,
+    *,
+    n: int = 20,
+    seed: int = 0,
+    inputs: list[np.ndarray] | None = None,
+    litert: bool = True,
+) -> dict[str, int]:
+    """Every output byte equal to TFLM (default build) and LiteRT-ref (single-rounding build)."""
+    ins = inputs if inputs is not None else random_inputs(tflite, n, seed)
+    arg: Any = ins[0] if len(ins) == 1 else ins
+    host = build_host_model(tflite, work / "double")
+    got = host.run(ins)
+    want = run_tflm(tflite, arg)
+    counts = {"tflm": sum(mismatches(g, w) for g, w in zip(got, want, strict=True))}
+    assert counts["tflm"] == 0, f"{counts['tflm']} output values differ from TFLM"
+    if litert:
+        host1 = build_host_model(tflite, work / "single", single_rounding=True)
+        got1 = host1.run(ins)
+        want1 = run_litert_ref(tflite, arg)
+        counts["litert"] = sum(mismatches(g, w) for g, w in zip(got1, want1, strict=True))
+        assert counts["litert"] == 0, f"{counts['litert']} output values differ from LiteRT-ref"
+    return counts
+
+
+def truncate_model(data: bytes, num_ops: int) -> bytes:
+    """The first ``num_ops`` operators of a model, the last one's output made the model output."""
+    mt = load_model_t(data)
+    sg = mt.subgraphs[0]
+    sg.operators = sg.operators[:num_ops]
+    sg.outputs = [int(sg.operators[-1].outputs[0])]
+    return serialize_model_t(mt)
+
+
+def convert_keras(
+    build: Callable[[], Any],
+    *,
+    mode: str = "int8",
+    io_dtype: str | None = None,
+    per_channel: bool = True,
+    calib: int = 16,
+    seed: int = 0,
+) -> bytes:
+    """PTQ-convert a tf-keras model calibrated on random normal data (numerics only)."""
+    from edgeq.quantize.ptq import convert_ptq
+
+    model = build()
+    shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+    rng = np.random.default_rng(seed)
+    samples = [rng.standard_normal((1, *shape)).astype(np.float32) for _ in range(calib)]
+
+    def representative():  # noqa: ANN202
+        for s in samples:
+            yield [s]
+
+    return convert_ptq(model, representative, mode=mode, io_dtype=io_dtype,
+                       per_channel=per_channel)
+
+
+def keras_layers():  # noqa: ANN201
+    from edgeq.tfenv import import_tf_keras
+
+    return import_tf_keras()

@@ -1,0 +1,429 @@
+"""Compression: weight grids, Huffman bound, LUT packing, LUT/int4 edgeq-rt kernels bit-exact
+against their oracles, and the prune/cluster/ternary pipeline and CLI on a tiny model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeq.quantize.compress import (
+    entropy_bits,
+    huffman_bits,
+    huffman_code_lengths,
+    lut_encode,
+    lut_index_bits,
+    pack_indices,
+    unpack_indices,
+)
+from edgeq.quantize.ste import snap_to_grid
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# --- pure numerics --------------------------------------------------------------------------------
+
+
+def test_huffman_lengths_and_bounds() -> None:
+    values = np.array([0] * 4 + [1] * 2 + [2] + [3])
+    assert sorted(huffman_code_lengths(values).values()) == [1, 2, 3, 3]
+    assert huffman_bits(values) == 4 * 1 + 2 * 2 + 3 + 3
+    assert huffman_bits(np.zeros(10)) == 10  # one symbol still costs one bit each
+    rng = np.random.default_rng(0)
+    w = rng.choice([-3, 0, 0, 0, 5, 7], size=500)
+    h, e = huffman_bits(w), entropy_bits(w)
+    assert e <= h <= e + len(w)
+
+
+def test_grids_per_channel() -> None:
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=(3, 3, 4, 6)).astype(np.float32)
+    for grid, most in (("int4", 15), ("ternary", 3), ("binary", 2)):
+        s = snap_to_grid(w, grid)
+        per_ch = s.reshape(-1, 6)
+        assert all(len(np.unique(per_ch[:, c])) <= most for c in range(6))
+        assert np.array_equal(snap_to_grid(s, grid), s)  # idempotent: already on the grid
+    t = snap_to_grid(w, "ternary").reshape(-1, 6)
+    assert np.any(t == 0) and np.all(np.abs(t[t != 0]) > 0)
+    q = snap_to_grid(w, "int4").reshape(-1, 6)
+    scale = np.abs(w.reshape(-1, 6)).max(axis=0) / 7
+    assert np.allclose(q / scale, np.round(q / scale), atol=1e-4)
+    dw = snap_to_grid(rng.normal(size=(3, 3, 4, 2)), "binary", depthwise=True).reshape(9, 8)
+    assert all(len(np.unique(dw[:, c])) == 2 for c in range(8))
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4])
+def test_pack_roundtrip(bits: int) -> None:
+    idx = np.random.default_rng(bits).integers(0, 1 << bits, size=37).astype(np.uint8)
+    packed = pack_indices(idx, bits)
+    assert packed.size == -(-37 * bits // 8)
+    assert np.array_equal(unpack_indices(packed, bits, 37), idx)
+    if bits == 4:  # TFLite's int4 order: element 0 in the low nibble
+        assert packed[0] == (idx[0] | (idx[1] << 4))
+
+
+def test_lut_encode_shared_and_per_channel() -> None:
+    shared = np.array([[-5, 0, 7, 0], [7, 7, -5, 0]], dtype=np.int8)
+    bits, packed, table, per_channel = lut_encode(shared, axis=0)
+    assert (bits, per_channel) == (2, False)
+    decoded = table[unpack_indices(packed, bits, shared.size)].reshape(shared.shape)
+    assert np.array_equal(decoded, shared)
+    per = np.repeat(np.array([[1, 2], [3, 4]], dtype=np.int8), 8, axis=1)
+    bits, packed, table, per_channel = lut_encode(per, axis=0)
+    assert (bits, per_channel) == (1, True)
+    idx = unpack_indices(packed, bits, per.size).reshape(per.shape)
+    rows = np.repeat(np.array([[0], [1]]), 16, axis=1)
+    assert np.array_equal(table.reshape(2, 2)[rows, idx], per)
+    assert lut_encode(np.array([[1, 2], [3, 4]], dtype=np.int8), axis=0) is None  # no saving
+    assert lut_encode(np.arange(-20, 20, dtype=np.int8).reshape(2, 20), axis=0) is None
+    # per-tensor scales: every channel uses a subset of one value set -> one shared table
+    subsets = np.random.default_rng(0).choice([-9, -2, 0, 4, 11], size=(8, 40)).astype(np.int8)
+    bits, packed, table, per_channel = lut_encode(subsets, axis=0)
+    assert (bits, per_channel, table.size) == (4, False, 16)
+    assert np.array_equal(table[unpack_indices(packed, 4, subsets.size)].reshape(8, 40), subsets)
+    assert lut_index_bits(3) == 2 and lut_index_bits(16) == 4 and lut_index_bits(17) is None
+
+
+# --- LUT / int4 kernels vs the oracles -------------------------------------------------------------
+
+
+def _tiny_model(grid: str, seed: int = 0, sparsity: float = 0.0):  # noqa: ANN202
+    """Conv -> depthwise -> conv -> dense with random weights snapped onto ``grid`` (and the
+    smallest ``sparsity`` fraction of each kernel zeroed, as magnitude pruning leaves it)."""
+    from edgeq.quantize.ste import is_depthwise, kernel_variable
+    from edgeq.tfenv import import_tf_keras
+
+    keras = import_tf_keras()
+    keras.utils.set_random_seed(seed)
+    L = keras.layers
+    inp = keras.Input((10, 10, 2))
+    x = L.Conv2D(6, 3, padding="same", activation="relu", name="c1")(inp)
+    x = L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu", name="dw")(x)
+    x = L.Conv2D(8, 1, activation="relu", name="pw")(x)
+    x = L.Flatten()(x)
+    out = L.Dense(5, name="fc")(x)
+    model = keras.Model(inp, out)
+    for layer in model.layers:
+        if type(layer).__name__ in ("Conv2D", "DepthwiseConv2D", "Dense"):
+            var = kernel_variable(layer)
+            w = var.numpy()
+            if sparsity > 0:
+                w = np.where(np.abs(w) < np.quantile(np.abs(w), sparsity), 0.0, w)
+            var.assign(snap_to_grid(w, grid, depthwise=is_depthwise(layer)))
+    return model
+
+
+def _quantize_int8(model, x: np.ndarray) -> bytes:  # noqa: ANN001
+    from edgeq.data.prepare import RepresentativeDataset
+    from edgeq.quantize.ptq import convert_ptq
+
+    return convert_ptq(model, RepresentativeDataset(x[:50]), mode="int8", io_dtype="int8",
+                       per_channel=True)
+
+
+def _int8_inputs(model_bytes: bytes, x: np.ndarray) -> np.ndarray:
+    from edgeq.quantize.numerics import quantize
+    from edgeq.tflite import read_tflite_bytes
+
+    it = read_tflite_bytes(model_bytes).input_tensors[0]
+    return quantize(x, float(it.quant.scale[0]), int(it.quant.zero_point[0]), "int8")
+
+
+@pytest.mark.parametrize("grid,bits", [("binary", 1), ("ternary", 2), ("int4", 4)])
+def test_lut_kernels_bit_exact_with_tflm(tmp_path: Path, grid: str, bits: int) -> None:
+    from edgeq.analyze.oracles import run_tflm
+    from edgeq.codegen.edgeq_rt import generate_edgeq_rt
+    from edgeq.codegen.host_harness import build_host_model
+
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, size=(60, 10, 10, 2)).astype(np.float32)
+    data = _quantize_int8(_tiny_model(grid), x)
+    path = tmp_path / "m.tflite"
+    path.write_bytes(data)
+    xq = _int8_inputs(data, x)
+    ref = run_tflm(path, xq)[0]
+    plain = generate_edgeq_rt(path, tmp_path / "plain", plan_json=False)
+    lut = generate_edgeq_rt(path, tmp_path / "lut", plan_json=False, weight_coding="lut")
+    coded = {f.split("_s8")[0] for f in lut.functions if f.endswith("_lut")}  # dense or sparse
+    assert "eq_fully_connected" in coded
+    if bits <= 2:  # 16-entry per-channel tables would not pay for themselves on the tiny convs
+        assert {"eq_conv2d", "eq_depthwise_conv2d"} <= coded
+        assert "eq_conv2d_s8" not in lut.functions
+    assert f"bits = {bits}" in (tmp_path / "lut" / "model.c").read_text().replace(".bits", "bits")
+    assert lut.weight_bytes < plain.weight_bytes
+    out = build_host_model(path, tmp_path / "host", result=lut).run(xq)[0]
+    assert np.array_equal(out.reshape(ref.shape), ref)
+
+
+def test_sparse_lut_kernels_bit_exact_with_tflm(tmp_path: Path) -> None:
+    from edgeq.analyze.oracles import run_tflm
+    from edgeq.codegen.edgeq_rt import generate_edgeq_rt
+    from edgeq.codegen.host_harness import build_host_model
+    from edgeq.quantize.compress import sparse_lut_encode
+
+    rng = np.random.default_rng(6)
+    x = rng.uniform(-1, 1, size=(60, 10, 10, 2)).astype(np.float32)
+    data = _quantize_int8(_tiny_model("int4", seed=2, sparsity=0.8), x)
+    path = tmp_path / "s.tflite"
+    path.write_bytes(data)
+    xq = _int8_inputs(data, x)
+    ref = run_tflm(path, xq)[0]
+    res = generate_edgeq_rt(path, tmp_path / "g", plan_json=False, weight_coding="lut")
+    sparse = {f for f in res.functions if f.endswith("_sparse_lut")}
+    assert {"eq_conv2d_s8_sparse_lut", "eq_fully_connected_s8_sparse_lut"} <= sparse
+    out = build_host_model(path, tmp_path / "h", result=res).run(xq)[0]
+    assert np.array_equal(out.reshape(ref.shape), ref)
+    # the encoder round-trips: bitmap + indices + table give back every weight
+    w = np.array([[0, 5, 0, -3], [0, 0, 0, 0], [7, 0, 0, 5]], dtype=np.int8)
+    enc = sparse_lut_encode(w, axis=0)
+    assert enc is not None and list(enc.offsets) == [0, 2, 2]
+    idx = unpack_indices(enc.indices, enc.bits, 4)
+    table = enc.table.reshape(3, -1) if enc.per_channel else np.tile(enc.table, (3, 1))
+    decoded, pos = np.zeros_like(w), 0
+    for c in range(3):
+        bitsmap = unpack_indices(enc.mask[c : c + 1], 1, 4)
+        for i in range(4):
+            if bitsmap[i]:
+                decoded[c, i] = table[c, idx[pos]]
+                pos += 1
+    assert np.array_equal(decoded, w)
+
+
+def test_sparse_scratch_size_matches_c(tmp_path: Path) -> None:
+    """The scratch the lowering reserves is what the C size function asks for."""
+    from edgeq.codegen.edgeq_rt import runtime_dir
+    from edgeq.codegen.lowering import KernelCall
+    from edgeq.codegen.ops_lut import _sparse_call
+    from edgeq.quantize.compress import sparse_lut_encode
+
+    w = np.zeros((4, 3, 3, 5), dtype=np.int8)
+    w[:, 0, 0, :] = 7
+    enc = sparse_lut_encode(w, axis=0)
+    base = KernelCall(0, "CONV_2D", "eq_conv2d_s8", "eq_conv2d_params", {}, [0, 1, 2], [3])
+    call = _sparse_call(base, "CONV_2D", enc)
+    src = tmp_path / "size.c"
+    src.write_text('#include <stdio.h>\n#include "eq_kernels_lut.h"\nint main(void) {\n'
+                   f"    eq_sparse_lut_weights w = {{ .channel_size = {enc.channel_size} }};\n"
+                   '    printf("%d", (int)eq_sparse_lut_scratch_size(&w));\n    return 0;\n}\n')
+    exe = tmp_path / "size"
+    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-I",
+                    str(runtime_dir() / "include"), str(src), "-o", str(exe)], check=True)
+    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
+    assert int(out) == call.scratch_bytes == 45
+
+
+@pytest.mark.slow
+def test_lut_firmware_bit_exact_in_qemu(tmp_path: Path) -> None:
+    """Sparse and dense LUT kernels, cross-compiled for Cortex-M4, in QEMU vs TFLM."""
+    from edgeq.analyze.oracles import run_tflm
+    from edgeq.bench.validate import validate_on_device
+    from edgeq.build.boards import resolve_target
+    from edgeq.build.compiler import build_firmware
+    from edgeq.codegen.edgeq_rt import generate_edgeq_rt
+    from edgeq.device.qemu import QemuInstance
+    from edgeq.device.session import DeviceSession
+
+    rng = np.random.default_rng(7)
+    x = rng.uniform(-1, 1, size=(40, 10, 10, 2)).astype(np.float32)
+    data = _quantize_int8(_tiny_model("ternary", seed=3, sparsity=0.5), x)
+    path = tmp_path / "t.tflite"
+    path.write_bytes(data)
+    xq = _int8_inputs(data, x)[:6]
+    expected = run_tflm(path, xq)
+    gen = generate_edgeq_rt(path, tmp_path / "gen", plan_json=False, weight_coding="lut")
+    assert any(f.endswith("_lut") for f in gen.functions)
+    board = resolve_target(board="mps2-an386")
+    fw = build_firmware(board, tmp_path / "gen", tmp_path / "fw", input_bytes=xq[0].size,
+                        kernel_sources=gen.kernel_sources)
+    with QemuInstance(board.qemu_machine or "", fw.elf) as q:
+        session = DeviceSession(q.port, name="QEMU", alive=q.check_alive)
+        session.check_model(gen.model_hash)
+        rep = validate_on_device(session, [xq], expected)
+    assert rep.samples == 6 and rep.bit_exact
+
+
+def test_lut_keeps_plain_kernel_for_dense_weights(tmp_path: Path) -> None:
+    from edgeq.codegen.edgeq_rt import generate_edgeq_rt
+    from edgeq.tfenv import import_tf_keras
+
+    keras = import_tf_keras()
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((20,))
+    model = keras.Model(inp, keras.layers.Dense(12)(inp))  # random weights: > 16 values
+    x = np.random.default_rng(0).normal(size=(40, 20)).astype(np.float32)
+    path = tmp_path / "d.tflite"
+    path.write_bytes(_quantize_int8(model, x))
+    res = generate_edgeq_rt(path, tmp_path / "g", plan_json=False, weight_coding="lut")
+    assert "eq_fully_connected_s8" in res.functions
+    assert "eq_fully_connected_s8_lut" not in res.functions
+
+
+def _aeq_int4(model, x: np.ndarray) -> bytes:  # noqa: ANN001
+    from edgeq.quantize.sensitivity import (
+        Precision,
+        float_tflite,
+        quantize_with_plan,
+        weight_layers,
+    )
+
+    fmodel = float_tflite(model)
+    plan = {layer.name: Precision(4, 8) for layer in weight_layers(fmodel)
+            if layer.opcode in ("CONV_2D", "FULLY_CONNECTED")}
+    return quantize_with_plan(fmodel, plan, x[:50])
+
+
+def test_int4_conv_bit_exact_with_tflm(tmp_path: Path) -> None:
+    """int4 CONV_2D filters: TFLM accepts them, so it is the oracle (double rounding)."""
+    from edgeq.analyze.oracles import run_tflm
+    from edgeq.codegen.edgeq_rt import generate_edgeq_rt
+    from edgeq.codegen.host_harness import build_host_model
+    from edgeq.tfenv import import_tf_keras
+    from edgeq.tflite import read_tflite_bytes
+
+    keras = import_tf_keras()
+    keras.utils.set_random_seed(1)
+    inp = keras.Input((8, 8, 3))
+    y = keras.layers.Conv2D(5, 3, padding="same", activation="relu")(inp)
+    y = keras.layers.Conv2D(4, 3, strides=2)(y)
+    model = keras.Model(inp, y)
+    x = np.random.default_rng(2).uniform(-1, 1, size=(40, 8, 8, 3)).astype(np.float32)
+    data = _aeq_int4(model, x)
+    m = read_tflite_bytes(data)
+    assert {m.tensors[op.inputs[1]].dtype for op in m.operators if op.opcode == "CONV_2D"} \
+        == {"int4"}
+    path = tmp_path / "i4.tflite"
+    path.write_bytes(data)
+    xq = _int8_inputs(data, x)
+    ref = run_tflm(path, xq)[0]
+    res = generate_edgeq_rt(path, tmp_path / "g", plan_json=False)  # int4 needs no option
+    assert "eq_conv2d_s8_lut" in res.functions
+    out = build_host_model(path, tmp_path / "h", result=res).run(xq)[0]
+    assert np.array_equal(out.reshape(ref.shape), ref)
+
+
+def test_int4_fully_connected_bit_exact_with_litert_ref(tmp_path: Path) -> None:
+    """int4 FULLY_CONNECTED: TFLM's wheel refuses it, LiteRT reference (single rounding) rules."""
+    from edgeq.analyze.oracles import run_litert_ref, tflm_supports
+    from edgeq.codegen.edgeq_rt import generate_edgeq_rt
+    from edgeq.codegen.host_harness import build_host_model
+    from edgeq.tfenv import import_tf_keras
+
+    keras = import_tf_keras()
+    keras.utils.set_random_seed(4)
+    inp = keras.Input((24,))
+    y = keras.layers.Dense(16, activation="relu")(inp)
+    model = keras.Model(inp, keras.layers.Dense(6)(y))
+    x = np.random.default_rng(5).normal(size=(50, 24)).astype(np.float32)
+    data = _aeq_int4(model, x)
+    path = tmp_path / "fc4.tflite"
+    path.write_bytes(data)
+    assert not tflm_supports(path)[0]
+    xq = _int8_inputs(data, x)
+    ref = run_litert_ref(path, xq)[0]
+    res = generate_edgeq_rt(path, tmp_path / "g", plan_json=False)
+    assert res.functions.count("eq_fully_connected_s8_lut") == 1
+    out = build_host_model(path, tmp_path / "h", result=res, single_rounding=True).run(xq)[0]
+    assert np.array_equal(out.reshape(ref.shape), ref)
+
+
+# --- the pipeline on a tiny trained model ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def digits():  # noqa: ANN201
+    from edgeq.data import Normalization, load_dataset, prepare_inputs
+    from edgeq.models.builders import digits_cnn
+    from edgeq.tfenv import import_tf_keras
+
+    keras = import_tf_keras()
+    ds = load_dataset("digits")
+    model = digits_cnn(seed=0)
+    norm = Normalization(mean=(0.0,), std=(16.0,))
+    x_train = prepare_inputs(ds.x_train, model.input_shape, norm)
+    x_test = prepare_inputs(ds.x_test, model.input_shape, norm)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    model.fit(x_train, ds.y_train, epochs=8, batch_size=32, verbose=0)
+    return model, (x_train, ds.y_train), (x_test, ds.y_test)
+
+
+@pytest.mark.slow
+def test_prune_and_cluster_pipeline(digits) -> None:  # noqa: ANN001
+    from edgeq.quantize.compress import compress
+
+    model, train, test = digits
+    before = [w.copy() for w in model.get_weights()]
+    r = compress(model, train, test, sparsity=0.5, clusters=4, epochs=2)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
+    layers = {layer.name.split(";")[0]: layer for layer in r.weights.layers}
+    pw = next(v for k, v in layers.items() if "/pw2/" in k)
+    assert pw.zeros >= 0.45  # pruned to 50 % (pw2 has 384 weights, above the threshold)
+    # TF-MOT 0.8 leaves DepthwiseConv2D unclustered; conv and dense layers get <= 4 values
+    assert all(layer.max_distinct <= 4 for layer in r.weights.layers
+               if layer.count >= 64 and layer.opcode != "DEPTHWISE_CONV_2D")
+    s = r.weights.summary()
+    assert s["ratio_int8"] < s["ratio_lut"]
+    assert s["huffman_bytes"] < s["int8_bytes"]
+    # 4 clusters is harsh for so tiny a net; what must hold is that int8 keeps what the
+    # compressed float model has (the clustered values survive quantization)
+    assert r.int8_accuracy > 15.0 and abs(r.int8_accuracy - r.float_accuracy) < 5.0
+
+
+@pytest.mark.slow
+def test_ternary_pipeline(digits) -> None:  # noqa: ANN001
+    from edgeq.quantize.compress import compress
+
+    model, train, test = digits
+    r = compress(model, train, test, sparsity=0.0, clusters=None, grid="ternary", epochs=2)
+    inner = r.weights.layers[1:-1]  # first and last layers stay int8
+    assert inner and all(layer.max_distinct <= 3 and layer.lut_bits == 2 for layer in inner)
+    assert r.int8_accuracy > 30.0
+
+
+def _edgeq(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "edgeq.cli", *args], capture_output=True,
+                          text=True, cwd=REPO, timeout=600)
+
+
+def test_cli_compress_rejects_two_grids(tmp_path: Path) -> None:
+    out = tmp_path / "x.tflite"
+    r = _edgeq("compress", "models/digits_cnn/digits_cnn.h5", "-o", str(out), "--ternary",
+               "--binary")
+    assert r.returncode == 1
+    assert r.stderr.strip().count("\n") == 0 and "one of --ternary and --binary" in r.stderr
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_cli_mixed_infeasible_budget_names_minimum(tmp_path: Path) -> None:
+    out = tmp_path / "m.tflite"
+    r = _edgeq("mixed", "models/digits_cnn/digits_cnn.h5", "-o", str(out), "--budget-kb", "0.2")
+    assert r.returncode == 1
+    assert "smallest possible mix needs" in r.stderr and "Traceback" not in r.stderr
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_cli_compress_writes_model_and_report(tmp_path: Path) -> None:
+    out = tmp_path / "c.tflite"
+    r = _edgeq("compress", "models/digits_cnn/digits_cnn.h5", "-o", str(out), "--prune", "0.5",
+               "--clusters", "4", "--epochs", "1", "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert out.is_file() and out.with_suffix(".json").is_file()
+    assert summary["int8_accuracy"] > 15.0 and summary["ratio_lut"] > summary["ratio_int8"]
+
+
+@pytest.mark.slow
+def test_cli_mixed_builds_within_budget(tmp_path: Path) -> None:
+    out = tmp_path / "m.tflite"
+    r = _edgeq("mixed", "models/digits_cnn/digits_cnn.h5", "-o", str(out), "--budget-fraction",
+               "0.75", "--finetune-epochs", "1", "--json")
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout)
+    assert s["weight_bytes"] <= s["budget_bytes"] <= 0.75 * s["int8_weight_bytes"]
+    assert "w4a8" in s["precisions"].values()
+    assert out.is_file() and json.loads(out.with_suffix(".json").read_text())["accuracy"] > 50
