@@ -193,6 +193,19 @@ def _shape4(t: Tensor, role: str) -> tuple[int, int, int, int]:
     return n, h, w, c
 
 
+def folded_bias(filt: Tensor, bias: Tensor | None, input_offset: int,
+                channel_axis: int = 0) -> np.ndarray:
+    """Per output channel ``bias + input_offset * sum(filter)``: where a window lies wholly inside
+    the image, TFLM's ``sum(w * (x + off)) + bias`` equals ``folded + sum(w * x)``, so the kernel
+    skips one add per tap. Wrapped to int32 like the kernel's two's complement sums, so the
+    final accumulator is the same integer whenever TFLM's own int32 sum does not overflow."""
+    w = np.moveaxis(np.asarray(filt.data, dtype=np.int64), channel_axis, 0)
+    acc = input_offset * w.reshape(w.shape[0], -1).sum(axis=1)
+    if bias is not None:
+        acc = acc + np.asarray(bias.data, dtype=np.int64).reshape(-1)
+    return ((acc + 2**31) % 2**32 - 2**31).astype(np.int32)
+
+
 @lowering("CONV_2D")
 def lower_conv2d(model: TfliteModel, op: Operator) -> KernelCall:
     inp, out, dt = _io_types(model, op)
@@ -215,6 +228,8 @@ def lower_conv2d(model: TfliteModel, op: Operator) -> KernelCall:
         "act_min": lo, "act_max": hi, "bias_64": bias_64,
         "requant": requant_params(inp, filt, out, oc),
     }
+    if dt == "int8" and fic == ic:
+        params["bias_folded"] = folded_bias(filt, bias, -zero_point_of(inp))
     return KernelCall(
         layer=op.index, op=op.opcode, function=f"eq_conv2d_{_SUFFIX[dt]}",
         params_type="eq_conv2d_params", params=params,
@@ -246,6 +261,8 @@ def lower_depthwise_conv2d(model: TfliteModel, op: Operator) -> KernelCall:
         "act_min": lo, "act_max": hi, "bias_64": bias_64,
         "requant": requant_params(inp, filt, out, oc),
     }
+    if dt == "int8" and oc == ic:
+        params["bias_folded"] = folded_bias(filt, bias, -zero_point_of(inp), channel_axis=3)
     return KernelCall(
         layer=op.index, op=op.opcode, function=f"eq_depthwise_conv2d_{_SUFFIX[dt]}",
         params_type="eq_depthwise_conv2d_params", params=params,

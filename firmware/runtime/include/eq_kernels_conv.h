@@ -14,6 +14,14 @@
 
 #include "edgeq_rt.h"
 
+/* Inlines a kernel's inner helper at each call site so that constant arguments (e.g. a zero
+ * input offset) specialize its loops; plain `static inline` for compilers without it. */
+#if defined(__GNUC__)
+#define EQ_SPECIALIZE static inline __attribute__((always_inline))
+#else
+#define EQ_SPECIALIZE static inline
+#endif
+
 /* Height/width pair: strides, dilations, paddings. */
 typedef struct {
     int32_t h;
@@ -41,6 +49,10 @@ typedef struct {
     int32_t act_min, act_max;
     int32_t bias_64;        /* int16 kernels: 1 = int64 bias and accumulator, 0 = int32 */
     eq_requant requant;
+    /* int8 kernel, optional (NULL: not used): per output channel, bias + input_offset * the sum
+     * of the channel's filter, i.e. the accumulator's start for a window that is wholly inside
+     * the image, so that its taps need no offset add. Exact int32 (two's complement) sums. */
+    const int32_t *bias_folded;
 } eq_conv2d_params;
 
 /* DEPTHWISE_CONV_2D: out_c = in_c * depth_multiplier, filter 1HWO. */
@@ -58,6 +70,7 @@ typedef struct {
     int32_t act_min, act_max;
     int32_t bias_64;
     eq_requant requant;
+    const int32_t *bias_folded; /* int8 kernel, optional: as in eq_conv2d_params */
 } eq_depthwise_conv2d_params;
 
 /* TRANSPOSE_CONV: input scattered through an OHWI filter into an accumulator (the caller's

@@ -1,22 +1,129 @@
 /* CONV_2D, int8 activations, int8 filters (per channel or per tensor), int32 bias.
  * Bit-exact with TFLM's reference_integer_ops::ConvPerChannel (grouped convolution included).
  * Always double rounding: LiteRT's reference convolutions round twice as well, so
- * EDGEQ_RT_SINGLE_ROUNDING (LiteRT's FULLY_CONNECTED) does not apply here. */
+ * EDGEQ_RT_SINGLE_ROUNDING (LiteRT's FULLY_CONNECTED) does not apply here.
+ *
+ * Fast path (one group, no horizontal dilation): per output pixel the window is clipped to the
+ * image once, so each window row is one contiguous run of input bytes that matches one
+ * contiguous run of each filter; four output channels share every input load. Skipped taps are
+ * the ones TFLM skips, and the integer sums are the same, so the result is identical. A window
+ * wholly inside the image starts from bias_folded (bias + input_offset * sum(filter), computed at
+ * codegen) and skips the per-tap offset add: the same integer, summed in another order. Each
+ * pixel is finished (all channels) before the next, in raster order (ops_conv.raster_overlap). */
 #include "eq_kernels_conv.h"
 #include "eq_math.h"
 
-eq_status eq_conv2d_s8(const eq_conv2d_params *p, const int8_t *input, const int8_t *filter,
-                       const int32_t *bias, int8_t *output)
+static int8_t requant_out(const eq_conv2d_params *p, int32_t acc, int32_t oc)
 {
-    if (p == NULL || input == NULL || filter == NULL || output == NULL || p->filter_in_c <= 0 ||
-        p->in_c % p->filter_in_c != 0) {
-        return EQ_ERR_ARG;
+    const int32_t q = p->requant.per_channel ? oc : 0;
+    acc = eq_requantize_double(acc, p->requant.multiplier[q], p->requant.shift[q]);
+    return (int8_t)eq_clamp_i32(acc + p->output_offset, p->act_min, p->act_max);
+}
+
+/* First and one-past-last filter tap whose input coordinate start + dil * tap is in [0, size). */
+static void valid_taps(int32_t start, int32_t dil, int32_t size, int32_t taps, int32_t *t0,
+                       int32_t *t1)
+{
+    int32_t lo = start < 0 ? (-start + dil - 1) / dil : 0;
+    int32_t hi = size - start <= 0 ? 0 : (size - start + dil - 1) / dil;
+    hi = hi < taps ? hi : taps;
+    *t0 = lo;
+    *t1 = hi > lo ? hi : lo;
+}
+
+/* One output pixel, all channels: `rows` window rows of `seg` contiguous input bytes each, the
+ * accumulators starting at init[oc] (bias, or bias_folded with off == 0 for a full window). */
+EQ_SPECIALIZE void conv_pixel(const eq_conv2d_params *p, const int8_t *in0, const int8_t *w_first,
+                              int32_t rows, int32_t seg, const int32_t *init, int32_t off,
+                              int8_t *out)
+{
+    const int32_t out_c = p->out_c;
+    const int32_t filter_size = p->filter_h * p->filter_w * p->in_c;
+    const int32_t in_row_step = p->dilation.h * p->in_w * p->in_c;
+    const int32_t w_row_step = p->filter_w * p->in_c;
+    int32_t oc = 0;
+    for (; oc + 4 <= out_c; oc += 4) {
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        if (init != NULL) {
+            a0 = init[oc];
+            a1 = init[oc + 1];
+            a2 = init[oc + 2];
+            a3 = init[oc + 3];
+        }
+        const int8_t *w0 = w_first + oc * filter_size;
+        const int8_t *in_row = in0;
+        for (int32_t r = 0; r < rows; ++r) {
+            const int8_t *x = in_row;
+            const int8_t *const x_end = in_row + seg;
+            const int8_t *wa = w0;
+            const int8_t *wb = w0 + filter_size;
+            const int8_t *wc = w0 + 2 * filter_size;
+            const int8_t *wd = w0 + 3 * filter_size;
+            while (x < x_end) {
+                const int32_t v = (int32_t)*x++ + off;
+                a0 += (int32_t)*wa++ * v;
+                a1 += (int32_t)*wb++ * v;
+                a2 += (int32_t)*wc++ * v;
+                a3 += (int32_t)*wd++ * v;
+            }
+            in_row += in_row_step;
+            w0 += w_row_step;
+        }
+        out[oc] = requant_out(p, a0, oc);
+        out[oc + 1] = requant_out(p, a1, oc + 1);
+        out[oc + 2] = requant_out(p, a2, oc + 2);
+        out[oc + 3] = requant_out(p, a3, oc + 3);
     }
-    const int32_t groups = p->in_c / p->filter_in_c;
-    if (p->out_c % groups != 0) {
-        return EQ_ERR_ARG;
+    for (; oc < out_c; ++oc) {
+        int32_t acc = init != NULL ? init[oc] : 0;
+        const int8_t *w = w_first + oc * filter_size;
+        const int8_t *in_row = in0;
+        for (int32_t r = 0; r < rows; ++r) {
+            for (int32_t k = 0; k < seg; ++k) {
+                acc += (int32_t)w[k] * ((int32_t)in_row[k] + off);
+            }
+            in_row += in_row_step;
+            w += w_row_step;
+        }
+        out[oc] = requant_out(p, acc, oc);
     }
-    const int32_t filters_per_group = p->out_c / groups;
+}
+
+static void conv_fast(const eq_conv2d_params *p, const int8_t *input, const int8_t *filter,
+                      const int32_t *bias, int8_t *output)
+{
+    const int32_t in_c = p->in_c;
+    for (int32_t b = 0; b < p->batches; ++b) {
+        const int8_t *in_b = input + b * p->in_h * p->in_w * in_c;
+        for (int32_t oy = 0; oy < p->out_h; ++oy) {
+            const int32_t in_y0 = oy * p->stride.h - p->padding.h;
+            int32_t fy0, fy1;
+            valid_taps(in_y0, p->dilation.h, p->in_h, p->filter_h, &fy0, &fy1);
+            for (int32_t ox = 0; ox < p->out_w; ++ox) {
+                const int32_t in_x0 = ox * p->stride.w - p->padding.w;
+                int32_t fx0, fx1;
+                valid_taps(in_x0, 1, p->in_w, p->filter_w, &fx0, &fx1);
+                const int8_t *in0 =
+                    in_b + ((in_y0 + p->dilation.h * fy0) * p->in_w + in_x0 + fx0) * in_c;
+                const int8_t *w_first = filter + (fy0 * p->filter_w + fx0) * in_c;
+                int8_t *out = output + ((b * p->out_h + oy) * p->out_w + ox) * p->out_c;
+                const int32_t rows = fy1 - fy0;
+                const int32_t cols = fx1 - fx0;
+                if (p->bias_folded != NULL && rows == p->filter_h && cols == p->filter_w) {
+                    conv_pixel(p, in0, w_first, rows, cols * in_c, p->bias_folded, 0, out);
+                } else {
+                    conv_pixel(p, in0, w_first, rows, cols * in_c, bias, p->input_offset, out);
+                }
+            }
+        }
+    }
+}
+
+/* Any group count and dilation: TFLM's loop order, one tap at a time. */
+static void conv_generic(const eq_conv2d_params *p, const int8_t *input, const int8_t *filter,
+                         const int32_t *bias, int8_t *output)
+{
+    const int32_t filters_per_group = p->out_c / (p->in_c / p->filter_in_c);
     for (int32_t b = 0; b < p->batches; ++b) {
         for (int32_t oy = 0; oy < p->out_h; ++oy) {
             const int32_t in_y0 = oy * p->stride.h - p->padding.h;
@@ -48,13 +155,28 @@ eq_status eq_conv2d_s8(const eq_conv2d_params *p, const int8_t *input, const int
                     if (bias != NULL) {
                         acc += bias[oc];
                     }
-                    const int32_t q = p->requant.per_channel ? oc : 0;
-                    acc = eq_requantize_double(acc, p->requant.multiplier[q], p->requant.shift[q]);
-                    acc += p->output_offset;
-                    out[oc] = (int8_t)eq_clamp_i32(acc, p->act_min, p->act_max);
+                    out[oc] = requant_out(p, acc, oc);
                 }
             }
         }
+    }
+}
+
+eq_status eq_conv2d_s8(const eq_conv2d_params *p, const int8_t *input, const int8_t *filter,
+                       const int32_t *bias, int8_t *output)
+{
+    if (p == NULL || input == NULL || filter == NULL || output == NULL || p->filter_in_c <= 0 ||
+        p->in_c % p->filter_in_c != 0) {
+        return EQ_ERR_ARG;
+    }
+    const int32_t groups = p->in_c / p->filter_in_c;
+    if (p->out_c % groups != 0) {
+        return EQ_ERR_ARG;
+    }
+    if (groups == 1 && p->dilation.w == 1 && p->dilation.h >= 1) {
+        conv_fast(p, input, filter, bias, output);
+    } else {
+        conv_generic(p, input, filter, bias, output);
     }
     return EQ_OK;
 }

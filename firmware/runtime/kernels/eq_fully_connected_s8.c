@@ -1,8 +1,18 @@
 /* FULLY_CONNECTED, int8 activations and filters (per tensor or per channel), int32 bias.
  * Bit-exact with TFLM's reference_integer_ops::FullyConnected[PerChannel]. The requantization
- * follows the build's rounding (EDGEQ_RT_SINGLE_ROUNDING matches LiteRT's reference kernel). */
+ * follows the build's rounding (EDGEQ_RT_SINGLE_ROUNDING matches LiteRT's reference kernel).
+ *
+ * Symmetric filters (filter_offset 0, what the converters emit): four output rows share every
+ * input load and its offset add. The sums are the same integers as TFLM's, so is the result. */
 #include "eq_kernels_conv.h"
 #include "eq_math.h"
+
+static int8_t requant_out(const eq_fully_connected_params *p, int32_t acc, int32_t oc)
+{
+    const int32_t q = p->requant.per_channel ? oc : 0;
+    acc = eq_requantize(acc, p->requant.multiplier[q], p->requant.shift[q]);
+    return (int8_t)eq_clamp_i32(acc + p->output_offset, p->act_min, p->act_max);
+}
 
 eq_status eq_fully_connected_s8(const eq_fully_connected_params *p, const int8_t *input,
                                 const int8_t *filter, const int32_t *bias, int8_t *output)
@@ -10,21 +20,47 @@ eq_status eq_fully_connected_s8(const eq_fully_connected_params *p, const int8_t
     if (p == NULL || input == NULL || filter == NULL || output == NULL) {
         return EQ_ERR_ARG;
     }
+    const int32_t depth = p->accum_depth;
+    const int32_t in_off = p->input_offset;
+    const int32_t w_off = p->filter_offset;
     for (int32_t b = 0; b < p->batches; ++b) {
-        const int8_t *in = input + b * p->accum_depth;
-        for (int32_t oc = 0; oc < p->out_depth; ++oc) {
-            const int8_t *w = filter + oc * p->accum_depth;
-            int32_t acc = 0;
-            for (int32_t d = 0; d < p->accum_depth; ++d) {
-                acc += ((int32_t)w[d] + p->filter_offset) * ((int32_t)in[d] + p->input_offset);
+        const int8_t *in = input + b * depth;
+        const int8_t *const in_end = in + depth;
+        int8_t *out = output + b * p->out_depth;
+        int32_t oc = 0;
+        if (w_off == 0) {
+            for (; oc + 4 <= p->out_depth; oc += 4) {
+                int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+                if (bias != NULL) {
+                    a0 = bias[oc];
+                    a1 = bias[oc + 1];
+                    a2 = bias[oc + 2];
+                    a3 = bias[oc + 3];
+                }
+                const int8_t *wa = filter + oc * depth;
+                const int8_t *wb = wa + depth;
+                const int8_t *wc = wb + depth;
+                const int8_t *wd = wc + depth;
+                for (const int8_t *x = in; x < in_end; ++x) {
+                    const int32_t v = (int32_t)*x + in_off;
+                    a0 += (int32_t)*wa++ * v;
+                    a1 += (int32_t)*wb++ * v;
+                    a2 += (int32_t)*wc++ * v;
+                    a3 += (int32_t)*wd++ * v;
+                }
+                out[oc] = requant_out(p, a0, oc);
+                out[oc + 1] = requant_out(p, a1, oc + 1);
+                out[oc + 2] = requant_out(p, a2, oc + 2);
+                out[oc + 3] = requant_out(p, a3, oc + 3);
             }
-            if (bias != NULL) {
-                acc += bias[oc];
+        }
+        for (; oc < p->out_depth; ++oc) {
+            const int8_t *w = filter + oc * depth;
+            int32_t acc = bias != NULL ? bias[oc] : 0;
+            for (int32_t d = 0; d < depth; ++d) {
+                acc += ((int32_t)w[d] + w_off) * ((int32_t)in[d] + in_off);
             }
-            const int32_t q = p->requant.per_channel ? oc : 0;
-            acc = eq_requantize(acc, p->requant.multiplier[q], p->requant.shift[q]);
-            acc += p->output_offset;
-            output[b * p->out_depth + oc] = (int8_t)eq_clamp_i32(acc, p->act_min, p->act_max);
+            out[oc] = requant_out(p, acc, oc);
         }
     }
     return EQ_OK;
