@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 EDGEQ := $(VENV)/bin/edgeq
 STAMP := $(VENV)/.edgeq-installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm
 PYTEST_WORKERS ?= 2
 OUT ?= build/run
 
