@@ -44,7 +44,7 @@ def quantize(name: str, out: Path) -> Path:
 
 
 def _oracle(tflite: str, x: np.ndarray) -> np.ndarray:
-    from edgeq.analyze.oracles import run_tflm
+    from edgeq.oracles import run_tflm
 
     return run_tflm(tflite, x)[0][0]
 

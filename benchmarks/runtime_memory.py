@@ -99,9 +99,9 @@ def _size(obj: Path) -> int:
 
 
 def measure(name: str, data: bytes, work: Path) -> dict[str, Any]:
-    from edgeq.analyze.oracles import tflm_min_arena
     from edgeq.codegen.edgeq_rt import generate_edgeq_rt
     from edgeq.codegen.host_harness import compile_objects
+    from edgeq.oracles import tflm_min_arena
 
     path = work / f"{name}.tflite"
     path.write_bytes(data)

@@ -39,3 +39,16 @@ class DeviceError(EdgeqError):
 
 class ExportError(EdgeqError):
     """An export bundle could not be produced."""
+
+
+def first_line(exc: BaseException, limit: int | None = 160) -> str:
+    """The first non-empty line of an exception's text, cut to ``limit`` characters.
+
+    Converters and native interpreters raise messages that run to pages; a user-facing error
+    quotes only their opening line.
+    """
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    first = lines[0] if lines else type(exc).__name__
+    if limit is not None and len(first) > limit:
+        return first[: limit - 3] + "..."
+    return first

@@ -42,7 +42,7 @@ def configure_environment() -> None:
 def import_tf() -> ModuleType:
     """Return the ``tensorflow`` module with edgeq's environment applied and logs quiet."""
     configure_environment()
-    with quiet_native_stderr():  # CUDA/absl chatter printed by C++ during the first import
+    with quiet_native_output():  # CUDA/absl chatter printed by C++ during the first import
         import tensorflow as tf
 
     if not _VERBOSE:
@@ -60,20 +60,24 @@ def import_tf() -> ModuleType:
 
 
 @contextlib.contextmanager
-def quiet_native_stderr() -> Iterator[None]:
-    """Silence what C++ code writes to fd 2 (converter, absl, TFLM) unless ``-v``."""
+def quiet_native_output(fds: tuple[int, ...] = (2,)) -> Iterator[None]:
+    """Silence what C++ code writes to these file descriptors (converter, MLIR quantizer, absl,
+    TFLM print there, out of Python's reach) unless ``-v``. Default: stderr only."""
     if _VERBOSE:
         yield
         return
+    sys.stdout.flush()
     sys.stderr.flush()
-    saved = os.dup(2)
+    saved = [os.dup(fd) for fd in fds]
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(devnull, 2)
+        for fd in fds:
+            os.dup2(devnull, fd)
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        for fd, copy in zip(fds, saved, strict=True):
+            os.dup2(copy, fd)
+            os.close(copy)
         os.close(devnull)
 
 

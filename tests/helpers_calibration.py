@@ -58,7 +58,7 @@ def trained_digits_cnn(epochs: int = 15) -> tuple[Any, Any]:
 
 def int8_accuracy(tflite: bytes, x: np.ndarray, y: np.ndarray) -> float:
     """Top-1 accuracy of an int8-I/O model on the LiteRT reference kernels."""
-    from edgeq.analyze.oracles import run_litert_ref
+    from edgeq.oracles import run_litert_ref
     from edgeq.quantize import numerics
     from edgeq.tflite import read_tflite_bytes
 

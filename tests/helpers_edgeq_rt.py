@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from edgeq.analyze.oracles import run_litert_ref, run_tflm
 from edgeq.codegen.host_harness import build_host_model
+from edgeq.oracles import run_litert_ref, run_tflm
 from edgeq.tflite import load_model_t, read_tflite, read_tflite_bytes, serialize_model_t
 
 REPO = Path(__file__).resolve().parents[1]

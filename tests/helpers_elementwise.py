@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from edgeq.analyze.oracles import run_litert_ref, run_tflm
 from edgeq.codegen import ops_elementwise  # noqa: F401  (registers the lowerings)
 from edgeq.codegen.lowering import KernelCall, lower_operator
+from edgeq.oracles import run_litert_ref, run_tflm
 from edgeq.tflite import read_tflite_bytes, serialize_model_t
 from edgeq.tflite.reader import schema
 

@@ -135,9 +135,9 @@ def _int8_inputs(model_bytes: bytes, x: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("grid,bits", [("binary", 1), ("ternary", 2), ("int4", 4)])
 def test_lut_kernels_bit_exact_with_tflm(tmp_path: Path, grid: str, bits: int) -> None:
-    from edgeq.analyze.oracles import run_tflm
     from edgeq.codegen.edgeq_rt import generate_edgeq_rt
     from edgeq.codegen.host_harness import build_host_model
+    from edgeq.oracles import run_tflm
 
     rng = np.random.default_rng(3)
     x = rng.uniform(-1, 1, size=(60, 10, 10, 2)).astype(np.float32)
@@ -160,9 +160,9 @@ def test_lut_kernels_bit_exact_with_tflm(tmp_path: Path, grid: str, bits: int) -
 
 
 def test_sparse_lut_kernels_bit_exact_with_tflm(tmp_path: Path) -> None:
-    from edgeq.analyze.oracles import run_tflm
     from edgeq.codegen.edgeq_rt import generate_edgeq_rt
     from edgeq.codegen.host_harness import build_host_model
+    from edgeq.oracles import run_tflm
     from edgeq.quantize.compress import sparse_lut_encode
 
     rng = np.random.default_rng(6)
@@ -219,13 +219,13 @@ def test_sparse_scratch_size_matches_c(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_lut_firmware_bit_exact_in_qemu(tmp_path: Path) -> None:
     """Sparse and dense LUT kernels, cross-compiled for Cortex-M4, in QEMU vs TFLM."""
-    from edgeq.analyze.oracles import run_tflm
     from edgeq.bench.validate import validate_on_device
     from edgeq.build.boards import resolve_target
     from edgeq.build.compiler import build_firmware
     from edgeq.codegen.edgeq_rt import generate_edgeq_rt
     from edgeq.device.qemu import QemuInstance
     from edgeq.device.session import DeviceSession
+    from edgeq.oracles import run_tflm
 
     rng = np.random.default_rng(7)
     x = rng.uniform(-1, 1, size=(40, 10, 10, 2)).astype(np.float32)
@@ -278,9 +278,9 @@ def _aeq_int4(model, x: np.ndarray) -> bytes:  # noqa: ANN001
 
 def test_int4_conv_bit_exact_with_tflm(tmp_path: Path) -> None:
     """int4 CONV_2D filters: TFLM accepts them, so it is the oracle (double rounding)."""
-    from edgeq.analyze.oracles import run_tflm
     from edgeq.codegen.edgeq_rt import generate_edgeq_rt
     from edgeq.codegen.host_harness import build_host_model
+    from edgeq.oracles import run_tflm
     from edgeq.tfenv import import_tf_keras
     from edgeq.tflite import read_tflite_bytes
 
@@ -307,9 +307,9 @@ def test_int4_conv_bit_exact_with_tflm(tmp_path: Path) -> None:
 
 def test_int4_fully_connected_bit_exact_with_litert_ref(tmp_path: Path) -> None:
     """int4 FULLY_CONNECTED: TFLM's wheel refuses it, LiteRT reference (single rounding) rules."""
-    from edgeq.analyze.oracles import run_litert_ref, tflm_supports
     from edgeq.codegen.edgeq_rt import generate_edgeq_rt
     from edgeq.codegen.host_harness import build_host_model
+    from edgeq.oracles import run_litert_ref, tflm_supports
     from edgeq.tfenv import import_tf_keras
 
     keras = import_tf_keras()

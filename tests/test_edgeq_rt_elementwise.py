@@ -405,7 +405,7 @@ def test_seanet_int16_goldens(op: str, shared_models: Path, tmp_path: Path) -> N
     too, except LEAKY_RELU: the goldens come from a TFLM that derived its multipliers in
     float32 (as LiteRT does), the installed tflite_micro derives them in double, and the
     default build follows the installed interpreter."""
-    from edgeq.analyze.oracles import run_tflm
+    from edgeq.oracles import run_tflm
 
     cases = _seanet_cases(shared_models, op)
     assert cases, f"no seanet {op} models"

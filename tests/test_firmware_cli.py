@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from edgeq.analyze.oracles import run_tflm
 from edgeq.bench.validate import quantized_test_inputs
 from edgeq.build.boards import board_dir
 from edgeq.cli import cli
+from edgeq.oracles import run_tflm
 
 
 def _run(args, env=None):

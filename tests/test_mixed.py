@@ -132,7 +132,7 @@ def digits_setup():  # noqa: ANN201
 
 @pytest.mark.slow
 def test_sensitivity_and_mixed_model_runs_within_budget(digits_setup) -> None:  # noqa: ANN001
-    from edgeq.analyze.oracles import run_litert_ref
+    from edgeq.oracles import run_litert_ref
     from edgeq.quantize.mixed import mixed_precision
     from edgeq.quantize.sensitivity import layer_sensitivity
     from edgeq.tflite import read_tflite_bytes

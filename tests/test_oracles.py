@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeq.analyze.oracles import run_litert_ref, run_tflm, tflm_min_arena, tflm_supports
 from edgeq.errors import AnalyzeError
+from edgeq.oracles import run_litert_ref, run_tflm, tflm_min_arena, tflm_supports
 from edgeq.tflite import read_tflite
 
 
@@ -45,10 +45,10 @@ def test_min_arena_is_the_exact_boundary(shared_models: Path) -> None:
     assert arena % 16 == 0 and 0 < arena < 16384
     from tflite_micro.python.tflite_micro import runtime
 
-    from edgeq.analyze.oracles import quiet_native_stderr
+    from edgeq.tfenv import quiet_native_output
 
     runtime.Interpreter.from_bytes(p.read_bytes(), arena_size=arena)
-    with quiet_native_stderr(), pytest.raises(RuntimeError):
+    with quiet_native_output(), pytest.raises(RuntimeError):
         runtime.Interpreter.from_bytes(p.read_bytes(), arena_size=arena - 16)
 
 

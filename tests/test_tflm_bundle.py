@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeq.analyze.oracles import run_tflm, tflm_min_arena
 from edgeq.codegen.tflm_bundle import (
     BUNDLE_FILES,
     TFLM_BUILTIN_METHODS,
@@ -28,6 +27,7 @@ from edgeq.codegen.tflm_bundle import (
     resolver_registrations,
 )
 from edgeq.errors import CodegenError
+from edgeq.oracles import run_tflm, tflm_min_arena
 from edgeq.tflite import load_model_t, read_tflite, read_tflite_bytes, serialize_model_t
 
 SHARED = (

@@ -129,7 +129,7 @@ def _expose_tensors(tflite_bytes: bytes, tensor_ids: list[int]) -> bytes:
 
 def explain_fc_differences(tflite_bytes: bytes, info: Any, x_q: np.ndarray) -> dict[str, Any]:
     """Run both oracles with the FC inputs as outputs: identical there => FC caused the rest."""
-    from edgeq.analyze.oracles import run_litert_ref, run_tflm
+    from edgeq.oracles import run_litert_ref, run_tflm
 
     boundary = fc_boundary_tensors(info)
     graph_inputs = set(info.inputs)
@@ -165,9 +165,9 @@ def evaluate(
     progress: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a quantized ``.tflite`` (and optionally its float model) on the test split."""
-    from edgeq.analyze.oracles import run_litert_ref, run_tflm, tflm_min_arena, tflm_supports
     from edgeq.data import Normalization, load_dataset, prepare_inputs
     from edgeq.models import load_model, predict_keras
+    from edgeq.oracles import run_litert_ref, run_tflm, tflm_min_arena, tflm_supports
     from edgeq.tflite import read_tflite_bytes
 
     qpath = Path(quantized)

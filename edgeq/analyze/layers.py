@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeq.errors import AnalyzeError
+from edgeq.errors import AnalyzeError, first_line
 from edgeq.quantize import numerics
 
 WEIGHTED_OPS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 0, "TRANSPOSE_CONV": 0}
@@ -128,7 +128,7 @@ def float_tflite(model: Any) -> bytes:
             converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], fn)
         return bytes(converter.convert())
     except Exception as exc:
-        msg = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        msg = first_line(exc, 160)
         raise AnalyzeError(f"could not convert the float model for reference: {msg}") from None
 
 
@@ -222,7 +222,7 @@ def analyze(
     max_samples: int = 500,
 ) -> Analysis:
     """Compare the int8 model with its float source on ``x`` (float inputs the float model takes)."""
-    from edgeq.analyze.oracles import litert_ref_interpreter
+    from edgeq.oracles import litert_ref_interpreter
     from edgeq.tflite import read_tflite_bytes
 
     q_bytes = int8_model if isinstance(int8_model, bytes) else Path(int8_model).read_bytes()

@@ -171,12 +171,12 @@ def run_build(req: BuildRequest, say: Callable[[str], None] = lambda s: None) ->
 
 def run_validation(board: Board, elf: Path, tflite: Path, model_hash: str, req: BuildRequest,
                    say: Callable[[str], None]) -> dict[str, Any]:
-    from edgeq.analyze.oracles import run_tflm
     from edgeq.bench.energy import estimate_energy
     from edgeq.bench.stats import latency_stats
     from edgeq.bench.validate import quantized_test_inputs, top1, validate_on_device
     from edgeq.device.session import DeviceSession
     from edgeq.errors import DeviceError
+    from edgeq.oracles import run_tflm
 
     x, y = quantized_test_inputs(tflite, req.data, req.samples)
     expected = run_tflm(tflite, x)

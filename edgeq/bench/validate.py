@@ -65,7 +65,7 @@ def validate_on_device(session: DeviceSession, inputs: Sequence[np.ndarray],
     """Run each sample on the device and compare every output byte with ``expected``.
 
     ``inputs``/``expected`` hold one array per model input/output, samples on the first axis
-    (the layout ``edgeq.analyze.oracles.run_tflm`` takes and returns).
+    (the layout ``edgeq.oracles.run_tflm`` takes and returns).
     """
     n = len(inputs[0])
     mismatched = mism_bytes = max_diff = 0

@@ -358,7 +358,7 @@ def _labels_from_sidecar(tflite_path: Path) -> list[str] | None:
 
 _ARENA_PROBE = """
 import sys
-from edgeq.analyze.oracles import tflm_min_arena
+from edgeq.oracles import tflm_min_arena
 from edgeq.errors import EdgeqError
 data = sys.stdin.buffer.read()
 size = int(sys.argv[1])
@@ -434,7 +434,7 @@ def plan_tflm_bundle(
 
     ``arena_bytes`` replaces the measurement by a size the caller states (checked to allocate).
     """
-    from edgeq.analyze.oracles import run_tflm
+    from edgeq.oracles import run_tflm
     from edgeq.tflite import read_tflite_bytes
 
     if not 0.0 <= arena_margin <= 10.0:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeq.errors import ExportError
+from edgeq.errors import ExportError, first_line
 
 VARIANTS = ("fp32", "fp16", "dynamic", "int8")
 VARIANT_PURPOSE = {
@@ -116,12 +116,12 @@ def convert_float32(keras_model: Any) -> bytes:
             )
         else:
             conv = tf.lite.TFLiteConverter.from_keras_model(keras_model)
-        from edgeq.analyze.oracles import quiet_native_stderr
+        from edgeq.tfenv import quiet_native_output
 
-        with quiet_native_stderr():
+        with quiet_native_output():
             return bytes(conv.convert())
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc, None)
         raise ExportError(f"float32 conversion failed: {first[:160]}") from None
 
 

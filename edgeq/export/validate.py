@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeq.errors import ExportError
+from edgeq.errors import ExportError, first_line
 
 LATENCY_LABEL = "host CPU, not a phone"
 THREADS = (1, 2)
@@ -40,14 +40,14 @@ def default_interpreter(model: bytes, threads: int = 1) -> Any:
     """LiteRT's default interpreter (XNNPACK on CPU), tensors allocated."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgeq.analyze.oracles import quiet_native_stderr
+    from edgeq.tfenv import quiet_native_output
 
     try:
-        with quiet_native_stderr():
+        with quiet_native_output():
             interp = Interpreter(model_content=model, num_threads=threads)
             interp.allocate_tensors()
     except (RuntimeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc, None)
         raise ExportError(f"LiteRT cannot load the exported model: {first}") from None
     return interp
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeq.errors import ModelError
+from edgeq.errors import ModelError, first_line
 
 SIDECAR_SUFFIX = ".edgeq.json"
 KINDS = ("keras3", "tf_keras", "tflite")
@@ -131,7 +131,7 @@ def _load_keras3(p: Path) -> Any:
         return keras.saving.load_model(p, compile=False)
     except Exception as exc:
         raise ModelError(
-            f"{p}: Keras 3 could not load the model ({type(exc).__name__}: {_first_line(exc)}); "
+            f"{p}: Keras 3 could not load the model ({type(exc).__name__}: {first_line(exc, 160)}); "
             "re-save it with model.save()"
         ) from None
 
@@ -144,14 +144,9 @@ def _load_tf_keras(p: Path) -> Any:
         return tf_keras.models.load_model(p, compile=False)
     except Exception as exc:
         raise ModelError(
-            f"{p}: corrupt or unreadable Keras model ({type(exc).__name__}: {_first_line(exc)}); "
+            f"{p}: corrupt or unreadable Keras model ({type(exc).__name__}: {first_line(exc, 160)}); "
             "re-save it with model.save()"
         ) from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else "")[:160]
 
 
 def _shape(s: Any) -> tuple[int | None, ...]:

@@ -12,17 +12,16 @@ Weights are not touched: the quantizer keeps them symmetric min-max, per channel
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from edgeq.errors import QuantizeError
+from edgeq.errors import QuantizeError, first_line
+from edgeq.tfenv import quiet_native_output
 
 CALIBRATORS = ("minmax", "percentile", "kl", "mse")
 DEFAULT_PERCENTILE = 99.99
@@ -124,29 +123,6 @@ class Calibration:
 # --- statistics --------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _quiet_native_output() -> Iterator[None]:
-    """The MLIR quantizer prints its settings from C++ on fd 1/2; hide that unless ``-v``."""
-    from edgeq.tfenv import is_verbose
-
-    if is_verbose():
-        yield
-        return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = [os.dup(1), os.dup(2)]
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 1)
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in (*saved, devnull):
-            os.close(fd)
-
-
 def _samples(representative: Any) -> Callable[[], Iterable[list[np.ndarray]]]:
     """Accept a converter-style callable (yielding ``[x]`` lists) or an array of samples."""
     if callable(representative):
@@ -167,10 +143,10 @@ def calibrate_only(keras_model: Any, representative: Any) -> bytes:
     converter.representative_dataset = _samples(representative)
     converter._experimental_calibrate_only = True
     try:
-        with _quiet_native_output():
+        with quiet_native_output(fds=(1, 2)):  # MLIR prints its settings on fd 1
             return bytes(converter.convert())
     except Exception as exc:
-        msg = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        msg = first_line(exc, 160)
         raise QuantizeError(f"calibration run of the converter failed: {msg}") from None
 
 
@@ -189,7 +165,7 @@ def _raw_minmax(calibrated: bytes) -> dict[int, str]:
 
 def _run_all(calibrated: bytes, representative: Any, tensors: list[int]) -> Iterator[list[Any]]:
     """For each sample, the float values of ``tensors`` (reference kernels, all tensors kept)."""
-    from edgeq.analyze.oracles import litert_ref_interpreter
+    from edgeq.oracles import litert_ref_interpreter
 
     interp = litert_ref_interpreter(calibrated)
     details = interp.get_input_details()
@@ -438,7 +414,7 @@ def quantize_calibrated(calibrated: bytes, io_dtype: str = "int8", per_channel: 
 
     dt = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32, "int16": tf.int16}[io_dtype]
     try:
-        with _quiet_native_output():
+        with quiet_native_output(fds=(1, 2)):  # MLIR prints its settings on fd 1
             out = mlir_quantize(
                 calibrated,
                 disable_per_channel=not per_channel,
@@ -447,7 +423,7 @@ def quantize_calibrated(calibrated: bytes, io_dtype: str = "int8", per_channel: 
                 output_data_type=dt,
             )
     except Exception as exc:
-        msg = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        msg = first_line(exc, 160)
         raise QuantizeError(f"MLIR quantizer failed on the calibrated model: {msg}") from None
     return bytes(out)
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeq.errors import DataError, QuantizeError
+from edgeq.errors import DataError, QuantizeError, first_line
 
 MODES = ("int8", "int16x8", "dynamic", "float16")
 PHONE_ONLY_MODES = ("dynamic", "float16")
@@ -118,14 +118,14 @@ def convert_ptq(
         raise QuantizeError(f"mode '{mode}' needs calibration data; pass a dataset (--data)")
     if range_hook is not None and mode != "int8":
         raise QuantizeError(f"custom calibration supports mode int8 only, not '{mode}'")
-    from edgeq.tfenv import import_tf, quiet_native_stderr
+    from edgeq.tfenv import import_tf, quiet_native_output
 
     tf = import_tf()
     tf_io = {"int8": tf.int8, "int16": tf.int16, "float32": tf.float32}[io]
     try:
         conv = _converter(tf, keras_model)
     except Exception as exc:
-        raise QuantizeError(f"the converter cannot read this model: {_first_line(exc)}") from None
+        raise QuantizeError(f"the converter cannot read this model: {first_line(exc, 200)}") from None
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv._experimental_disable_per_channel = not per_channel
     if mode == "float16":
@@ -144,20 +144,20 @@ def convert_ptq(
             conv.representative_dataset = rep
         conv._experimental_calibrate_only = range_hook is not None
         try:
-            with quiet_native_stderr():
+            with quiet_native_output():
                 result = conv.convert()
         except Exception as exc:
             raise QuantizeError(
-                f"TFLite converter failed in mode '{mode}': {_first_line(exc)}"
+                f"TFLite converter failed in mode '{mode}': {first_line(exc, 200)}"
             ) from None
     if range_hook is not None:
         calibrated = range_hook(bytes(result))  # runs with stderr visible (its own progress)
         try:
-            with quiet_native_stderr():
+            with quiet_native_output():
                 result = _quantize_calibrated(calibrated, per_channel, tf_io)
         except Exception as exc:
             raise QuantizeError(
-                f"quantizing the calibrated model failed: {_first_line(exc)}"
+                f"quantizing the calibrated model failed: {first_line(exc, 200)}"
             ) from None
     return bytes(result)
 
@@ -204,12 +204,6 @@ def _calibration_progress(
         yield wrapped
     finally:
         stream.close()
-
-
-def _first_line(exc: BaseException, limit: int = 200) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    first = lines[0] if lines else type(exc).__name__
-    return first if len(first) <= limit else first[: limit - 3] + "..."
 
 
 # --- the file-level job -------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeq.errors import QuantizeError
+from edgeq.errors import QuantizeError, first_line
 
 ROUNDINGS = ("nearest", "stochastic")
 EQUIVALENCE_TOL = 1e-5
@@ -334,7 +334,7 @@ def qat_model(model: Any, rounding: str = "nearest", layers: Sequence[str] | Non
     except QuantizeError:
         raise
     except Exception as exc:
-        msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        msg = first_line(exc, 200)
         raise QuantizeError(f"TF-MOT cannot quantize this model: {msg}") from None
 
 
@@ -387,12 +387,12 @@ def convert_qat(model: Any, io_dtype: str = "int8") -> bytes:
     converter.inference_input_type = types[io_dtype]
     converter.inference_output_type = types[io_dtype]
     try:
-        from edgeq.quantize.calibration import _quiet_native_output
+        from edgeq.tfenv import quiet_native_output
 
-        with _quiet_native_output():
+        with quiet_native_output(fds=(1, 2)):
             return bytes(converter.convert())
     except Exception as exc:
-        msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        msg = first_line(exc, 200)
         raise QuantizeError(f"converting the QAT model failed: {msg}") from None
 
 
@@ -526,7 +526,7 @@ def _accuracy(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, y: np.
 
 def int8_predict(tflite: bytes, x: np.ndarray) -> np.ndarray:
     """Outputs of an int8-I/O .tflite on float inputs, via the LiteRT reference kernels."""
-    from edgeq.analyze.oracles import run_litert_ref
+    from edgeq.oracles import run_litert_ref
     from edgeq.quantize import numerics
     from edgeq.tflite import read_tflite_bytes
 

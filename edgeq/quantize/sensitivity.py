@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeq.errors import QuantizeError
+from edgeq.errors import QuantizeError, first_line
 
 WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 INT4_OPS = ("CONV_2D", "FULLY_CONNECTED")  # what ai-edge-quantizer 0.10 quantizes to int4
@@ -152,7 +152,7 @@ def float_tflite(keras_model: Any) -> bytes:
     try:
         return bytes(tf.lite.TFLiteConverter.from_keras_model(keras_model).convert())
     except Exception as exc:  # the converter raises many kinds
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc, None)
         raise QuantizeError(f"TFLite converter failed on the float model: {first[:160]}") from None
 
 
@@ -210,7 +210,7 @@ def quantize_with_plan(
     import_tf()
     from ai_edge_quantizer import algorithm_manager, quantizer
 
-    from edgeq.analyze.oracles import quiet_native_stderr
+    from edgeq.tfenv import quiet_native_output
 
     q = quantizer.Quantizer(bytearray(float_model))
     q.add_static_config(".*", "*", activation_num_bits=8, weight_num_bits=8)
@@ -231,16 +231,16 @@ def quantize_with_plan(
     key = input_name or _input_name(float_model)
     calib = {"serving_default": [{key: s[np.newaxis].astype(np.float32)} for s in calibration]}
     try:
-        with quiet_native_stderr(), _silence_python_output():
+        with quiet_native_output(), _silence_python_output():
             result = q.quantize(q.calibrate(calib, num_threads=1), enable_progress_report=False)
     except (ValueError, RuntimeError, KeyError) as exc:
-        raise QuantizeError(f"ai-edge-quantizer failed: {str(exc).splitlines()[0][:160]}; "
+        raise QuantizeError(f"ai-edge-quantizer failed: {first_line(exc, 160)}; "
                             "choose another precision for that layer") from None
     return bytes(result.quantized_model)
 
 
 def _input_name(float_model: bytes) -> str:
-    from edgeq.analyze.oracles import litert_ref_interpreter
+    from edgeq.oracles import litert_ref_interpreter
 
     interp = litert_ref_interpreter(float_model)
     sig = interp.get_signature_list().get("serving_default")
@@ -269,7 +269,7 @@ class _silence_python_output:
 
 def model_probabilities(model: bytes, x: np.ndarray) -> np.ndarray:
     """Dequantized outputs (N, classes) of a .tflite on LiteRT reference kernels."""
-    from edgeq.analyze.oracles import run_litert_ref
+    from edgeq.oracles import run_litert_ref
     from edgeq.quantize.numerics import dequantize, quantize
     from edgeq.tflite import read_tflite_bytes
 

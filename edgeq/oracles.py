@@ -1,5 +1,8 @@
 """The reference interpreters that decide what "correct" means for an int8 model.
 
+A shared helper (like ``edgeq.tflite``), not a stage: quantization (sensitivity, calibration
+checks) runs models through it as much as analysis and benchmarking do.
+
 TFLite Micro's Python interpreter (``tflite_micro``) runs the same reference kernels, with the
 same (double) rounding, as a TFLM firmware: it is the bit-exact oracle for microcontrollers.
 LiteRT with ``OpResolverType.BUILTIN_REF`` is the second opinion; its FULLY_CONNECTED rounds
@@ -15,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeq.errors import AnalyzeError, ModelError
-from edgeq.tfenv import quiet_native_stderr
+from edgeq.errors import AnalyzeError, ModelError, first_line
+from edgeq.tfenv import quiet_native_output
 
 TFLM_ALIGNMENT = 16
 
@@ -65,7 +68,7 @@ def _progress(it: Iterable[int], total: int, desc: str, progress: bool) -> Itera
 def _tflm_interpreter(data: bytes, arena_size: int | None = None):  # noqa: ANN202
     from tflite_micro.python.tflite_micro import runtime
 
-    with quiet_native_stderr():
+    with quiet_native_output():
         return runtime.Interpreter.from_bytes(data, arena_size=arena_size)
 
 
@@ -98,7 +101,7 @@ def run_tflm(
                 )
             interp.set_input(np.ascontiguousarray(x), i)
         try:
-            with quiet_native_stderr():
+            with quiet_native_output():
                 interp.invoke()
         except RuntimeError as exc:
             msg = f"TFLite Micro failed to run the model: {_first_line(exc)}"
@@ -113,7 +116,7 @@ def litert_ref_interpreter(data: bytes):  # noqa: ANN201
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     try:
-        with quiet_native_stderr():
+        with quiet_native_output():
             interp = Interpreter(
                 model_content=data,
                 experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
@@ -209,9 +212,6 @@ def tflm_supports(model: ModelSource) -> tuple[bool, str]:
 
 
 def _first_line(exc: BaseException, limit: int = 160) -> str:
-    """The first sentence of a native error message, which can run to pages."""
-    text = str(exc).strip()
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    first = lines[0] if lines else type(exc).__name__
-    first = first.split(".Tensor ")[0]
-    return first if len(first) <= limit else first[: limit - 3] + "..."
+    """First line of a native error; LiteRT joins one complaint per tensor on a single line
+    (``...Was 3.Tensor 36 has ...``), so only the first sentence of that is kept."""
+    return first_line(exc, None).split(".Tensor ")[0][:limit]
