@@ -77,14 +77,14 @@ def firmware_row(tflite: bytes, x_test: np.ndarray, work: Path, *, coding: str,
                  qemu_samples: int) -> dict[str, Any]:
     """Generate, build and run one variant; flash, ELF weight bytes, arena, instructions."""
     from edgeq.bench.validate import validate_on_device
-    from edgeq.build.boards import resolve_target
-    from edgeq.build.compiler import build_firmware
     from edgeq.codegen.edgeq_rt import generate_edgeq_rt
     from edgeq.device.qemu import QemuInstance
     from edgeq.device.session import DeviceSession
     from edgeq.oracles import run_litert_ref, run_tflm, tflm_supports
     from edgeq.quantize.numerics import quantize
     from edgeq.tflite import read_tflite_bytes
+    from edgeq.toolchain.boards import resolve_target
+    from edgeq.toolchain.compiler import build_firmware
 
     path = work / "model.tflite"
     path.write_bytes(tflite)

@@ -64,13 +64,13 @@ def oracle_in_child(tflite: Path, x: np.ndarray) -> np.ndarray | None:
 
 
 def measure(name: str, board_name: str, work: Path) -> dict[str, object]:
-    from edgeq.build.boards import resolve_target
-    from edgeq.build.compiler import build_firmware
     from edgeq.codegen.edgeq_rt import generate_edgeq_rt
     from edgeq.device.icount import build_plugin, plugin_args, read_counts
     from edgeq.device.qemu import QemuInstance
     from edgeq.device.session import DeviceSession
     from edgeq.tflite import read_tflite
+    from edgeq.toolchain.boards import resolve_target
+    from edgeq.toolchain.compiler import build_firmware
 
     board = resolve_target(board=board_name)
     tflite = quantize(name, work)

@@ -415,7 +415,7 @@ def _render_boards(rows: list[dict[str, Any]]) -> str:
 @json_option
 def boards_cmd(as_json: bool) -> None:
     """List the board configs: core, clock, flash, RAM, emulator and flasher."""
-    from edgeq.build.boards import list_boards
+    from edgeq.toolchain.boards import list_boards
 
     rows = [{
         "name": b.name, "core": b.core, "clock_hz": b.clock_hz, "max_clock_hz": b.max_clock_hz,
@@ -465,8 +465,8 @@ def flash_cmd(board: str, probe: str | None, build_dir: str | None, tool: str | 
     from pathlib import Path
 
     from edgeq.bench.runner import default_build_dir
-    from edgeq.build.boards import resolve_target
     from edgeq.device.flash import flash_firmware
+    from edgeq.toolchain.boards import resolve_target
 
     b = resolve_target(board=board)
     d = Path(build_dir) if build_dir else default_build_dir(b)
@@ -494,7 +494,7 @@ def bench_cmd(board: str, port: str | None, emulator: bool, runs: int, warmup: i
     from pathlib import Path
 
     from edgeq.bench.runner import bench, default_build_dir, render_bench
-    from edgeq.build.boards import resolve_target
+    from edgeq.toolchain.boards import resolve_target
 
     b = resolve_target(board=board)
     d = Path(build_dir) if build_dir else default_build_dir(b)
@@ -517,7 +517,7 @@ def run_cmd(input_file: str, board: str, port: str | None, emulator: bool,
     from pathlib import Path
 
     from edgeq.bench.runner import default_build_dir, run_input
-    from edgeq.build.boards import resolve_target
+    from edgeq.toolchain.boards import resolve_target
 
     b = resolve_target(board=board)
     d = Path(build_dir) if build_dir else default_build_dir(b)

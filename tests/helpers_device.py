@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from edgeq.build.boards import resolve_target
-from edgeq.build.compiler import FirmwareBuild, build_firmware
 from edgeq.device import protocol as P
+from edgeq.toolchain.boards import resolve_target
+from edgeq.toolchain.compiler import FirmwareBuild, build_firmware
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parent / "fixtures"
 ECHO_MODEL = DATA / "fw_echo_model"
 ECHO_RUNTIME = ECHO_MODEL / "runtime"
 FUZZ_DIR = DATA / "fw_fuzz"
@@ -25,7 +25,7 @@ def build_echo(board: str, out: Path, **kw: Any) -> FirmwareBuild:
 
 
 def echo_reference(x: np.ndarray) -> np.ndarray:
-    """Python twin of tests/data/fw_echo_model/model.c."""
+    """Python twin of tests/fixtures/fw_echo_model/model.c."""
     flat = x.astype(np.int64).reshape(-1)
     i = np.arange(64)
     w = (i[None, :] % 7) - 3 + np.arange(10)[:, None]

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgeq.build.boards import Board, power_model
 from edgeq.errors import DeviceError
+from edgeq.toolchain.boards import Board, power_model
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class EnergyEstimate:
 
 def estimate_energy(board: Board, count: float, unit: str) -> EnergyEstimate:
     """Estimated energy of one inference that took ``count`` cycles (or instructions)."""
-    from edgeq.build.boards import resolve_target
+    from edgeq.toolchain.boards import resolve_target
 
     model, model_board = power_model(board)
     assert model.supply_v is not None and model.run_ua_per_mhz is not None

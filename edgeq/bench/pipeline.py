@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeq.build.boards import Board, resolve_target
 from edgeq.errors import BuildError, ModelError
+from edgeq.toolchain.boards import Board, resolve_target
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL = Path("models") / "digits_cnn"
@@ -80,7 +80,7 @@ def check_fit(board: Board, *, weight_bytes: int, arena_bytes: int, input_bytes:
 
 
 def run_build(req: BuildRequest, say: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
-    from edgeq.build.compiler import build_firmware, find_tool
+    from edgeq.toolchain.compiler import build_firmware, find_tool
 
     board = resolve_target(req.target, req.board)
     find_tool("gcc")

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from edgeq.build.boards import Board
 from edgeq.device.session import DeviceSession
 from edgeq.errors import DataError, DeviceError
+from edgeq.toolchain.boards import Board
 
 
 def default_build_dir(board: Board, model: str = "digits_cnn") -> Path:
@@ -53,9 +53,9 @@ def _manifest(build_dir: Path) -> dict[str, Any]:
 
 def profiled_firmware(board: Board, build_dir: Path) -> Path:
     """The per-layer firmware ELF, built from the generated C in ``build_dir`` if needed."""
-    from edgeq.build.compiler import build_firmware
     from edgeq.codegen.edgeq_rt import generate_edgeq_rt
     from edgeq.tflite import read_tflite
+    from edgeq.toolchain.compiler import build_firmware
 
     built = _manifest(build_dir).get("build", {}).get("firmware", {})
     if built.get("per_layer") and Path(built.get("elf", "")).is_file():

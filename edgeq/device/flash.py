@@ -6,8 +6,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from edgeq.build.boards import Board
 from edgeq.errors import DeviceError
+from edgeq.toolchain.boards import Board
 
 
 def flash_command(board: Board, firmware: Path, *, probe: str | None = None,

@@ -12,8 +12,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from edgeq.build.compiler import FIRMWARE_DIR, find_tool
 from edgeq.errors import DeviceError
+from edgeq.toolchain.compiler import FIRMWARE_DIR, find_tool
 
 PLUGIN_SOURCE = FIRMWARE_DIR / "qemu_plugin" / "icount_window.c"
 

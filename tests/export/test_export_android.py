@@ -36,7 +36,7 @@ from edgeq.export.metadata import (
     metadata_buffer,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DIGITS = REPO / "models" / "digits_cnn" / "digits_cnn.h5"
 EDGEQ = [sys.executable, "-m", "edgeq.cli"]
 ASSETS = Path("app/src/main/assets")

@@ -14,7 +14,7 @@ import subprocess
 import pytest
 from helpers_device import ECHO_MODEL, ECHO_RUNTIME, FUZZ_DIR
 
-from edgeq.build.compiler import FIRMWARE_DIR
+from edgeq.toolchain.compiler import FIRMWARE_DIR
 
 
 @pytest.fixture(scope="module")

@@ -16,10 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from edgeq.build.boards import Board
-from edgeq.build.linker import board_header, linker_script
 from edgeq.errors import BuildError
 from edgeq.fileio import atomic_output_dir
+from edgeq.toolchain.boards import Board
+from edgeq.toolchain.linker import board_header, linker_script
 
 FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
 RUNTIME_DIR = FIRMWARE_DIR / "runtime"

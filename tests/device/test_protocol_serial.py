@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from edgeq.build.boards import resolve_target
 from edgeq.device.flash import flash_command, flash_firmware
 from edgeq.device.transport import open_serial
 from edgeq.errors import DeviceError
+from edgeq.toolchain.boards import resolve_target
 
 
 def test_absent_serial_port():

@@ -9,10 +9,16 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from edgeq.build.boards import board_dir, list_boards, load_board_file, power_model, resolve_target
-from edgeq.build.linker import board_header, linker_script, uart_divisor
 from edgeq.cli import cli
 from edgeq.errors import BuildError
+from edgeq.toolchain.boards import (
+    board_dir,
+    list_boards,
+    load_board_file,
+    power_model,
+    resolve_target,
+)
+from edgeq.toolchain.linker import board_header, linker_script, uart_divisor
 
 EMULATED = {"mps2-an386", "mps2-an500", "mps2-an385", "mps2-an505", "netduinoplus2"}
 REAL = {"nucleo-l4r5zi", "nucleo-f446re", "stm32f4-discovery", "nrf52840dk", "nucleo-h743zi"}

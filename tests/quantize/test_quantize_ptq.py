@@ -15,7 +15,7 @@ from edgeq.errors import QuantizeError
 from edgeq.quantize.ptq import check_mode, convert_ptq, is_mcu_target, quantize_model
 from edgeq.tflite import TfliteModel, load_model_t, read_tflite_bytes, serialize_model_t
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DIGITS_H5 = REPO / "models" / "digits_cnn" / "digits_cnn.h5"
 WEIGHTED_OPS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 0}  # op -> channel axis
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from edgeq.cli import cli
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DIGITS_H5 = str(REPO / "models" / "digits_cnn" / "digits_cnn.h5")
 
 

@@ -11,7 +11,7 @@ import pytest
 from edgeq.errors import ModelError
 from edgeq.models import load_model, predict_keras, sidecar_path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DIGITS_H5 = REPO / "models" / "digits_cnn" / "digits_cnn.h5"
 
 

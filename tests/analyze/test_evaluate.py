@@ -20,7 +20,7 @@ from edgeq.errors import AnalyzeError, DataError
 from edgeq.fileio import atomic_write_bytes
 from edgeq.tflite import read_tflite
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DIGITS_H5 = REPO / "models" / "digits_cnn" / "digits_cnn.h5"
 
 

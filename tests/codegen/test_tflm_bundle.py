@@ -33,9 +33,9 @@ from edgeq.tflite import load_model_t, read_tflite, read_tflite_bytes, serialize
 SHARED = (
     Path(os.environ["EDGEQ_SHARED_MODELS"])
     if os.environ.get("EDGEQ_SHARED_MODELS")
-    else Path(__file__).resolve().parents[2] / "shared" / "models"
+    else Path(__file__).resolve().parents[3] / "shared" / "models"
 ) / "tflm"
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EDGEQ = [sys.executable, "-m", "edgeq.cli"]
 CXXFLAGS = ["-std=c++17", "-Wall", "-Wextra", "-Werror", "-Wpedantic"]
 

@@ -10,7 +10,7 @@ import pytest
 
 from edgeq.quantize import numerics as nx
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(

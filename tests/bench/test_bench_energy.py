@@ -7,8 +7,8 @@ import pytest
 
 from edgeq.bench.energy import estimate_energy, gpio_window, integrate_energy
 from edgeq.bench.stats import latency_stats, layer_table, render_layers
-from edgeq.build.boards import resolve_target
 from edgeq.errors import DeviceError
+from edgeq.toolchain.boards import resolve_target
 
 
 def test_estimate_on_a_real_board_uses_its_datasheet_current():

@@ -8,12 +8,12 @@ import pytest
 from helpers_device import quantized_digits
 
 from edgeq.bench.validate import quantized_test_inputs, top1, validate_on_device
-from edgeq.build.boards import resolve_target
-from edgeq.build.compiler import build_firmware
 from edgeq.codegen.edgeq_rt import generate_edgeq_rt
 from edgeq.device.qemu import QemuInstance
 from edgeq.device.session import DeviceSession
 from edgeq.oracles import run_tflm
+from edgeq.toolchain.boards import resolve_target
+from edgeq.toolchain.compiler import build_firmware
 
 BOARDS = ["mps2-an386", "mps2-an500", "mps2-an385", "netduinoplus2", "mps2-an505"]
 SAMPLES = 100

@@ -8,9 +8,9 @@ import subprocess
 import pytest
 from helpers_device import ECHO_MODEL, ECHO_RUNTIME, build_echo
 
-from edgeq.build.boards import list_boards, resolve_target
-from edgeq.build.compiler import build_firmware, find_tool
 from edgeq.errors import BuildError
+from edgeq.toolchain.boards import list_boards, resolve_target
+from edgeq.toolchain.compiler import build_firmware, find_tool
 
 
 @pytest.mark.parametrize("board", [b.name for b in list_boards()])

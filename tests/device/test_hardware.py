@@ -1,7 +1,7 @@
 """Real-board paths: build, flash (pyocd/openocd), validate over the serial port, bench.
 
 Run only with a board attached:
-    EDGEQ_BOARD=nucleo-l4r5zi EDGEQ_PORT=/dev/ttyACM0 .venv/bin/pytest tests/test_hardware.py -m hardware
+    EDGEQ_BOARD=nucleo-l4r5zi EDGEQ_PORT=/dev/ttyACM0 .venv/bin/pytest tests/device/test_hardware.py -m hardware
 Optional: EDGEQ_PROBE (probe UID), EDGEQ_FLASHER (pyocd|openocd), EDGEQ_NO_FLASH=1 (already flashed).
 """
 
@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from edgeq.build.boards import resolve_target
 from edgeq.cli import cli
 from edgeq.device import protocol as P
 from edgeq.device.session import DeviceSession
 from edgeq.device.transport import open_serial
+from edgeq.toolchain.boards import resolve_target
 
 pytestmark = pytest.mark.hardware
 

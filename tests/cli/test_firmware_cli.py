@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from edgeq.bench.validate import quantized_test_inputs
-from edgeq.build.boards import board_dir
 from edgeq.cli import cli
 from edgeq.oracles import run_tflm
+from edgeq.toolchain.boards import board_dir
 
 
 def _run(args, env=None):
@@ -152,7 +152,7 @@ def test_build_for_real_board_stops_before_running(built, tmp_path, board):
     r = json.loads(res.output[res.output.index("{"):])
     assert r["device"]["ran"] is False and "edgeq flash" in r["device"]["reason"]
     assert (tmp_path / board / "firmware" / "fw.hex").is_file()
-    from edgeq.build.boards import resolve_target
+    from edgeq.toolchain.boards import resolve_target
 
     assert r["memory"]["flash_capacity"] == resolve_target(board=board).flash.length
     text = _run(["build", str(out / "model_int8.tflite"), "--board", board, "-o",

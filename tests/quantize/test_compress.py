@@ -22,7 +22,7 @@ from edgeq.quantize.compress import (
 )
 from edgeq.quantize.ste import snap_to_grid
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 # --- pure numerics --------------------------------------------------------------------------------
@@ -220,12 +220,12 @@ def test_sparse_scratch_size_matches_c(tmp_path: Path) -> None:
 def test_lut_firmware_bit_exact_in_qemu(tmp_path: Path) -> None:
     """Sparse and dense LUT kernels, cross-compiled for Cortex-M4, in QEMU vs TFLM."""
     from edgeq.bench.validate import validate_on_device
-    from edgeq.build.boards import resolve_target
-    from edgeq.build.compiler import build_firmware
     from edgeq.codegen.edgeq_rt import generate_edgeq_rt
     from edgeq.device.qemu import QemuInstance
     from edgeq.device.session import DeviceSession
     from edgeq.oracles import run_tflm
+    from edgeq.toolchain.boards import resolve_target
+    from edgeq.toolchain.compiler import build_firmware
 
     rng = np.random.default_rng(7)
     x = rng.uniform(-1, 1, size=(40, 10, 10, 2)).astype(np.float32)

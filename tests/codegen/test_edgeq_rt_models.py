@@ -19,7 +19,7 @@ from edgeq.codegen.edgeq_rt import generate_edgeq_rt
 from edgeq.codegen.host_harness import build_host_model
 from edgeq.errors import CodegenError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 N = 50
 
 
