@@ -44,7 +44,8 @@ class EdgeqGroup(click.Group):
                 import traceback
 
                 traceback.print_exc()
-            click.echo(f"edgeq: error: {exc}", err=True)
+            text = " ".join(str(exc).split())  # one line, whatever text the message quotes
+            click.echo(f"edgeq: error: {text}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo("edgeq: interrupted", err=True)

@@ -194,10 +194,18 @@ def evaluate(
     in_shape: tuple[int | None, ...] = (None, *in_t.shape[1:])
     ds = load_dataset(spec, input_shape=tuple(in_shape[1:]))
     x_raw, y = ds.x_test, ds.y_test
+    if limit is not None and limit < 1:
+        raise AnalyzeError(f"--limit must be a positive number of samples, got {limit}")
     if limit is not None:
         x_raw, y = x_raw[:limit], (None if y is None else y[:limit])
     task = str(meta.get("task", "classification"))
     m = metric_for(task, metric)
+    if m is METRICS["top1"] and y is not None:
+        from edgeq.data.checks import check_labels
+
+        classes = int(np.prod(out_t.shape[1:])) if len(out_t.shape) > 1 else 1
+        check_labels(np.asarray(y), f"dataset '{ds.name}' test labels",
+                     classes if classes > 1 else None)
     x = prepare_inputs(
         x_raw, in_shape, Normalization.from_meta(meta), source=f"dataset '{ds.name}'"
     )
