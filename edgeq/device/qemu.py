@@ -7,10 +7,15 @@ parallel); an emulator that exits before or during the session is reported with 
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,6 +44,51 @@ def qemu_command(machine: str, kernel: Path, port: int, extra: Sequence[str] = (
             *extra]
 
 
+# Every emulator this process started and has not stopped yet. SIGTERM is turned into SystemExit
+# while any is alive (so ``with`` blocks and ``finally`` run, as they do for Ctrl-C), the kernel
+# kills QEMU if this process dies without cleaning up (PR_SET_PDEATHSIG), and atexit stops the
+# rest: no exit path leaves a qemu-system-arm behind.
+_live: set[QemuInstance] = set()
+_live_lock = threading.Lock()
+_saved_sigterm: Any = None
+
+
+def _on_sigterm(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _register(q: QemuInstance) -> None:
+    global _saved_sigterm
+    with _live_lock:
+        if not _live and threading.current_thread() is threading.main_thread():
+            _saved_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
+        _live.add(q)
+
+
+def _unregister(q: QemuInstance) -> None:
+    global _saved_sigterm
+    with _live_lock:
+        _live.discard(q)
+        if not _live and _saved_sigterm is not None and \
+                threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _saved_sigterm)
+            _saved_sigterm = None
+
+
+@atexit.register
+def stop_all() -> None:
+    """Stop every emulator still running (interpreter exit, or a caller's own cleanup)."""
+    for q in list(_live):
+        q.close()
+
+
+def _die_with_parent() -> None:  # runs in the forked child before exec
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 class QemuInstance:
     """Context manager: start QEMU, connect to its UART, and always shut it down."""
 
@@ -63,6 +113,15 @@ class QemuInstance:
         self.close()
 
     def start(self) -> None:
+        """Start and connect; on any failure or interrupt (even mid-connect) QEMU is stopped."""
+        _register(self)
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> None:
         import serial
 
         if not self.kernel.is_file():
@@ -70,9 +129,12 @@ class QemuInstance:
         for _ in range(5):
             self.tcp_port = free_port()
             cmd = qemu_command(self.machine, self.kernel, self.tcp_port, self.extra_args)
+            _register(self)  # again after a retry's close()
             self._stderr = tempfile.TemporaryFile()
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=self._stderr)
+                                         stdout=subprocess.DEVNULL, stderr=self._stderr,
+                                         preexec_fn=_die_with_parent if os.name == "posix"
+                                         else None)
             deadline = time.monotonic() + self.connect_timeout
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
@@ -129,3 +191,4 @@ class QemuInstance:
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
+        _unregister(self)
