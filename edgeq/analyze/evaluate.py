@@ -88,6 +88,11 @@ def dequantize_outputs(y: np.ndarray, tensor: Any) -> np.ndarray:
 
 def compare_outputs(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
     """Element-wise agreement of two output arrays (first axis = samples)."""
+    if a.shape != b.shape:
+        raise AnalyzeError(
+            f"TFLite Micro produced shape {a.shape} where LiteRT produced {b.shape}; the model's "
+            "tensor shapes are inconsistent (corrupt file?) - re-export the model"
+        )
     diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
     mism = diff != 0
     per_sample = mism.reshape(len(a), -1).any(axis=1) if len(a) else np.zeros(0, bool)

@@ -50,7 +50,8 @@ def check_samples(x: np.ndarray, name: str, *, warn: bool = True) -> None:
                     "range", name, lo)
 
 
-def check_labels(y: np.ndarray, name: str, num_classes: int | None = None) -> None:
+def check_labels(y: np.ndarray, name: str, num_classes: int | None = None, *,
+                 classes_from: str = "the model") -> None:
     """Class indices: integers, >= 0 and, when the class count is known, below it."""
     if y.dtype.kind in "OUS":
         raise DataError(f"{name} holds {y.dtype} labels; save integer class indices (names go in "
@@ -68,6 +69,6 @@ def check_labels(y: np.ndarray, name: str, num_classes: int | None = None) -> No
         over = np.flatnonzero(y.reshape(-1) >= num_classes)
         if over.size:
             first = int(over[0])
-            raise DataError(f"{name}{_index(first, y.shape)} is {y.reshape(-1)[first]} but the "
-                            f"model has {num_classes} classes (0..{num_classes - 1}); use the "
-                            "dataset this model was trained for")
+            raise DataError(f"{name}{_index(first, y.shape)} is {y.reshape(-1)[first]} but "
+                            f"{classes_from} has {num_classes} classes (0..{num_classes - 1}); "
+                            "use the dataset this model was trained for")

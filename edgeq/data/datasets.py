@@ -122,7 +122,8 @@ def _check_arrays(source: str, xs: dict[str, np.ndarray], ys: dict[str, np.ndarr
         if y.dtype.kind == "f":  # regression targets
             check_samples(y, f"dataset '{source}' {key}", warn=False)
         else:
-            check_labels(y, f"dataset '{source}' {key}", len(labels) or None)
+            check_labels(y, f"dataset '{source}' {key}", len(labels) or None,
+                         classes_from="'label_names'")
 
 
 def split_dataset(

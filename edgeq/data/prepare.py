@@ -48,7 +48,8 @@ class Normalization:
             return x
         mean = np.asarray(self.mean, dtype=np.float32)
         std = np.asarray(self.std, dtype=np.float32)
-        return ((x - mean) / std).astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked by the caller
+            return ((x - mean) / std).astype(np.float32)
 
     def as_dict(self) -> dict[str, list[float]]:
         return {"mean": list(self.mean), "std": list(self.std)}
