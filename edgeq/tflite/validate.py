@@ -53,6 +53,21 @@ _ZP_RANGE: dict[int, tuple[int, int]] = {9: (-128, 127), 3: (0, 255), 7: (-32768
 _POSITIVE_OPTIONS = ("strideW", "strideH", "strideD", "dilationWFactor", "dilationHFactor",
                      "dilationDFactor", "filterWidth", "filterHeight")
 
+# inputs an op cannot do without (leading positions, which must not be -1 "omitted")
+_MIN_INPUTS: dict[str, int] = {
+    **dict.fromkeys(("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", "MUL",
+                     "DIV", "MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE", "RESHAPE", "PAD",
+                     "PADV2", "TRANSPOSE", "MEAN", "SUM", "REDUCE_MAX", "GATHER",
+                     "BATCH_MATMUL", "PRELU", "SPLIT", "SVDF", "EMBEDDING_LOOKUP"), 2),
+    **dict.fromkeys(("TRANSPOSE_CONV", "STRIDED_SLICE", "SLICE"), 3),
+    **dict.fromkeys(("SOFTMAX", "LOGISTIC", "TANH", "RELU", "RELU6", "RELU_N1_TO_1",
+                     "LEAKY_RELU", "HARD_SWISH", "QUANTIZE", "DEQUANTIZE", "AVERAGE_POOL_2D",
+                     "MAX_POOL_2D", "L2_NORMALIZATION", "CONCATENATION", "SQUEEZE", "EXPAND_DIMS",
+                     "ABS", "NEG", "EXP", "LOG", "SQRT", "RSQRT", "ELU", "PACK", "UNPACK",
+                     "UNIDIRECTIONAL_SEQUENCE_LSTM", "LOG_SOFTMAX", "SHAPE", "CAST"), 1),
+}
+_NO_OUTPUTS = {"ASSIGN_VARIABLE", "CALL_ONCE"}
+
 # vtable slots of the vectors of *tables* (scalar vectors are bounds-checked by numpy views)
 _MODEL_TABLE_VECTORS = {"operator_codes": 6, "subgraphs": 8, "buffers": 12, "metadata": 16,
                         "signature_defs": 18}
@@ -220,11 +235,19 @@ def _buffer_size(buf: Any, size: int, source: str, index: int) -> int:
 
 def _check_operator(op: Any, j: int, ntensors: int, codes: list[Any], source: str,
                     where: str) -> None:
-    from edgeq.tflite.reader import _options
+    from edgeq.tflite.reader import _options, builtin_op_name
 
     what = f"{where}operator {j}"
     if not 0 <= int(op.opcodeIndex) < len(codes):
         raise _bad(source, f"{what} uses op code {op.opcodeIndex} of {len(codes)}")
+    oc = codes[int(op.opcodeIndex)]
+    name = builtin_op_name(max(int(oc.builtinCode), int(oc.deprecatedBuiltinCode)))
+    ins, outs = _ints(op.inputs), _ints(op.outputs)
+    need = _MIN_INPUTS.get(name, 0)
+    if len(ins) < need or any(v < 0 for v in ins[:need]):
+        raise _bad(source, f"{what} ({name}) has inputs {ins[:8]}; it needs {need}")
+    if not outs and name not in _NO_OUTPUTS:
+        raise _bad(source, f"{what} ({name}) has no outputs")
     for kind, lo in (("input", -1), ("output", 0), ("intermediate", 0)):
         vals = _ints(getattr(op, kind + "s"))
         bad = [v for v in vals if not lo <= v < ntensors]
