@@ -239,10 +239,12 @@ def evaluate(
             )
         float_out = predict_keras(fmodel.model, x)
         report["float"] = {"value": m.fn(float_out, y, x)}
-    tflm_raw = run_tflm(tflite_bytes, x_q, progress=progress)[0]
+    tflm_raw = _checked_output(run_tflm(tflite_bytes, x_q, progress=progress)[0], len(x_q),
+                               "TFLite Micro")
     report["tflm"] = {"value": m.fn(dequantize_outputs(tflm_raw, out_t), y, x)}
     try:
-        ref_raw = run_litert_ref(tflite_bytes, x_q, progress=progress)[0]
+        ref_raw = _checked_output(run_litert_ref(tflite_bytes, x_q, progress=progress)[0],
+                                  len(x_q), "LiteRT")
     except AnalyzeError as exc:
         report["litert_ref"] = {"error": str(exc)}
         report["agreement"] = {"verdict": "not compared (LiteRT refused the model)"}
@@ -267,6 +269,14 @@ def evaluate(
     report["output"] = _io_desc(out_t)
     report["percent_metric"] = m.percent
     return report
+
+
+def _checked_output(raw: np.ndarray, samples: int, who: str) -> np.ndarray:
+    """One non-empty output per sample, or the model's shapes are broken."""
+    if raw.ndim == 0 or raw.shape[0] != samples or raw.size == 0:
+        raise AnalyzeError(f"{who} returned an output of shape {raw.shape} for {samples} "
+                           "samples; the model's output shape is broken - re-export the model")
+    return raw
 
 
 def _io_desc(t: Any) -> dict[str, Any]:

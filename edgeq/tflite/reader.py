@@ -197,9 +197,12 @@ def load_model_t(data: bytes, source: str = "<bytes>") -> Any:
     except ModelError:
         raise
     except Exception as exc:  # flatbuffers raises assorted errors on bad offsets
-        raise ModelError(
-            f"{source}: corrupt or truncated .tflite ({type(exc).__name__}); re-export the model"
-        ) from None
+        import struct
+
+        why = ("an offset points outside the file" if isinstance(exc, struct.error | IndexError)
+               else type(exc).__name__)
+        raise ModelError(f"{source}: corrupt or truncated .tflite ({why}); re-export the model"
+                         ) from None
     return model_t
 
 
