@@ -67,7 +67,9 @@ def _edit_opcode_index(m: Any) -> None:
 
 
 def _edit_op_input(m: Any) -> None:
-    m.subgraphs[0].operators[0].inputs = np.asarray([1000], dtype=np.int32)
+    ins = np.asarray(m.subgraphs[0].operators[0].inputs).copy()
+    ins[0] = 1000
+    m.subgraphs[0].operators[0].inputs = ins
 
 
 def _edit_graph_output(m: Any) -> None:
@@ -164,3 +166,14 @@ def test_limits_follow_the_largest_board() -> None:
     assert V.LARGEST_BOARD_RAM == max(b.ram.length for b in boards)
     assert V.MAX_WEIGHT_BYTES >= V.HEADROOM * V.LARGEST_BOARD_FLASH
     assert V.MAX_TENSOR_BYTES >= V.HEADROOM * V.LARGEST_BOARD_RAM
+
+
+def test_operator_missing_required_inputs_or_outputs(shared_models: Path) -> None:
+    m = load_model_t(_hello(shared_models))
+    m.subgraphs[0].operators[0].inputs = np.asarray([0], dtype=np.int32)
+    with pytest.raises(ModelError, match=r"\(FULLY_CONNECTED\) has inputs \[0\]; it needs 2"):
+        read_tflite_bytes(serialize_model_t(m))
+    m = load_model_t(_hello(shared_models))
+    m.subgraphs[0].operators[1].outputs = np.asarray([], dtype=np.int32)
+    with pytest.raises(ModelError, match=r"operator 1 \(FULLY_CONNECTED\) has no outputs"):
+        read_tflite_bytes(serialize_model_t(m))
