@@ -8,7 +8,6 @@ expensive ones, and a model that does not fit is refused before anything is comp
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,14 +55,6 @@ def find_model_file(model: str | None) -> Path:
     return p
 
 
-def _update_manifest(path: Path, section: str, value: Any) -> None:
-    from edgeq.fileio import atomic_write_json
-
-    doc = json.loads(path.read_text()) if path.is_file() else {}
-    doc[section] = value
-    atomic_write_json(path, doc)
-
-
 def check_fit(board: Board, *, weight_bytes: int, arena_bytes: int, input_bytes: int) -> None:
     """Refuse, with numbers, a model whose weights or arena alone exceed the board."""
     if weight_bytes > board.flash.length:
@@ -80,7 +71,7 @@ def check_fit(board: Board, *, weight_bytes: int, arena_bytes: int, input_bytes:
 
 
 def run_build(req: BuildRequest, say: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
-    from edgeq.toolchain.compiler import build_firmware, find_tool
+    from edgeq.toolchain.compiler import find_tool
 
     board = resolve_target(req.target, req.board)
     find_tool("gcc")
@@ -94,8 +85,19 @@ def run_build(req: BuildRequest, say: Callable[[str], None] = lambda s: None) ->
     model_file = find_model_file(req.model)
     stem = model_file.stem.removesuffix("_int8")
     out = Path(req.out) if req.out else Path("build") / f"{stem}-{board.name}"
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = out / "manifest.json"
+    from edgeq.artifacts import build_lock
+
+    with build_lock(out):
+        return _run_build_locked(req, board, model_file, stem, out, will_run, say)
+
+
+def _run_build_locked(req: BuildRequest, board: Board, model_file: Path, stem: str, out: Path,
+                      will_run: bool, say: Callable[[str], None]) -> dict[str, Any]:
+    from edgeq.artifacts import MANIFEST_NAME, read_manifest, record, refresh
+    from edgeq.toolchain.compiler import build_firmware
+
+    refresh(out)
+    manifest = out / MANIFEST_NAME
     tflite = out / "model_int8.tflite"
     report: dict[str, Any] = {"model": str(model_file), "board": board.name, "core": board.core,
                               "build_dir": str(out)}
@@ -115,13 +117,14 @@ def run_build(req: BuildRequest, say: Callable[[str], None] = lambda s: None) ->
         say(f"quantizing {model_file} to int8")
         quantize_model(model_file, tflite, data=req.data, manifest=manifest)
         float_model = model_file
+        record(out, "quantize", read_manifest(out).get("quantize", {}), [model_file, tflite])
 
     # 2. evaluate on the host (float, int8 through TFLM)
     from edgeq.analyze.evaluate import evaluate
 
     say("evaluating on the host (TFLM reference kernels)")
     ev = evaluate(tflite, float_model=float_model, data=req.data, arena=False)
-    _update_manifest(manifest, "evaluate", ev)
+    record(out, "evaluate", ev, [tflite])
     report["accuracy"] = {"metric": ev["metric"]["name"],
                           "float": ev.get("float", {}).get("value"),
                           "int8_host": ev["tflm"]["value"],
@@ -135,11 +138,10 @@ def run_build(req: BuildRequest, say: Callable[[str], None] = lambda s: None) ->
     gen = generate_edgeq_rt(tflite, out / "edgeq_rt", name=stem)
     info = read_tflite(tflite)
     input_bytes = sum(t.nbytes for t in info.input_tensors)
-    _update_manifest(manifest, "codegen", {"runtime": "edgeq", "arena_bytes": gen.arena_bytes,
-                                           "weight_bytes": gen.weight_bytes,
-                                           "model_hash": gen.model_hash,
-                                           "model_name": gen.model_name,
-                                           "layers": len(gen.layers)})
+    record(out, "codegen", {"runtime": "edgeq", "arena_bytes": gen.arena_bytes,
+                            "weight_bytes": gen.weight_bytes, "model_hash": gen.model_hash,
+                            "model_name": gen.model_name, "layers": len(gen.layers)},
+           [tflite, out / "edgeq_rt"])
 
     # 4. firmware
     check_fit(board, weight_bytes=gen.weight_bytes, arena_bytes=gen.arena_bytes,
@@ -152,8 +154,8 @@ def run_build(req: BuildRequest, say: Callable[[str], None] = lambda s: None) ->
     report["memory"] = {**size, "arena": gen.arena_bytes, "weights": gen.weight_bytes}
     report["firmware"] = {"elf": str(fw.elf), "bin": str(fw.bin), "hex": str(fw.hex),
                           "opt": req.opt, "per_layer": req.per_layer}
-    _update_manifest(manifest, "build", {"board": board.name, "memory": report["memory"],
-                                         "firmware": report["firmware"]})
+    record(out, "build", {"board": board.name, "memory": report["memory"],
+                          "firmware": report["firmware"]}, [out / "edgeq_rt", fw.elf])
     if not will_run:
         report["device"] = {"ran": False, "reason": "--no-run" if not req.run else
                             f"{board.name} is a real board: flash it (edgeq flash) and pass "
@@ -165,7 +167,7 @@ def run_build(req: BuildRequest, say: Callable[[str], None] = lambda s: None) ->
     report["accuracy"]["int8_device"] = report["device"].pop("device_accuracy")
     report["accuracy"]["int8_host_same_samples"] = report["device"].pop("host_accuracy")
     report["accuracy"]["device_samples"] = report["device"]["validation"]["samples"]
-    _update_manifest(manifest, "device", report["device"])
+    record(out, "device", report["device"], [fw.elf, tflite])
     return report
 
 
