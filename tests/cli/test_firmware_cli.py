@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from edgeq.bench.validate import quantized_test_inputs
 from edgeq.cli import cli
 from edgeq.oracles import run_tflm
+from edgeq.quantize.numerics import quantized_test_inputs
 from edgeq.toolchain.boards import board_dir
 
 
