@@ -334,12 +334,12 @@ def compress_cmd(model: str, output: str, data: str | None, sparsity: float, clu
                  ternary: bool, binary: bool, epochs: int, as_json: bool) -> None:
     """Prune, cluster (or ternarize/binarize), fine-tune and int8-quantize MODEL; measure it."""
     from edgeq.errors import QuantizeError
-    from edgeq.quantize.compress import compress_to_file, render_compress
+    from edgeq.pipeline import render_compress, run_compress
 
     if ternary and binary:
         raise QuantizeError("choose one of --ternary and --binary")
     grid = "ternary" if ternary else "binary" if binary else None
-    result = compress_to_file(model, output, data=data, sparsity=sparsity,
+    result = run_compress(model, output, data=data, sparsity=sparsity,
                               clusters=clusters or None, grid=grid, epochs=epochs)
     emit(result, as_json, render_compress)
 

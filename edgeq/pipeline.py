@@ -1,5 +1,6 @@
 """``edgeq build``: model -> int8 -> evaluate -> edgeq-rt C -> firmware -> (emulated) device run
-checked bit-exact against the host oracle -> one report.
+checked bit-exact against the host oracle -> one report. (And ``edgeq compress``, the other job
+that crosses stages: train in quantize, size the coded weights in codegen.)
 
 The only module that calls every stage, each through its public library function, once and in
 order. Every stage writes into the build directory (``edgeq.artifacts``) and records a section
@@ -271,4 +272,61 @@ def render_build_report(r: dict[str, Any]) -> str:
         rows = layer_table([x["op"] for x in d["layers"]], [x["macs"] for x in d["layers"]],
                            [x["count"] for x in d["layers"]])
         lines.append(render_layers(rows, lat["unit"]))
+    return "\n".join(lines)
+
+
+# --- edgeq compress: train (quantize.compress), then size the coded weights (codegen) ----------
+
+
+def run_compress(
+    model_path: str,
+    output: str,
+    *,
+    data: str | None = None,
+    sparsity: float = 0.75,
+    clusters: int | None = 16,
+    grid: str | None = None,
+    epochs: int = 4,
+) -> dict[str, Any]:
+    """The ``edgeq compress`` job: compress, quantize, measure, write .tflite + JSON."""
+    from edgeq.codegen.weight_coding import weight_report
+    from edgeq.errors import QuantizeError
+    from edgeq.fileio import atomic_write_bytes, atomic_write_json
+    from edgeq.quantize.compress import compress, keras_accuracy
+    from edgeq.quantize.trainset import load_setup
+
+    if not 0.0 <= sparsity < 1.0:
+        raise QuantizeError(f"--prune {sparsity} must be in [0, 1), e.g. 0.75")
+    setup = load_setup(model_path, data)
+    result = compress(setup.model, (setup.x_train, setup.y_train),
+                      (setup.x_test, setup.y_test), sparsity=sparsity, clusters=clusters,
+                      grid=grid, epochs=epochs)
+    weights = weight_report(result.model)
+    out = Path(output)
+    summary = result.summary()
+    summary.update(weights.summary())
+    summary["layers"] = [
+        {"name": layer.name.split(";")[0], "zeros": round(layer.zeros, 3),
+         "max_distinct": layer.max_distinct, "lut_bits": layer.lut_bits}
+        for layer in weights.layers
+    ]
+    summary["output"] = str(out)
+    summary["original_float_accuracy"] = keras_accuracy(setup.model, setup.x_test, setup.y_test)
+    atomic_write_bytes(out, result.model)
+    atomic_write_json(out.with_suffix(".json"), summary)
+    return summary
+
+
+def render_compress(s: dict[str, Any]) -> str:
+    lines = [
+        f"wrote {s['output']} ({s['tflite_bytes']:,} bytes): {' -> '.join(s['steps'])}",
+        f"accuracy int8 {s['int8_accuracy']:.2f}% (compressed float {s['float_accuracy']:.2f}%, "
+        f"original float {s['original_float_accuracy']:.2f}%)",
+        f"weights+biases: float32 {s['float32_bytes']:,.0f} B, int8 {s['int8_bytes']:,.0f} B "
+        f"({s['ratio_int8']:.1f}x), LUT-coded {s['lut_bytes']:,.0f} B ({s['ratio_lut']:.1f}x), "
+        f"Huffman bound {s['huffman_bytes']:,.0f} B ({s['ratio_huffman']:.1f}x)",
+    ]
+    for layer in s["layers"]:
+        lines.append(f"  {layer['name']}: zeros {layer['zeros']:.0%}, <= {layer['max_distinct']} "
+                     f"values/channel, LUT bits {layer['lut_bits'] or '-'}")
     return "\n".join(lines)

@@ -127,6 +127,36 @@ def dequantize(
     ) * np.asarray(scale, dtype=np.float64)
 
 
+FUSED_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
+
+
+def fused_activation_range(activation: str | None, scale: float, zero_point: int,
+                           dtype: str) -> tuple[int, int]:
+    """TFLM's CalculateActivationRangeQuantized: a fused activation's clamp on the output grid.
+
+    ``zero_point + round(f / scale)`` in float32, halves away from zero, clipped to int32 (where
+    TFLM refuses the model, the clamp saturates instead), then intersected with ``dtype``'s
+    range. Every lowering that clamps its output uses this one function. Raises ``ValueError``
+    for an activation TFLM cannot fuse; callers name the op in their own error.
+    """
+    qmin, qmax = qrange(dtype)
+    s = np.float32(scale)
+
+    def q(f: float) -> int:
+        v = float(round_half_away(np.float32(f) / s))
+        return int(zero_point) + int(np.clip(v, -(2.0**31), 2.0**31 - 1))
+
+    if activation in ("NONE", "", None):
+        return qmin, qmax
+    if activation == "RELU":
+        return max(qmin, q(0.0)), qmax
+    if activation == "RELU6":
+        return max(qmin, q(0.0)), min(qmax, q(6.0))
+    if activation == "RELU_N1_TO_1":
+        return max(qmin, q(-1.0)), min(qmax, q(1.0))
+    raise ValueError(f"fused activation {activation} is not supported")
+
+
 def affine_params(rmin: float, rmax: float, dtype: str = "int8") -> tuple[float, int]:
     """Scale and zero point covering [rmin, rmax] (widened to include 0, as TFLite requires)."""
     lo, hi = qrange(dtype)
