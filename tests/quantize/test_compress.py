@@ -135,8 +135,9 @@ def _int8_inputs(model_bytes: bytes, x: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("grid,bits", [("binary", 1), ("ternary", 2), ("int4", 4)])
 def test_lut_kernels_bit_exact_with_tflm(tmp_path: Path, grid: str, bits: int) -> None:
+    from helpers_host_harness import build_host_model
+
     from edgeq.codegen.edgeq_rt import generate_edgeq_rt
-    from edgeq.codegen.host_harness import build_host_model
     from edgeq.oracles import run_tflm
 
     rng = np.random.default_rng(3)
@@ -160,8 +161,9 @@ def test_lut_kernels_bit_exact_with_tflm(tmp_path: Path, grid: str, bits: int) -
 
 
 def test_sparse_lut_kernels_bit_exact_with_tflm(tmp_path: Path) -> None:
+    from helpers_host_harness import build_host_model
+
     from edgeq.codegen.edgeq_rt import generate_edgeq_rt
-    from edgeq.codegen.host_harness import build_host_model
     from edgeq.codegen.weight_coding import sparse_lut_encode
     from edgeq.oracles import run_tflm
 
@@ -278,8 +280,9 @@ def _aeq_int4(model, x: np.ndarray) -> bytes:  # noqa: ANN001
 
 def test_int4_conv_bit_exact_with_tflm(tmp_path: Path) -> None:
     """int4 CONV_2D filters: TFLM accepts them, so it is the oracle (double rounding)."""
+    from helpers_host_harness import build_host_model
+
     from edgeq.codegen.edgeq_rt import generate_edgeq_rt
-    from edgeq.codegen.host_harness import build_host_model
     from edgeq.oracles import run_tflm
     from edgeq.tfenv import import_tf_keras
     from edgeq.tflite import read_tflite_bytes
@@ -307,8 +310,9 @@ def test_int4_conv_bit_exact_with_tflm(tmp_path: Path) -> None:
 
 def test_int4_fully_connected_bit_exact_with_litert_ref(tmp_path: Path) -> None:
     """int4 FULLY_CONNECTED: TFLM's wheel refuses it, LiteRT reference (single rounding) rules."""
+    from helpers_host_harness import build_host_model
+
     from edgeq.codegen.edgeq_rt import generate_edgeq_rt
-    from edgeq.codegen.host_harness import build_host_model
     from edgeq.oracles import run_litert_ref, tflm_supports
     from edgeq.tfenv import import_tf_keras
 
