@@ -33,11 +33,17 @@ def emit(result: Any, as_json: bool, render: Callable[[Any], str]) -> None:
 
 
 class _EchoHandler(logging.Handler):
-    """Log records as ``edgeq: message`` lines on the stderr click is writing to right now."""
+    """Log records as ``edgeq: message`` lines on the stderr click is writing to right now;
+    debug lines name their module, warnings say so."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            click.echo(f"edgeq: {self.format(record)}", err=True)
+            text = self.format(record)
+            if record.levelno < logging.INFO:
+                text = f"{record.name}: {text}"
+            elif record.levelno >= logging.WARNING:
+                text = f"{record.levelname.lower()}: {text}"
+            click.echo(f"edgeq: {text}", err=True)
         except Exception:  # noqa: BLE001 - logging must never take the command down
             self.handleError(record)
 

@@ -9,6 +9,7 @@ checks they are byte-identical there, so any difference is proven to start insid
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import Counter
 from collections.abc import Callable
@@ -20,6 +21,8 @@ import numpy as np
 
 from edgeq.errors import AnalyzeError
 from edgeq.quantize.numerics import dequantize_outputs, quantize_inputs
+
+log = logging.getLogger(__name__)
 
 FC = "FULLY_CONNECTED"
 
@@ -179,6 +182,7 @@ def evaluate(
     x = prepare_inputs(
         x_raw, in_shape, Normalization.from_meta(meta), source=f"dataset '{ds.name}'"
     )
+    log.debug("evaluating %s on %d samples", qpath, len(x))
     x_q = quantize_inputs(x, in_t)
 
     from edgeq.quantize.ptq import detect_mode

@@ -7,6 +7,7 @@ parallel); an emulator that exits before or during the session is reported with 
 
 from __future__ import annotations
 
+import logging
 import shutil
 import socket
 import subprocess
@@ -18,6 +19,8 @@ from types import TracebackType
 from typing import Any
 
 from edgeq.errors import DeviceError
+
+log = logging.getLogger(__name__)
 
 QEMU = "qemu-system-arm"
 INSTALL_HINT = ("install it (Debian/Ubuntu: sudo apt-get install qemu-system-arm, or run "
@@ -70,6 +73,7 @@ class QemuInstance:
         for _ in range(5):
             self.tcp_port = free_port()
             cmd = qemu_command(self.machine, self.kernel, self.tcp_port, self.extra_args)
+            log.debug("starting %s", " ".join(cmd))
             self._stderr = tempfile.TemporaryFile()
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL, stderr=self._stderr)

@@ -17,6 +17,7 @@ as the one-step converter would.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Callable, Collection, Iterator
@@ -27,6 +28,8 @@ from typing import Any
 import numpy as np
 
 from edgeq.errors import DataError, QuantizeError, first_line
+
+log = logging.getLogger(__name__)
 
 MODES = ("int8", "int16x8", "dynamic", "float16")
 PHONE_ONLY_MODES = ("dynamic", "float16")
@@ -331,6 +334,8 @@ def quantize_model(
             )
             calibration = {"dataset": ds.name, "samples": len(rep), "seed": seed, "split": "train"}
             meta.setdefault("dataset", spec)
+        log.debug("converting %s: mode %s, %s I/O, per_channel=%s", loaded.path, mode, io,
+                  per_channel)
         tflite_bytes = convert_ptq(
             loaded.model,
             rep,

@@ -8,6 +8,7 @@ directory renamed into place, so a failed build never leaves a half-written firm
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -22,6 +23,8 @@ from edgeq.fileio import atomic_output_dir
 from edgeq.toolchain.boards import Board
 from edgeq.toolchain.fit import check_fit
 from edgeq.toolchain.linker import board_header, linker_script
+
+logger = logging.getLogger(__name__)
 
 FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
 RUNTIME_DIR = FIRMWARE_DIR / "runtime"
@@ -112,6 +115,7 @@ def parse_size(text: str, board: Board) -> SizeReport:
 
 
 def _run(cmd: list[str], log: list[str], what: str) -> subprocess.CompletedProcess[str]:
+    logger.debug("%s: %s", what, " ".join(cmd))
     log.append(" ".join(cmd))
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.stdout or proc.stderr:
