@@ -71,9 +71,9 @@ def run_build(req: BuildRequest) -> dict[str, Any]:
     find_tool("gcc")
     will_run = req.run and (board.emulated or req.port is not None)
     if will_run and board.emulated:
-        from edgeq.device.qemu import qemu_command
+        from edgeq.device.qemu import find_qemu
 
-        qemu_command(board.qemu_machine or "", Path("fw.elf"), 0)  # raises if QEMU is missing
+        find_qemu()
     if req.samples <= 0:
         raise BuildError("--samples must be positive")
     model_file = find_model_file(req.model)

@@ -33,10 +33,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def qemu_command(machine: str, kernel: Path, port: int, extra: Sequence[str] = ()) -> list[str]:
+def find_qemu() -> str:
+    """Path of qemu-system-arm, or a DeviceError saying how to install it."""
     exe = shutil.which(QEMU)
     if exe is None:
         raise DeviceError(f"{QEMU} not found on PATH; {INSTALL_HINT}")
+    return exe
+
+
+def qemu_command(machine: str, kernel: Path, port: int, extra: Sequence[str] = ()) -> list[str]:
+    exe = find_qemu()
     return [exe, "-M", machine, "-display", "none", "-monitor", "none", "-icount", "shift=0",
             "-kernel", str(kernel), "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on",
             *extra]
