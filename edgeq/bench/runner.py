@@ -69,6 +69,7 @@ def bench(board: Board, *, build_dir: Path, elf: Path | None = None, port: str |
     if runs <= 0:
         raise DeviceError("--runs must be positive")
     bd = BuildDir(build_dir)
+    log.debug("%d timed runs after %d warm-up on %s", runs, warmup, board.name)
     with connect(board, elf=elf or bd.elf, port=port, emulator=emulator) as s:
         info = s.info
         expect = bd.manifest_section("codegen").get("model_hash")
