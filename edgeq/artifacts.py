@@ -1,13 +1,26 @@
-"""The build directory's manifest and lock: what was made from what, and one build at a time.
+"""The build directory of ``edgeq build``: where each artifact lives, and its manifest.
 
-Each manifest section records the sha256 of the files it was made from (``inputs``). Every
-write re-checks all sections against the files now on disk and drops those whose inputs changed
-or vanished, so the manifest never claims, say, a device validation for firmware that was
-rebuilt since (``edgeq build --no-run`` after a full build used to keep it).
+Every stage writes into one directory and records a section in ``manifest.json``, so a later
+command (``edgeq bench``, ``edgeq flash``, ``edgeq run``) can find what an earlier one made. The
+file names are spelled here and nowhere else::
 
-A build holds ``<dir>/.edgeq-build.lock`` with ``flock`` for its whole run: a second build into
-the same directory fails at once naming the holder's pid, and the kernel releases the lock if
-the holder dies, so there is never a stale lock to clean up.
+    build/<model>-<board>/
+      model_int8.tflite        the quantized model (copied when the input is already a .tflite)
+      model_int8.edgeq.json    its sidecar (dataset, normalization)
+      edgeq_rt/                generated C: model.c, model.h, ...
+      firmware/                fw.elf, fw.bin, fw.hex, fw.map, size.txt, build.log
+      firmware_profile/        the per-layer profiling firmware (``edgeq bench --per-layer``)
+      manifest.json            one section per stage: quantize, evaluate, codegen, build, device
+      .edgeq-build.lock        held (flock) by the build running in this directory
+
+Each manifest section records the sha256 of the files it was made from (``inputs``). Every write
+re-checks all sections against the files now on disk and drops those whose inputs changed or
+vanished, so the manifest never claims, say, a device validation for firmware that was rebuilt
+since (``edgeq build --no-run`` after a full build used to keep it).
+
+A build holds the lock file with ``flock`` for its whole run: a second build into the same
+directory fails at once naming the holder's pid, and the kernel releases the lock if the holder
+dies, so there is never a stale lock to clean up.
 """
 
 from __future__ import annotations
@@ -17,108 +30,180 @@ import json
 import logging
 import os
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeq.errors import BuildError
-from edgeq.fileio import atomic_write_json, sha256_file, write_failed
+from edgeq.errors import BuildError, EdgeqError
 
 log = logging.getLogger(__name__)
 
-MANIFEST_NAME = "manifest.json"
-LOCK_NAME = ".edgeq-build.lock"
+MODEL = "model_int8.tflite"
+SIDECAR = "model_int8.edgeq.json"
+GENERATED = "edgeq_rt"
+FIRMWARE = "firmware"
+PROFILE_FIRMWARE = "firmware_profile"
+MANIFEST = "manifest.json"
+LOCK = ".edgeq-build.lock"
+FIRMWARE_STEM = "fw"  # the toolchain names its outputs fw.elf / fw.bin / fw.hex
+DEFAULT_MODEL_NAME = "digits_cnn"
 
 
-# --- manifest ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BuildDir:
+    """Paths inside one build directory (nothing is created by asking)."""
+
+    root: Path
+
+    @property
+    def model(self) -> Path:
+        return self.root / MODEL
+
+    @property
+    def sidecar(self) -> Path:
+        return self.root / SIDECAR
+
+    @property
+    def generated(self) -> Path:
+        return self.root / GENERATED
+
+    @property
+    def firmware(self) -> Path:
+        return self.root / FIRMWARE
+
+    @property
+    def elf(self) -> Path:
+        return self.firmware / f"{FIRMWARE_STEM}.elf"
+
+    @property
+    def profile_firmware(self) -> Path:
+        return self.root / PROFILE_FIRMWARE
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / MANIFEST
+
+    def read_manifest(self) -> dict[str, Any]:
+        return read_manifest(self.manifest)
+
+    def manifest_section(self, section: str) -> dict[str, Any]:
+        value = self.read_manifest().get(section)
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def lock(self) -> Path:
+        return self.root / LOCK
+
+    def update_manifest(self, section: str, value: Any, inputs: Sequence[Path] = ()) -> None:
+        update_manifest(self.manifest, section, value, inputs)
 
 
-def _key(build_dir: Path, path: Path) -> str:
+def build_dir(path: str | os.PathLike[str]) -> BuildDir:
+    return BuildDir(Path(path))
+
+
+def default_build_dir(board_name: str, model: str = DEFAULT_MODEL_NAME) -> BuildDir:
+    """``build/<model>-<board>``: where ``edgeq build`` puts a model built for a board."""
+    return BuildDir(Path("build") / f"{model}-{board_name}")
+
+
+def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest as a dict; empty when it does not exist yet."""
+    p = Path(path)
+    if not p.is_file():
+        return {}
+    try:
+        doc = json.loads(p.read_text())
+    except ValueError:
+        raise EdgeqError(f"{p}: existing manifest is not valid JSON; delete it") from None
+    return doc if isinstance(doc, dict) else {}
+
+
+def update_manifest(path: str | os.PathLike[str], section: str, value: Any,
+                    inputs: Sequence[Path] = ()) -> None:
+    """Replace one stage's section, tied to the current sha256 of the files it was made from
+    (``inputs``); sections whose recorded inputs changed since are dropped (atomic write)."""
+    from edgeq.fileio import atomic_write_json
+
+    p = Path(path)
+    doc = read_manifest(p)
+    if inputs:
+        value = {**value, "inputs": input_digests(p.parent, inputs)}
+    doc[section] = value
+    dropped = prune_manifest(p.parent, doc)
+    if dropped:
+        log.info("manifest: dropped %s (made from files that have changed)", ", ".join(dropped))
+    atomic_write_json(p, doc)
+
+
+def _input_key(root: Path, path: Path) -> str:
     """Inputs inside the build directory are named relative to it, others absolutely."""
     try:
-        return path.resolve().relative_to(build_dir.resolve()).as_posix()
+        return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         return str(path.resolve())
 
 
-def digests(build_dir: Path, paths: Sequence[Path]) -> dict[str, str]:
-    return {_key(build_dir, p): sha256_file(p) for p in paths}
+def input_digests(root: Path, paths: Sequence[Path]) -> dict[str, str]:
+    from edgeq.fileio import sha256_file
+
+    return {_input_key(root, p): sha256_file(p) for p in paths}
 
 
-def read_manifest(build_dir: Path) -> dict[str, Any]:
-    path = build_dir / MANIFEST_NAME
-    if not path.is_file():
-        return {}
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
-        log.warning("%s: unreadable manifest, starting a new one", path)
-        return {}
-    return doc if isinstance(doc, dict) else {}
+def _still_valid(root: Path, section: Any) -> bool:
+    """A section without recorded inputs cannot be checked and is kept as it is."""
+    from edgeq.fileio import sha256_file
 
-
-def _still_valid(build_dir: Path, section: Any) -> bool:
-    if not isinstance(section, dict):
-        return True  # plain values (model path, board) describe the request, not artifacts
-    inputs = section.get("inputs")
-    if not isinstance(inputs, dict) or not inputs:
-        return False  # cannot be checked against anything: do not vouch for it
+    inputs = section.get("inputs") if isinstance(section, dict) else None
+    if not isinstance(inputs, dict):
+        return True
     for key, digest in inputs.items():
-        path = Path(key) if os.path.isabs(key) else build_dir / key
-        if not path.exists() or sha256_file(path) != digest:
+        f = Path(key) if os.path.isabs(key) else root / key
+        if not f.exists() or sha256_file(f) != digest:
             return False
     return True
 
 
-def prune(build_dir: Path, doc: dict[str, Any]) -> list[str]:
-    """Drop the sections whose input files changed; returns their names."""
-    stale = [name for name, section in doc.items() if not _still_valid(build_dir, section)]
+def prune_manifest(root: Path, doc: dict[str, Any]) -> list[str]:
+    """Drop the sections whose input files changed or vanished; returns their names."""
+    stale = [name for name, section in doc.items() if not _still_valid(root, section)]
     for name in stale:
         del doc[name]
     return stale
 
 
-def record(build_dir: Path, section: str, value: dict[str, Any], inputs: Sequence[Path]) -> None:
-    """Write ``section`` tied to the current hashes of ``inputs``; drop every stale section."""
-    doc = read_manifest(build_dir)
-    doc[section] = {**value, "inputs": digests(build_dir, inputs)}
-    dropped = prune(build_dir, doc)
-    if dropped:
-        log.info("manifest: dropped %s (made from files that have changed)", ", ".join(dropped))
-    atomic_write_json(build_dir / MANIFEST_NAME, doc)
+def refresh_manifest(bd: BuildDir) -> list[str]:
+    """Re-check a build directory's manifest against its files (at the start of a build)."""
+    from edgeq.fileio import atomic_write_json
 
-
-def refresh(build_dir: Path) -> list[str]:
-    """Re-check the manifest against the files on disk (e.g. at the start of a build)."""
-    doc = read_manifest(build_dir)
-    dropped = prune(build_dir, doc)
+    doc = read_manifest(bd.manifest)
+    dropped = prune_manifest(bd.root, doc)
     if dropped:
-        atomic_write_json(build_dir / MANIFEST_NAME, doc)
+        atomic_write_json(bd.manifest, doc)
     return dropped
 
 
-# --- lock --------------------------------------------------------------------------------------
-
-
 @contextlib.contextmanager
-def build_lock(build_dir: Path) -> Iterator[Path]:
-    """Hold ``build_dir`` for this process; raises ``BuildError`` if another build holds it."""
+def build_lock(bd: BuildDir) -> Iterator[Path]:
+    """Hold the build directory for this process; ``BuildError`` if another build holds it."""
     import fcntl
 
-    lock = build_dir / LOCK_NAME
+    from edgeq.fileio import write_failed
+
     try:
-        build_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        bd.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(bd.lock, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        raise write_failed(lock, exc) from None
+        raise write_failed(bd.lock, exc) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
-            raise BuildError(f"build directory {build_dir} in use by pid {holder}; wait for "
-                             "that build to finish or pass another -o") from None
+            raise BuildError(f"build directory {bd.root} in use by pid {holder}; wait for that "
+                             "build to finish or pass another -o") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield lock
+        yield bd.lock
     finally:
         os.close(fd)  # releases the flock; the file stays (removing it would race)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import re
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from typing import Any
 import numpy as np
 
 from edgeq.errors import CodegenError
+
+log = logging.getLogger(__name__)
 
 # BuiltinOperator name -> MicroMutableOpResolver method, as declared in TFLM's
 # tensorflow/lite/micro/micro_mutable_op_resolver.h (checked against the 2024+ header).
@@ -373,6 +376,7 @@ def measure_tflm_arena(data: bytes, check_size: int = 0) -> int:
                                f"({reason}); state a working arena with --arena-bytes")
         return check_size
     try:
+        log.debug("measuring the TFLM arena in the oracle worker")
         return tflm_min_arena(data)
     except AnalyzeError as exc:
         raise CodegenError(f"sizing the TFLM arena failed: {exc}") from None

@@ -63,8 +63,6 @@ def _assert_sections_match_disk(out: Path, doc: dict) -> None:
         inputs = section.get("inputs")
         assert inputs, f"section {name} records no inputs"
         for rel, digest in inputs.items():
-            if rel.startswith("option:"):
-                continue
             assert _sha(out / rel) == digest, f"{name}: {rel} changed but the section stayed"
 
 
