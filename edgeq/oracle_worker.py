@@ -202,6 +202,11 @@ def isolated(fn: Callable[..., Any], *args: Any, source: str,
         w = _worker
         try:
             return w.call(fn, args, source=source, progress_desc=progress_desc, timeout=timeout)
+        except EdgeqError:
+            raise  # the reply was read: the worker (if alive) is ready for the next call
+        except BaseException:  # Ctrl-C mid-call: its late reply must not answer the next call
+            w.stop()
+            raise
         finally:
             if not w.alive():
                 w.stop()

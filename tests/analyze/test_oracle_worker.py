@@ -65,3 +65,23 @@ def test_one_worker_serves_many_calls(shared_models: Path) -> None:
     assert oracle_worker._worker.proc.pid == pid
     oracle_worker.shutdown()
     assert oracle_worker._worker is None
+
+
+def test_interrupted_call_does_not_desynchronise_the_next(shared_models: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while the worker computes: the next call must get its own answer, not the late
+    reply of the interrupted one."""
+    base = _hello(shared_models)
+    speech = (shared_models / "tflm" / "micro_speech_quantized.tflite").read_bytes()
+    run_tflm(base, np.zeros((1, 1), np.int8))  # worker up
+    real_select = oracle_worker.select.select
+
+    def interrupted(*a, **kw):  # noqa: ANN002, ANN003, ANN202 - Ctrl-C lands while waiting
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(oracle_worker.select, "select", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_tflm(speech, np.zeros((50, 1960), np.int8))
+    monkeypatch.setattr(oracle_worker.select, "select", real_select)
+    out = run_tflm(base, np.zeros((3, 1), np.int8))[0]
+    assert out.shape == (3, 1)
