@@ -62,13 +62,14 @@ class Events:
     taken: int = 0
     taken_flash: int = 0
     flash_reads: int = 0
+    flash_line_misses: int = 0
     regs: int = 0
     classes: dict[str, int] = field(default_factory=dict)
 
     def __sub__(self, other: Events) -> Events:
         return Events(self.insns - other.insns, self.taken - other.taken,
                       self.taken_flash - other.taken_flash, self.flash_reads - other.flash_reads,
-                      self.regs - other.regs,
+                      self.flash_line_misses - other.flash_line_misses, self.regs - other.regs,
                       {k: self.classes.get(k, 0) - other.classes.get(k, 0) for k in CLASSES})
 
 
@@ -95,7 +96,7 @@ def parse_events(line: str) -> Events:
             continue
         if key.startswith("c") and key[1:].isdigit():
             ev.classes[CLASSES[int(key[1:])]] = int(val)
-        elif key in ("insns", "taken", "taken_flash", "flash_reads", "regs"):
+        elif key in ("insns", "taken", "taken_flash", "flash_reads", "flash_line_misses", "regs"):
             setattr(ev, key, int(val))
     return ev
 
@@ -116,16 +117,23 @@ def read_windows(counts_file: Path) -> list[Window]:
     return windows
 
 
+def _clock_field(board: Board, key: str, default: object) -> object:
+    return board.raw.get("clock", {}).get(key, default)
+
+
 def flash_wait_states(board: Board, clock_hz: int) -> int:
-    """Flash wait states at ``clock_hz`` from ``timing.flash_mhz_per_wait_state`` (0 if absent)."""
-    per = board.raw.get("timing", {}).get("flash_mhz_per_wait_state")
-    if not per:
-        return 0
-    return max(0, math.ceil(clock_hz / (per * 1e6)) - 1)
+    """Flash wait states at ``clock_hz``: ``clock.flash_ws`` holds them at ``clock.hz``; another
+    clock scales the access time (ceil((ws + 1) * f / hz) - 1). No ``flash_ws``: zero-wait-state
+    code memory (the MPS2 boards' SSRAM)."""
+    ws = int(_clock_field(board, "flash_ws", 0))  # type: ignore[call-overload]
+    if clock_hz == board.clock_hz:
+        return ws
+    return max(0, math.ceil((ws + 1) * clock_hz / board.clock_hz - 1e-9) - 1)
 
 
-def flash_cache(board: Board) -> str:
-    return str(board.raw.get("timing", {}).get("flash_cache", "none"))
+def caches(board: Board) -> tuple[bool, bool]:
+    """(instruction, data) flash caches on: ``clock.icache`` / ``clock.dcache`` (ART etc.)."""
+    return bool(_clock_field(board, "icache", False)), bool(_clock_field(board, "dcache", False))
 
 
 def core_cycles(ev: Events, core: CoreTiming = CORTEX_M4) -> int:
@@ -135,12 +143,14 @@ def core_cycles(ev: Events, core: CoreTiming = CORTEX_M4) -> int:
 
 
 def memory_cycles(ev: Events, board: Board, clock_hz: int) -> int:
-    """Flash wait states paid by branch-target fetches and data reads from flash, unless a
-    flash cache/accelerator (ART, I/D-cache) is assumed to hide them."""
+    """Flash wait states: every branch target fetched from flash pays them unless an instruction
+    cache is on (sequential fetches are assumed hidden by the prefetch buffer); every data read
+    from flash pays them, or with a data cache only the reads that miss its lines."""
     ws = flash_wait_states(board, clock_hz)
-    if ws == 0 or flash_cache(board) != "none":
-        return 0
-    return ws * (ev.taken_flash + ev.flash_reads)
+    icache, dcache = caches(board)
+    fetch = 0 if icache else ev.taken_flash
+    data = ev.flash_line_misses if dcache else ev.flash_reads
+    return ws * (fetch + data)
 
 
 @dataclass(frozen=True)
@@ -173,8 +183,10 @@ def estimate(ev: Events, board: Board, clock_hz: int | None = None) -> TimingEst
     if core.name != board.core:
         note += f" (no {board.core} table yet)"
     note += f", {ws} flash wait states at {clock / 1e6:g} MHz"
-    if ws and flash_cache(board) != "none":
-        note += f" hidden by the {flash_cache(board)}"
+    icache, dcache = caches(board)
+    if ws and (icache or dcache):
+        note += " with " + " and ".join(n for n, on in (("I-cache", icache),
+                                                         ("D-cache", dcache)) if on)
     return TimingEstimate(ev.insns, cycles, clock, board.name, ws, note)
 
 

@@ -7,7 +7,8 @@
  * inline counter per class is bumped each time it executes. Events the encoding cannot tell are
  * counted at run time: non-sequential control flow (a translation block entered from anywhere but
  * the end of the block executed before it = a taken branch), data reads whose address lies in
- * the flash range, and registers moved by LDM/STM/PUSH/POP/VLDM/VSTM. edgeq.device.timing turns
+ * the flash range and how many of them miss a small ART-like line cache, and registers moved by
+ * LDM/STM/PUSH/POP/VLDM/VSTM. edgeq.device.timing turns
  * the counts into cycles with a per-core cost table and per-board memory costs.
  *
  * When the instruction at `start` executes, all counters are latched; when the one at `stop`
@@ -84,10 +85,17 @@ enum {
     C_COUNT
 };
 
-enum { K_INSNS, K_TAKEN, K_TAKEN_FLASH, K_FLASH_READS, K_REGS, K_CLASS0 };
+enum { K_INSNS, K_TAKEN, K_TAKEN_FLASH, K_FLASH_READS, K_FLASH_MISSES, K_REGS, K_CLASS0 };
 #define N_COUNTERS (K_CLASS0 + C_COUNT)
 static const char *const g_names[K_CLASS0] = {"insns", "taken", "taken_flash", "flash_reads",
-                                              "regs"};
+                                              "flash_line_misses", "regs"};
+
+/* A small flash data cache like the STM32 ART's: 8 lines of 16 bytes, fully associative, LRU. */
+#define DLINES 8
+#define DLINE_SHIFT 4
+static uint64_t g_dline[DLINES];
+static uint64_t g_dage[DLINES];
+static uint64_t g_dclock;
 
 static uint64_t g_cnt[N_COUNTERS];
 static uint64_t g_base[N_COUNTERS];
@@ -296,9 +304,24 @@ static void on_tb(unsigned int vcpu, void *udata) {
 static void on_read(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr, void *udata) {
     (void)vcpu;
     (void)udata;
-    if (!qemu_plugin_mem_is_store(info) && vaddr >= g_flash_lo && vaddr < g_flash_hi) {
-        ++g_cnt[K_FLASH_READS];
+    if (qemu_plugin_mem_is_store(info) || vaddr < g_flash_lo || vaddr >= g_flash_hi) {
+        return;
     }
+    ++g_cnt[K_FLASH_READS];
+    uint64_t line = (vaddr >> DLINE_SHIFT) + 1u; /* 0 = empty slot */
+    int victim = 0;
+    for (int i = 0; i < DLINES; ++i) {
+        if (g_dline[i] == line) {
+            g_dage[i] = ++g_dclock;
+            return;
+        }
+        if (g_dage[i] < g_dage[victim]) {
+            victim = i;
+        }
+    }
+    ++g_cnt[K_FLASH_MISSES];
+    g_dline[victim] = line;
+    g_dage[victim] = ++g_dclock;
 }
 
 static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {

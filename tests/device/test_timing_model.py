@@ -60,7 +60,7 @@ EPILOGUE = """
 start_mark: bx lr
 .thumb_func
 stop_mark: bx lr
-.align 2
+.align 4                   @ table on a 16-byte cache line
 table: .word 1, 2, 3, 4, 5, 6, 7, 8
 .ltorg
 """
@@ -141,21 +141,28 @@ def test_micro_benchmark_cycles_follow_the_trm(name, plugin, empty, tmp_path):
 
 
 def test_flash_wait_states_cost_only_without_a_cache(plugin, empty, tmp_path):
-    """Loads from flash pay the wait states at the board clock; an ART/cache hides them."""
+    """Loads from flash pay the wait states at the board clock; an ART-like cache hides them."""
     body = "\n".join(f"  ldr r{i}, [r6, #{4 * i}]" for i in range(4))  # r6 -> table in flash
     ev = run_asm(loop(body), tmp_path, plugin, "flash_loads")
     assert ev.flash_reads - empty.flash_reads == 4 * N
+    assert ev.flash_line_misses - empty.flash_line_misses == 1  # 16 bytes = one cache line
     base = resolve_target(board="mps2-an386")
     src = base.path.read_text()
-    for cache, mhz, expect_ws in (("none", 30, 3), ("art", 30, 3), ("none", 200, 0)):
+    no_ws = loop_cycles(TRM["ldr"] + 3 * TRM["ldr_after_ldr"])
+    for caches, ws, clock_mhz, expect_ws in ((False, 3, 100, 3), (True, 3, 100, 3),
+                                            (False, 0, 25, 0), (False, 1, 25, 1)):
         toml = tmp_path / "mps2-an386.toml"
-        toml.write_text(src.replace("hz = 25_000_000", "hz = 100_000_000")
-                        .replace("max_hz = 25_000_000", "max_hz = 100_000_000")
-                        + f'\n[timing]\nflash_mhz_per_wait_state = {mhz}\nflash_cache = "{cache}"\n')
+        on = "true" if caches else "false"
+        toml.write_text(src.replace("hz = 25_000_000", f"hz = {clock_mhz}_000_000")
+                        .replace("max_hz = 25_000_000", f"max_hz = {clock_mhz}_000_000")
+                        .replace("[clock]", f"[clock]\nflash_ws = {ws}\nicache = {on}\n"
+                                            f"dcache = {on}"))
         board = load_board_file(toml)
         est, est0 = estimate(ev, board), estimate(empty, board)
-        assert est.wait_states == expect_ws  # ceil(100 MHz / mhz) - 1
-        extra = 0 if cache != "none" else expect_ws * (4 * N + (N - 1))  # reads + loop refetches
-        no_ws = loop_cycles(TRM["ldr"] + 3 * TRM["ldr_after_ldr"])
-        assert est.cycles - est0.cycles == no_ws + extra, (cache, mhz)
-        assert est.ms == pytest.approx(est.cycles / 1e5)
+        assert est.wait_states == expect_ws
+        # without caches: 4 reads per iteration + a refetch of the loop head per taken branch
+        extra = expect_ws * (1 if caches else 4 * N + (N - 1))
+        assert est.cycles - est0.cycles == no_ws + extra, (caches, ws)
+        assert est.ms == pytest.approx(est.cycles / (clock_mhz * 1e3))
+        # at twice the clock the access time is the same, so (ws + 1) doubles
+        assert estimate(ev, board, 2 * clock_mhz * 1_000_000).wait_states == 2 * (ws + 1) - 1
