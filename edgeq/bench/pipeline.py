@@ -35,6 +35,7 @@ class BuildRequest:
     per_layer: bool = False
     port: str | None = None
     opt: str = "-O2"
+    power_model: str | None = None
 
 
 def find_model_file(model: str | None) -> Path:
@@ -180,11 +181,14 @@ def run_validation(board: Board, elf: Path, tflite: Path, model_hash: str, req: 
 
     x, y = quantized_test_inputs(tflite, req.data, req.samples)
     expected = run_tflm(tflite, x)
+    counter = None
     if board.emulated:
+        from edgeq.device.icount import PluginCounter
         from edgeq.device.qemu import QemuInstance
 
         say(f"running {len(x)} samples in QEMU ({board.qemu_machine})")
-        with QemuInstance(board.qemu_machine or "", elf) as q:
+        counter = PluginCounter(board, elf, elf.parent)
+        with QemuInstance(board.qemu_machine or "", elf, extra_args=counter.args) as q:
             session = DeviceSession(q.port, name=f"QEMU {board.qemu_machine}",
                                     alive=q.check_alive)
             session.check_model(model_hash)
@@ -207,12 +211,19 @@ def run_validation(board: Board, elf: Path, tflite: Path, model_hash: str, req: 
                           f"{rep.mismatched_samples}/{rep.samples} samples (first: sample "
                           f"{rep.first_mismatch}, max |diff| {rep.max_abs_diff}); report this "
                           "edgeq-rt bug with the model")
-    stats = latency_stats(rep.counts, rep.unit, board.clock_hz)
-    energy = estimate_energy(board, stats.median, rep.unit)
+    if counter is not None:  # emulator: exact instructions, estimated cycles (edgeq.bench.latency)
+        from edgeq.bench.latency import emulator_latency
+
+        latency, energy_d, layers = emulator_latency(board, counter.windows(), req.power_model,
+                                                     tflite, layers)
+    else:
+        stats = latency_stats(rep.counts, rep.unit, board.clock_hz)
+        latency = stats.to_dict()
+        energy_d = estimate_energy(board, stats.median, rep.unit).to_dict()
     classification = y is not None and expected[0].reshape(len(x), -1).shape[1] > 1
     out: dict[str, Any] = {
-        "ran": True, "validation": rep.to_dict(), "latency": stats.to_dict(),
-        "energy": energy.to_dict(),
+        "ran": True, "validation": rep.to_dict(), "latency": latency,
+        "energy": energy_d,
         "device_accuracy": top1(rep.device_outputs, y) if classification and y is not None
         else None,
         "host_accuracy": top1(list(expected[0]), y) if classification and y is not None
@@ -262,16 +273,12 @@ def render_build_report(r: dict[str, Any]) -> str:
     lines.append(f"  on-device check: {v['samples']} samples, "
                  + ("every output byte equal to the TFLM reference" if v["bit_exact"] else
                     f"{v['mismatched_samples']} samples differ"))
-    per = f"{lat['median']:,.0f} {lat['unit']}/inference (median; min {lat['min']:,}, max " \
-          f"{lat['max']:,})"
-    if lat.get("median_ms") is not None:
-        per += f" = {lat['median_ms']:.3f} ms"
-    lines.append(f"  latency: {per}")
+    from edgeq.bench.latency import render_latency
+
+    lines.append(f"  latency: {render_latency(lat)}")
     lines.append(f"  energy: {e['microjoules']:.2f} uJ/inference ({e['note']})")
     if d.get("layers"):
-        from edgeq.bench.stats import layer_table, render_layers
+        from edgeq.bench.runner import render_layer_dicts
 
-        rows = layer_table([x["op"] for x in d["layers"]], [x["macs"] for x in d["layers"]],
-                           [x["count"] for x in d["layers"]])
-        lines.append(render_layers(rows, lat["unit"]))
+        lines.append(render_layer_dicts(d["layers"], lat["unit"]))
     return "\n".join(lines)

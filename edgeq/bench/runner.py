@@ -22,7 +22,8 @@ def default_build_dir(board: Board, model: str = "digits_cnn") -> Path:
 
 @contextlib.contextmanager
 def open_device(board: Board, *, elf: Path | None, port: str | None,
-                emulator: bool) -> Iterator[DeviceSession]:
+                emulator: bool, extra_args: tuple[str, ...] | list[str] = ()
+                ) -> Iterator[DeviceSession]:
     """A session with the firmware: QEMU for ``emulator``, else the serial ``port``."""
     if emulator == (port is not None):
         raise DeviceError("pass exactly one of --port PORT or --emulator")
@@ -34,7 +35,7 @@ def open_device(board: Board, *, elf: Path | None, port: str | None,
         if elf is None or not elf.is_file():
             raise DeviceError(f"firmware {elf} not found; run `edgeq build --board {board.name}` "
                               "first or pass --build-dir")
-        with QemuInstance(board.qemu_machine or "", elf) as q:
+        with QemuInstance(board.qemu_machine or "", elf, extra_args=extra_args) as q:
             yield DeviceSession(q.port, name=f"QEMU {board.qemu_machine}", alive=q.check_alive)
     else:
         from edgeq.device.transport import open_serial
@@ -95,17 +96,29 @@ def bench_input(session: DeviceSession, build_dir: Path) -> list[np.ndarray]:
 
 def bench(board: Board, *, build_dir: Path, port: str | None = None, emulator: bool = False,
           runs: int = 20, warmup: int = 1, per_layer: bool = False,
-          monitor: str | None = None, monitor_port: str | None = None) -> dict[str, Any]:
+          monitor: str | None = None, monitor_port: str | None = None,
+          power_model: str | None = None) -> dict[str, Any]:
     """Latency (median/min/max), optional per-layer counts, the energy estimate, and with a
-    power ``monitor`` (real boards) the measured energy of a burst of ``runs`` inferences."""
+    power ``monitor`` (real boards) the measured energy of a burst of ``runs`` inferences.
+
+    In QEMU the latency is the plugin's exact instruction count with estimated cycles and ms at
+    the board's clock; the energy is estimated for the real board ``power_model``."""
     from edgeq.bench.energy import estimate_energy
     from edgeq.bench.stats import latency_stats
 
     if runs <= 0:
         raise DeviceError("--runs must be positive")
+    if power_model is not None and not emulator:
+        raise DeviceError("--power-model is for emulated boards; a real board uses its own")
     elf = profiled_firmware(board, build_dir) if per_layer and emulator else \
         build_dir / "firmware" / "fw.elf"
-    with open_device(board, elf=elf, port=port, emulator=emulator) as s:
+    counter = None
+    if emulator and elf.is_file():
+        from edgeq.device.icount import PluginCounter
+
+        counter = PluginCounter(board, elf, build_dir / "plugin")
+    with open_device(board, elf=elf, port=port, emulator=emulator,
+                     extra_args=counter.args if counter else ()) as s:
         info = s.info
         expect = _manifest(build_dir).get("codegen", {}).get("model_hash")
         if expect:
@@ -117,19 +130,38 @@ def bench(board: Board, *, build_dir: Path, port: str | None = None, emulator: b
             if emulator:
                 raise DeviceError("a power monitor measures a real board; drop --emulator")
             measured = measure_energy(s, monitor, monitor_port, runs)
-        layers = None
+        device_layers = None
+        device_counts: list[int] = []
         if per_layer:
-            counts = s.layer_counts()
-            layers = []
-            for i, c in enumerate(counts):
-                name, macs = s.layer_info(i)
-                layers.append({"index": i, "op": name, "count": c, "macs": macs})
-    stats = latency_stats(res.counts, res.unit, info.clock_hz)
-    return {"board": board.name, "model": info.model_name, "model_hash": info.model_hash,
-            "counter": info.counter, "arena_bytes": info.arena_bytes,
-            "latency": stats.to_dict(), "counts": res.counts,
-            "energy": estimate_energy(board, stats.median, res.unit).to_dict(),
-            "layers": layers, "measured_energy": measured}
+            device_counts = s.layer_counts()
+            device_layers = [s.layer_info(i) for i in range(len(device_counts))]
+    out: dict[str, Any] = {"board": board.name, "model": info.model_name,
+                           "model_hash": info.model_hash, "counter": info.counter,
+                           "arena_bytes": info.arena_bytes, "measured_energy": measured,
+                           "counts": res.counts}
+    if counter is not None:
+        from edgeq.bench.latency import emulator_latency
+
+        windows = counter.windows()[-runs:]
+        layers = None if device_layers is None else [
+            {"index": i, "op": name, "count": c, "macs": macs}
+            for i, ((name, macs), c) in enumerate(zip(device_layers, device_counts, strict=True))]
+        out["latency"], out["energy"], rows = emulator_latency(
+            board, windows, power_model, build_dir / "model_int8.tflite", layers)
+        out["systick_counts"] = res.counts
+        out["counts"] = [w.total.insns for w in windows]
+        if rows is not None:
+            out["layers"] = rows
+    else:
+        stats = latency_stats(res.counts, res.unit, info.clock_hz)
+        out["latency"] = stats.to_dict()
+        out["energy"] = estimate_energy(board, stats.median, res.unit).to_dict()
+        if device_layers is not None:
+            out["layers"] = [{"index": i, "op": name, "count": c, "macs": macs}
+                             for i, ((name, macs), c) in enumerate(zip(device_layers,
+                                                                       device_counts,
+                                                                       strict=True))]
+    return out
 
 
 def measure_energy(session: DeviceSession, monitor: str, monitor_port: str | None,
@@ -154,23 +186,33 @@ def measure_energy(session: DeviceSession, monitor: str, monitor_port: str | Non
 
 
 def render_bench(r: dict[str, Any]) -> str:
-    from edgeq.bench.stats import layer_table, render_layers
+    from edgeq.bench.latency import render_latency
 
     lat, e = r["latency"], r["energy"]
-    line = (f"{r['model']} on {r['board']}: {lat['median']:,.0f} {lat['unit']}/inference "
-            f"(median of {lat['runs']}; min {lat['min']:,}, max {lat['max']:,})")
-    if lat.get("median_ms") is not None:
-        line += f" = {lat['median_ms']:.3f} ms"
-    lines = [line, f"energy: {e['microjoules']:.2f} uJ/inference ({e['note']})"]
+    lines = [f"{r['model']} on {r['board']}: {render_latency(lat)}",
+             f"energy: {e['microjoules']:.2f} uJ/inference ({e['note']})"]
     if r.get("measured_energy"):
         m = r["measured_energy"]
         lines.append(f"measured energy: {m['microjoules']:.2f} uJ/inference ({m['monitor']}, "
                      f"{m['inferences']} inferences in {m['window_s']:.3f} s)")
     if r.get("layers"):
-        rows = layer_table([x["op"] for x in r["layers"]], [x["macs"] for x in r["layers"]],
-                           [x["count"] for x in r["layers"]])
-        lines.append(render_layers(rows, lat["unit"]))
+        lines.append(render_layer_dicts(r["layers"], lat["unit"]))
     return "\n".join(lines)
+
+
+def render_layer_dicts(layers: list[dict[str, Any]], unit: str) -> str:
+    """The per-layer table from a report's layer dicts (plugin rows or device counts)."""
+    if "instructions" in layers[0]:
+        from edgeq.bench.latency import LayerRow, render_layer_rows
+
+        return render_layer_rows([LayerRow(x["index"], x["op"], x["shapes"], x["macs"],
+                                           x["elements"], x["instructions"],
+                                           x["cycles_estimate"]) for x in layers])
+    from edgeq.bench.stats import layer_table, render_layers
+
+    rows = layer_table([x["op"] for x in layers], [x["macs"] for x in layers],
+                       [x["count"] for x in layers])
+    return render_layers(rows, unit)
 
 
 def run_input(board: Board, input_file: Path, *, build_dir: Path, port: str | None = None,

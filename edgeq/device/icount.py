@@ -13,9 +13,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgeq.errors import DeviceError
+from edgeq.toolchain.boards import Board
 from edgeq.toolchain.compiler import FIRMWARE_DIR, find_tool
+
+if TYPE_CHECKING:
+    from edgeq.device.timing import Window
 
 PLUGIN_SOURCE = FIRMWARE_DIR / "qemu_plugin" / "icount_window.c"
 
@@ -69,3 +74,33 @@ def read_counts(counts_file: Path) -> list[int]:
     from edgeq.device.timing import read_windows
 
     return [w.total.insns for w in read_windows(counts_file)]
+
+
+class PluginCounter:
+    """The plugin arguments for one QEMU run of ``elf`` on ``board`` and its windows afterwards.
+
+    Per-layer marks are on when the firmware has the per-layer hook; flash reads are counted in
+    the board's flash region (its wait states enter the cycle estimate)."""
+
+    def __init__(self, board: Board, elf: Path, work_dir: Path) -> None:
+        from edgeq.device.timing import flash_range
+
+        work_dir.mkdir(parents=True, exist_ok=True)
+        self.counts_file = work_dir / f"plugin_counts_{elf.stem}.txt"
+        self.counts_file.unlink(missing_ok=True)
+        self.layers = has_symbol(elf, "edgeq_layer_hook")
+        self.args = plugin_args(elf, build_plugin(work_dir / "plugin"), self.counts_file,
+                                layers=self.layers, flash=flash_range(board))
+
+    def windows(self) -> list[Window]:
+        from edgeq.device.timing import read_windows
+
+        return read_windows(self.counts_file)
+
+
+def has_symbol(elf: Path, name: str) -> bool:
+    try:
+        symbol_address(elf, name)
+    except DeviceError:
+        return False
+    return True

@@ -109,7 +109,9 @@ def read_windows(counts_file: Path) -> list[Window]:
     windows: list[Window] = []
     marks: list[Events] = []
     for line in counts_file.read_text().splitlines():
-        if line.startswith("mark "):
+        if line.strip() == "start":
+            marks = []
+        elif line.startswith("mark "):
             marks.append(parse_events(line[5:]))
         elif line.strip():
             windows.append(Window(parse_events(line), marks))

@@ -14,7 +14,9 @@
  * When the instruction at `start` executes, all counters are latched; when the one at `stop`
  * executes, one line "insns=N taken=N ... c<k>=N" with the differences is appended to `out`.
  * Each execution of `mark` inside a window appends "mark insns=N ..." (cumulative since start),
- * which attributes counts to layers through the generated per-layer hook.
+ * which attributes counts to layers through the generated per-layer hook; the one execution of
+ * `stop` inside each hook call (the hook reads the counter) does not end the window. Every start
+ * writes a "start" line, so the marks of an untimed warm-up run are dropped by the reader.
  *
  *   -plugin ./icount_window.so,start=0x1234,stop=0x5678,out=/tmp/counts.txt
  *           [,mark=0x9abc][,flash=0x08000000:0x08200000]
@@ -103,6 +105,7 @@ static uint64_t g_start, g_stop, g_mark;
 static uint64_t g_flash_lo, g_flash_hi;
 static uint64_t g_expect_pc = UINT64_MAX; /* address right after the block executed last */
 static int g_in_window;
+static int g_in_hook; /* the per-layer hook reads the counter too: that call is not the stop */
 static FILE *g_out;
 
 typedef struct {
@@ -270,12 +273,16 @@ static void on_start(unsigned int vcpu, void *udata) {
     (void)udata;
     latch();
     g_in_window = 1;
+    g_in_hook = 0;
+    fputs("start\n", g_out);
 }
 
 static void on_stop(unsigned int vcpu, void *udata) {
     (void)vcpu;
     (void)udata;
-    if (g_in_window) {
+    if (g_in_window && g_in_hook) {
+        g_in_hook = 0;
+    } else if (g_in_window) {
         emit("");
         g_in_window = 0;
     }
@@ -286,6 +293,7 @@ static void on_mark(unsigned int vcpu, void *udata) {
     (void)udata;
     if (g_in_window) {
         emit("mark ");
+        g_in_hook = 1;
     }
 }
 
