@@ -36,7 +36,7 @@ def exact_latency(windows: list[Window], board: Board) -> dict[str, Any]:
     est = estimate(mid.total, board)
     return {"unit": "instructions", "source": "QEMU plugin (exact)", "runs": len(counts),
             "median": float(median), "min": min(counts), "max": max(counts), "median_ms": None,
-            "estimate": est.to_dict()}
+            "estimate": est.to_dict(), "events": vars(mid.total)}
 
 
 def emulator_latency(board: Board, windows: list[Window], power_model: str | None,

@@ -10,6 +10,7 @@ no half-built cache entry. Builds run at ``nice 10`` with ``-j2``: the machine i
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
@@ -104,6 +105,17 @@ def tflm_library(variant: str, *, jobs: int = 2, build: bool = True) -> TflmLibr
         return TflmLibrary(variant, dest, lib)
     if not build:
         raise BuildError(f"TFLM library {variant} is not built yet (expected {lib})")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest.with_name(dest.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent build of the same key: wait for it
+        if lib.is_file():
+            return TflmLibrary(variant, dest, lib)
+        _build(v, src, dest, jobs)
+    return TflmLibrary(variant, dest, lib)
+
+
+def _build(v: Variant, src: Path, dest: Path, jobs: int) -> None:
+    variant = v.name
     if v.cross and shutil.which("arm-none-eabi-gcc") is None:
         raise BuildError("arm-none-eabi-gcc not found; install gcc-arm-none-eabi (make setup)")
     tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
@@ -126,8 +138,4 @@ def tflm_library(variant: str, *, jobs: int = 2, build: bool = True) -> TflmLibr
         tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
         raise BuildError(f"TFLM {variant} build failed ({tail[:160]}); log in "
                          f"{tmp.parent / (dest.name + '.log')}")
-    try:
-        tmp.rename(dest)
-    except OSError:  # another process finished the same build first
-        shutil.rmtree(tmp, ignore_errors=True)
-    return TflmLibrary(variant, dest, lib)
+    tmp.rename(dest)
