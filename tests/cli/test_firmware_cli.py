@@ -135,6 +135,9 @@ def test_missing_cross_compiler_and_qemu(tmp_path):
 
 
 def test_bench_and_run_argument_errors(tmp_path):
+    _one_line_error(_run(["bench", "--board", "nucleo-l4r5zi", "--port", "/dev/null",
+                          "--power-model", "nucleo-f446re", "--build-dir", str(tmp_path)]),
+                    "--power-model is for emulated boards")
     _one_line_error(_run(["bench", "--emulator", "--port", "/dev/null", "--build-dir",
                           str(tmp_path)]), "exactly one of --port PORT or --emulator")
     _one_line_error(_run(["bench", "--emulator", "--build-dir", str(tmp_path)]),
