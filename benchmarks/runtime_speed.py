@@ -131,7 +131,7 @@ def run_tflm(name: str, variant: str, tflite: Path, x: np.ndarray, want: np.ndar
                fw.size.flash, None if want is None else res.output == want.tobytes())
 
 
-def measure(name: str, work: Path) -> list[Row]:
+def measure(name: str, work: Path, runtimes: tuple[str, ...] = RUNTIMES) -> list[Row]:
     from device import oracle_in_child  # the TFLM Python interpreter in a child process
 
     tflite = tflite_for(name, work)
@@ -139,7 +139,7 @@ def measure(name: str, work: Path) -> list[Row]:
     x = random_input(tflite)
     want = oracle_in_child(tflite, x)
     rows = []
-    for runtime in RUNTIMES:
+    for runtime in runtimes:
         print(f"  {name}: {runtime} ...", file=sys.stderr, flush=True)
         try:
             if runtime == "edgeq-rt":
@@ -183,13 +183,14 @@ def table(rows: list[Row]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=LOOKALIKES + SHIPPED)
+    ap.add_argument("--runtimes", nargs="+", default=list(RUNTIMES), choices=RUNTIMES)
     ap.add_argument("--markdown", type=Path, help="Also write the table to this file.")
     args = ap.parse_args(argv)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
             print(f"measuring {name} ...", file=sys.stderr, flush=True)
-            rows += measure(name, Path(tmp))
+            rows += measure(name, Path(tmp), tuple(args.runtimes))
     lines = table(rows)
     print(f"{BOARD} (QEMU, -O2): exact instructions from the TCG plugin; cycles are estimates "
           "(Cortex-M4 TRM timing model, zero-wait-state memory); ms at 120 MHz = est. cycles / "

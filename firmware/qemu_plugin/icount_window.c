@@ -19,7 +19,7 @@
  * writes a "start" line, so the marks of an untimed warm-up run are dropped by the reader.
  *
  *   -plugin ./icount_window.so,start=0x1234,stop=0x5678,out=/tmp/counts.txt
- *           [,mark=0x9abc][,flash=0x08000000:0x08200000]
+ *           [,mark=0x9abc][,flash=0x08000000:0x08200000][,classes=/tmp/classes.txt]
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -107,6 +107,7 @@ static uint64_t g_expect_pc = UINT64_MAX; /* address right after the block execu
 static int g_in_window;
 static int g_in_hook; /* the per-layer hook reads the counter too: that call is not the stop */
 static FILE *g_out;
+static FILE *g_classes; /* optional: "pc class" of every translated instruction (tests) */
 
 typedef struct {
     uint64_t start, end;
@@ -176,7 +177,13 @@ static int classify32(uint32_t hw1, uint32_t hw2, unsigned *regs) {
         return classify_coproc(hw1, hw2, regs);
     }
     if (op1 == 2u) {
-        return (hw2 & 0x8000u) ? C_BRANCH : C_ALU; /* branches/control : data processing imm */
+        if (!(hw2 & 0x8000u)) {
+            return C_ALU; /* data processing (modified / plain immediate) */
+        }
+        if ((hw2 & 0x5000u) == 0u && (hw1 & 0x0380u) == 0x0380u) {
+            return C_ALU; /* MSR/MRS, hints, barriers */
+        }
+        return C_BRANCH; /* B<cond>, B, BL */
     }
     /* op1 == 3 */
     if ((op2 & 0x71u) == 0x00u) { /* store single */
@@ -377,6 +384,9 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
             cls = C_STORE_REG_PIPE;
         }
         prev = cls;
+        if (g_classes != NULL) {
+            fprintf(g_classes, "%llx %d\n", (unsigned long long)pc, cls);
+        }
         qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64, &g_cnt[K_INSNS],
                                                    1);
         qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64,
@@ -400,6 +410,10 @@ static void on_plugin_exit(qemu_plugin_id_t id, void *udata) {
         fclose(g_out);
         g_out = NULL;
     }
+    if (g_classes != NULL) {
+        fclose(g_classes);
+        g_classes = NULL;
+    }
 }
 
 __attribute__((visibility("default"))) int qemu_plugin_install(qemu_plugin_id_t id,
@@ -420,6 +434,8 @@ __attribute__((visibility("default"))) int qemu_plugin_install(qemu_plugin_id_t 
             g_flash_hi = (end != NULL && *end == ':') ? strtoull(end + 1, NULL, 0) : 0;
         } else if (strncmp(argv[i], "out=", 4) == 0) {
             out = argv[i] + 4;
+        } else if (strncmp(argv[i], "classes=", 8) == 0) {
+            g_classes = fopen(argv[i] + 8, "w");
         }
     }
     if (out == NULL || g_start == 0 || g_stop == 0) {
