@@ -125,8 +125,10 @@ def _clock_field(board: Board, key: str, default: object) -> object:
 
 def flash_wait_states(board: Board, clock_hz: int) -> int:
     """Flash wait states at ``clock_hz``: ``clock.flash_ws`` holds them at ``clock.hz``; another
-    clock scales the access time (ceil((ws + 1) * f / hz) - 1). No ``flash_ws``: zero-wait-state
-    code memory (the MPS2 boards' SSRAM)."""
+    clock keeps the access time they imply, (ws + 1) / hz, an upper bound: ceil((ws + 1) * f / hz)
+    - 1. No ``flash_ws``: zero-wait-state code memory (the MPS2 boards' SSRAM)."""
+    if _clock_field(board, "flash_ws", None) is None:
+        return 0
     ws = int(_clock_field(board, "flash_ws", 0))  # type: ignore[call-overload]
     if clock_hz == board.clock_hz:
         return ws
