@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <new>
+
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 #include "tflm_bench_data.h"
@@ -91,6 +93,11 @@ void put_hex(const uint8_t *p, size_t n) {
 
 alignas(16) uint8_t g_arena[EQB_ARENA_BYTES];
 
+// Constructed in place and never destroyed: no atexit registration (no __dso_handle needed).
+using Resolver = tflite::MicroMutableOpResolver<EQB_NUM_OPS>;
+alignas(Resolver) uint8_t g_resolver_storage[sizeof(Resolver)];
+alignas(tflite::MicroInterpreter) uint8_t g_interpreter_storage[sizeof(tflite::MicroInterpreter)];
+
 }  // namespace
 
 extern "C" void eqb_window_start(void) { __asm__ volatile("" ::: "memory"); }
@@ -122,12 +129,13 @@ extern "C" void eqb_reset(void) {
 }
 
 int main(void) {
-    static tflite::MicroMutableOpResolver<EQB_NUM_OPS> resolver;
+    Resolver &resolver = *new (g_resolver_storage) Resolver();
 #define EQB_REGISTER(method) resolver.method();
     EQB_OPS(EQB_REGISTER)
 #undef EQB_REGISTER
     const tflite::Model *model = tflite::GetModel(eqb_model);
-    static tflite::MicroInterpreter interpreter(model, resolver, g_arena, sizeof g_arena);
+    tflite::MicroInterpreter &interpreter = *new (g_interpreter_storage)
+        tflite::MicroInterpreter(model, resolver, g_arena, sizeof g_arena);
     uint32_t status = 0;
     if (interpreter.AllocateTensors() != kTfLiteOk) {
         status = 1;
