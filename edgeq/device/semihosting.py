@@ -16,7 +16,7 @@ from edgeq.toolchain.boards import Board
 from edgeq.toolchain.tflm_firmware import TflmRun, parse_semihosting_output
 
 
-def run_to_exit(board: Board, elf: Path, extra_args: list[str], timeout: float = 900.0) -> str:
+def run_to_exit(board: Board, elf: Path, extra_args: list[str], timeout: float = 300.0) -> str:
     """stdout+stderr of QEMU running ``elf`` with semihosting until the firmware exits."""
     exe = shutil.which(QEMU)
     if exe is None:

@@ -11,6 +11,7 @@
 
 #include <new>
 
+#include "tensorflow/lite/micro/cortex_m_generic/debug_log_callback.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 #include "tflm_bench_data.h"
@@ -128,7 +129,14 @@ extern "C" void eqb_reset(void) {
     finish();
 }
 
+extern "C" void eqb_log(const char *s) {
+    put("EQB log: ");
+    put(s);
+    flush();
+}
+
 int main(void) {
+    RegisterDebugLogCallback(eqb_log);
     Resolver &resolver = *new (g_resolver_storage) Resolver();
 #define EQB_REGISTER(method) resolver.method();
     EQB_OPS(EQB_REGISTER)
