@@ -395,7 +395,9 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
             qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64,
                                                        &g_cnt[K_REGS], regs);
         }
-        if (g_flash_hi > g_flash_lo) {
+        int reads = cls == C_LOAD || cls == C_LOAD_PIPE || cls == C_LDRD || cls == C_LDM ||
+                    cls == C_VFP_LOAD || cls == C_VFP_LDM || cls == C_TABLE_BRANCH;
+        if (g_flash_hi > g_flash_lo && reads) { /* only instructions that can read data */
             /* QEMU 7.2 calls back only some reads when asked for MEM_R: ask for both */
             qemu_plugin_register_vcpu_mem_cb(insn, on_read, QEMU_PLUGIN_CB_NO_REGS,
                                              QEMU_PLUGIN_MEM_RW, NULL);
