@@ -226,9 +226,13 @@ def device_stage(board: Board, bd: BuildDir, model_hash: str,
         latency, energy, layers = emulator_latency(board, counter.windows(), req.power_model,
                                                    bd.model, layers)
     else:
+        from edgeq.bench.latency import measured_layer_rows
+
         stats = latency_stats(rep.counts, rep.unit, board.clock_hz)
         latency = stats.to_dict()
         energy = estimate_energy(board, stats.median, rep.unit).to_dict()
+        if layers is not None and rep.unit == "cycles":
+            layers = measured_layer_rows(layers, bd.model)
     classification = y is not None and expected[0].reshape(len(x), -1).shape[1] > 1
     out: dict[str, Any] = {
         "ran": True, "validation": rep.to_dict(), "latency": latency,

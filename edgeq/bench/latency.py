@@ -170,3 +170,41 @@ def render_layer_rows(rows: list[LayerRow], est: TimingEstimate | dict[str, Any]
                  f"{ratio(cycles / macs if macs else None):>7}")
     lines.append("(cycles are estimates from the Cortex-M timing model; instructions are exact)")
     return "\n".join(lines)
+
+
+def measured_layer_rows(device_layers: list[dict[str, Any]], tflite: Path | None
+                        ) -> list[dict[str, Any]]:
+    """A real board's per-layer cycles (DWT) in the same convention: MACs for MAC ops only,
+    output elements for the rest, graph shapes, cycles/MAC."""
+    graph = graph_layers(tflite) if tflite is not None and tflite.is_file() else None
+    if graph is not None and len(graph) != len(device_layers):
+        graph = None
+    rows = []
+    for i, x in enumerate(device_layers):
+        g = graph[i] if graph else None
+        is_mac = x["op"] in MAC_OPS
+        macs = int(x["macs"]) if is_mac else 0
+        rows.append({"index": x["index"], "op": x["op"], "shapes": g.shapes if g else "",
+                     "macs": macs,
+                     "elements": 0 if is_mac else (g.output_elements if g else int(x["macs"])),
+                     "cycles": int(x["count"]), "count": int(x["count"]),
+                     "cycles_per_mac": x["count"] / macs if macs else None})
+    return rows
+
+
+def render_measured_layers(rows: list[dict[str, Any]]) -> str:
+    head = (f"{'#':>3} {'op':<20} {'shapes':<32} {'MACs':>11} {'elements':>9} "
+            f"{'cycles':>13} {'share':>6} {'cyc/MAC':>7}")
+    lines = [head, "-" * len(head)]
+    total = sum(r["cycles"] for r in rows) or 1
+    for r in rows:
+        cpm = f"{r['cycles_per_mac']:.2f}" if r["cycles_per_mac"] is not None else "-"
+        lines.append(f"{r['index']:>3} {r['op'][:20]:<20} {r['shapes'][:32]:<32} "
+                     f"{r['macs'] if r['macs'] else '-':>11} "
+                     f"{r['elements'] if r['elements'] else '-':>9} {r['cycles']:>13,} "
+                     f"{100 * r['cycles'] / total:>5.1f}% {cpm:>7}")
+    macs = sum(r["macs"] for r in rows)
+    lines.append(f"{'':>3} {'total':<20} {'':<32} {macs:>11,} {'':>9} {total:>13,} {'':>6} "
+                 f"{(f'{total / macs:.2f}' if macs else '-'):>7}")
+    lines.append("(cycles measured by the board's DWT counter)")
+    return "\n".join(lines)

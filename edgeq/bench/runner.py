@@ -109,9 +109,13 @@ def bench(board: Board, *, build_dir: Path, elf: Path | None = None, port: str |
         out["counts"] = [w.total.insns for w in windows]
         out["layers"] = rows
     else:
+        from edgeq.bench.latency import measured_layer_rows
+
         stats = latency_stats(res.counts, res.unit, info.clock_hz)
         out["latency"] = stats.to_dict()
         out["energy"] = estimate_energy(board, stats.median, res.unit).to_dict()
+        if layers is not None and res.unit == "cycles":
+            out["layers"] = measured_layer_rows(layers, bd.model)
     return out
 
 
@@ -159,6 +163,10 @@ def render_layer_dicts(layers: list[dict[str, Any]], unit: str) -> str:
         return render_layer_rows([LayerRow(x["index"], x["op"], x["shapes"], x["macs"],
                                            x["elements"], x["instructions"],
                                            x["cycles_estimate"]) for x in layers])
+    if "cycles" in layers[0]:
+        from edgeq.bench.latency import render_measured_layers
+
+        return render_measured_layers(layers)
     from edgeq.bench.stats import layer_table, render_layers
 
     rows = layer_table([x["op"] for x in layers], [x["macs"] for x in layers],

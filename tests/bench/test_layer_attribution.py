@@ -136,3 +136,18 @@ def test_each_layer_cost_lands_on_its_own_layer(model, whole):
         assert abs(plugin_counts[i] - cost) <= tol, (i, plugin_counts, alone)
         # the firmware's own per-layer counter (SysTick, 40-instruction steps)
         assert abs(device_counts[i] - cost) <= tol + 80, (i, device_counts, alone)
+
+
+def test_real_board_layer_rows_follow_the_same_convention(model, whole):
+    """DWT per-layer cycles from a board: MACs only for MAC ops, elements for the rest."""
+    from edgeq.bench.latency import measured_layer_rows, render_measured_layers
+
+    _, path = model
+    _, _, names, _ = whole
+    device = [{"index": i, "op": op, "macs": m, "count": 1000 * (i + 1)}
+              for i, (op, m) in enumerate(names)]
+    rows = measured_layer_rows(device, path)
+    assert [(r["op"], r["macs"], r["elements"]) for r in rows] == macs_from_graph(path)
+    assert rows[0]["cycles_per_mac"] == pytest.approx(1000 / 331_776)
+    text = render_measured_layers(rows)
+    assert "DWT" in text and "1x12x12x8 -> 1x12x12x32" in text
