@@ -158,8 +158,10 @@ def render_layer_rows(rows: list[LayerRow], est: TimingEstimate | dict[str, Any]
         return f"{v:.2f}" if v is not None else "-"
 
     for r in rows:
+        macs_s = f"{r.macs:,}" if r.macs else "-"
+        elements = f"{r.elements:,}" if r.elements else "-"
         lines.append(f"{r.index:>3} {r.op[:20]:<20} {r.shapes[:32]:<32} "
-                     f"{r.macs if r.macs else '-':>11} {r.elements if r.elements else '-':>9} "
+                     f"{macs_s:>11} {elements:>9} "
                      f"{r.instructions:>13,} {100 * r.instructions / total:>5.1f}% "
                      f"{ratio(r.instr_per_mac):>9} {r.cycles:>12,} {ratio(r.cycles_per_mac):>7}")
     macs = sum(r.macs for r in rows)
@@ -199,9 +201,10 @@ def render_measured_layers(rows: list[dict[str, Any]]) -> str:
     total = sum(r["cycles"] for r in rows) or 1
     for r in rows:
         cpm = f"{r['cycles_per_mac']:.2f}" if r["cycles_per_mac"] is not None else "-"
+        macs_s = f"{r['macs']:,}" if r["macs"] else "-"
+        elements = f"{r['elements']:,}" if r["elements"] else "-"
         lines.append(f"{r['index']:>3} {r['op'][:20]:<20} {r['shapes'][:32]:<32} "
-                     f"{r['macs'] if r['macs'] else '-':>11} "
-                     f"{r['elements'] if r['elements'] else '-':>9} {r['cycles']:>13,} "
+                     f"{macs_s:>11} {elements:>9} {r['cycles']:>13,} "
                      f"{100 * r['cycles'] / total:>5.1f}% {cpm:>7}")
     macs = sum(r["macs"] for r in rows)
     lines.append(f"{'':>3} {'total':<20} {'':<32} {macs:>11,} {'':>9} {total:>13,} {'':>6} "
