@@ -70,6 +70,7 @@ class Board:
     counter: str
     stack_bytes: int
     qemu_machine: str | None
+    emulator_link: str  # "semihosting" (fast, QEMU only) or "uart" (the board's UART model)
     pyocd_target: str | None
     openocd_config: tuple[str, ...]
     flasher: str | None
@@ -208,6 +209,7 @@ def load_board_file(path: str | os.PathLike[str]) -> Board:
         counter=counter.get("kind", str, choices=COUNTER_KINDS),
         stack_bytes=fw.get("stack_bytes", int, 8192),
         qemu_machine=emu.get("qemu_machine", str, None),
+        emulator_link=emu.get("link", str, "semihosting", choices=("semihosting", "uart")),
         pyocd_target=flasher_t.get("pyocd_target", str, None),
         openocd_config=tuple(str(c) for c in openocd),
         flasher=flasher_t.get("default", str, None, choices=("pyocd", "openocd")),

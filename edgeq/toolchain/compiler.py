@@ -32,6 +32,10 @@ UART_SOURCES = {
     "stm32_usart_v2": ("uart_stm32.c", ["-DEQ_STM32_USART_V2"]),
     "nrf52_uarte": ("uart_nrf52.c", []),
 }
+# Emulated boards talk over semihosting by default (see firmware/drivers/uart_semihost.c);
+# link="uart" keeps the board's UART driver (as on the real part) in the emulator too.
+LINKS = ("uart", "semihosting")
+SEMIHOST_SOURCE = ("uart_semihost.c", [])
 COUNTER_SOURCES = {"systick_icount": "counter_systick.c", "dwt": "counter_dwt.c"}
 
 
@@ -69,6 +73,7 @@ class FirmwareBuild:
     size: SizeReport
     arena_bytes: int
     profile_layers: bool
+    link: str = "uart"
 
 
 def find_tool(name: str) -> str:
@@ -125,9 +130,22 @@ def _first_error(text: str) -> str:
     return lines[0] if lines else "no compiler output"
 
 
+def resolve_link(board: Board, link: str | None) -> str:
+    """The host link a firmware uses: ``uart`` on real boards, the board's choice in QEMU."""
+    if link is None:
+        return board.emulator_link if board.emulated else "uart"
+    if link not in LINKS:
+        raise BuildError(f"unknown link {link!r}; use one of {', '.join(LINKS)}")
+    if link == "semihosting" and not board.emulated:
+        raise BuildError(f"{board.name} is a real board: semihosting needs a debugger attached; "
+                         "use link uart")
+    return link
+
+
 def _sources(board: Board, model_dir: Path, runtime_dir: Path,
-             kernel_sources: list[Path] | None) -> list[tuple[Path, list[str]]]:
-    uart_file, uart_flags = UART_SOURCES[board.uart_driver]
+             kernel_sources: list[Path] | None, link: str) -> list[tuple[Path, list[str]]]:
+    uart_file, uart_flags = (SEMIHOST_SOURCE if link == "semihosting"
+                             else UART_SOURCES[board.uart_driver])
     srcs: list[tuple[Path, list[str]]] = [
         (FIRMWARE_DIR / "startup" / "startup.c", []),
         (FIRMWARE_DIR / "drivers" / uart_file, uart_flags),
@@ -157,12 +175,14 @@ def build_firmware(
     input_bytes: int | None = None,
     kernel_sources: list[Path] | None = None,
     defines: tuple[str, ...] = (),
+    link: str | None = None,
 ) -> FirmwareBuild:
     """Compile the app, drivers, generated model and runtime kernels into fw.elf/.bin/.hex.
 
     ``input_bytes`` (the sum of the model's input sizes) sizes the app's input staging buffer;
     without it the arena size is used as a safe upper bound. ``kernel_sources`` (from codegen)
     limits the runtime kernels compiled to those the model calls; default: all of them.
+    ``link`` picks the host link (``uart`` or, emulated boards only, ``semihosting``).
     """
     model_dir = Path(model_dir)
     runtime = Path(runtime_dir) if runtime_dir is not None else RUNTIME_DIR
@@ -171,6 +191,7 @@ def build_firmware(
     if not (runtime / "include").is_dir():
         raise BuildError(f"edgeq-rt runtime headers not found in {runtime / 'include'}; "
                          "restore firmware/runtime or pass runtime_dir")
+    link = resolve_link(board, link)
     arena = model_arena_bytes(model_dir)
     staging = input_bytes if input_bytes is not None else arena
     ram_floor = arena + staging + board.stack_bytes
@@ -195,7 +216,7 @@ def build_firmware(
                                        runtime / "include")]
         (tmp / "obj").mkdir()
         jobs = []
-        for i, (src, extra) in enumerate(_sources(board, model_dir, runtime, kernel_sources)):
+        for i, (src, extra) in enumerate(_sources(board, model_dir, runtime, kernel_sources, link)):
             obj = tmp / "obj" / f"{i:03d}_{src.stem}.o"
             jobs.append((src, obj, [gcc, *cflags, *extra, *includes, "-c", str(src), "-o",
                                     str(obj)]))
@@ -235,7 +256,7 @@ def build_firmware(
         (tmp / "build.log").write_text("\n".join(log) + "\n")
     return FirmwareBuild(board=board, out_dir=out, elf=out / "fw.elf", bin=out / "fw.bin",
                          hex=out / "fw.hex", size=report, arena_bytes=arena,
-                         profile_layers=profile_layers)
+                         profile_layers=profile_layers, link=link)
 
 
 def _does_not_fit(board: Board, rep: SizeReport) -> str:

@@ -23,8 +23,8 @@ int main(void) {
         } else if (event == EQP_RX_OVERSIZE) {
             n = eq_app_oversize_reply(g_tx, sizeof g_tx);
         }
-        for (size_t i = 0; i < n; ++i) {
-            eq_uart_putc(g_tx[i]);
+        if (n > 0u) {
+            eq_uart_write(g_tx, n);
         }
     }
 }
