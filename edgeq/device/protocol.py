@@ -1,39 +1,69 @@
-"""The host side of the edgeq wire protocol (mirror of ``firmware/include/eq_proto.h``).
+"""The host side of the edgeq wire protocol.
 
 A frame is ``COBS(raw) + b"\\x00"`` with ``raw = version | code | seq | payload | crc32_le``; the
 CRC-32 is zlib's. Decoding is strict: anything that is not valid COBS, has a wrong CRC, version
 or length raises ``FrameError`` — the session never acts on a corrupt frame.
+
+The numbers (version, sizes, command and error codes) are defined once, in the firmware's
+``firmware/include/eq_proto.h``, and read from it here, so the two sides cannot drift.
 """
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
-VERSION = 1
-MAX_PAYLOAD = 256
-HEADER_BYTES = 3
-CRC_BYTES = 4
+PROTO_HEADER = Path(__file__).resolve().parents[2] / "firmware" / "include" / "eq_proto.h"
 
-CMD_HELLO = 0x01
-CMD_LOAD_INPUT = 0x02
-CMD_INVOKE = 0x03
-CMD_READ_OUTPUT = 0x04
-CMD_READ_TIMING = 0x05
-CMD_LAYER_INFO = 0x06
-ERROR = 0x7F
-REPLY = 0x80
+
+def header_constants(path: Path = PROTO_HEADER) -> dict[str, int]:
+    """``EQP_*`` names -> values from the header's ``#define``s and enumerators."""
+    text = re.sub(r"/\*.*?\*/", " ", path.read_text(), flags=re.S)
+    found: dict[str, int] = {}
+    for name, value in re.findall(r"#define\s+(EQP_\w+)\s+\(?(0x[0-9A-Fa-f]+|\d+)u?\)?\s*$",
+                                  text, flags=re.M):
+        found.setdefault(name, int(value, 0))  # the first (default) value of an #ifndef
+    for name, value in re.findall(r"\b(EQP_\w+)\s*=\s*(0x[0-9A-Fa-f]+|\d+)\s*[,}]", text):
+        found[name] = int(value, 0)
+    return found
+
+
+_C = header_constants()
+VERSION = _C["EQP_VERSION"]
+MAX_PAYLOAD = _C["EQP_MAX_PAYLOAD"]  # the largest any firmware uses; HELLO says what it takes
+HEADER_BYTES = _C["EQP_HEADER_BYTES"]
+CRC_BYTES = _C["EQP_CRC_BYTES"]
+
+CMD_HELLO = _C["EQP_CMD_HELLO"]
+CMD_LOAD_INPUT = _C["EQP_CMD_LOAD_INPUT"]
+CMD_INVOKE = _C["EQP_CMD_INVOKE"]
+CMD_READ_OUTPUT = _C["EQP_CMD_READ_OUTPUT"]
+CMD_READ_TIMING = _C["EQP_CMD_READ_TIMING"]
+CMD_LAYER_INFO = _C["EQP_CMD_LAYER_INFO"]
+ERROR = _C["EQP_ERROR"]
+REPLY = _C["EQP_REPLY"]
+
+E_CRC = _C["EQP_E_CRC"]
+E_VERSION = _C["EQP_E_VERSION"]
+E_OVERSIZE = _C["EQP_E_OVERSIZE"]
+E_FRAMING = _C["EQP_E_FRAMING"]
+E_UNKNOWN_CMD = _C["EQP_E_UNKNOWN_CMD"]
+E_ARG = _C["EQP_E_ARG"]
+E_INVOKE = _C["EQP_E_INVOKE"]
+E_SHORT = _C["EQP_E_SHORT"]
 
 ERROR_NAMES = {
-    1: "bad CRC",
-    2: "unsupported protocol version",
-    3: "frame too long",
-    4: "bad framing",
-    5: "unknown command",
-    6: "bad argument",
-    7: "invoke failed",
-    8: "frame too short",
+    E_CRC: "bad CRC",
+    E_VERSION: "unsupported protocol version",
+    E_OVERSIZE: "frame too long",
+    E_FRAMING: "bad framing",
+    E_UNKNOWN_CMD: "unknown command",
+    E_ARG: "bad argument",
+    E_INVOKE: "invoke failed",
+    E_SHORT: "frame too short",
 }
 
 COUNTER_KINDS = {0: "instructions", 1: "cycles"}

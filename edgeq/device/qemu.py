@@ -12,6 +12,7 @@ parallel); an emulator that exits before or during the session is reported with 
 
 from __future__ import annotations
 
+import functools
 import os
 import select
 import shutil
@@ -60,6 +61,17 @@ def qemu_command(machine: str, kernel: Path, port: int, extra: Sequence[str] = (
         wire = ["-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on"]
     return [exe, "-M", machine, "-display", "none", "-monitor", "none", "-icount", "shift=0",
             "-kernel", str(kernel), *wire, *extra]
+
+
+@functools.lru_cache(maxsize=4)
+def known_machines(exe: str) -> frozenset[str]:
+    """Machine names this QEMU emulates (``-M help``), asked once per executable."""
+    try:
+        out = subprocess.run([exe, "-M", "help"], capture_output=True, text=True,
+                             timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return frozenset()
+    return frozenset(line.split()[0] for line in out.splitlines()[1:] if line.strip())
 
 
 class PipeLink:
@@ -151,6 +163,11 @@ class QemuInstance:
                                link=self.link)
             self._stderr = tempfile.TemporaryFile()
             if self.link == "semihosting":
+                # No connection to wait for, so catch the usual early exit before starting.
+                machines = known_machines(cmd[0])
+                if machines and self.machine not in machines:
+                    raise DeviceError(f"QEMU ({self.machine}) exited early: unsupported machine "
+                                      f"type {self.machine!r} (see {QEMU} -M help)")
                 self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                              stderr=self._stderr, bufsize=0)
                 self.port = PipeLink(self.proc, self.read_timeout)

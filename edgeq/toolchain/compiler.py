@@ -191,7 +191,7 @@ def build_firmware(
     if not (runtime / "include").is_dir():
         raise BuildError(f"edgeq-rt runtime headers not found in {runtime / 'include'}; "
                          "restore firmware/runtime or pass runtime_dir")
-    link = resolve_link(board, link)
+    host_link = resolve_link(board, link)
     arena = model_arena_bytes(model_dir)
     staging = input_bytes if input_bytes is not None else arena
     ram_floor = arena + staging + board.stack_bytes
@@ -216,7 +216,7 @@ def build_firmware(
                                        runtime / "include")]
         (tmp / "obj").mkdir()
         jobs = []
-        for i, (src, extra) in enumerate(_sources(board, model_dir, runtime, kernel_sources, link)):
+        for i, (src, extra) in enumerate(_sources(board, model_dir, runtime, kernel_sources, host_link)):
             obj = tmp / "obj" / f"{i:03d}_{src.stem}.o"
             jobs.append((src, obj, [gcc, *cflags, *extra, *includes, "-c", str(src), "-o",
                                     str(obj)]))
@@ -256,7 +256,7 @@ def build_firmware(
         (tmp / "build.log").write_text("\n".join(log) + "\n")
     return FirmwareBuild(board=board, out_dir=out, elf=out / "fw.elf", bin=out / "fw.bin",
                          hex=out / "fw.hex", size=report, arena_bytes=arena,
-                         profile_layers=profile_layers, link=link)
+                         profile_layers=profile_layers, link=host_link)
 
 
 def _does_not_fit(board: Board, rep: SizeReport) -> str:

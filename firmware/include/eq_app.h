@@ -20,9 +20,10 @@
 #endif
 
 void eq_app_init(void);
-/* Handles one encoded frame (as collected by eqp_rx, without delimiter); writes the encoded
- * reply (with delimiter) into out and returns its length (0: no reply). */
-size_t eq_app_handle_encoded(const uint8_t *enc, size_t n, uint8_t *out, size_t cap);
+/* Handles one encoded frame (as collected by eqp_rx, without delimiter; decoded in place, so
+ * enc is clobbered); writes the encoded reply (with delimiter) into out and returns its length
+ * (0: no reply). */
+size_t eq_app_handle_encoded(uint8_t *enc, size_t n, uint8_t *out, size_t cap);
 /* Reply for a frame dropped by the receiver for being too long. */
 size_t eq_app_oversize_reply(uint8_t *out, size_t cap);
 

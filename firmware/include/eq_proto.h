@@ -13,7 +13,15 @@
 #include <stdint.h>
 
 #define EQP_VERSION 1u
-#define EQP_MAX_PAYLOAD 256u
+/* Largest payload per frame, reported in HELLO (the host sizes its chunks by it). 2 KB frames
+ * keep a stop-and-wait link above 90 % of line rate over USB virtual COM ports (one reply
+ * turnaround of ~1-2 ms per 22 ms frame at 921,600 baud); a board short of RAM may lower it. */
+#ifndef EQP_MAX_PAYLOAD
+#define EQP_MAX_PAYLOAD 2048u
+#endif
+#if EQP_MAX_PAYLOAD < 64u || EQP_MAX_PAYLOAD > 2048u
+#error "EQP_MAX_PAYLOAD must be in 64..2048"
+#endif
 #define EQP_HEADER_BYTES 3u
 #define EQP_CRC_BYTES 4u
 #define EQP_MAX_RAW (EQP_HEADER_BYTES + EQP_MAX_PAYLOAD + EQP_CRC_BYTES)
@@ -63,7 +71,8 @@ void eqp_rx_reset(eqp_rx *rx);
 int eqp_rx_push(eqp_rx *rx, uint8_t byte);
 
 uint32_t eqp_crc32(const uint8_t *data, size_t n);
-/* Returns the decoded length, or (size_t)-1 if the input is not valid COBS or does not fit. */
+/* Returns the decoded length, or (size_t)-1 if the input is not valid COBS or does not fit.
+ * out may equal in (decoding in place): every output byte lands before the input it came from. */
 size_t eqp_cobs_decode(const uint8_t *in, size_t n, uint8_t *out, size_t cap);
 /* Returns the encoded length (without delimiter), or 0 if it does not fit in cap. */
 size_t eqp_cobs_encode(const uint8_t *in, size_t n, uint8_t *out, size_t cap);
