@@ -112,6 +112,7 @@ def bench(board: Board, *, build_dir: Path, port: str | None = None, emulator: b
             s.check_model(expect)
         inputs = bench_input(s, build_dir)
         _, res = s.infer(inputs, runs=runs, warmup=warmup)
+        transfer = s.transfer.to_dict()
         measured = None
         if monitor is not None:
             if emulator:
@@ -129,7 +130,7 @@ def bench(board: Board, *, build_dir: Path, port: str | None = None, emulator: b
             "counter": info.counter, "arena_bytes": info.arena_bytes,
             "latency": stats.to_dict(), "counts": res.counts,
             "energy": estimate_energy(board, stats.median, res.unit).to_dict(),
-            "layers": layers, "measured_energy": measured}
+            "layers": layers, "measured_energy": measured, "transfer": transfer}
 
 
 def measure_energy(session: DeviceSession, monitor: str, monitor_port: str | None,
@@ -162,6 +163,10 @@ def render_bench(r: dict[str, Any]) -> str:
     if lat.get("median_ms") is not None:
         line += f" = {lat['median_ms']:.3f} ms"
     lines = [line, f"energy: {e['microjoules']:.2f} uJ/inference ({e['note']})"]
+    t = r.get("transfer") or {}
+    if t.get("bytes_per_s"):
+        lines.append(f"input transfer: {t['bytes']:,} bytes in {t['seconds'] * 1e3:.1f} ms = "
+                     f"{t['bytes_per_s'] / 1e3:,.1f} KB/s")
     if r.get("measured_energy"):
         m = r["measured_energy"]
         lines.append(f"measured energy: {m['microjoules']:.2f} uJ/inference ({m['monitor']}, "
