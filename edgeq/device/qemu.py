@@ -12,6 +12,7 @@ parallel); an emulator that exits before or during the session is reported with 
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import os
 import select
@@ -57,6 +58,8 @@ def qemu_command(machine: str, kernel: Path, port: int, extra: Sequence[str] = (
         raise DeviceError(f"{QEMU} not found on PATH; {INSTALL_HINT}")
     if link == "semihosting":  # the console (":tt") is QEMU's own stdin/stdout in QEMU 7.2
         wire = ["-serial", "null", "-semihosting-config", "enable=on,target=native"]
+    elif link == "pty":  # the UART on a pseudo-terminal, opened like a board's serial port
+        wire = ["-serial", "pty"]
     else:
         wire = ["-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on"]
     return [exe, "-M", machine, "-display", "none", "-monitor", "none", "-icount", "shift=0",
@@ -86,7 +89,6 @@ class PipeLink:
 
     @property
     def in_waiting(self) -> int:
-        import fcntl
         import termios
 
         buf = bytearray(4)
@@ -132,13 +134,20 @@ class QemuInstance:
     """Context manager: start QEMU, connect to its UART, and always shut it down."""
 
     def __init__(self, machine: str, kernel: str | Path, *, connect_timeout: float = 10.0,
-                 read_timeout: float = 2.0, extra_args: Sequence[str] = ()) -> None:
+                 read_timeout: float = 2.0, extra_args: Sequence[str] = (),
+                 pty: bool = False) -> None:
         self.machine = machine
         self.kernel = Path(kernel)
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.extra_args = tuple(extra_args)  # e.g. ("-plugin", "counter.so,...")
         self.link = firmware_link(self.kernel)
+        if pty:
+            if self.link == "semihosting":
+                raise DeviceError(f"{self.kernel} talks over semihosting, not a UART; rebuild "
+                                  "it with link uart to use a pty")
+            self.link = "pty"
+        self.pty_path: str | None = None  # with pty=True: open it as a serial port
         self.proc: subprocess.Popen[bytes] | None = None
         self.port: Any = None
         self.tcp_port = 0
@@ -162,6 +171,9 @@ class QemuInstance:
             cmd = qemu_command(self.machine, self.kernel, self.tcp_port, self.extra_args,
                                link=self.link)
             self._stderr = tempfile.TemporaryFile()
+            # append-only: our reads (seek 0) never move where QEMU's next message lands
+            fd = self._stderr.fileno()
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_APPEND)
             if self.link == "semihosting":
                 # No connection to wait for, so catch the usual early exit before starting.
                 machines = known_machines(cmd[0])
@@ -172,9 +184,14 @@ class QemuInstance:
                                              stderr=self._stderr, bufsize=0)
                 self.port = PipeLink(self.proc, self.read_timeout)
                 return
+            # with -serial pty, QEMU names the pty on stdout: keep it with the messages
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=self._stderr)
+                                         stdout=self._stderr if self.link == "pty"
+                                         else subprocess.DEVNULL, stderr=self._stderr)
             deadline = time.monotonic() + self.connect_timeout
+            if self.link == "pty":
+                self._wait_for_pty(deadline)
+                return
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
                     break
@@ -196,6 +213,24 @@ class QemuInstance:
                                   f"{self.connect_timeout:g} s; check the machine name")
             raise DeviceError(f"QEMU ({self.machine}) exited early: {err.splitlines()[-1]}")
         raise DeviceError("could not find a free TCP port for QEMU's UART; retry")
+
+    def _wait_for_pty(self, deadline: float) -> None:
+        """QEMU names its pseudo-terminal ("char device redirected to /dev/pts/N")."""
+        import re
+
+        assert self.proc is not None
+        while time.monotonic() < deadline:
+            m = re.search(r"redirected to (/dev/\S+)", self.stderr_text())
+            if m:
+                self.pty_path = m.group(1)
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        err = self.stderr_text()
+        self.close()
+        raise DeviceError(f"QEMU ({self.machine}) did not open a pty: "
+                          f"{err.splitlines()[-1] if err else 'no message'}")
 
     def stderr_text(self) -> str:
         if self._stderr is None:

@@ -35,6 +35,9 @@ UART_SOURCES = {
 # Emulated boards talk over semihosting by default (see firmware/drivers/uart_semihost.c);
 # link="uart" keeps the board's UART driver (as on the real part) in the emulator too.
 LINKS = ("uart", "semihosting")
+# What the firmware speaks to the host: edgeq's framed binary protocol, or the MLPerf Tiny
+# (EEMBC) text test harness (firmware/app/eq_mlperf.c) that the MLPerf Tiny runner drives.
+PROTOCOLS = ("edgeq", "mlperf")
 SEMIHOST_SOURCE = ("uart_semihost.c", [])
 COUNTER_SOURCES = {"systick_icount": "counter_systick.c", "dwt": "counter_dwt.c"}
 
@@ -74,6 +77,7 @@ class FirmwareBuild:
     arena_bytes: int
     profile_layers: bool
     link: str = "uart"
+    protocol: str = "edgeq"
 
 
 def find_tool(name: str) -> str:
@@ -130,10 +134,11 @@ def _first_error(text: str) -> str:
     return lines[0] if lines else "no compiler output"
 
 
-def resolve_link(board: Board, link: str | None) -> str:
-    """The host link a firmware uses: ``uart`` on real boards, the board's choice in QEMU."""
+def resolve_link(board: Board, link: str | None, protocol: str = "edgeq") -> str:
+    """The host link a firmware uses: ``uart`` on real boards, the board's choice in QEMU
+    (MLPerf firmware keeps the UART: its runner opens a serial port, e.g. QEMU's pty)."""
     if link is None:
-        return board.emulator_link if board.emulated else "uart"
+        return board.emulator_link if board.emulated and protocol == "edgeq" else "uart"
     if link not in LINKS:
         raise BuildError(f"unknown link {link!r}; use one of {', '.join(LINKS)}")
     if link == "semihosting" and not board.emulated:
@@ -143,17 +148,21 @@ def resolve_link(board: Board, link: str | None) -> str:
 
 
 def _sources(board: Board, model_dir: Path, runtime_dir: Path,
-             kernel_sources: list[Path] | None, link: str) -> list[tuple[Path, list[str]]]:
+             kernel_sources: list[Path] | None, link: str,
+             protocol: str) -> list[tuple[Path, list[str]]]:
     uart_file, uart_flags = (SEMIHOST_SOURCE if link == "semihosting"
                              else UART_SOURCES[board.uart_driver])
     srcs: list[tuple[Path, list[str]]] = [
         (FIRMWARE_DIR / "startup" / "startup.c", []),
         (FIRMWARE_DIR / "drivers" / uart_file, uart_flags),
         (FIRMWARE_DIR / "drivers" / COUNTER_SOURCES[board.counter], []),
-        (FIRMWARE_DIR / "proto" / "eq_proto.c", []),
-        (FIRMWARE_DIR / "app" / "eq_app.c", []),
-        (FIRMWARE_DIR / "app" / "main.c", []),
     ]
+    if protocol == "mlperf":
+        srcs.append((FIRMWARE_DIR / "app" / "eq_mlperf.c", []))
+    else:
+        srcs += [(FIRMWARE_DIR / "proto" / "eq_proto.c", []),
+                 (FIRMWARE_DIR / "app" / "eq_app.c", []),
+                 (FIRMWARE_DIR / "app" / "main.c", [])]
     srcs += [(p, []) for p in sorted(model_dir.glob("*.c"))]
     kernels = runtime_dir / "kernels"
     if kernel_sources is not None:
@@ -176,14 +185,18 @@ def build_firmware(
     kernel_sources: list[Path] | None = None,
     defines: tuple[str, ...] = (),
     link: str | None = None,
+    protocol: str = "edgeq",
 ) -> FirmwareBuild:
     """Compile the app, drivers, generated model and runtime kernels into fw.elf/.bin/.hex.
 
     ``input_bytes`` (the sum of the model's input sizes) sizes the app's input staging buffer;
     without it the arena size is used as a safe upper bound. ``kernel_sources`` (from codegen)
     limits the runtime kernels compiled to those the model calls; default: all of them.
-    ``link`` picks the host link (``uart`` or, emulated boards only, ``semihosting``).
+    ``link`` picks the host link (``uart`` or, emulated boards only, ``semihosting``);
+    ``protocol`` what the firmware speaks (``edgeq`` framed binary, or ``mlperf``).
     """
+    if protocol not in PROTOCOLS:
+        raise BuildError(f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
     model_dir = Path(model_dir)
     runtime = Path(runtime_dir) if runtime_dir is not None else RUNTIME_DIR
     out = Path(out_dir)
@@ -191,7 +204,7 @@ def build_firmware(
     if not (runtime / "include").is_dir():
         raise BuildError(f"edgeq-rt runtime headers not found in {runtime / 'include'}; "
                          "restore firmware/runtime or pass runtime_dir")
-    host_link = resolve_link(board, link)
+    host_link = resolve_link(board, link, protocol)
     arena = model_arena_bytes(model_dir)
     staging = input_bytes if input_bytes is not None else arena
     ram_floor = arena + staging + board.stack_bytes
@@ -216,7 +229,8 @@ def build_firmware(
                                        runtime / "include")]
         (tmp / "obj").mkdir()
         jobs = []
-        for i, (src, extra) in enumerate(_sources(board, model_dir, runtime, kernel_sources, host_link)):
+        sources = _sources(board, model_dir, runtime, kernel_sources, host_link, protocol)
+        for i, (src, extra) in enumerate(sources):
             obj = tmp / "obj" / f"{i:03d}_{src.stem}.o"
             jobs.append((src, obj, [gcc, *cflags, *extra, *includes, "-c", str(src), "-o",
                                     str(obj)]))
@@ -256,7 +270,8 @@ def build_firmware(
         (tmp / "build.log").write_text("\n".join(log) + "\n")
     return FirmwareBuild(board=board, out_dir=out, elf=out / "fw.elf", bin=out / "fw.bin",
                          hex=out / "fw.hex", size=report, arena_bytes=arena,
-                         profile_layers=profile_layers, link=host_link)
+                         profile_layers=profile_layers, link=host_link,
+                         protocol=protocol)
 
 
 def _does_not_fit(board: Board, rep: SizeReport) -> str:
