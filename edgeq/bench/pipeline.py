@@ -35,6 +35,7 @@ class BuildRequest:
     per_layer: bool = False
     port: str | None = None
     opt: str = "-O2"
+    protocol: str = "edgeq"  # or "mlperf": the MLPerf Tiny harness instead of edgeq's protocol
 
 
 def find_model_file(model: str | None) -> Path:
@@ -147,11 +148,13 @@ def run_build(req: BuildRequest, say: Callable[[str], None] = lambda s: None) ->
     say(f"building firmware for {board.name} ({board.core})")
     fw = build_firmware(board, out / "edgeq_rt", out / "firmware", opt=req.opt,
                         profile_layers=req.per_layer, input_bytes=input_bytes,
-                        kernel_sources=gen.kernel_sources)
+                        kernel_sources=gen.kernel_sources, protocol=req.protocol,
+                        defines=_harness_defines(req.protocol, info))
     size = fw.size.to_dict()
     report["memory"] = {**size, "arena": gen.arena_bytes, "weights": gen.weight_bytes}
     report["firmware"] = {"elf": str(fw.elf), "bin": str(fw.bin), "hex": str(fw.hex),
-                          "opt": req.opt, "per_layer": req.per_layer}
+                          "opt": req.opt, "per_layer": req.per_layer,
+                          "protocol": req.protocol}
     _update_manifest(manifest, "build", {"board": board.name, "memory": report["memory"],
                                          "firmware": report["firmware"]})
     if not will_run:
@@ -161,12 +164,62 @@ def run_build(req: BuildRequest, say: Callable[[str], None] = lambda s: None) ->
         return report
 
     # 5. run on the device and compare with the host oracle, byte for byte
+    if req.protocol == "mlperf":
+        report["device"] = run_harness_validation(board, fw.elf, tflite, req, say)
+        h = report["device"]["harness"]
+        report["accuracy"]["int8_device"] = h.get("device_accuracy")
+        report["accuracy"]["int8_host_same_samples"] = h.get("host_accuracy")
+        report["accuracy"]["device_samples"] = h["samples"]
+        _update_manifest(manifest, "device", report["device"])
+        return report
     report["device"] = run_validation(board, fw.elf, tflite, gen.model_hash, req, say)
     report["accuracy"]["int8_device"] = report["device"].pop("device_accuracy")
     report["accuracy"]["int8_host_same_samples"] = report["device"].pop("host_accuracy")
     report["accuracy"]["device_samples"] = report["device"]["validation"]["samples"]
     _update_manifest(manifest, "device", report["device"])
     return report
+
+
+def _is_autoencoder(info: Any) -> bool:
+    """Output as large as the input: the MLPerf harness reports the reconstruction error."""
+    import numpy as np
+
+    ins, outs = info.input_tensors, info.output_tensors
+    return (len(ins) == 1 and len(outs) == 1
+            and int(np.prod(ins[0].shape)) == int(np.prod(outs[0].shape)))
+
+
+def _harness_defines(protocol: str, info: Any) -> tuple[str, ...]:
+    return ("EQ_MLPERF_RESULT_MSE=1",) if protocol == "mlperf" and _is_autoencoder(info) else ()
+
+
+def run_harness_validation(board: Board, elf: Path, tflite: Path, req: BuildRequest,
+                           say: Callable[[str], None]) -> dict[str, Any]:
+    """The test samples through the MLPerf Tiny harness: printed results equal the oracle's."""
+    from edgeq.bench.mlperf import open_harness, validate_harness
+    from edgeq.bench.validate import quantized_test_inputs
+    from edgeq.errors import DeviceError
+    from edgeq.oracles import run_tflm
+    from edgeq.tflite import read_tflite
+
+    info = read_tflite(tflite)
+    x, y = quantized_test_inputs(tflite, req.data, req.samples)
+    expected = run_tflm(tflite, x)[0]
+    def q(t: Any) -> tuple[float, int]:
+        return (float(t.quant.scale[0]), int(t.quant.zero_point[0])) if t.quant else (0.0, 0)
+
+    out_q, in_q = q(info.output_tensors[0]), q(info.input_tensors[0])
+    where = f"QEMU ({board.qemu_machine})" if board.emulated else f"{board.name} at {req.port}"
+    say(f"running {len(x)} samples through the MLPerf Tiny harness on {where}")
+    with open_harness(board, elf=elf, port=None if board.emulated else req.port,
+                      emulator=board.emulated) as client:
+        rep = validate_harness(client, x, expected, *out_q, y,
+                               mse_input_q=in_q if _is_autoencoder(info) else None)
+    if not rep["results_equal"]:
+        raise DeviceError(f"harness results differ from the TFLM reference on "
+                          f"{rep['mismatched_samples']}/{rep['samples']} samples (first: sample "
+                          f"{rep['first_mismatch']}); report this edgeq bug with the model")
+    return {"ran": True, "harness": rep}
 
 
 def run_validation(board: Board, elf: Path, tflite: Path, model_hash: str, req: BuildRequest,
@@ -257,6 +310,15 @@ def render_build_report(r: dict[str, Any]) -> str:
     d = r.get("device", {})
     if not d.get("ran"):
         lines.append(f"  device: not run ({d.get('reason', '')})")
+        return "\n".join(lines)
+    if "harness" in d:
+        h = d["harness"]
+        acc_txt = (f"; top-1 {pct(h.get('device_accuracy'))} over the protocol, "
+                   f"{pct(h.get('host_accuracy'))} on the host" if "device_accuracy" in h else "")
+        us = h.get("us_per_inference")
+        lines.append(f"  MLPerf Tiny harness: {h['samples']} samples, printed results equal the "
+                     f"TFLM reference{acc_txt}"
+                     + (f"; {us:,.1f} us/inference (m-lap-us)" if us is not None else ""))
         return "\n".join(lines)
     v, lat, e = d["validation"], d["latency"], d["energy"]
     lines.append(f"  on-device check: {v['samples']} samples, "

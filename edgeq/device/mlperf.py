@@ -51,16 +51,27 @@ class MlperfClient:
         self._buf = bytearray()
 
     def sync(self) -> None:
-        """Drop the boot banner or anything stale, then check the device answers ``name``."""
+        """Drop the boot banner or anything stale: ask ``name`` and read up to the ``m-ready``
+        that follows its answer (a banner's own m-ready may come before or after a drain)."""
         reset = getattr(self.port, "reset_input_buffer", None)
         if reset is not None:
             reset()
-        self.port.timeout = 0.05
-        deadline = time.monotonic() + 1.0
-        while time.monotonic() < deadline and self.port.read(4096):
-            pass
         self._buf.clear()
-        self.command("")  # ends a partial command the device may hold; answers m-ready
+        try:
+            self.port.write(b"%name%")  # the first '%' ends a partial command the device holds
+        except Exception as exc:  # noqa: BLE001 - pyserial/socket errors vary by transport
+            raise DeviceError(f"{self.name}: write failed ({exc}); check the port") from None
+        deadline = time.monotonic() + self.timeout
+        named = False
+        while True:
+            line = self._line(deadline)
+            if line is None:
+                raise DeviceError(f"{self.name}: no answer to 'name' within {self.timeout:g} s; "
+                                  "check the firmware was built with --protocol mlperf and the "
+                                  "port/baud")
+            named = named or line.startswith("m-name-dut-[")
+            if named and line == READY:
+                return
 
     def _line(self, deadline: float) -> str | None:
         while b"\n" not in self._buf:

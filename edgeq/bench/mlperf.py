@@ -1,0 +1,157 @@
+"""Measuring through the MLPerf Tiny harness (``--protocol mlperf`` firmware): accuracy of a
+model over the protocol against the host oracle, and latency from the harness's own
+``m-lap-us`` timestamps (the figure the MLPerf Tiny runner reports)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeq.device.mlperf import MlperfClient
+from edgeq.errors import DeviceError
+from edgeq.toolchain.boards import Board
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def open_harness(board: Board, *, elf: Path | None, port: str | None,
+                 emulator: bool) -> Iterator[MlperfClient]:
+    """A synced harness client: QEMU's UART for ``emulator``, else the board's serial ``port``."""
+    if emulator == (port is not None):
+        raise DeviceError("pass exactly one of --port PORT or --emulator")
+    if emulator:
+        from edgeq.device.qemu import QemuInstance
+
+        if not board.emulated:
+            raise DeviceError(f"{board.name} has no emulator; use --port with the real board")
+        if elf is None or not elf.is_file():
+            raise DeviceError(f"firmware {elf} not found; run `edgeq build --protocol mlperf "
+                              f"--board {board.name}` first")
+        with QemuInstance(board.qemu_machine or "", elf) as q:
+            if q.link != "uart":
+                raise DeviceError(f"{elf} is not MLPerf harness firmware; rebuild with "
+                                  "`edgeq build --protocol mlperf`")
+            client = MlperfClient(q.port, name=f"QEMU {board.qemu_machine}")
+            client.sync()
+            yield client
+    else:
+        from edgeq.device.transport import open_serial
+
+        ser = open_serial(port or "", board.uart_baud)
+        try:
+            client = MlperfClient(ser, name=f"{board.name} at {port}")
+            client.sync()
+            yield client
+        finally:
+            ser.close()
+
+
+def dequantized(y: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    return (y - zero_point) * scale if scale else y
+
+
+def harness_results(y: np.ndarray, scale: float, zero_point: int) -> tuple[float, ...]:
+    """What the harness prints for output ``y``: each dequantized value as ``%.3f``."""
+    return tuple(float(f"{v:.3f}") for v in dequantized(y, scale, zero_point))
+
+
+def harness_mse(x: np.ndarray, y: np.ndarray, in_q: tuple[float, int],
+                out_q: tuple[float, int]) -> tuple[float, ...]:
+    """What the autoencoder harness prints: mean squared error of the dequantized
+    reconstruction against the dequantized input, as ``%.3f``."""
+    d = dequantized(y, *out_q) - dequantized(x, *in_q)
+    return (float(f"{float(np.mean(d * d)):.3f}"),)
+
+
+def validate_harness(client: MlperfClient, x: np.ndarray, expected: np.ndarray,
+                     out_scale: float, out_zero_point: int,
+                     labels: np.ndarray | None, *,
+                     mse_input_q: tuple[float, int] | None = None) -> dict[str, Any]:
+    """Each sample through ``db`` + ``infer 1 0``: the printed results against the host
+    oracle's output (dequantized, three decimals; for an autoencoder, with ``mse_input_q``
+    the input's quantization, the reconstruction error) and, with labels, top-1 on both
+    sides."""
+    mismatched, first = 0, None
+    device_pred, host_pred, laps = [], [], []
+    sent, t_send = 0, 0.0
+    for k in range(len(x)):
+        data = np.ascontiguousarray(x[k]).tobytes()
+        t0 = time.perf_counter()
+        client.load(data)
+        t_send += time.perf_counter() - t0
+        sent += len(data)
+        r = client.infer(1, 0)
+        want = (harness_results(expected[k], out_scale, out_zero_point) if mse_input_q is None
+                else harness_mse(x[k], expected[k], mse_input_q, (out_scale, out_zero_point)))
+        if r.results != want:
+            mismatched += 1
+            first = k if first is None else first
+        device_pred.append(int(np.argmax(r.results)))
+        host_pred.append(int(np.argmax(dequantized(expected[k], out_scale, out_zero_point))))
+        if r.us_per_inference is not None:
+            laps.append(r.us_per_inference)
+    out: dict[str, Any] = {
+        "protocol": "mlperf", "samples": len(x), "results_equal": mismatched == 0,
+        "mismatched_samples": mismatched, "first_mismatch": first,
+        "us_per_inference": float(np.median(laps)) if laps else None,
+        "transfer": {"bytes": sent, "seconds": t_send,
+                     "bytes_per_s": sent / t_send if t_send > 0 else None},
+    }
+    if labels is not None and mse_input_q is None and len(np.asarray(expected[0]).reshape(-1)) > 1:
+        y = np.asarray(labels[:len(x)])
+        out["device_accuracy"] = float(np.mean(np.array(device_pred) == y))
+        out["host_accuracy"] = float(np.mean(np.array(host_pred) == y))
+    return out
+
+
+def bench_harness(board: Board, *, build_dir: Path, port: str | None = None,
+                  emulator: bool = False, runs: int = 20, warmup: int = 1) -> dict[str, Any]:
+    """``edgeq bench --protocol mlperf``: name, profile, and the latency of ``runs`` inferences
+    between the harness's two timestamps, on the build's first test sample."""
+    if runs <= 0:
+        raise DeviceError("--runs must be positive")
+    with open_harness(board, elf=build_dir / "firmware" / "fw.elf", port=port,
+                      emulator=emulator) as c:
+        name, profile = c.name_(), c.profile()
+        x = _first_input(build_dir)
+        t0 = time.perf_counter()
+        c.load(x)
+        seconds = time.perf_counter() - t0
+        r = c.infer(runs, warmup)
+    return {"board": board.name, "protocol": "mlperf", "name": name, "profile": profile,
+            "runs": runs, "warmup": warmup, "laps_us": list(r.laps_us),
+            "us_per_inference": r.us_per_inference, "results": list(r.results),
+            "transfer": {"bytes": len(x), "seconds": seconds,
+                         "bytes_per_s": len(x) / seconds if seconds > 0 else None}}
+
+
+def _first_input(build_dir: Path) -> bytes:
+    from edgeq.bench.validate import quantized_test_inputs
+
+    tflite = build_dir / "model_int8.tflite"
+    if not tflite.is_file():
+        raise DeviceError(f"{tflite} not found; run `edgeq build --protocol mlperf` first")
+    x, _ = quantized_test_inputs(tflite, None, 1)
+    return np.ascontiguousarray(x[0]).tobytes()
+
+
+def render_harness_bench(r: dict[str, Any]) -> str:
+    us = r["us_per_inference"]
+    t = r["transfer"]
+    lines = [f"{r['name']} ({r['profile'].get('model', '?')}, {r['profile'].get('profile', '?')})",
+             f"latency: {us:,.1f} us/inference over {r['runs']} inferences (m-lap-us; "
+             f"{r['warmup']} warm-up)" if us is not None else
+             "latency: energy mode (timestamps are GPIO pulses, no m-lap-us)",
+             f"results: [{', '.join(f'{v:.3f}' for v in r['results'])}]"]
+    if t.get("bytes_per_s"):
+        lines.append(f"input transfer: {t['bytes']:,} bytes in {t['seconds'] * 1e3:.1f} ms = "
+                     f"{t['bytes_per_s'] / 1e3:,.1f} KB/s (hex db commands)")
+    return "\n".join(lines)
