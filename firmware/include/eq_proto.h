@@ -13,14 +13,15 @@
 #include <stdint.h>
 
 #define EQP_VERSION 1u
-/* Largest payload per frame, reported in HELLO (the host sizes its chunks by it). 2 KB frames
- * keep a stop-and-wait link above 90 % of line rate over USB virtual COM ports (one reply
- * turnaround of ~1-2 ms per 22 ms frame at 921,600 baud); a board short of RAM may lower it. */
+/* Largest payload per frame, reported in HELLO (the host sizes its chunks by it). 4 KB frames
+ * keep a stop-and-wait link above 90 % of line rate over USB virtual COM ports up to ~2 Mbaud
+ * (a reply turnaround of ~2 ms per 44 ms frame at 921,600 baud); the firmware holds three
+ * frame buffers, so a board short of RAM may build with less (-DEQP_MAX_PAYLOAD=...). */
 #ifndef EQP_MAX_PAYLOAD
-#define EQP_MAX_PAYLOAD 2048u
+#define EQP_MAX_PAYLOAD 4096u
 #endif
-#if EQP_MAX_PAYLOAD < 64u || EQP_MAX_PAYLOAD > 2048u
-#error "EQP_MAX_PAYLOAD must be in 64..2048"
+#if EQP_MAX_PAYLOAD < 64u || EQP_MAX_PAYLOAD > 4096u
+#error "EQP_MAX_PAYLOAD must be in 64..4096"
 #endif
 #define EQP_HEADER_BYTES 3u
 #define EQP_CRC_BYTES 4u

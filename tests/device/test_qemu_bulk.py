@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from helpers_device import build_bulk, bulk_reference
 
+from edgeq.device import protocol as P
 from edgeq.device.qemu import QemuInstance
 from edgeq.device.session import DeviceSession
 
@@ -39,7 +40,7 @@ def bulk_fw(tmp_path_factory):
 def test_whole_27k_input_arrives_intact(bulk_fw, link):
     with QemuInstance("mps2-an386", bulk_fw[link].elf) as q:
         s = DeviceSession(q.port, name="qemu", alive=q.check_alive, timeout=10)
-        assert s.info.inputs[0].bytes == 27648 and s.max_payload == 2048
+        assert s.info.inputs[0].bytes == 27648 and s.max_payload == P.MAX_PAYLOAD == 4096
         for seed in (0, 1):
             x = _input(seed)
             (y,), _ = s.infer([x])
