@@ -135,7 +135,7 @@ class QemuInstance:
 
     def __init__(self, machine: str, kernel: str | Path, *, connect_timeout: float = 10.0,
                  read_timeout: float = 2.0, extra_args: Sequence[str] = (),
-                 pty: bool = False) -> None:
+                 pty: bool = False, paused: bool = False) -> None:
         self.machine = machine
         self.kernel = Path(kernel)
         self.connect_timeout = connect_timeout
@@ -148,6 +148,11 @@ class QemuInstance:
                                   "it with link uart to use a pty")
             self.link = "pty"
         self.pty_path: str | None = None  # with pty=True: open it as a serial port
+        # pty=True, paused=True: the core waits (-S) until resume(), so a client that opens
+        # the pty first sees everything from the first byte (QEMU drops output to an unopened
+        # pty, as a board's USB bridge drops what it sends before the port is opened)
+        self.paused = paused and pty
+        self._monitor_pty: str | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self.port: Any = None
         self.tcp_port = 0
@@ -168,8 +173,12 @@ class QemuInstance:
             raise DeviceError(f"firmware {self.kernel} not found; run `edgeq build` first")
         for _ in range(5):
             self.tcp_port = free_port()
-            cmd = qemu_command(self.machine, self.kernel, self.tcp_port, self.extra_args,
-                               link=self.link)
+            extra = self.extra_args
+            if self.paused:
+                extra = (*extra, "-S", "-monitor", "pty")  # replaces -monitor none
+            cmd = qemu_command(self.machine, self.kernel, self.tcp_port, extra, link=self.link)
+            if self.paused:
+                del cmd[cmd.index("-monitor"):cmd.index("-monitor") + 2]
             self._stderr = tempfile.TemporaryFile()
             # append-only: our reads (seek 0) never move where QEMU's next message lands
             fd = self._stderr.fileno()
@@ -220,9 +229,12 @@ class QemuInstance:
 
         assert self.proc is not None
         while time.monotonic() < deadline:
-            m = re.search(r"redirected to (/dev/\S+)", self.stderr_text())
-            if m:
-                self.pty_path = m.group(1)
+            text = self.stderr_text()
+            serial_pty = re.search(r"redirected to (/dev/\S+) \(label serial0\)", text)
+            monitor_pty = re.search(r"redirected to (/dev/\S+) \(label compat_monitor0\)", text)
+            if serial_pty and (monitor_pty or not self.paused):
+                self.pty_path = serial_pty.group(1)
+                self._monitor_pty = monitor_pty.group(1) if monitor_pty else None
                 return
             if self.proc.poll() is not None:
                 break
@@ -231,6 +243,22 @@ class QemuInstance:
         self.close()
         raise DeviceError(f"QEMU ({self.machine}) did not open a pty: "
                           f"{err.splitlines()[-1] if err else 'no message'}")
+
+    def resume(self) -> None:
+        """Start the core of an instance created with ``paused=True`` (monitor ``cont``)."""
+        if not self.paused or self._monitor_pty is None:
+            return
+        fd = os.open(self._monitor_pty, os.O_RDWR | os.O_NOCTTY)
+        try:
+            os.write(fd, b"cont\n")
+            deadline = time.monotonic() + 5.0
+            seen = b""
+            while b"cont" not in seen and time.monotonic() < deadline:
+                if select.select([fd], [], [], 0.1)[0]:
+                    seen += os.read(fd, 4096)
+        finally:
+            os.close(fd)
+        self.paused = False
 
     def stderr_text(self) -> str:
         if self._stderr is None:

@@ -130,7 +130,10 @@ class DeviceSession:
                 if not self.port.read(max(1, self.port.in_waiting)):
                     break
         except Exception as exc:  # noqa: BLE001 - pyserial/socket errors vary by transport
-            if self._alive is not None:
+            if isinstance(exc, DeviceError):
+                raise
+            if self._alive is not None:  # prefer "emulator exited" when that is the cause
+                time.sleep(0.3)
                 self._alive()
             raise DeviceError(f"{self.name}: connection lost ({exc}); check the port or "
                               "emulator") from None

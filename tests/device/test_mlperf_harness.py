@@ -24,9 +24,10 @@ def echo_mlperf(tmp_path_factory):
 
 @pytest.fixture
 def pty_client(echo_mlperf):
-    with QemuInstance("mps2-an386", echo_mlperf.elf, pty=True) as q:
+    with QemuInstance("mps2-an386", echo_mlperf.elf, pty=True, paused=True) as q:
         assert q.pty_path and q.pty_path.startswith("/dev/")
         port = serial.Serial(q.pty_path, 115200, timeout=1.0, exclusive=True)
+        q.resume()  # power on with the port open: the boot banner is not lost
         try:
             yield q, port
         finally:
@@ -103,8 +104,9 @@ def test_errors_are_reported_and_the_device_keeps_serving(pty_client):
 def test_energy_mode_pulses_the_marker_instead_of_printing(tmp_path):
     fw = build_echo("mps2-an386", tmp_path / "fw", protocol="mlperf",
                     defines=("EQ_MLPERF_ENERGY_MODE=1",))
-    with QemuInstance("mps2-an386", fw.elf, pty=True) as q:
+    with QemuInstance("mps2-an386", fw.elf, pty=True, paused=True) as q:
         port = serial.Serial(q.pty_path, 115200, timeout=1.0)
+        q.resume()
         try:
             assert _read_until_ready(port).startswith(b"m-timestamp-mode-energy\r\n")
             c = MlperfClient(port, name="qemu")
