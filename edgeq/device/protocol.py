@@ -16,17 +16,21 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-PROTO_HEADER = Path(__file__).resolve().parents[2] / "firmware" / "include" / "eq_proto.h"
+_FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
+PROTO_HEADER = _FIRMWARE / "include" / "eq_proto.h"
+HAL_HEADER = _FIRMWARE / "include" / "eq_hal.h"  # counter kinds in HELLO
+RUNTIME_HEADER = _FIRMWARE / "runtime" / "include" / "edgeq_rt.h"  # dtypes in HELLO
 
 
-def header_constants(path: Path = PROTO_HEADER) -> dict[str, int]:
-    """``EQP_*`` names -> values from the header's ``#define``s and enumerators."""
+def header_constants(path: Path = PROTO_HEADER, prefix: str = "EQP_") -> dict[str, int]:
+    """``prefix*`` names -> values from a header's integer ``#define``s and enumerators."""
     text = re.sub(r"/\*.*?\*/", " ", path.read_text(), flags=re.S)
     found: dict[str, int] = {}
-    for name, value in re.findall(r"#define\s+(EQP_\w+)\s+\(?(0x[0-9A-Fa-f]+|\d+)u?\)?\s*$",
+    for name, value in re.findall(rf"#define\s+({prefix}\w+)\s+\(?(0x[0-9A-Fa-f]+|\d+)u?\)?\s*$",
                                   text, flags=re.M):
         found.setdefault(name, int(value, 0))  # the first (default) value of an #ifndef
-    for name, value in re.findall(r"\b(EQP_\w+)\s*=\s*(0x[0-9A-Fa-f]+|\d+)\s*[,}]", text):
+    for name, value in re.findall(rf"\b({prefix}\w+)\s*=\s*(0x[0-9A-Fa-f]+|\d+)\s*[,}}]",
+                                  text):
         found[name] = int(value, 0)
     return found
 
@@ -66,8 +70,12 @@ ERROR_NAMES = {
     E_SHORT: "frame too short",
 }
 
-COUNTER_KINDS = {0: "instructions", 1: "cycles"}
-DTYPES = {0: "int8", 1: "int16", 2: "float32", 3: "int32", 4: "uint8"}
+_HAL = header_constants(HAL_HEADER, "EQ_COUNTER_")
+COUNTER_KINDS = {_HAL["EQ_COUNTER_INSTRUCTIONS"]: "instructions", _HAL["EQ_COUNTER_CYCLES"]: "cycles"}
+# eq_dtype enumerators EQ_INT8 ... -> "int8" ...
+DTYPES = {v: k.removeprefix("EQ_").lower()
+          for k, v in header_constants(RUNTIME_HEADER, "EQ_").items()
+          if k in ("EQ_INT8", "EQ_INT16", "EQ_FLOAT32", "EQ_INT32", "EQ_UINT8")}
 
 
 class FrameError(ValueError):

@@ -22,17 +22,17 @@ HOST_NAMES = {  # protocol.py attribute -> header name
 }
 
 
-def _compiled_values(tmp_path, names: list[str]) -> dict[str, int]:
+def _compiled_values(tmp_path, names: list[str], header=P.PROTO_HEADER) -> dict[str, int]:
     """Each constant as the C compiler evaluates the header (an oracle independent of the
     host's regex reader)."""
     gcc = shutil.which("gcc")
     assert gcc is not None, "host gcc is needed (make setup installs it)"
     src = tmp_path / "consts.c"
     body = "".join(f'    printf("{n}=%lld\\n", (long long)({n}));\n' for n in names)
-    src.write_text(f'#include <stdio.h>\n#include "eq_proto.h"\nint main(void) {{\n{body}'
+    src.write_text(f'#include <stdio.h>\n#include "{header.name}"\nint main(void) {{\n{body}'
                    "    return 0;\n}\n")
     exe = tmp_path / "consts"
-    proc = subprocess.run([gcc, "-std=c99", "-Wall", "-Werror", f"-I{P.PROTO_HEADER.parent}",
+    proc = subprocess.run([gcc, "-std=c99", "-Wall", "-Werror", f"-I{header.parent}",
                            str(src), "-o", str(exe)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
@@ -64,3 +64,15 @@ def test_a_changed_header_value_reaches_the_host(tmp_path):
                                                           "EQP_CMD_LAYER_INFO = 0x16"))
     assert P.header_constants(changed)["EQP_CMD_LAYER_INFO"] == 0x16
     assert P.header_constants()["EQP_CMD_LAYER_INFO"] == 0x06
+
+
+def test_handshake_counter_kinds_and_dtypes_are_the_firmwares(tmp_path):
+    """HELLO carries eq_hal.h counter kinds and edgeq_rt.h dtypes: the host names them from
+    the same headers."""
+    kinds = _compiled_values(tmp_path, ["EQ_COUNTER_INSTRUCTIONS", "EQ_COUNTER_CYCLES"],
+                             P.HAL_HEADER)
+    assert P.COUNTER_KINDS == {kinds["EQ_COUNTER_INSTRUCTIONS"]: "instructions",
+                               kinds["EQ_COUNTER_CYCLES"]: "cycles"}
+    names = ["EQ_INT8", "EQ_INT16", "EQ_FLOAT32", "EQ_INT32", "EQ_UINT8"]
+    dtypes = _compiled_values(tmp_path, names, P.RUNTIME_HEADER)
+    assert P.DTYPES == {dtypes[n]: n.removeprefix("EQ_").lower() for n in names}
