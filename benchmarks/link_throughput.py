@@ -128,6 +128,31 @@ def measure_paced(board_name: str, work: Path, baud: int, latency_s: float,
     return statistics.median(fractions)
 
 
+def frame_instructions(board_name: str, work: Path) -> list[int]:
+    """Exact instructions the firmware spends on each LOAD_INPUT frame of one input, from
+    receiving the frame's delimiter to sending the reply (COBS decode, CRC, copy, reply), by
+    the TCG plugin (window: eq_app_handle_encoded -> eq_uart_write)."""
+    from edgeq.device.icount import build_plugin, read_counts, symbol_address
+    from edgeq.device.qemu import QemuInstance
+    from edgeq.device.session import DeviceSession
+    from edgeq.toolchain.boards import resolve_target
+
+    board = resolve_target(board=board_name)
+    elf = work / "semihosting" / "fw.elf"
+    counts = work / "frame_counts.txt"
+    plugin = build_plugin(work / "plugin")
+    start = symbol_address(elf, "eq_app_handle_encoded")
+    stop = symbol_address(elf, "eq_uart_write")
+    extra = ["-plugin", f"{plugin},start={start:#x},stop={stop:#x},out={counts}"]
+    with QemuInstance(board.qemu_machine or "", elf, extra_args=extra) as q:
+        s = DeviceSession(q.port, name="plugin", alive=q.check_alive, timeout=20)
+        s.hello()
+        before = len(read_counts(counts))
+        s.load_input(0, bytes(range(1, 256)) * (INPUT_BYTES // 255) + bytes(INPUT_BYTES % 255))
+        time.sleep(0.2)
+    return read_counts(counts)[before:]
+
+
 def uart_efficiency(max_payload: int, baud: int, turnaround_s: float) -> tuple[float, float]:
     """(payload/wire bytes, fraction of line rate) for LOAD_INPUT frames of ``max_payload``."""
     from edgeq.device import protocol as P
@@ -154,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         for link in links:
             print(f"measuring {link} on {args.board} ...", file=sys.stderr)
             rows[link] = measure_link(args.board, link, args.repeats, Path(tmp))
+        frames = frame_instructions(args.board, Path(tmp))
         for baud in (921_600, 2_000_000):
             for lat in args.latency_ms:
                 print(f"paced link {baud} baud, {lat} ms ...", file=sys.stderr)
@@ -171,10 +197,14 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\nreal UART (8N1) through a paced link model, stop-and-wait {P.MAX_PAYLOAD:,}-byte "
           "frames, firmware in QEMU: payload rate / line rate (baud/10)")
+    full = max(frames) if frames else 0
+    fw_s = full / 80e6  # one instruction per cycle at 80 MHz: a lower bound on a Cortex-M4
+    print(f"  firmware turnaround per full frame: {full:,} instructions ({full / (P.MAX_PAYLOAD - 5):.1f}"
+          f"/byte; {fw_s * 1e3:.2f} ms at 80 MHz, 1 cycle/instruction); frames: {frames}")
     for (baud, lat), frac in paced.items():
-        eff, model = uart_efficiency(P.MAX_PAYLOAD, baud, 2 * lat / 1e3)
+        eff, model = uart_efficiency(P.MAX_PAYLOAD, baud, 2 * lat / 1e3 + fw_s)
         print(f"  {baud:>9,} baud, {lat:g} ms USB latency each way: measured {100 * frac:5.1f}% "
-              f"(formula without firmware time {100 * model:5.1f}%; payload/wire bytes "
+              f"(formula with that firmware time {100 * model:5.1f}%; payload/wire bytes "
               f"{100 * eff:.1f}%)")
     return 0
 
