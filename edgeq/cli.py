@@ -441,10 +441,14 @@ def boards_cmd(as_json: bool) -> None:
 @click.option("--protocol", type=click.Choice(["edgeq", "mlperf"]), default="edgeq",
               show_default=True,
               help="What the firmware speaks: edgeq's protocol or the MLPerf Tiny harness.")
+@click.option("--mlperf-model", help="Harness model id (m-model-[...]): ic01, kws01, vww01, ad01.")
+@click.option("--mlperf-input-offset", type=click.IntRange(-255, 255), default=0,
+              show_default=True, help="Added to each db byte (-128: uint8 dataset, int8 model).")
 @json_option
 def build_cmd(model: str | None, target: str | None, board: str | None, data: str | None,
               out: str | None, samples: int, no_run: bool, per_layer: bool, port: str | None,
-              opt: str, protocol: str, as_json: bool) -> None:
+              opt: str, protocol: str, mlperf_model: str | None, mlperf_input_offset: int,
+              as_json: bool) -> None:
     """Quantize, evaluate, generate C, build the firmware and check it on the (emulated) board.
 
     With no MODEL, uses models/digits_cnn.
@@ -453,7 +457,8 @@ def build_cmd(model: str | None, target: str | None, board: str | None, data: st
 
     req = BuildRequest(model=model, target=target, board=board, data=data, out=out,
                        samples=samples, run=not no_run, per_layer=per_layer, port=port, opt=opt,
-                       protocol=protocol)
+                       protocol=protocol, mlperf_model=mlperf_model,
+                       mlperf_input_offset=mlperf_input_offset)
     report = run_build(req, say=lambda s: click.echo(f"edgeq: {s}", err=True))
     emit(report, as_json, render_build_report)
 

@@ -74,16 +74,20 @@ def harness_mse(x: np.ndarray, y: np.ndarray, in_q: tuple[float, int],
 def validate_harness(client: MlperfClient, x: np.ndarray, expected: np.ndarray,
                      out_scale: float, out_zero_point: int,
                      labels: np.ndarray | None, *,
-                     mse_input_q: tuple[float, int] | None = None) -> dict[str, Any]:
+                     mse_input_q: tuple[float, int] | None = None,
+                     input_offset: int = 0) -> dict[str, Any]:
     """Each sample through ``db`` + ``infer 1 0``: the printed results against the host
     oracle's output (dequantized, three decimals; for an autoencoder, with ``mse_input_q``
     the input's quantization, the reconstruction error) and, with labels, top-1 on both
-    sides."""
+    sides. The firmware adds ``input_offset`` to every db byte, so the bytes sent are the
+    input's minus it (a uint8 dataset for an int8 model: offset -128)."""
     mismatched, first = 0, None
     device_pred, host_pred, laps = [], [], []
     sent, t_send = 0, 0.0
     for k in range(len(x)):
-        data = np.ascontiguousarray(x[k]).tobytes()
+        raw = np.frombuffer(np.ascontiguousarray(x[k]).tobytes(), dtype=np.uint8)
+        data = (raw.astype(np.int64) - input_offset).astype(np.uint8).tobytes() if input_offset \
+            else raw.tobytes()
         t0 = time.perf_counter()
         client.load(data)
         t_send += time.perf_counter() - t0
@@ -134,13 +138,21 @@ def bench_harness(board: Board, *, build_dir: Path, port: str | None = None,
 
 
 def _first_input(build_dir: Path) -> bytes:
+    """The first test sample as db bytes (minus the firmware's input offset, from the manifest)."""
+    import json
+
     from edgeq.bench.validate import quantized_test_inputs
 
     tflite = build_dir / "model_int8.tflite"
     if not tflite.is_file():
         raise DeviceError(f"{tflite} not found; run `edgeq build --protocol mlperf` first")
+    manifest = build_dir / "manifest.json"
+    fw = json.loads(manifest.read_text()).get("build", {}).get("firmware", {}) \
+        if manifest.is_file() else {}
+    offset = int(fw.get("mlperf_input_offset", 0))
     x, _ = quantized_test_inputs(tflite, None, 1)
-    return np.ascontiguousarray(x[0]).tobytes()
+    raw = np.frombuffer(np.ascontiguousarray(x[0]).tobytes(), dtype=np.uint8)
+    return (raw.astype(np.int64) - offset).astype(np.uint8).tobytes()
 
 
 def render_harness_bench(r: dict[str, Any]) -> str:

@@ -36,6 +36,8 @@ class BuildRequest:
     port: str | None = None
     opt: str = "-O2"
     protocol: str = "edgeq"  # or "mlperf": the MLPerf Tiny harness instead of edgeq's protocol
+    mlperf_model: str | None = None  # the harness's m-model-[...] (ic01, kws01, vww01, ad01)
+    mlperf_input_offset: int = 0  # added to each db byte (-128: a uint8 dataset, int8 model)
 
 
 def find_model_file(model: str | None) -> Path:
@@ -149,12 +151,14 @@ def run_build(req: BuildRequest, say: Callable[[str], None] = lambda s: None) ->
     fw = build_firmware(board, out / "edgeq_rt", out / "firmware", opt=req.opt,
                         profile_layers=req.per_layer, input_bytes=input_bytes,
                         kernel_sources=gen.kernel_sources, protocol=req.protocol,
-                        defines=_harness_defines(req.protocol, info))
+                        defines=_harness_defines(req, info))
     size = fw.size.to_dict()
     report["memory"] = {**size, "arena": gen.arena_bytes, "weights": gen.weight_bytes}
     report["firmware"] = {"elf": str(fw.elf), "bin": str(fw.bin), "hex": str(fw.hex),
                           "opt": req.opt, "per_layer": req.per_layer,
                           "protocol": req.protocol}
+    if req.protocol == "mlperf":
+        report["firmware"]["mlperf_input_offset"] = req.mlperf_input_offset
     _update_manifest(manifest, "build", {"board": board.name, "memory": report["memory"],
                                          "firmware": report["firmware"]})
     if not will_run:
@@ -189,8 +193,18 @@ def _is_autoencoder(info: Any) -> bool:
             and int(np.prod(ins[0].shape)) == int(np.prod(outs[0].shape)))
 
 
-def _harness_defines(protocol: str, info: Any) -> tuple[str, ...]:
-    return ("EQ_MLPERF_RESULT_MSE=1",) if protocol == "mlperf" and _is_autoencoder(info) else ()
+def _harness_defines(req: BuildRequest, info: Any) -> tuple[str, ...]:
+    if req.protocol != "mlperf":
+        return ()
+    out = [f"EQ_MLPERF_INPUT_OFFSET={req.mlperf_input_offset}"]
+    if req.mlperf_model:
+        if not req.mlperf_model.replace("_", "").isalnum():
+            raise BuildError(f"--mlperf-model {req.mlperf_model!r}: use letters and digits, e.g. "
+                             "ic01, kws01, vww01, ad01")
+        out.append(f'EQ_MLPERF_MODEL="{req.mlperf_model}"')
+    if _is_autoencoder(info):
+        out.append("EQ_MLPERF_RESULT_MSE=1")
+    return tuple(out)
 
 
 def run_harness_validation(board: Board, elf: Path, tflite: Path, req: BuildRequest,
@@ -214,7 +228,8 @@ def run_harness_validation(board: Board, elf: Path, tflite: Path, req: BuildRequ
     with open_harness(board, elf=elf, port=None if board.emulated else req.port,
                       emulator=board.emulated) as client:
         rep = validate_harness(client, x, expected, *out_q, y,
-                               mse_input_q=in_q if _is_autoencoder(info) else None)
+                               mse_input_q=in_q if _is_autoencoder(info) else None,
+                               input_offset=req.mlperf_input_offset)
     if not rep["results_equal"]:
         raise DeviceError(f"harness results differ from the TFLM reference on "
                           f"{rep['mismatched_samples']}/{rep['samples']} samples (first: sample "

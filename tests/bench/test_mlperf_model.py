@@ -26,7 +26,9 @@ SAMPLES = 60
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     out = tmp_path_factory.mktemp("mlperf_build") / "digits_cnn-mps2-an386"
+    # as for the MLPerf image datasets: uint8 bytes on the wire, shifted by -128 on the device
     res = CliRunner().invoke(cli, ["build", "--target", "cortex-m4", "--protocol", "mlperf",
+                                   "--mlperf-model", "ic01", "--mlperf-input-offset", "-128",
                                    "--samples", "20", "-o", str(out), "--json"])
     assert res.exit_code == 0, res.output
     return out, json.loads(res.output[res.output.index("{"):])
@@ -39,7 +41,7 @@ def test_build_reports_harness_accuracy_equal_to_host(built):
     assert h["protocol"] == "mlperf" and h["samples"] == 20 and h["results_equal"]
     assert h["device_accuracy"] == h["host_accuracy"] > 0.8
     assert r["accuracy"]["int8_device"] == r["accuracy"]["int8_host_same_samples"]
-    assert r["firmware"]["protocol"] == "mlperf"
+    assert r["firmware"]["protocol"] == "mlperf" and r["firmware"]["mlperf_input_offset"] == -128
 
 
 @pytest.mark.slow
@@ -55,10 +57,10 @@ def test_runner_style_session_through_the_pty_matches_host_accuracy(built):
         try:
             c = MlperfClient(port, name="qemu", db_bytes=RUNNER_DB_BYTES)
             c.sync()
-            assert c.name_().startswith("edgeq") and c.profile()["model"] == "digits_cnn"
+            assert c.name_().startswith("edgeq") and c.profile()["model"] == "ic01"
             device_pred = []
             for k in range(SAMPLES):
-                c.load(np.ascontiguousarray(x[k]).tobytes())
+                c.load((x[k].astype(np.int16) + 128).astype(np.uint8).tobytes())  # as uint8
                 r = c.infer(1, 0)
                 assert r.results == harness_results(want[k], scale, zp), k
                 device_pred.append(int(np.argmax(r.results)))
