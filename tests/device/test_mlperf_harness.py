@@ -115,3 +115,39 @@ def test_energy_mode_pulses_the_marker_instead_of_printing(tmp_path):
             assert not any(re.match("m-lap-us", ln) for ln in c.command("infer 1 0"))
         finally:
             port.close()
+
+
+def _ae_reference(x: np.ndarray) -> np.ndarray:
+    """Python twin of tests/fixtures/fw_ae_model/model.c."""
+    v = ((3 * x.astype(np.int64).reshape(-1)) >> 2) + (np.arange(64) % 5) - 2
+    return np.clip(v, -128, 127).astype(np.int8)
+
+
+def test_autoencoder_result_is_the_reconstruction_error(tmp_path):
+    from helpers_device import DATA, ECHO_RUNTIME
+
+    from edgeq.bench.mlperf import harness_mse
+    from edgeq.toolchain.boards import resolve_target
+    from edgeq.toolchain.compiler import build_firmware
+
+    fw = build_firmware(resolve_target(board="mps2-an386"), DATA / "fw_ae_model", tmp_path / "fw",
+                        runtime_dir=ECHO_RUNTIME, input_bytes=64, protocol="mlperf",
+                        defines=("EQ_MLPERF_RESULT_MSE=1",))
+    rng = np.random.default_rng(9)
+    with QemuInstance("mps2-an386", fw.elf, pty=True) as q:
+        port = serial.Serial(q.pty_path, 115200, timeout=1.0)
+        try:
+            c = MlperfClient(port, name="qemu")
+            c.sync()
+            for _ in range(4):
+                x = rng.integers(-128, 128, size=64, dtype=np.int8)
+                c.load(x.tobytes())
+                got = c.infer(1, 0).results
+                y = _ae_reference(x)
+                s_in = float(np.float32(0.05))  # the firmware's float scale, exactly
+                want = harness_mse(x, y, (s_in, 3), (0.0625, -5))
+                d = (y.astype(np.float64) + 5) * 0.0625 - (x.astype(np.float64) - 3) * s_in
+                assert want == (float(f"{np.mean(d * d):.3f}"),)  # numpy, written out here
+                assert got == want and got[0] > 0.05
+        finally:
+            port.close()
