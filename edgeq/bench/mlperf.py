@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -167,3 +167,57 @@ def render_harness_bench(r: dict[str, Any]) -> str:
         lines.append(f"input transfer: {t['bytes']:,} bytes in {t['seconds'] * 1e3:.1f} ms = "
                      f"{t['bytes_per_s'] / 1e3:,.1f} KB/s (hex db commands)")
     return "\n".join(lines)
+
+
+def is_autoencoder(info: Any) -> bool:
+    """One input and one output of the same element count: the MLPerf harness then reports
+    the reconstruction error instead of the output vector."""
+    ins, outs = info.input_tensors, info.output_tensors
+    return (len(ins) == 1 and len(outs) == 1
+            and int(np.prod(ins[0].shape)) == int(np.prod(outs[0].shape)))
+
+
+def harness_defines(info: Any, input_offset: int = 0,
+                    model_id: str | None = None) -> tuple[str, ...]:
+    """Compiler defines that configure ``eq_mlperf.c`` for a model (``info``: its tflite)."""
+    from edgeq.errors import BuildError
+
+    out = [f"EQ_MLPERF_INPUT_OFFSET={int(input_offset)}"]
+    if model_id:
+        if not model_id.replace("_", "").isalnum() or not model_id.isascii():
+            raise BuildError(f"--mlperf-model {model_id!r}: use letters and digits, e.g. ic01, "
+                             "kws01, vww01, ad01")
+        out.append(f'EQ_MLPERF_MODEL="{model_id}"')
+    if is_autoencoder(info):
+        out.append("EQ_MLPERF_RESULT_MSE=1")
+    return tuple(out)
+
+
+def run_harness_validation(board: Board, elf: Path, tflite: Path, *, data: str | None,
+                           samples: int, port: str | None, input_offset: int = 0,
+                           say: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+    """The build's test samples through the harness: printed results must equal the oracle's."""
+    from edgeq.bench.validate import quantized_test_inputs
+    from edgeq.oracles import run_tflm
+    from edgeq.tflite import read_tflite
+
+    info = read_tflite(tflite)
+    x, y = quantized_test_inputs(tflite, data, samples)
+    expected = run_tflm(tflite, x)[0]
+
+    def q(t: Any) -> tuple[float, int]:
+        return (float(t.quant.scale[0]), int(t.quant.zero_point[0])) if t.quant else (0.0, 0)
+
+    out_q, in_q = q(info.output_tensors[0]), q(info.input_tensors[0])
+    where = f"QEMU ({board.qemu_machine})" if board.emulated else f"{board.name} at {port}"
+    say(f"running {len(x)} samples through the MLPerf Tiny harness on {where}")
+    with open_harness(board, elf=elf, port=None if board.emulated else port,
+                      emulator=board.emulated) as client:
+        rep = validate_harness(client, x, expected, *out_q, y,
+                               mse_input_q=in_q if is_autoencoder(info) else None,
+                               input_offset=input_offset)
+    if not rep["results_equal"]:
+        raise DeviceError(f"harness results differ from the TFLM reference on "
+                          f"{rep['mismatched_samples']}/{rep['samples']} samples (first: sample "
+                          f"{rep['first_mismatch']}); report this edgeq bug with the model")
+    return {"ran": True, "harness": rep}

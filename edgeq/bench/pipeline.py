@@ -83,6 +83,7 @@ def check_fit(board: Board, *, weight_bytes: int, arena_bytes: int, input_bytes:
 
 
 def run_build(req: BuildRequest, say: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+    from edgeq.bench.mlperf import harness_defines, run_harness_validation
     from edgeq.toolchain.compiler import build_firmware, find_tool
 
     board = resolve_target(req.target, req.board)
@@ -151,7 +152,9 @@ def run_build(req: BuildRequest, say: Callable[[str], None] = lambda s: None) ->
     fw = build_firmware(board, out / "edgeq_rt", out / "firmware", opt=req.opt,
                         profile_layers=req.per_layer, input_bytes=input_bytes,
                         kernel_sources=gen.kernel_sources, protocol=req.protocol,
-                        defines=_harness_defines(req, info))
+                        defines=harness_defines(info, req.mlperf_input_offset,
+                                                req.mlperf_model)
+                        if req.protocol == "mlperf" else ())
     size = fw.size.to_dict()
     report["memory"] = {**size, "arena": gen.arena_bytes, "weights": gen.weight_bytes}
     report["firmware"] = {"elf": str(fw.elf), "bin": str(fw.bin), "hex": str(fw.hex),
@@ -169,7 +172,9 @@ def run_build(req: BuildRequest, say: Callable[[str], None] = lambda s: None) ->
 
     # 5. run on the device and compare with the host oracle, byte for byte
     if req.protocol == "mlperf":
-        report["device"] = run_harness_validation(board, fw.elf, tflite, req, say)
+        report["device"] = run_harness_validation(
+            board, fw.elf, tflite, data=req.data, samples=req.samples, port=req.port,
+            input_offset=req.mlperf_input_offset, say=say)
         h = report["device"]["harness"]
         report["accuracy"]["int8_device"] = h.get("device_accuracy")
         report["accuracy"]["int8_host_same_samples"] = h.get("host_accuracy")
@@ -182,59 +187,6 @@ def run_build(req: BuildRequest, say: Callable[[str], None] = lambda s: None) ->
     report["accuracy"]["device_samples"] = report["device"]["validation"]["samples"]
     _update_manifest(manifest, "device", report["device"])
     return report
-
-
-def _is_autoencoder(info: Any) -> bool:
-    """Output as large as the input: the MLPerf harness reports the reconstruction error."""
-    import numpy as np
-
-    ins, outs = info.input_tensors, info.output_tensors
-    return (len(ins) == 1 and len(outs) == 1
-            and int(np.prod(ins[0].shape)) == int(np.prod(outs[0].shape)))
-
-
-def _harness_defines(req: BuildRequest, info: Any) -> tuple[str, ...]:
-    if req.protocol != "mlperf":
-        return ()
-    out = [f"EQ_MLPERF_INPUT_OFFSET={req.mlperf_input_offset}"]
-    if req.mlperf_model:
-        if not req.mlperf_model.replace("_", "").isalnum():
-            raise BuildError(f"--mlperf-model {req.mlperf_model!r}: use letters and digits, e.g. "
-                             "ic01, kws01, vww01, ad01")
-        out.append(f'EQ_MLPERF_MODEL="{req.mlperf_model}"')
-    if _is_autoencoder(info):
-        out.append("EQ_MLPERF_RESULT_MSE=1")
-    return tuple(out)
-
-
-def run_harness_validation(board: Board, elf: Path, tflite: Path, req: BuildRequest,
-                           say: Callable[[str], None]) -> dict[str, Any]:
-    """The test samples through the MLPerf Tiny harness: printed results equal the oracle's."""
-    from edgeq.bench.mlperf import open_harness, validate_harness
-    from edgeq.bench.validate import quantized_test_inputs
-    from edgeq.errors import DeviceError
-    from edgeq.oracles import run_tflm
-    from edgeq.tflite import read_tflite
-
-    info = read_tflite(tflite)
-    x, y = quantized_test_inputs(tflite, req.data, req.samples)
-    expected = run_tflm(tflite, x)[0]
-    def q(t: Any) -> tuple[float, int]:
-        return (float(t.quant.scale[0]), int(t.quant.zero_point[0])) if t.quant else (0.0, 0)
-
-    out_q, in_q = q(info.output_tensors[0]), q(info.input_tensors[0])
-    where = f"QEMU ({board.qemu_machine})" if board.emulated else f"{board.name} at {req.port}"
-    say(f"running {len(x)} samples through the MLPerf Tiny harness on {where}")
-    with open_harness(board, elf=elf, port=None if board.emulated else req.port,
-                      emulator=board.emulated) as client:
-        rep = validate_harness(client, x, expected, *out_q, y,
-                               mse_input_q=in_q if _is_autoencoder(info) else None,
-                               input_offset=req.mlperf_input_offset)
-    if not rep["results_equal"]:
-        raise DeviceError(f"harness results differ from the TFLM reference on "
-                          f"{rep['mismatched_samples']}/{rep['samples']} samples (first: sample "
-                          f"{rep['first_mismatch']}); report this edgeq bug with the model")
-    return {"ran": True, "harness": rep}
 
 
 def run_validation(board: Board, elf: Path, tflite: Path, model_hash: str, req: BuildRequest,
