@@ -130,8 +130,8 @@ def measure_paced(board_name: str, work: Path, baud: int, latency_s: float,
 
 def frame_instructions(board_name: str, work: Path) -> list[int]:
     """Exact instructions the firmware spends on each LOAD_INPUT frame of one input, from
-    receiving the frame's delimiter to sending the reply (COBS decode, CRC, copy, reply), by
-    the TCG plugin (window: eq_app_handle_encoded -> eq_uart_write)."""
+    receiving the frame's delimiter to sending the reply (parse, copy, reply; COBS and CRC ran while the bytes arrived), by
+    the TCG plugin (window: eq_app_handle_rx -> eq_uart_write)."""
     from edgeq.device.icount import build_plugin, read_counts, symbol_address
     from edgeq.device.qemu import QemuInstance
     from edgeq.device.session import DeviceSession
@@ -141,7 +141,7 @@ def frame_instructions(board_name: str, work: Path) -> list[int]:
     elf = work / "semihosting" / "fw.elf"
     counts = work / "frame_counts.txt"
     plugin = build_plugin(work / "plugin")
-    start = symbol_address(elf, "eq_app_handle_encoded")
+    start = symbol_address(elf, "eq_app_handle_rx")
     stop = symbol_address(elf, "eq_uart_write")
     extra = ["-plugin", f"{plugin},start={start:#x},stop={stop:#x},out={counts}"]
     with QemuInstance(board.qemu_machine or "", elf, extra_args=extra) as q:

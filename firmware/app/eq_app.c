@@ -285,13 +285,18 @@ static size_t cmd_layer_info(const eqp_frame *f, uint8_t *out, size_t cap) {
 #endif
 }
 
-size_t eq_app_handle_encoded(uint8_t *enc, size_t n, uint8_t *out, size_t cap) {
-    size_t raw_len = eqp_cobs_decode(enc, n, enc, n);
-    if (raw_len == (size_t)-1) {
+size_t eq_app_handle_rx(const eqp_rx *rx, int event, uint8_t *out, size_t cap) {
+    if (event == EQP_RX_OVERSIZE) {
+        return error_reply(EQP_E_OVERSIZE, 0, 0, out, cap);
+    }
+    if (event == EQP_RX_BAD) {
         return error_reply(EQP_E_FRAMING, 0, 0, out, cap);
     }
+    if (event != EQP_RX_FRAME) {
+        return 0;
+    }
     eqp_frame f;
-    int err = eqp_parse(enc, raw_len, &f);
+    int err = eqp_parse_rx(rx, &f);
     if (err != 0) {
         return error_reply((uint8_t)err, f.code, f.seq, out, cap);
     }
@@ -311,8 +316,4 @@ size_t eq_app_handle_encoded(uint8_t *enc, size_t n, uint8_t *out, size_t cap) {
     default:
         return error_reply(EQP_E_UNKNOWN_CMD, f.code, f.seq, out, cap);
     }
-}
-
-size_t eq_app_oversize_reply(uint8_t *out, size_t cap) {
-    return error_reply(EQP_E_OVERSIZE, 0, 0, out, cap);
 }

@@ -107,12 +107,17 @@ def test_c_encoder_against_the_cobs_package_and_python(codec):
         assert enc == ref or (enc[:-1] == ref and enc[-1] == 1 and ref[0] != 0), len(x)
 
 
-@pytest.mark.parametrize("op", ["D", "I"])  # into a fresh buffer, and in place as the firmware
+# into a fresh buffer, in place, and byte by byte through the firmware's streaming receiver
+@pytest.mark.parametrize("op", ["D", "I", "R"])
 def test_c_decoder_reads_the_cobs_package_and_python(codec, op):
     data = samples()
+    max_raw = P.HEADER_BYTES + P.MAX_PAYLOAD + P.CRC_BYTES  # the receiver's buffer
     for source in (cobs.encode, P.cobs_encode):
         for x, line in zip(data, codec(op, [source(x) for x in data]), strict=True):
-            assert _bytes(line) == x, (source.__module__, len(x))
+            if op == "R" and len(x) > max_raw:
+                assert line == "ERR 2", len(x)  # EQP_RX_OVERSIZE, dropped whole
+            else:
+                assert _bytes(line) == x, (source.__module__, len(x))
 
 
 def test_c_decoder_rejects_what_the_cobs_package_rejects(codec):
@@ -123,6 +128,10 @@ def test_c_decoder_rejects_what_the_cobs_package_rejects(codec):
         with pytest.raises(cobs.DecodeError):
             cobs.decode(x)
     assert all(line == "ERR" for line in codec("D", bad))
+    # the streaming receiver: a block cut short by the delimiter is EQP_RX_BAD (4); a leading
+    # zero is an empty frame (3), after which the rest is a frame of its own
+    stream = codec("R", bad)
+    assert stream[0] == "ERR 3" and all(line == "ERR 4" for line in stream[1:3] + stream[4:])
 
 
 def test_frames_python_to_c_and_c_to_python(codec):
@@ -139,15 +148,27 @@ def test_frames_python_to_c_and_c_to_python(codec):
         assert (f.code, f.seq, f.payload) == (0x82, 0x5A, p)
         raw = cobs.decode(wire[:-1])
         assert struct.unpack("<I", raw[-4:])[0] == zlib.crc32(raw[:-4])  # zlib, not our CRC
-    # Python -> C: the host's frames parse in the firmware to the same fields
+    # Python -> C: the host's frames parse in the firmware to the same fields, decoded after
+    # the frame (P) and while it arrives (Q, as the firmware receives)
     wires = [P.encode_frame(P.CMD_LOAD_INPUT, 200, p)[:-1] for p in payloads]
-    for p, line in zip(payloads, codec("P", wires), strict=True):
-        code, seq, hexp = line.split(" ")
-        assert (int(code), int(seq), _bytes(hexp)) == (P.CMD_LOAD_INPUT, 200, p)
+    for op in ("P", "Q"):
+        for p, line in zip(payloads, codec(op, wires), strict=True):
+            code, seq, hexp = line.split(" ")
+            assert (int(code), int(seq), _bytes(hexp)) == (P.CMD_LOAD_INPUT, 200, p), op
+    # one flipped bit anywhere is a CRC (or framing) error for the streaming receiver too
+    rng2 = random.Random(11)
+    flipped = []
+    for w in wires[:6]:
+        b = bytearray(w)
+        b[rng2.randrange(1, len(b))] ^= 1 << rng2.randrange(8)
+        flipped.append(bytes(b))
+    for line in codec("Q", flipped):
+        assert line.startswith("ERR "), line
 
 
 def test_c_parser_refuses_a_payload_past_the_limit(codec):
     raw = bytes([P.VERSION, 1, 1]) + bytes(P.MAX_PAYLOAD + 1)
     wire = cobs.encode(raw + struct.pack("<I", zlib.crc32(raw)))
     assert codec("P", [wire]) == [f"ERR {P.E_OVERSIZE}"]
+    assert codec("Q", [wire]) == ["ERR 2"]  # EQP_RX_OVERSIZE: dropped while receiving
     assert codec("B", [bytes(P.MAX_PAYLOAD + 1)]) == ["ERR"]
