@@ -103,6 +103,9 @@ def bench(board: Board, *, build_dir: Path, port: str | None = None, emulator: b
 
     if runs <= 0:
         raise DeviceError("--runs must be positive")
+    if _manifest(build_dir).get("build", {}).get("firmware", {}).get("protocol") == "mlperf":
+        raise DeviceError(f"{build_dir} holds MLPerf Tiny harness firmware; use `edgeq bench "
+                          "--protocol mlperf` or rebuild without --protocol mlperf")
     elf = profiled_firmware(board, build_dir) if per_layer and emulator else \
         build_dir / "firmware" / "fw.elf"
     with open_device(board, elf=elf, port=port, emulator=emulator) as s:

@@ -85,3 +85,11 @@ def test_bench_protocol_mlperf_on_the_emulator(built):
     text = CliRunner().invoke(cli, ["bench", "--emulator", "--protocol", "mlperf",
                                     "--build-dir", str(out), "--runs", "2"]).output
     assert "us/inference" in text and "m-lap-us" in text
+
+
+@pytest.mark.slow
+def test_bench_with_the_wrong_protocol_says_so(built):
+    out, _ = built
+    res = CliRunner().invoke(cli, ["bench", "--emulator", "--build-dir", str(out)])
+    assert res.exit_code == 1 and "holds MLPerf Tiny harness firmware; use `edgeq bench " \
+        "--protocol mlperf`" in res.output.strip().splitlines()[-1]
