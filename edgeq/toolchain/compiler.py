@@ -217,7 +217,10 @@ def build_firmware(
     cflags = [
         *board.gcc_cpu_flags(), opt, "-std=c99", "-g", "-Wall", "-Wextra", "-Werror",
         "-ffunction-sections", "-fdata-sections", "-fno-common",
-        f"-DEQ_APP_STAGING_BYTES={max(staging, 1)}", *[f"-D{d}" for d in defines],
+        f"-DEQ_APP_STAGING_BYTES={max(staging, 1)}",
+        *([] if any(d.startswith("EQP_MAX_PAYLOAD=") for d in defines)
+          else [f"-DEQP_MAX_PAYLOAD={board.frame_payload}u"]),
+        *[f"-D{d}" for d in defines],
     ]
     if profile_layers:
         cflags.append("-DEDGEQ_PROFILE_LAYERS")

@@ -57,3 +57,24 @@ def test_a_device_with_smaller_frames_gets_smaller_chunks(tmp_path):
         x = _input(2)
         (y,), _ = s.infer([x])
         np.testing.assert_array_equal(y, bulk_reference(x))
+
+
+def test_board_config_frame_payload_sets_the_firmware_frames(tmp_path):
+    """[firmware] frame_payload in a board config (for boards short of RAM) reaches the
+    firmware: HELLO reports it, and the protocol buffers shrink by 3 x the difference."""
+    from edgeq.toolchain.boards import board_dir
+
+    text = (board_dir() / "mps2-an386.toml").read_text()
+    small = tmp_path / "small-frames.toml"
+    small.write_text(text.replace('name = "mps2-an386"', 'name = "small-frames"')
+                     .replace("default_for_core = true", "default_for_core = false")
+                     .replace("stack_bytes = 16384", "stack_bytes = 16384\nframe_payload = 512"))
+    fw_small = build_bulk(str(small), tmp_path / "small")
+    fw_big = build_bulk("mps2-an386", tmp_path / "big")
+    assert fw_big.size.bss - fw_small.size.bss >= 3 * (4096 - 512)
+    with QemuInstance("mps2-an386", fw_small.elf) as q:
+        s = DeviceSession(q.port, name="qemu", alive=q.check_alive)
+        assert s.info.max_payload == 512 == s.max_payload
+        x = _input(3)
+        (y,), _ = s.infer([x])
+        np.testing.assert_array_equal(y, bulk_reference(x))
