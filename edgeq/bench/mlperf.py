@@ -4,53 +4,20 @@ model over the protocol against the host oracle, and latency from the harness's 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgeq.artifacts import BuildDir
+from edgeq.device.connect import connect_harness
 from edgeq.device.mlperf import MlperfClient
 from edgeq.errors import DeviceError
 from edgeq.toolchain.boards import Board
 
 log = logging.getLogger(__name__)
-
-
-@contextlib.contextmanager
-def open_harness(board: Board, *, elf: Path | None, port: str | None,
-                 emulator: bool) -> Iterator[MlperfClient]:
-    """A synced harness client: QEMU's UART for ``emulator``, else the board's serial ``port``."""
-    if emulator == (port is not None):
-        raise DeviceError("pass exactly one of --port PORT or --emulator")
-    if emulator:
-        from edgeq.device.qemu import QemuInstance
-
-        if not board.emulated:
-            raise DeviceError(f"{board.name} has no emulator; use --port with the real board")
-        if elf is None or not elf.is_file():
-            raise DeviceError(f"firmware {elf} not found; run `edgeq build --protocol mlperf "
-                              f"--board {board.name}` first")
-        with QemuInstance(board.qemu_machine or "", elf) as q:
-            if q.link != "uart":
-                raise DeviceError(f"{elf} is not MLPerf harness firmware; rebuild with "
-                                  "`edgeq build --protocol mlperf`")
-            client = MlperfClient(q.port, name=f"QEMU {board.qemu_machine}")
-            client.sync()
-            yield client
-    else:
-        from edgeq.device.transport import open_serial
-
-        ser = open_serial(port or "", board.uart_baud)
-        try:
-            client = MlperfClient(ser, name=f"{board.name} at {port}")
-            client.sync()
-            yield client
-        finally:
-            ser.close()
 
 
 def dequantized(y: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
@@ -122,8 +89,8 @@ def bench_harness(board: Board, *, build_dir: Path, port: str | None = None,
     between the harness's two timestamps, on the build's first test sample."""
     if runs <= 0:
         raise DeviceError("--runs must be positive")
-    with open_harness(board, elf=build_dir / "firmware" / "fw.elf", port=port,
-                      emulator=emulator) as c:
+    with connect_harness(board, elf=BuildDir(build_dir).elf, port=port,
+                         emulator=emulator) as c:
         name, profile = c.name_(), c.profile()
         x = _first_input(build_dir)
         t0 = time.perf_counter()
@@ -139,17 +106,13 @@ def bench_harness(board: Board, *, build_dir: Path, port: str | None = None,
 
 def _first_input(build_dir: Path) -> bytes:
     """The first test sample as db bytes (minus the firmware's input offset, from the manifest)."""
-    import json
+    from edgeq.quantize.numerics import quantized_test_inputs
 
-    from edgeq.bench.validate import quantized_test_inputs
-
-    tflite = build_dir / "model_int8.tflite"
+    bd = BuildDir(build_dir)
+    tflite = bd.model
     if not tflite.is_file():
         raise DeviceError(f"{tflite} not found; run `edgeq build --protocol mlperf` first")
-    manifest = build_dir / "manifest.json"
-    fw = json.loads(manifest.read_text()).get("build", {}).get("firmware", {}) \
-        if manifest.is_file() else {}
-    offset = int(fw.get("mlperf_input_offset", 0))
+    offset = int(bd.manifest_section("build").get("firmware", {}).get("mlperf_input_offset", 0))
     x, _ = quantized_test_inputs(tflite, None, 1)
     raw = np.frombuffer(np.ascontiguousarray(x[0]).tobytes(), dtype=np.uint8)
     return (raw.astype(np.int64) - offset).astype(np.uint8).tobytes()
@@ -194,11 +157,11 @@ def harness_defines(info: Any, input_offset: int = 0,
 
 
 def run_harness_validation(board: Board, elf: Path, tflite: Path, *, data: str | None,
-                           samples: int, port: str | None, input_offset: int = 0,
-                           say: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+                           samples: int, port: str | None,
+                           input_offset: int = 0) -> dict[str, Any]:
     """The build's test samples through the harness: printed results must equal the oracle's."""
-    from edgeq.bench.validate import quantized_test_inputs
     from edgeq.oracles import run_tflm
+    from edgeq.quantize.numerics import quantized_test_inputs
     from edgeq.tflite import read_tflite
 
     info = read_tflite(tflite)
@@ -210,9 +173,9 @@ def run_harness_validation(board: Board, elf: Path, tflite: Path, *, data: str |
 
     out_q, in_q = q(info.output_tensors[0]), q(info.input_tensors[0])
     where = f"QEMU ({board.qemu_machine})" if board.emulated else f"{board.name} at {port}"
-    say(f"running {len(x)} samples through the MLPerf Tiny harness on {where}")
-    with open_harness(board, elf=elf, port=None if board.emulated else port,
-                      emulator=board.emulated) as client:
+    log.info("running %d samples through the MLPerf Tiny harness on %s", len(x), where)
+    with connect_harness(board, elf=elf, port=None if board.emulated else port,
+                         emulator=board.emulated) as client:
         rep = validate_harness(client, x, expected, *out_q, y,
                                mse_input_q=in_q if is_autoencoder(info) else None,
                                input_offset=input_offset)

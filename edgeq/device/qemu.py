@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import logging
 import os
 import select
 import shutil
@@ -27,6 +28,8 @@ from types import TracebackType
 from typing import Any
 
 from edgeq.errors import DeviceError
+
+log = logging.getLogger(__name__)
 
 QEMU = "qemu-system-arm"
 INSTALL_HINT = ("install it (Debian/Ubuntu: sudo apt-get install qemu-system-arm, or run "
@@ -50,12 +53,18 @@ def firmware_link(kernel: Path) -> str:
         return "uart"
 
 
-def qemu_command(machine: str, kernel: Path, port: int, extra: Sequence[str] = (), *,
-                 link: str = "uart") -> list[str]:
-    """The emulator command line; the host link (UART or semihosting console) on a TCP port."""
+def find_qemu() -> str:
+    """Path of qemu-system-arm, or a DeviceError saying how to install it."""
     exe = shutil.which(QEMU)
     if exe is None:
         raise DeviceError(f"{QEMU} not found on PATH; {INSTALL_HINT}")
+    return exe
+
+
+def qemu_command(machine: str, kernel: Path, port: int, extra: Sequence[str] = (), *,
+                 link: str = "uart") -> list[str]:
+    """The emulator command line; the host link (UART or semihosting console) on a TCP port."""
+    exe = find_qemu()
     if link == "semihosting":  # the console (":tt") is QEMU's own stdin/stdout in QEMU 7.2
         wire = ["-serial", "null", "-semihosting-config", "enable=on,target=native"]
     elif link == "pty":  # the UART on a pseudo-terminal, opened like a board's serial port
@@ -179,6 +188,7 @@ class QemuInstance:
             cmd = qemu_command(self.machine, self.kernel, self.tcp_port, extra, link=self.link)
             if self.paused:
                 del cmd[cmd.index("-monitor"):cmd.index("-monitor") + 2]
+            log.debug("starting %s", " ".join(cmd))
             self._stderr = tempfile.TemporaryFile()
             # append-only: our reads (seek 0) never move where QEMU's next message lands
             fd = self._stderr.fileno()

@@ -13,11 +13,11 @@ import serial
 from click.testing import CliRunner
 
 from edgeq.bench.mlperf import harness_results
-from edgeq.bench.validate import quantized_test_inputs
 from edgeq.cli import cli
 from edgeq.device.mlperf import RUNNER_DB_BYTES, MlperfClient
 from edgeq.device.qemu import QemuInstance
 from edgeq.oracles import run_tflm
+from edgeq.quantize.numerics import quantized_test_inputs
 from edgeq.tflite import read_tflite
 
 SAMPLES = 60
