@@ -74,6 +74,9 @@ def bench(board: Board, *, build_dir: Path, elf: Path | None = None, port: str |
     if power_model is not None and not emulator:
         raise DeviceError("--power-model is for emulated boards; a real board uses its own")
     bd = BuildDir(build_dir)
+    if bd.manifest_section("build").get("firmware", {}).get("protocol") == "mlperf":
+        raise DeviceError(f"{build_dir} holds MLPerf Tiny harness firmware; use `edgeq bench "
+                          "--protocol mlperf` or rebuild without --protocol mlperf")
     fw = elf or bd.elf
     counter = None
     if emulator and fw.is_file():
@@ -89,6 +92,7 @@ def bench(board: Board, *, build_dir: Path, elf: Path | None = None, port: str |
             s.check_model(expect)
         inputs = bench_input(s, build_dir)
         _, res = s.infer(inputs, runs=runs, warmup=warmup)
+        transfer = s.transfer.to_dict()
         measured = None
         if monitor is not None:
             if emulator:
@@ -98,7 +102,7 @@ def bench(board: Board, *, build_dir: Path, elf: Path | None = None, port: str |
     out: dict[str, Any] = {"board": board.name, "model": info.model_name,
                            "model_hash": info.model_hash, "counter": info.counter,
                            "arena_bytes": info.arena_bytes, "measured_energy": measured,
-                           "counts": res.counts, "layers": layers}
+                           "counts": res.counts, "layers": layers, "transfer": transfer}
     if counter is not None:
         from edgeq.bench.latency import emulator_latency
 
@@ -146,6 +150,10 @@ def render_bench(r: dict[str, Any]) -> str:
     lat, e = r["latency"], r["energy"]
     lines = [f"{r['model']} on {r['board']}: {render_latency(lat)}",
              f"energy: {e['microjoules']:.2f} uJ/inference ({e['note']})"]
+    t = r.get("transfer") or {}
+    if t.get("bytes_per_s"):
+        lines.append(f"input transfer: {t['bytes']:,} bytes in {t['seconds'] * 1e3:.1f} ms = "
+                     f"{t['bytes_per_s'] / 1e3:,.1f} KB/s")
     if r.get("measured_energy"):
         m = r["measured_energy"]
         lines.append(f"measured energy: {m['microjoules']:.2f} uJ/inference ({m['monitor']}, "

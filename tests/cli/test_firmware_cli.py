@@ -77,6 +77,7 @@ def test_bench_per_layer_and_run_on_the_emulator(built, tmp_path):
     assert len(b["model_hash"]) == 16 and b["counter"] == "instructions"
     assert [x["op"] for x in b["layers"]][0] == "CONV_2D"
     assert sum(x["count"] for x in b["layers"]) <= b["latency"]["median"]
+    assert b["transfer"]["bytes"] == 64 and b["transfer"]["bytes_per_s"] > 0  # 8x8x1 int8
     # exact plugin counts, not SysTick steps of 40; each within one tick of the firmware's own
     assert b["counts"][0] % 40 != 0 or b["counts"][0] != b["systick_counts"][0]
     for x in b["layers"]:
@@ -85,6 +86,7 @@ def test_bench_per_layer_and_run_on_the_emulator(built, tmp_path):
                  "--runs", "2", "--per-layer", "--power-model", "nucleo-f446re"]).output
     assert "instr/MAC" in text and "est. cycles" in text and "estimate" in text
     assert "estimate for nucleo-f446re, not mps2-an386" in text
+    assert "input transfer: 64 bytes in" in text
 
     x, _ = quantized_test_inputs(out / "model_int8.tflite", None, 1)
     np.save(tmp_path / "x.npy", x[0])
