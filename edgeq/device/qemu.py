@@ -181,6 +181,12 @@ def stop_all() -> None:
         q.close()
 
 
+def _death_signal() -> Any:
+    """PR_SET_PDEATHSIG fires when the *thread* that forked exits: only the main thread (which
+    lives as long as the process) may ask for it."""
+    return _die_with_parent if threading.current_thread() is threading.main_thread() else None
+
+
 def _die_with_parent() -> None:  # runs in the forked child before exec
     import ctypes
 
@@ -260,14 +266,14 @@ class QemuInstance:
                                       f"type {self.machine!r} (see {QEMU} -M help)")
                 self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                              stderr=self._stderr, bufsize=0,
-                                             preexec_fn=_die_with_parent)
+                                             preexec_fn=_death_signal())
                 self.port = PipeLink(self.proc, self.read_timeout)
                 return
             # with -serial pty, QEMU names the pty on stdout: keep it with the messages
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                          stdout=self._stderr if self.link == "pty"
                                          else subprocess.DEVNULL, stderr=self._stderr,
-                                         preexec_fn=_die_with_parent)
+                                         preexec_fn=_death_signal())
             deadline = time.monotonic() + self.connect_timeout
             if self.link == "pty":
                 self._wait_for_pty(deadline)
