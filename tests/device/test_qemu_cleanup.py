@@ -51,13 +51,23 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.fixture(scope="module")
-def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("qemu_cleanup")
-    fw = build_echo("mps2-an386", root / "fw")
+def _build_dir(root: Path, link: str) -> Path:
+    fw = build_echo("mps2-an386", root / "fw", link=link)
     (root / "bd" / "firmware").mkdir(parents=True)
     shutil.copy(fw.elf, root / "bd" / "firmware" / "fw.elf")
     return root / "bd"
+
+
+@pytest.fixture(scope="module")
+def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Firmware on the TCP UART link: QEMU is reached by a socket connect."""
+    return _build_dir(tmp_path_factory.mktemp("qemu_cleanup"), "uart")
+
+
+@pytest.fixture(scope="module", params=["uart", "semihosting"])
+def any_link_dir(request: pytest.FixtureRequest,
+                 tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _build_dir(tmp_path_factory.mktemp(f"qemu_cleanup_{request.param}"), request.param)
 
 
 def _wait_for_qemu(cli: subprocess.Popen[bytes], timeout: float = 60.0) -> int:
@@ -73,7 +83,8 @@ def _wait_for_qemu(cli: subprocess.Popen[bytes], timeout: float = 60.0) -> int:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 @pytest.mark.parametrize("when", ["connecting", "in-session"])
-def test_signalled_cli_leaves_no_qemu(build_dir: Path, sig: signal.Signals, when: str) -> None:
+def test_signalled_cli_leaves_no_qemu(any_link_dir: Path, sig: signal.Signals, when: str) -> None:
+    build_dir = any_link_dir
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     cli = subprocess.Popen([sys.executable, "-m", "edgeq.cli", "bench", "--emulator",
@@ -81,18 +92,21 @@ def test_signalled_cli_leaves_no_qemu(build_dir: Path, sig: signal.Signals, when
                             "--runs", "1000000"], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, env=env)
     try:
-        qemu_pid = _wait_for_qemu(cli)
+        seen = {_wait_for_qemu(cli)}
         if when == "in-session":
             time.sleep(1.5)  # HELLO done, a million inferences under way
-            assert _alive(qemu_pid)
+            running = [p for p in _descendants(cli.pid) if _is_qemu(p) and _alive(p)]
+            assert running, "no emulator running mid-session"
+            seen.update(running)
         cli.send_signal(sig)
         _, err = cli.communicate(timeout=30)
         assert cli.returncode != 0
         assert b"Traceback" not in err, err.decode()[-2000:]
         deadline = time.monotonic() + 10
-        while _alive(qemu_pid) and time.monotonic() < deadline:
+        while any(_alive(p) for p in seen) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not _alive(qemu_pid), f"qemu {qemu_pid} survived {sig.name} ({when})"
+        survivors = [p for p in seen if _alive(p) and _is_qemu(p)]
+        assert not survivors, f"qemu {survivors} survived {sig.name} ({when})"
     finally:
         if cli.poll() is None:
             cli.kill()
