@@ -128,11 +128,11 @@ def run_build(req: BuildRequest, say: Callable[[str], None] = lambda s: None) ->
                           "host_samples": ev["dataset"]["samples"]}
 
     # 3. edgeq-rt code generation
-    from edgeq.codegen.edgeq_rt import generate_edgeq_rt
+    from edgeq.codegen.edgeq_rt import write_edgeq_rt
     from edgeq.tflite import read_tflite
 
     say("generating edgeq-rt C")
-    gen = generate_edgeq_rt(tflite, out / "edgeq_rt", name=stem)
+    gen = write_edgeq_rt(tflite, out / "edgeq_rt", name=stem)
     info = read_tflite(tflite)
     input_bytes = sum(t.nbytes for t in info.input_tensors)
     _update_manifest(manifest, "codegen", {"runtime": "edgeq", "arena_bytes": gen.arena_bytes,

@@ -53,7 +53,7 @@ def _manifest(build_dir: Path) -> dict[str, Any]:
 
 def profiled_firmware(board: Board, build_dir: Path) -> Path:
     """The per-layer firmware ELF, built from the generated C in ``build_dir`` if needed."""
-    from edgeq.codegen.edgeq_rt import generate_edgeq_rt
+    from edgeq.codegen.edgeq_rt import write_edgeq_rt
     from edgeq.tflite import read_tflite
     from edgeq.toolchain.compiler import build_firmware
 
@@ -64,7 +64,7 @@ def profiled_firmware(board: Board, build_dir: Path) -> Path:
     if not tflite.is_file():
         raise DeviceError(f"{tflite} not found; run `edgeq build --board {board.name}` first")
     name = _manifest(build_dir).get("codegen", {}).get("model_name")
-    gen = generate_edgeq_rt(tflite, build_dir / "edgeq_rt", name=name)
+    gen = write_edgeq_rt(tflite, build_dir / "edgeq_rt", name=name)
     inputs = sum(t.nbytes for t in read_tflite(tflite).input_tensors)
     fw = build_firmware(board, build_dir / "edgeq_rt", build_dir / "firmware_profile",
                         profile_layers=True, input_bytes=inputs,

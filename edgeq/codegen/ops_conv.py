@@ -364,7 +364,7 @@ def lower_quantize(model: TfliteModel, op: Operator) -> KernelCall:
             "input_zero_point": zero_point_of(inp), "output_zero_point": zero_point_of(out),
             "multiplier": m, "shift": s,
         }
-        fn, ptype = "eq_quantize_int", "eq_requantize_params"
+        fn, ptype = "eq_requantize_x", "eq_requantize_params"
     return KernelCall(
         layer=op.index, op=op.opcode, function=fn, params_type=ptype, params=params,
         inputs=[op.inputs[0]], outputs=[op.outputs[0]], macs=count,
