@@ -28,7 +28,7 @@ TRICKY = st.lists(st.sampled_from(list("\\\r\n?*/\"' aZ0_") + ["??/", "*/", "/*"
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, database=None)
 @given(st.one_of(ANY_TEXT, TRICKY))
 def test_comment_text_keeps_only_harmless_characters(text: str) -> None:
     safe = cwriter.comment_text(text)
@@ -48,7 +48,7 @@ def test_comment_text_keeps_ordinary_names_readable() -> None:
     assert cwriter.comment_text("x\\\r/y??/") == "x__/y__/"
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, database=None)
 @given(st.one_of(ANY_TEXT, TRICKY))
 def test_string_literal_is_plain_ascii_without_trigraphs(text: str) -> None:
     lit = cwriter.string_literal(text)
@@ -71,7 +71,7 @@ def test_string_literal_escapes() -> None:
     assert cwriter.string_literal("\x7f7") == r'"\1777"'
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, database=None)
 @given(st.one_of(ANY_TEXT, TRICKY, st.sampled_from(sorted(cwriter.KEYWORDS | cwriter.RESERVED))))
 def test_identifier_mapping_is_strict(text: str) -> None:
     ident = cwriter.identifier(text)
