@@ -6,6 +6,7 @@ offsets from the memory planner, and weights become ``const`` arrays that stay i
 rendering is a pure function of the model (no timestamps, stable order), so the same ``.tflite``
 always gives the same bytes. A model with anything the runtime cannot reproduce bit-exactly is
 refused with one line naming every offending operator, before any file is written.
+``generate_edgeq_rt`` returns the files as text; ``write_edgeq_rt`` is the one that writes.
 """
 
 from __future__ import annotations
