@@ -182,7 +182,7 @@ def lower_model(
     for i in model.inputs + model.outputs:
         t = model.tensors[i]
         if t.dtype not in C_DTYPE_ENUM:
-            problems.append(f"model input/output '{t.name}' ({t.dtype} not supported)")
+            problems.append(f"model input/output {t.name!r} ({t.dtype} not supported)")
     if problems:
         raise CodegenError(
             f"{source}: edgeq-rt cannot compile {len(problems)} operator(s): "

@@ -30,7 +30,7 @@ def tensor(model: TfliteModel, index: int) -> Tensor:
 def scale_of(t: Tensor) -> float:
     """The per-tensor scale as TFLM reads it (float32 widened to double)."""
     if t.quant is None or t.quant.scale.size == 0:
-        raise CodegenError(f"tensor '{t.name}' has no quantization")
+        raise CodegenError(f"tensor {t.name!r} has no quantization")
     return float(np.float32(t.quant.scale[0]))
 
 

@@ -325,7 +325,7 @@ def resolver_registrations(data: bytes, source: str = "<bytes>") -> list[OpRegis
 def _io_tensor(t: Any) -> IoTensor:
     if t.dtype not in _C_TYPES:
         raise CodegenError(
-            f"model input/output '{t.name}' has type {t.dtype}, which the bundle cannot hold in a "
+            f"model input/output {t.name!r} has type {t.dtype}, which the bundle cannot hold in a "
             "C array; export the model with int8/int16/float32 I/O"
         )
     scale = float(t.quant.scale[0]) if t.quant is not None and t.quant.scale.size else 0.0
@@ -340,7 +340,7 @@ def _vector_inputs(inputs: tuple[IoTensor, ...], count: int, seed: int) -> list[
     for io in inputs:
         if not io.shape or io.shape[0] != 1:
             raise CodegenError(
-                f"input '{io.name}' has shape {list(io.shape)}; test vectors need a batch-1 input"
+                f"input {io.name!r} has shape {list(io.shape)}; test vectors need a batch-1 input"
             )
         shape = (count, *io.shape[1:])
         dt = np.dtype(io.dtype)
@@ -483,7 +483,7 @@ def plan_tflm_bundle(
     ]
     for v, io in zip(vec_out, outputs, strict=True):
         if v.dtype != np.dtype(io.dtype):
-            raise CodegenError(f"TFLM returned {v.dtype} for output '{io.name}' ({io.dtype})")
+            raise CodegenError(f"TFLM returned {v.dtype} for output {io.name!r} ({io.dtype})")
     return TflmBundlePlan(
         model_name=model_name,
         source_name=source_name,

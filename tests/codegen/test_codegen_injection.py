@@ -227,3 +227,14 @@ def test_any_names_through_tflm_bundle_compile_and_read_back(
     want = [_hex_bytes(s) for s in (ident, *io_names, *labels) if s]
     assert printed[:-1] == want
     assert printed[-1] == str(len(plan.model_bytes))
+
+
+def test_refusal_naming_a_hostile_tensor_stays_one_line() -> None:
+    from edgeq.codegen.edgeq_rt import compile_model as compile_rt
+    from edgeq.errors import CodegenError
+
+    data = build_model("ADD", [T((1, 4), "int8", None), T((1, 4))], [T((1, 4))])
+    with pytest.raises(CodegenError) as err:
+        compile_rt(_renamed(data, {0: "x\r\ny"}), "m")
+    assert "\n" not in str(err.value) and "\r" not in str(err.value)
+    assert "'x\\r\\ny'" in str(err.value)
