@@ -65,7 +65,7 @@ def oracle_in_child(tflite: Path, x: np.ndarray) -> np.ndarray | None:
 
 
 def measure(name: str, board_name: str, work: Path) -> dict[str, object]:
-    from edgeq.codegen.edgeq_rt import generate_edgeq_rt
+    from edgeq.codegen.edgeq_rt import write_edgeq_rt
     from edgeq.device.icount import PluginCounter
     from edgeq.device.qemu import QemuInstance
     from edgeq.device.session import DeviceSession
@@ -76,7 +76,7 @@ def measure(name: str, board_name: str, work: Path) -> dict[str, object]:
 
     board = resolve_target(board=board_name)
     tflite = quantize(name, work)
-    gen = generate_edgeq_rt(tflite, work / f"{name}_rt", name=name)
+    gen = write_edgeq_rt(tflite, work / f"{name}_rt", name=name)
     info = read_tflite(tflite)
     fw = build_firmware(board, work / f"{name}_rt", work / f"{name}_fw",
                         input_bytes=sum(t.nbytes for t in info.input_tensors),

@@ -112,7 +112,7 @@ def random_input(tflite: Path) -> np.ndarray:
 
 def run_edgeq(name: str, tflite: Path, x: np.ndarray, want: np.ndarray | None, work: Path,
               macs: int) -> Row:
-    from edgeq.codegen.edgeq_rt import generate_edgeq_rt
+    from edgeq.codegen.edgeq_rt import write_edgeq_rt
     from edgeq.device.icount import PluginCounter
     from edgeq.device.qemu import QemuInstance
     from edgeq.device.session import DeviceSession
@@ -122,7 +122,7 @@ def run_edgeq(name: str, tflite: Path, x: np.ndarray, want: np.ndarray | None, w
     from edgeq.toolchain.compiler import build_firmware
 
     board = resolve_target(board=BOARD)
-    gen = generate_edgeq_rt(tflite, work / f"{name}_rt", name=name)
+    gen = write_edgeq_rt(tflite, work / f"{name}_rt", name=name)
     info = read_tflite(tflite)
     fw = build_firmware(board, work / f"{name}_rt", work / f"{name}_fw",
                         input_bytes=sum(t.nbytes for t in info.input_tensors),

@@ -391,9 +391,9 @@ def codegen_cmd(model: str, out_dir: str, runtime: str, as_json: bool, **opts: A
         if tflm_only:
             flags = ", ".join("--" + k.replace("_", "-") for k in tflm_only)
             raise CodegenError(f"{flags}: only for --runtime tflm; drop them for --runtime edgeq")
-        from edgeq.codegen.edgeq_rt import generate_edgeq_rt
+        from edgeq.codegen.edgeq_rt import write_edgeq_rt
 
-        result = generate_edgeq_rt(model, out_dir, **given).as_dict()
+        result = write_edgeq_rt(model, out_dir, **given).as_dict()
         emit(result, as_json, lambda r: (
             f"edgeq-rt model {r['model_name']} -> {out_dir}: arena {r['arena_bytes']} bytes, "
             f"weights {r['weight_bytes']} bytes"))

@@ -156,10 +156,10 @@ def evaluate_stage(bd: BuildDir, float_model: Path | None, data: str | None) -> 
 
 def _generate(bd: BuildDir, name: str | None) -> tuple[Any, int]:
     """edgeq-rt C for the build's model, and the model's total input bytes."""
-    from edgeq.codegen.edgeq_rt import generate_edgeq_rt
+    from edgeq.codegen.edgeq_rt import write_edgeq_rt
     from edgeq.tflite import read_tflite
 
-    gen = generate_edgeq_rt(bd.model, bd.generated, name=name)
+    gen = write_edgeq_rt(bd.model, bd.generated, name=name)
     input_bytes = sum(t.nbytes for t in read_tflite(bd.model).input_tensors)
     return gen, input_bytes
 

@@ -16,7 +16,7 @@ from helpers_edgeq_rt import convert_keras, keras_layers
 from helpers_elementwise import extract_op
 
 from edgeq.bench.latency import graph_layers, layer_rows
-from edgeq.codegen.edgeq_rt import generate_edgeq_rt
+from edgeq.codegen.edgeq_rt import write_edgeq_rt
 from edgeq.device.icount import PluginCounter
 from edgeq.device.qemu import QemuInstance
 from edgeq.device.session import DeviceSession
@@ -71,7 +71,7 @@ def macs_from_graph(path) -> list[tuple[str, int, int]]:
 def run_firmware(root, path, name, *, profile):
     """(plugin windows, device layer counts, device layer info) of one inference in QEMU."""
     board = resolve_target(board=BOARD)
-    gen = generate_edgeq_rt(path, root / f"{name}_rt", name=name)
+    gen = write_edgeq_rt(path, root / f"{name}_rt", name=name)
     info = read_tflite(path)
     fw = build_firmware(board, root / f"{name}_rt", root / f"{name}_fw", profile_layers=profile,
                         input_bytes=sum(t.nbytes for t in info.input_tensors),

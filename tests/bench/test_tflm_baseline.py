@@ -27,7 +27,7 @@ def test_data_header_registers_only_the_models_ops():
     assert ops == ["RESHAPE", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "SOFTMAX"]
     assert "#define EQB_OPS(X) X(AddReshape) X(AddDepthwiseConv2D) X(AddFullyConnected) " \
            "X(AddSoftmax)" in text
-    assert "eqb_input[2] = {\n    0x01, 0x02\n}" in text
+    assert "eqb_input[2] = {\n    0x01, 0x02,\n}" in text
 
 
 @pytest.mark.slow
