@@ -172,9 +172,9 @@ def _run_job(job: dict[str, Any], cache: dict[str, Any]) -> None:
             evaluate(path, data=job["data"], limit=job.get("limit", 16),
                      arena=job.get("arena", False))
         elif kind == "codegen-edgeq":
-            from edgeq.codegen.edgeq_rt import generate_edgeq_rt
+            from edgeq.codegen.edgeq_rt import write_edgeq_rt
 
-            generate_edgeq_rt(path, Path(tmp) / "rt")
+            write_edgeq_rt(path, Path(tmp) / "rt")
         elif kind == "codegen-tflm":
             from edgeq.codegen.tflm_bundle import generate_tflm_bundle
 
