@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeq.codegen import weight_packing
 from edgeq.codegen.lowering import KernelCall, lowering
 from edgeq.errors import CodegenError
 from edgeq.quantize.numerics import qrange, quantize_multiplier, round_half_away
@@ -228,12 +229,18 @@ def lower_conv2d(model: TfliteModel, op: Operator) -> KernelCall:
         "act_min": lo, "act_max": hi, "bias_64": bias_64,
         "requant": requant_params(inp, filt, out, oc),
     }
+    filter_input = op.inputs[1]
     if dt == "int8" and fic == ic:
         params["bias_folded"] = folded_bias(filt, bias, -zero_point_of(inp))
+        if dil[1] == 1 and weight_packing.can_pack(ic):
+            # the kernel reads the packed copy; the plain filter is not emitted
+            params["filter_packed"] = weight_packing.pack_blocks(
+                np.asarray(filt.data, dtype=np.int8).reshape(oc, -1))
+            filter_input = -1
     return KernelCall(
         layer=op.index, op=op.opcode, function=f"eq_conv2d_{_SUFFIX[dt]}",
         params_type="eq_conv2d_params", params=params,
-        inputs=[op.inputs[0], op.inputs[1], bias.index if bias is not None else -1],
+        inputs=[op.inputs[0], filter_input, bias.index if bias is not None else -1],
         outputs=[op.outputs[0]], macs=n * oh * ow * oc * fh * fw * fic,
         extra={"overlap_bytes": _overlap(params, inp, out)},
     )
@@ -297,10 +304,18 @@ def lower_fully_connected(model: TfliteModel, op: Operator) -> KernelCall:
         "act_min": lo, "act_max": hi, "bias_64": bias_64,
         "requant": requant_params(inp, filt, out, out_depth),
     }
+    filter_input = op.inputs[1]
+    if dt == "int8" and params["filter_offset"] == 0:
+        # every FC "window" is whole: the input offset always folds into the bias
+        params["bias_folded"] = folded_bias(filt, bias, params["input_offset"])
+        if weight_packing.can_pack(depth):
+            params["filter_packed"] = weight_packing.pack_blocks(
+                np.asarray(filt.data, dtype=np.int8).reshape(out_depth, depth))
+            filter_input = -1
     return KernelCall(
         layer=op.index, op=op.opcode, function=f"eq_fully_connected_{_SUFFIX[dt]}",
         params_type="eq_fully_connected_params", params=params,
-        inputs=[op.inputs[0], op.inputs[1], bias.index if bias is not None else -1],
+        inputs=[op.inputs[0], filter_input, bias.index if bias is not None else -1],
         outputs=[op.outputs[0]], macs=batches * out_depth * depth,
     )
 

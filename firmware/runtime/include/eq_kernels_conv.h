@@ -53,6 +53,10 @@ typedef struct {
      * of the channel's filter, i.e. the accumulator's start for a window that is wholly inside
      * the image, so that its taps need no offset add. Exact int32 (two's complement) sums. */
     const int32_t *bias_folded;
+    /* int8 kernel, optional (NULL: read `filter`): the filter in the block-interleaved order of
+     * edgeq.codegen.weight_packing (one group, in_c % 4 == 0, no horizontal dilation); the
+     * kernel's filter argument is then NULL. */
+    const int8_t *filter_packed;
 } eq_conv2d_params;
 
 /* DEPTHWISE_CONV_2D: out_c = in_c * depth_multiplier, filter 1HWO. */
@@ -100,6 +104,12 @@ typedef struct {
     int32_t act_min, act_max;
     int32_t bias_64;
     eq_requant requant;
+    /* int8 kernel, optional (NULL: not used; needs filter_offset 0): per output channel
+     * bias + input_offset * sum(filter row), so the taps need no offset add. */
+    const int32_t *bias_folded;
+    /* int8 kernel, optional (NULL: read `filter`; needs bias_folded and accum_depth % 4 == 0):
+     * the filter in edgeq.codegen.weight_packing's block-interleaved order. */
+    const int8_t *filter_packed;
 } eq_fully_connected_params;
 
 /* AVERAGE_POOL_2D / MAX_POOL_2D: input and output share scale and zero point. */

@@ -8,25 +8,11 @@
  * wholly inside the image starts from bias_folded (bias + input_offset * sum of the channel's
  * filter, computed at codegen) and skips the per-tap offset add: the same integer sum. Each
  * pixel is finished (all channels) before the next, in raster order (see ops_conv.raster_overlap). */
-#include "eq_kernels_conv.h"
-#include "eq_math.h"
+#include "eq_conv_common.h"
 
-static int8_t requant_out(const eq_depthwise_conv2d_params *p, int32_t acc, int32_t oc)
+static inline int8_t requant_out(const eq_depthwise_conv2d_params *p, int32_t acc, int32_t oc)
 {
-    const int32_t q = p->requant.per_channel ? oc : 0;
-    acc = eq_requantize_double(acc, p->requant.multiplier[q], p->requant.shift[q]);
-    return (int8_t)eq_clamp_i32(acc + p->output_offset, p->act_min, p->act_max);
-}
-
-/* First and one-past-last filter tap whose input coordinate start + dil * tap is in [0, size). */
-static void valid_taps(int32_t start, int32_t dil, int32_t size, int32_t taps, int32_t *t0,
-                       int32_t *t1)
-{
-    int32_t lo = start < 0 ? (-start + dil - 1) / dil : 0;
-    int32_t hi = size - start <= 0 ? 0 : (size - start + dil - 1) / dil;
-    hi = hi < taps ? hi : taps;
-    *t0 = lo;
-    *t1 = hi > lo ? hi : lo;
+    return eq_conv_out_s8(&p->requant, acc, oc, p->output_offset, p->act_min, p->act_max);
 }
 
 /* Channels [0, out_c) in steps of four (depth multiplier 1) of one output pixel: `rows` x `cols`
@@ -92,11 +78,11 @@ eq_status eq_depthwise_conv2d_s8(const eq_depthwise_conv2d_params *p, const int8
         for (int32_t oy = 0; oy < p->out_h; ++oy) {
             const int32_t in_y0 = oy * p->stride.h - p->padding.h;
             int32_t fy0, fy1;
-            valid_taps(in_y0, p->dilation.h, p->in_h, p->filter_h, &fy0, &fy1);
+            eq_valid_taps(in_y0, p->dilation.h, p->in_h, p->filter_h, &fy0, &fy1);
             for (int32_t ox = 0; ox < p->out_w; ++ox) {
                 const int32_t in_x0 = ox * p->stride.w - p->padding.w;
                 int32_t fx0, fx1;
-                valid_taps(in_x0, p->dilation.w, p->in_w, p->filter_w, &fx0, &fx1);
+                eq_valid_taps(in_x0, p->dilation.w, p->in_w, p->filter_w, &fx0, &fx1);
                 const int32_t rows = fy1 - fy0;
                 const int32_t cols = fx1 - fx0;
                 const int8_t *in0 = in_b + ((in_y0 + p->dilation.h * fy0) * p->in_w + in_x0 +

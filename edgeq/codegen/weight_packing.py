@@ -1,0 +1,45 @@
+"""Filters rearranged ahead of time into the order the kernels' inner loops read them.
+
+The int8 conv and fully-connected kernels compute four output channels at a time, four input
+values per step. They read weights from one pointer that walks a *block-interleaved* layout:
+for each block of four output channels, for each group of four consecutive weights along the
+reduction axis, the four channels' four bytes one after the other (16 bytes per step; one LDM
+on a Cortex-M4, and the bytes of a word stay in reduction order so SXTB16 pairs weight k with
+input k). Channels past the last full block keep the plain row-major order. Pure numpy, no C.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BLOCK = 4  # output channels per block (the kernels' register tile)
+STEP = 4  # weights along the reduction axis per step (one 32-bit input load)
+
+
+def can_pack(reduction: int) -> bool:
+    """Whether rows of ``reduction`` weights split into whole 4-byte steps."""
+    return reduction > 0 and reduction % STEP == 0
+
+
+def pack_blocks(rows: np.ndarray) -> np.ndarray:
+    """``rows[c, k]`` (one row per output channel, reduction axis last) -> flat packed int8.
+
+    Element ``(c, k)`` with ``c < 4 * (C // 4)`` lands at
+    ``(c // 4) * 4 * K + (k // 4) * 16 + (c % 4) * 4 + k % 4``; later channels at ``c * K + k``.
+    """
+    w = np.asarray(rows, dtype=np.int8)
+    if w.ndim != 2 or not can_pack(w.shape[1]):
+        raise ValueError(f"cannot pack filter rows of shape {w.shape}")
+    c, k = w.shape
+    full = (c // BLOCK) * BLOCK
+    blocks = (w[:full].reshape(c // BLOCK, BLOCK, k // STEP, STEP)
+              .transpose(0, 2, 1, 3).reshape(-1))
+    return np.concatenate([blocks, w[full:].reshape(-1)]).astype(np.int8)
+
+
+def packed_index(c: int, k: int, channels: int, reduction: int) -> int:
+    """Where ``pack_blocks`` puts element ``(c, k)`` (the formula the C kernels use)."""
+    if c < (channels // BLOCK) * BLOCK:
+        return ((c // BLOCK) * BLOCK * reduction + (k // STEP) * STEP * BLOCK
+                + (c % BLOCK) * STEP + k % STEP)
+    return c * reduction + k

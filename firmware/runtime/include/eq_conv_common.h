@@ -1,0 +1,93 @@
+/* The one source of truth for what the conv-family kernels share: window clipping and the
+ * requantization of an accumulator to an int8 output. The s8, LUT and sparse-LUT variants of
+ * CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED all include this header, so a rounding build
+ * switch changes every family member the same way.
+ *
+ * Rounding: convolutions and depthwise convolutions round twice in both oracles (TFLM and
+ * LiteRT's reference kernels), so eq_conv_out_s8 always uses eq_requantize_double; only
+ * FULLY_CONNECTED follows EDGEQ_RT_SINGLE_ROUNDING (eq_fc_out_s8). */
+#ifndef EQ_CONV_COMMON_H
+#define EQ_CONV_COMMON_H
+
+#include "eq_kernels_conv.h"
+#include "eq_dsp.h"
+#include "eq_math.h"
+
+/* First and one-past-last filter tap whose input coordinate start + dil * tap is in [0, size). */
+static inline void eq_valid_taps(int32_t start, int32_t dil, int32_t size, int32_t taps,
+                                 int32_t *t0, int32_t *t1)
+{
+    const int32_t lo = start < 0 ? (-start + dil - 1) / dil : 0;
+    int32_t hi = size - start <= 0 ? 0 : (size - start + dil - 1) / dil;
+    hi = hi < taps ? hi : taps;
+    *t0 = lo;
+    *t1 = hi > lo ? hi : lo;
+}
+
+/* Conv/depthwise accumulator of output channel oc -> int8 output (double rounding). */
+static inline int8_t eq_conv_out_s8(const eq_requant *rq, int32_t acc, int32_t oc,
+                                    int32_t output_offset, int32_t act_min, int32_t act_max)
+{
+    const int32_t q = rq->per_channel ? oc : 0;
+    acc = eq_requantize_double(acc, rq->multiplier[q], rq->shift[q]);
+    return (int8_t)eq_clamp_i32(acc + output_offset, act_min, act_max);
+}
+
+/* Fully-connected accumulator of output channel oc -> int8 output (the build's rounding). */
+static inline int8_t eq_fc_out_s8(const eq_requant *rq, int32_t acc, int32_t oc,
+                                  int32_t output_offset, int32_t act_min, int32_t act_max)
+{
+    const int32_t q = rq->per_channel ? oc : 0;
+    acc = eq_requantize(acc, rq->multiplier[q], rq->shift[q]);
+    return (int8_t)eq_clamp_i32(acc + output_offset, act_min, act_max);
+}
+
+/* The register tile of the int8 conv and FC kernels: four output channels' accumulators over
+ * `seg` contiguous input bytes (seg % 4 == 0; a conv window row, an FC input) read against the
+ * packed filter (edgeq.codegen.weight_packing: 16 bytes per step, channel-major
+ * words). Returns the packed pointer past the row. */
+EQ_SPECIALIZE const int8_t *eq_dot4_packed(const int8_t *x, int32_t seg, const int8_t *wp,
+                                           int32_t off, int32_t acc[4])
+{
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    const int8_t *const x_end = x + seg;
+#if EQ_DSP
+    /* x + off lies in [-255, 255]: exact in an int16 lane */
+    const int32_t off2 = (int32_t)(((uint32_t)(uint16_t)off << 16) | (uint16_t)off);
+    while (x != x_end) {
+        const uint32_t xv = eq_load4(x);
+        int32_t xl = eq_lo16(xv);
+        int32_t xh = eq_hi16(xv);
+        if (off != 0) {
+            xl = eq_sadd16(xl, off2);
+            xh = eq_sadd16(xh, off2);
+        }
+        const uint32_t w0 = eq_load4(wp), w1 = eq_load4(wp + 4);
+        const uint32_t w2 = eq_load4(wp + 8), w3 = eq_load4(wp + 12);
+        a0 = eq_smlad(eq_lo16(w0), xl, eq_smlad(eq_hi16(w0), xh, a0));
+        a1 = eq_smlad(eq_lo16(w1), xl, eq_smlad(eq_hi16(w1), xh, a1));
+        a2 = eq_smlad(eq_lo16(w2), xl, eq_smlad(eq_hi16(w2), xh, a2));
+        a3 = eq_smlad(eq_lo16(w3), xl, eq_smlad(eq_hi16(w3), xh, a3));
+        x += 4;
+        wp += 16;
+    }
+#else
+    while (x != x_end) {
+        const int32_t x0 = (int32_t)x[0] + off, x1 = (int32_t)x[1] + off;
+        const int32_t x2 = (int32_t)x[2] + off, x3 = (int32_t)x[3] + off;
+        a0 += wp[0] * x0 + wp[1] * x1 + wp[2] * x2 + wp[3] * x3;
+        a1 += wp[4] * x0 + wp[5] * x1 + wp[6] * x2 + wp[7] * x3;
+        a2 += wp[8] * x0 + wp[9] * x1 + wp[10] * x2 + wp[11] * x3;
+        a3 += wp[12] * x0 + wp[13] * x1 + wp[14] * x2 + wp[15] * x3;
+        x += 4;
+        wp += 16;
+    }
+#endif
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+    return wp;
+}
+
+#endif /* EQ_CONV_COMMON_H */
