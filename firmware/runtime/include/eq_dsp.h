@@ -36,6 +36,17 @@ static inline int32_t eq_smlad(int32_t a, int32_t b, int32_t acc)
     return __smlad(a, b, acc);
 }
 
+/* acc + bottom(a) * bottom(b), acc + top(a) * top(b): one int16 lane pair each */
+static inline int32_t eq_smlabb(int32_t a, int32_t b, int32_t acc)
+{
+    return __smlabb(a, b, acc);
+}
+
+static inline int32_t eq_smlatt(int32_t a, int32_t b, int32_t acc)
+{
+    return __smlatt(a, b, acc);
+}
+
 static inline int32_t eq_sadd16(int32_t a, int32_t b)
 {
     return __sadd16(a, b);

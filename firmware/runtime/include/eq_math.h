@@ -45,6 +45,18 @@ static inline int32_t eq_requantize_double(int32_t x, int32_t multiplier, int32_
         x = wide > INT32_MAX ? INT32_MAX : (wide < INT32_MIN ? INT32_MIN : (int32_t)wide);
         return eq_rounding_doubling_high_mul_nosat(x, multiplier);
     }
+    if (shift <= -2) {
+        /* Both roundings in one 64-bit sum. With e = -shift >= 2, h = floor((x*m + 2^30) / 2^31)
+         * and c = 2^(e-1) - [h < 0], the result floor((h + c) / 2^e) equals
+         * floor((x*m + 2^30 + c * 2^31) / 2^(31+e)) (nested floors of divisions compose), i.e.
+         * the high word of x*m + K shifted right by e - 1. [h < 0] may be read as [x < 0]
+         * (m >= 0): when they differ, h == 0 and both c give 0. K's low word is
+         * 2^30 + 2^31 [x < 0], its high word 2^(e-2) - [x < 0]: one SMLAL and one shift. */
+        const uint32_t sign = (uint32_t)x & UINT32_C(0x80000000);
+        const uint32_t k_hi = (UINT32_C(1) << (-shift - 2)) - (sign >> 31);
+        const int64_t k = (int64_t)(((uint64_t)k_hi << 32) | (UINT32_C(0x40000000) | sign));
+        return (int32_t)(((int64_t)x * (int64_t)multiplier + k) >> 32) >> (-shift - 1);
+    }
     return eq_rounding_divide_by_pot(eq_rounding_doubling_high_mul_nosat(x, multiplier), -shift);
 }
 

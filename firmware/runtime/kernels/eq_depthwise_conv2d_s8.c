@@ -25,6 +25,9 @@ EQ_SPECIALIZE int32_t dw_pixel4(const eq_depthwise_conv2d_params *p, const int8_
     const int32_t in_tap_step = p->dilation.w * p->in_c;
     const int32_t in_row_step = p->dilation.h * p->in_w * p->in_c;
     const int32_t w_row_step = p->filter_w * out_c;
+#if EQ_DSP
+    const int32_t off2 = (int32_t)(((uint32_t)(uint16_t)off << 16) | (uint16_t)off);
+#endif
     int32_t oc = 0;
     for (; oc + 4 <= out_c; oc += 4) {
         int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
@@ -39,8 +42,29 @@ EQ_SPECIALIZE int32_t dw_pixel4(const eq_depthwise_conv2d_params *p, const int8_
         for (int32_t r = 0; r < rows; ++r) {
             const int8_t *x = in_row;
             const int8_t *w = w_row;
-            const int8_t *const w_end = w_row + cols * out_c;
-            while (w != w_end) {
+#if EQ_DSP
+            /* one word of four channels' inputs and one of their weights per tap; each channel
+             * keeps its own accumulator (SMLABB / SMLATT on the sign-extended lanes) */
+            for (int32_t t = 0; t < cols; ++t) {
+                const uint32_t xv = eq_load4(x);
+                const uint32_t wv = eq_load4(w);
+                int32_t xl = eq_lo16(xv);
+                int32_t xh = eq_hi16(xv);
+                if (off != 0) {
+                    xl = eq_sadd16(xl, off2);
+                    xh = eq_sadd16(xh, off2);
+                }
+                const int32_t wl = eq_lo16(wv);
+                const int32_t wh = eq_hi16(wv);
+                a0 = eq_smlabb(wl, xl, a0);
+                a2 = eq_smlatt(wl, xl, a2);
+                a1 = eq_smlabb(wh, xh, a1);
+                a3 = eq_smlatt(wh, xh, a3);
+                x += in_tap_step;
+                w += out_c;
+            }
+#else
+            for (int32_t t = 0; t < cols; ++t) {
                 a0 += (int32_t)w[0] * ((int32_t)x[0] + off);
                 a1 += (int32_t)w[1] * ((int32_t)x[1] + off);
                 a2 += (int32_t)w[2] * ((int32_t)x[2] + off);
@@ -48,6 +72,7 @@ EQ_SPECIALIZE int32_t dw_pixel4(const eq_depthwise_conv2d_params *p, const int8_
                 x += in_tap_step;
                 w += out_c;
             }
+#endif
             in_row += in_row_step;
             w_row += w_row_step;
         }
@@ -92,7 +117,11 @@ eq_status eq_depthwise_conv2d_s8(const eq_depthwise_conv2d_params *p, const int8
                 int32_t oc = 0;
                 if (dm == 1) {
                     if (p->bias_folded != NULL && rows == p->filter_h && cols == p->filter_w) {
-                        oc = dw_pixel4(p, in0, w_first, rows, cols, p->bias_folded, 0, out);
+                        if (rows == 3 && cols == 3) {  /* 3x3 interior: taps unrolled */
+                            oc = dw_pixel4(p, in0, w_first, 3, 3, p->bias_folded, 0, out);
+                        } else {
+                            oc = dw_pixel4(p, in0, w_first, rows, cols, p->bias_folded, 0, out);
+                        }
                     } else {
                         oc = dw_pixel4(p, in0, w_first, rows, cols, bias, off, out);
                     }
