@@ -268,12 +268,16 @@ def lower_depthwise_conv2d(model: TfliteModel, op: Operator) -> KernelCall:
         "act_min": lo, "act_max": hi, "bias_64": bias_64,
         "requant": requant_params(inp, filt, out, oc),
     }
+    filter_input = op.inputs[1]
     if dt == "int8" and oc == ic:
         params["bias_folded"] = folded_bias(filt, bias, -zero_point_of(inp), channel_axis=3)
+        if weight_packing.can_pack_depthwise(oc, 1):
+            params["filter_packed"] = weight_packing.pack_depthwise(filt.data)
+            filter_input = -1
     return KernelCall(
         layer=op.index, op=op.opcode, function=f"eq_depthwise_conv2d_{_SUFFIX[dt]}",
         params_type="eq_depthwise_conv2d_params", params=params,
-        inputs=[op.inputs[0], op.inputs[1], bias.index if bias is not None else -1],
+        inputs=[op.inputs[0], filter_input, bias.index if bias is not None else -1],
         outputs=[op.outputs[0]], macs=n * oh * ow * oc * fh * fw,
         extra={"overlap_bytes": _overlap(params, inp, out)},
     )

@@ -43,3 +43,27 @@ def packed_index(c: int, k: int, channels: int, reduction: int) -> int:
         return ((c // BLOCK) * BLOCK * reduction + (k // STEP) * STEP * BLOCK
                 + (c % BLOCK) * STEP + k % STEP)
     return c * reduction + k
+
+
+def can_pack_depthwise(channels: int, depth_multiplier: int) -> bool:
+    """Whether a depthwise filter splits into whole groups of four channels."""
+    return depth_multiplier == 1 and channels > 0 and channels % BLOCK == 0
+
+
+def pack_depthwise(filt: np.ndarray) -> np.ndarray:
+    """Depthwise filter ``[1, H, W, C]`` (int8) -> int32 words of two int16 lanes.
+
+    Group-major: for group ``g`` of channels ``4g .. 4g+3`` and tap ``t = y * W + x``, words
+    ``2 * (g * H * W + t)`` and ``+ 1`` hold ``(w[4g], w[4g+2])`` and ``(w[4g+1], w[4g+3])``
+    (low half first): the lanes SXTB16 makes of four input bytes, so one LDRD (walking a
+    group's taps in order) + four SMLABB/SMLATT finish a tap. Sign-extended ahead of time, so
+    the kernel extends only the inputs.
+    """
+    w = np.asarray(filt, dtype=np.int8)
+    if w.ndim != 4 or w.shape[0] != 1 or not can_pack_depthwise(w.shape[3], 1):
+        raise ValueError(f"cannot pack depthwise filter of shape {w.shape}")
+    lanes = w.reshape(-1, w.shape[3] // BLOCK, BLOCK).astype(np.int32)  # [taps, groups, 4]
+    lanes = lanes.transpose(1, 0, 2)  # [groups, taps, 4]
+    low = lanes[..., [0, 1]] & 0xFFFF
+    high = lanes[..., [2, 3]] << 16
+    return (low | high).astype(np.int32).reshape(-1)

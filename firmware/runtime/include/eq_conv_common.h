@@ -13,6 +13,8 @@
 #include "eq_dsp.h"
 #include "eq_math.h"
 
+#include <string.h>
+
 /* First and one-past-last filter tap whose input coordinate start + dil * tap is in [0, size). */
 static inline void eq_valid_taps(int32_t start, int32_t dil, int32_t size, int32_t taps,
                                  int32_t *t0, int32_t *t1)
@@ -31,6 +33,49 @@ static inline int8_t eq_conv_out_s8(const eq_requant *rq, int32_t acc, int32_t o
     const int32_t q = rq->per_channel ? oc : 0;
     acc = eq_requantize_double(acc, rq->multiplier[q], rq->shift[q]);
     return (int8_t)eq_clamp_i32(acc + output_offset, act_min, act_max);
+}
+
+/* The same requantization with its parameters copied out of the layer's struct once per call:
+ * kernels that store outputs through int8 pointers (which may alias anything) would otherwise
+ * reload them for every output. step is 1 per channel, 0 per tensor. */
+typedef struct {
+    const int32_t *multiplier;
+    const int32_t *shift;
+    int32_t step;
+    int32_t offset;
+    int32_t act_min, act_max;
+} eq_out_q;
+
+static inline eq_out_q eq_out_q_make(const eq_requant *rq, int32_t output_offset,
+                                     int32_t act_min, int32_t act_max)
+{
+    const eq_out_q q = {rq->multiplier, rq->shift, rq->per_channel ? 1 : 0, output_offset,
+                        act_min, act_max};
+    return q;
+}
+
+/* Conv/depthwise (double rounding) output of channel oc, clamped, as an int32. */
+static inline int32_t eq_out_q_conv(const eq_out_q *q, int32_t acc, int32_t oc)
+{
+    const int32_t i = oc * q->step;
+    acc = eq_requantize_double(acc, q->multiplier[i], q->shift[i]);
+    return eq_clamp_i32(acc + q->offset, q->act_min, q->act_max);
+}
+
+/* FC (the build's rounding) output of channel oc, clamped, as an int32. */
+static inline int32_t eq_out_q_fc(const eq_out_q *q, int32_t acc, int32_t oc)
+{
+    const int32_t i = oc * q->step;
+    acc = eq_requantize(acc, q->multiplier[i], q->shift[i]);
+    return eq_clamp_i32(acc + q->offset, q->act_min, q->act_max);
+}
+
+/* Four int8 outputs with one store (byte order = memory order on a little-endian core;
+ * memcpy keeps it portable and lets cores without unaligned access use byte stores). */
+static inline void eq_store4_s8(int8_t *out, int32_t v0, int32_t v1, int32_t v2, int32_t v3)
+{
+    const uint8_t b[4] = {(uint8_t)v0, (uint8_t)v1, (uint8_t)v2, (uint8_t)v3};
+    memcpy(out, b, 4);
 }
 
 /* Fully-connected accumulator of output channel oc -> int8 output (the build's rounding). */
@@ -58,7 +103,7 @@ EQ_SPECIALIZE const int8_t *eq_dot4_packed(const int8_t *x, int32_t seg, const i
         const uint32_t xv = eq_load4(x);
         int32_t xl = eq_lo16(xv);
         int32_t xh = eq_hi16(xv);
-        if (off != 0) {
+        if (!EQ_LIKELY(off == 0)) {
             xl = eq_sadd16(xl, off2);
             xh = eq_sadd16(xh, off2);
         }

@@ -55,6 +55,14 @@ static inline int32_t eq_sadd16(int32_t a, int32_t b)
 #define EQ_DSP 0
 #endif
 
+/* Hides how a pointer was computed from the optimizer, so that an unrolled tap sequence walks
+ * one pointer instead of becoming one induction variable (and one spilled register) per tap. */
+#if defined(__GNUC__)
+#define EQ_OPAQUE(v) __asm__("" : "+r"(v))
+#else
+#define EQ_OPAQUE(v) ((void)0)
+#endif
+
 /* Four bytes from any address (one LDR on cores with unaligned access). */
 static inline uint32_t eq_load4(const int8_t *p)
 {

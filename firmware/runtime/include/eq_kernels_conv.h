@@ -75,6 +75,10 @@ typedef struct {
     int32_t bias_64;
     eq_requant requant;
     const int32_t *bias_folded; /* int8 kernel, optional: as in eq_conv2d_params */
+    /* int8 kernel, optional (NULL: read `filter`; needs depth multiplier 1, in_c % 4 == 0 and
+     * bias_folded): per tap and group of four channels, two words of int16 lanes (w0, w2) and
+     * (w1, w3), edgeq.codegen.weight_packing.pack_depthwise; the filter argument is then NULL. */
+    const int32_t *filter_packed;
 } eq_depthwise_conv2d_params;
 
 /* TRANSPOSE_CONV: input scattered through an OHWI filter into an accumulator (the caller's

@@ -9,6 +9,13 @@
 
 #include <stdint.h>
 
+/* Branch hint: the common case first and in line (plain condition without GCC/Clang). */
+#if defined(__GNUC__)
+#define EQ_LIKELY(c) __builtin_expect(!!(c), 1)
+#else
+#define EQ_LIKELY(c) (c)
+#endif
+
 /* gemmlowp's SaturatingRoundingDoublingHighMul: (a * b + nudge) / 2^31 truncated, nudge = 2^30
  * for a * b >= 0 and 1 - 2^30 otherwise. For a negative product, truncating (t) toward zero is
  * flooring t + 2^31 - 1 = a * b + 2^30, so both signs are floor((a * b + 2^30) / 2^31): one
@@ -40,12 +47,7 @@ static inline int32_t eq_rounding_divide_by_pot(int32_t x, int32_t exponent)
  * effective scale >= 1) saturates x * 2^shift to int32 first. multiplier >= 0. */
 static inline int32_t eq_requantize_double(int32_t x, int32_t multiplier, int32_t shift)
 {
-    if (shift > 0) {
-        const int64_t wide = (int64_t)x * (int64_t)(INT32_C(1) << shift);
-        x = wide > INT32_MAX ? INT32_MAX : (wide < INT32_MIN ? INT32_MIN : (int32_t)wide);
-        return eq_rounding_doubling_high_mul_nosat(x, multiplier);
-    }
-    if (shift <= -2) {
+    if (EQ_LIKELY(shift <= -2)) {
         /* Both roundings in one 64-bit sum. With e = -shift >= 2, h = floor((x*m + 2^30) / 2^31)
          * and c = 2^(e-1) - [h < 0], the result floor((h + c) / 2^e) equals
          * floor((x*m + 2^30 + c * 2^31) / 2^(31+e)) (nested floors of divisions compose), i.e.
@@ -56,6 +58,11 @@ static inline int32_t eq_requantize_double(int32_t x, int32_t multiplier, int32_
         const uint32_t k_hi = (UINT32_C(1) << (-shift - 2)) - (sign >> 31);
         const int64_t k = (int64_t)(((uint64_t)k_hi << 32) | (UINT32_C(0x40000000) | sign));
         return (int32_t)(((int64_t)x * (int64_t)multiplier + k) >> 32) >> (-shift - 1);
+    }
+    if (shift > 0) {
+        const int64_t wide = (int64_t)x * (int64_t)(INT32_C(1) << shift);
+        x = wide > INT32_MAX ? INT32_MAX : (wide < INT32_MIN ? INT32_MIN : (int32_t)wide);
+        return eq_rounding_doubling_high_mul_nosat(x, multiplier);
     }
     return eq_rounding_divide_by_pot(eq_rounding_doubling_high_mul_nosat(x, multiplier), -shift);
 }

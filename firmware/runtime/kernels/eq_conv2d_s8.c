@@ -22,9 +22,9 @@ static inline int8_t requant_out(const eq_conv2d_params *p, int32_t acc, int32_t
  * `k0` is the window's first tap in the filter's (fy, fx, ic) order. With a packed filter the
  * first out_c & ~3 channels go four at a time through eq_dot4_packed (the rest of the packed
  * array is in the plain OHWI order); otherwise `filter` is plain OHWI throughout. */
-EQ_SPECIALIZE void conv_pixel(const eq_conv2d_params *p, const int8_t *in0, const int8_t *filter,
-                              int32_t packed, int32_t k0, int32_t rows, int32_t seg,
-                              const int32_t *init, int32_t off, int8_t *out)
+EQ_SPECIALIZE void conv_pixel(const eq_conv2d_params *p, const eq_out_q *q, const int8_t *in0,
+                              const int8_t *filter, int32_t packed, int32_t k0, int32_t rows,
+                              int32_t seg, const int32_t *init, int32_t off, int8_t *out)
 {
     const int32_t out_c = p->out_c;
     const int32_t filter_size = p->filter_h * p->filter_w * p->in_c;
@@ -47,10 +47,8 @@ EQ_SPECIALIZE void conv_pixel(const eq_conv2d_params *p, const int8_t *in0, cons
                 in_row += in_row_step;
                 wp += 4 * w_row_step;
             }
-            out[oc] = requant_out(p, acc[0], oc);
-            out[oc + 1] = requant_out(p, acc[1], oc + 1);
-            out[oc + 2] = requant_out(p, acc[2], oc + 2);
-            out[oc + 3] = requant_out(p, acc[3], oc + 3);
+            eq_store4_s8(out + oc, eq_out_q_conv(q, acc[0], oc), eq_out_q_conv(q, acc[1], oc + 1),
+                         eq_out_q_conv(q, acc[2], oc + 2), eq_out_q_conv(q, acc[3], oc + 3));
         }
     } else {
         for (; oc + 4 <= out_c; oc += 4) {
@@ -80,10 +78,8 @@ EQ_SPECIALIZE void conv_pixel(const eq_conv2d_params *p, const int8_t *in0, cons
                 in_row += in_row_step;
                 w0 += w_row_step;
             }
-            out[oc] = requant_out(p, a0, oc);
-            out[oc + 1] = requant_out(p, a1, oc + 1);
-            out[oc + 2] = requant_out(p, a2, oc + 2);
-            out[oc + 3] = requant_out(p, a3, oc + 3);
+            eq_store4_s8(out + oc, eq_out_q_conv(q, a0, oc), eq_out_q_conv(q, a1, oc + 1),
+                         eq_out_q_conv(q, a2, oc + 2), eq_out_q_conv(q, a3, oc + 3));
         }
     }
     for (; oc < out_c; ++oc) {
@@ -97,7 +93,7 @@ EQ_SPECIALIZE void conv_pixel(const eq_conv2d_params *p, const int8_t *in0, cons
             in_row += in_row_step;
             w += w_row_step;
         }
-        out[oc] = requant_out(p, acc, oc);
+        out[oc] = (int8_t)eq_out_q_conv(q, acc, oc);
     }
 }
 
@@ -107,6 +103,8 @@ static void conv_fast(const eq_conv2d_params *p, const int8_t *input, const int8
     const int32_t in_c = p->in_c;
     const int32_t packed = p->filter_packed != NULL;
     const int8_t *const w = packed ? p->filter_packed : filter;
+    const eq_out_q oq = eq_out_q_make(&p->requant, p->output_offset, p->act_min, p->act_max);
+    const eq_out_q *const q = &oq;
     for (int32_t b = 0; b < p->batches; ++b) {
         const int8_t *in_b = input + b * p->in_h * p->in_w * in_c;
         for (int32_t oy = 0; oy < p->out_h; ++oy) {
@@ -125,15 +123,58 @@ static void conv_fast(const eq_conv2d_params *p, const int8_t *input, const int8
                 const int32_t cols = fx1 - fx0;
                 if (p->bias_folded != NULL && rows == p->filter_h && cols == p->filter_w) {
                     if (packed) {
-                        conv_pixel(p, in0, w, 1, k0, rows, cols * in_c, p->bias_folded, 0, out);
+                        conv_pixel(p, q, in0, w, 1, k0, rows, cols * in_c, p->bias_folded, 0, out);
                     } else {
-                        conv_pixel(p, in0, w, 0, k0, rows, cols * in_c, p->bias_folded, 0, out);
+                        conv_pixel(p, q, in0, w, 0, k0, rows, cols * in_c, p->bias_folded, 0, out);
                     }
                 } else {
-                    conv_pixel(p, in0, w, packed, k0, rows, cols * in_c, bias, p->input_offset,
+                    conv_pixel(p, q, in0, w, packed, k0, rows, cols * in_c, bias, p->input_offset,
                                out);
                 }
             }
+        }
+    }
+}
+
+/* 1x1 filter, no padding, packed filter: a matrix product of the [pixels, in_c] input (rows
+ * picked by the stride) with the [out_c, in_c] filter; every window is whole, so every
+ * accumulator starts from bias_folded. No window clipping at all. */
+static void conv1x1_packed(const eq_conv2d_params *p, const eq_out_q *q, const int8_t *input,
+                           int8_t *output)
+{
+    const int32_t in_c = p->in_c;
+    const int32_t out_c = p->out_c;
+    const int32_t *const init = p->bias_folded;
+    const int32_t x_step = p->stride.w * in_c;
+    const int32_t row_step = p->stride.h * p->in_w * in_c;
+    int8_t *out = output;
+    for (int32_t b = 0; b < p->batches; ++b) {
+        const int8_t *x_row = input + b * p->in_h * p->in_w * in_c;
+        for (int32_t oy = 0; oy < p->out_h; ++oy) {
+            const int8_t *x = x_row;
+            for (int32_t ox = 0; ox < p->out_w; ++ox) {
+                const int8_t *wp = p->filter_packed;
+                int32_t oc = 0;
+                for (; oc + 4 <= out_c; oc += 4) {
+                    int32_t acc[4] = {init[oc], init[oc + 1], init[oc + 2], init[oc + 3]};
+                    wp = eq_dot4_packed(x, in_c, wp, 0, acc);
+                    eq_store4_s8(out + oc, eq_out_q_conv(q, acc[0], oc),
+                                 eq_out_q_conv(q, acc[1], oc + 1),
+                                 eq_out_q_conv(q, acc[2], oc + 2),
+                                 eq_out_q_conv(q, acc[3], oc + 3));
+                }
+                for (; oc < out_c; ++oc) { /* plain row order after the last block */
+                    int32_t acc = init[oc];
+                    for (int32_t k = 0; k < in_c; ++k) {
+                        acc += (int32_t)wp[k] * (int32_t)x[k];
+                    }
+                    wp += in_c;
+                    out[oc] = (int8_t)eq_out_q_conv(q, acc, oc);
+                }
+                x += x_step;
+                out += out_c;
+            }
+            x_row += row_step;
         }
     }
 }
@@ -193,7 +234,14 @@ eq_status eq_conv2d_s8(const eq_conv2d_params *p, const int8_t *input, const int
             p->dilation.h < 1) {
             return EQ_ERR_ARG;
         }
-        conv_fast(p, input, NULL, bias, output);
+        if (p->filter_h == 1 && p->filter_w == 1 && p->padding.h == 0 && p->padding.w == 0 &&
+            p->bias_folded != NULL) {
+            const eq_out_q q =
+                eq_out_q_make(&p->requant, p->output_offset, p->act_min, p->act_max);
+            conv1x1_packed(p, &q, input, output);
+        } else {
+            conv_fast(p, input, NULL, bias, output);
+        }
         return EQ_OK;
     }
     if (filter == NULL) {

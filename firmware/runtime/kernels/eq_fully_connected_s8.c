@@ -8,17 +8,14 @@
  * register tile (eq_dot4_packed: SMLAD on cores with the DSP extension). */
 #include "eq_conv_common.h"
 
-static inline int8_t requant_out(const eq_fully_connected_params *p, int32_t acc, int32_t oc)
-{
-    return eq_fc_out_s8(&p->requant, acc, oc, p->output_offset, p->act_min, p->act_max);
-}
-
 /* Packed filter (bias_folded set, accum_depth % 4 == 0): four rows per eq_dot4_packed call,
  * accumulators starting at bias + input_offset * sum(row), so no tap adds an offset. */
 static void fc_packed(const eq_fully_connected_params *p, const int8_t *input, int8_t *output)
 {
     const int32_t depth = p->accum_depth;
     const int32_t *const init = p->bias_folded;
+    const eq_out_q oq = eq_out_q_make(&p->requant, p->output_offset, p->act_min, p->act_max);
+    const eq_out_q *const q = &oq;
     for (int32_t b = 0; b < p->batches; ++b) {
         const int8_t *in = input + b * depth;
         int8_t *out = output + b * p->out_depth;
@@ -26,10 +23,8 @@ static void fc_packed(const eq_fully_connected_params *p, const int8_t *input, i
         for (; oc + 4 <= p->out_depth; oc += 4) {
             int32_t acc[4] = {init[oc], init[oc + 1], init[oc + 2], init[oc + 3]};
             eq_dot4_packed(in, depth, p->filter_packed + oc * depth, 0, acc);
-            out[oc] = requant_out(p, acc[0], oc);
-            out[oc + 1] = requant_out(p, acc[1], oc + 1);
-            out[oc + 2] = requant_out(p, acc[2], oc + 2);
-            out[oc + 3] = requant_out(p, acc[3], oc + 3);
+            eq_store4_s8(out + oc, eq_out_q_fc(q, acc[0], oc), eq_out_q_fc(q, acc[1], oc + 1),
+                         eq_out_q_fc(q, acc[2], oc + 2), eq_out_q_fc(q, acc[3], oc + 3));
         }
         for (; oc < p->out_depth; ++oc) {  /* plain row order after the last block */
             const int8_t *w = p->filter_packed + oc * depth;
@@ -37,7 +32,7 @@ static void fc_packed(const eq_fully_connected_params *p, const int8_t *input, i
             for (int32_t d = 0; d < depth; ++d) {
                 acc += (int32_t)w[d] * (int32_t)in[d];
             }
-            out[oc] = requant_out(p, acc, oc);
+            out[oc] = (int8_t)eq_out_q_fc(q, acc, oc);
         }
     }
 }
@@ -61,6 +56,8 @@ eq_status eq_fully_connected_s8(const eq_fully_connected_params *p, const int8_t
     const int32_t depth = p->accum_depth;
     const int32_t in_off = p->input_offset;
     const int32_t w_off = p->filter_offset;
+    const eq_out_q oq = eq_out_q_make(&p->requant, p->output_offset, p->act_min, p->act_max);
+    const eq_out_q *const q = &oq;
     for (int32_t b = 0; b < p->batches; ++b) {
         const int8_t *in = input + b * depth;
         const int8_t *const in_end = in + depth;
@@ -86,10 +83,8 @@ eq_status eq_fully_connected_s8(const eq_fully_connected_params *p, const int8_t
                     a2 += (int32_t)*wc++ * v;
                     a3 += (int32_t)*wd++ * v;
                 }
-                out[oc] = requant_out(p, a0, oc);
-                out[oc + 1] = requant_out(p, a1, oc + 1);
-                out[oc + 2] = requant_out(p, a2, oc + 2);
-                out[oc + 3] = requant_out(p, a3, oc + 3);
+                eq_store4_s8(out + oc, eq_out_q_fc(q, a0, oc), eq_out_q_fc(q, a1, oc + 1),
+                             eq_out_q_fc(q, a2, oc + 2), eq_out_q_fc(q, a3, oc + 3));
             }
         }
         for (; oc < p->out_depth; ++oc) {
@@ -98,7 +93,7 @@ eq_status eq_fully_connected_s8(const eq_fully_connected_params *p, const int8_t
             for (int32_t d = 0; d < depth; ++d) {
                 acc += ((int32_t)w[d] + w_off) * ((int32_t)in[d] + in_off);
             }
-            out[oc] = requant_out(p, acc, oc);
+            out[oc] = (int8_t)eq_out_q_fc(q, acc, oc);
         }
     }
     return EQ_OK;
