@@ -145,6 +145,23 @@ def requant_params(inp: Tensor, filt: Tensor, out: Tensor, channels: int) -> dic
     }
 
 
+def fast_requant(requant: dict[str, Any]) -> np.ndarray | None:
+    """Per entry (multiplier, 2^(e-2), e-1) with e = -shift, for the int8 kernels'
+    ``eq_requantize_double_pre`` (TFLM's double rounding as one SMLAL and one shift); None
+    unless every shift is a right shift by at least 2 (then the kernels use the generic path)."""
+    e = -np.asarray(requant["shift"], dtype=np.int64)
+    if e.size == 0 or np.any(e < 2) or np.any(e > 31):
+        return None
+    mult = np.asarray(requant["multiplier"], dtype=np.int64)
+    return np.stack([mult, 2 ** (e - 2), e - 1], axis=1).astype(np.int32).reshape(-1)
+
+
+def _add_fast_requant(requant: dict[str, Any]) -> None:
+    fast = fast_requant(requant)
+    if fast is not None:
+        requant["fast"] = fast
+
+
 def _overlap(params: dict[str, Any], inp: Tensor, out: Tensor) -> int:
     c_in = params.get("in_c", params.get("channels"))
     c_out = params.get("out_c", params.get("channels"))
@@ -230,6 +247,8 @@ def lower_conv2d(model: TfliteModel, op: Operator) -> KernelCall:
         "requant": requant_params(inp, filt, out, oc),
     }
     filter_input = op.inputs[1]
+    if dt == "int8":
+        _add_fast_requant(params["requant"])
     if dt == "int8" and fic == ic:
         params["bias_folded"] = folded_bias(filt, bias, -zero_point_of(inp))
         if dil[1] == 1 and weight_packing.can_pack(ic):
@@ -269,6 +288,8 @@ def lower_depthwise_conv2d(model: TfliteModel, op: Operator) -> KernelCall:
         "requant": requant_params(inp, filt, out, oc),
     }
     filter_input = op.inputs[1]
+    if dt == "int8":
+        _add_fast_requant(params["requant"])
     if dt == "int8" and oc == ic:
         params["bias_folded"] = folded_bias(filt, bias, -zero_point_of(inp), channel_axis=3)
         if weight_packing.can_pack_depthwise(oc, 1):

@@ -80,9 +80,11 @@ def _lut_call(base: KernelCall, opcode: str, bits: int, packed: np.ndarray, tabl
 
 
 def _lut_base_params(base: KernelCall) -> dict:
-    """The plain lowering's parameters minus its packed int8 filter (the LUT kernels decode
-    their own weights; emitting the packed copy would undo the flash saving)."""
-    return {k: v for k, v in base.params.items() if k != "filter_packed"}
+    """The plain lowering's parameters minus what only the int8 kernels read (the packed filter:
+    the LUT kernels decode their own weights, the copy would undo the flash saving)."""
+    params = {k: v for k, v in base.params.items() if k != "filter_packed"}
+    params["requant"] = {k: v for k, v in params["requant"].items() if k != "fast"}
+    return params
 
 
 def _plain(opcode: str):  # noqa: ANN202

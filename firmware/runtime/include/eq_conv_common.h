@@ -41,6 +41,7 @@ static inline int8_t eq_conv_out_s8(const eq_requant *rq, int32_t acc, int32_t o
 typedef struct {
     const int32_t *multiplier;
     const int32_t *shift;
+    const int32_t *fast;    /* eq_requant.fast, or NULL */
     int32_t step;
     int32_t offset;
     int32_t act_min, act_max;
@@ -49,8 +50,8 @@ typedef struct {
 static inline eq_out_q eq_out_q_make(const eq_requant *rq, int32_t output_offset,
                                      int32_t act_min, int32_t act_max)
 {
-    const eq_out_q q = {rq->multiplier, rq->shift, rq->per_channel ? 1 : 0, output_offset,
-                        act_min, act_max};
+    const eq_out_q q = {rq->multiplier, rq->shift, rq->fast, rq->per_channel ? 1 : 0,
+                        output_offset, act_min, act_max};
     return q;
 }
 
@@ -62,6 +63,39 @@ static inline int32_t eq_out_q_conv(const eq_out_q *q, int32_t acc, int32_t oc)
     return eq_clamp_i32(acc + q->offset, q->act_min, q->act_max);
 }
 
+/* Four int8 outputs with one store (byte order = memory order on a little-endian core;
+ * memcpy keeps it portable and lets cores without unaligned access use byte stores). */
+static inline void eq_store4_s8(int8_t *out, int32_t v0, int32_t v1, int32_t v2, int32_t v3)
+{
+    const uint8_t b[4] = {(uint8_t)v0, (uint8_t)v1, (uint8_t)v2, (uint8_t)v3};
+    memcpy(out, b, 4);
+}
+
+/* Four consecutive channels oc .. oc+3 (double rounding), stored with one write. */
+static inline void eq_out_q_conv4(const eq_out_q *q, int8_t *out, int32_t oc, int32_t a0,
+                                  int32_t a1, int32_t a2, int32_t a3)
+{
+    if (q->fast != NULL) {
+        const int32_t *f = q->fast + 3 * oc * q->step;
+        const int32_t fs = 3 * q->step;
+        a0 = eq_requantize_double_pre(a0, f[0], f[1], f[2]);
+        a1 = eq_requantize_double_pre(a1, f[fs], f[fs + 1], f[fs + 2]);
+        a2 = eq_requantize_double_pre(a2, f[2 * fs], f[2 * fs + 1], f[2 * fs + 2]);
+        a3 = eq_requantize_double_pre(a3, f[3 * fs], f[3 * fs + 1], f[3 * fs + 2]);
+    } else {
+        const int32_t i = oc * q->step;
+        const int32_t s = q->step;
+        a0 = eq_requantize_double(a0, q->multiplier[i], q->shift[i]);
+        a1 = eq_requantize_double(a1, q->multiplier[i + s], q->shift[i + s]);
+        a2 = eq_requantize_double(a2, q->multiplier[i + 2 * s], q->shift[i + 2 * s]);
+        a3 = eq_requantize_double(a3, q->multiplier[i + 3 * s], q->shift[i + 3 * s]);
+    }
+    eq_store4_s8(out + oc, eq_clamp_i32(a0 + q->offset, q->act_min, q->act_max),
+                 eq_clamp_i32(a1 + q->offset, q->act_min, q->act_max),
+                 eq_clamp_i32(a2 + q->offset, q->act_min, q->act_max),
+                 eq_clamp_i32(a3 + q->offset, q->act_min, q->act_max));
+}
+
 /* FC (the build's rounding) output of channel oc, clamped, as an int32. */
 static inline int32_t eq_out_q_fc(const eq_out_q *q, int32_t acc, int32_t oc)
 {
@@ -70,13 +104,6 @@ static inline int32_t eq_out_q_fc(const eq_out_q *q, int32_t acc, int32_t oc)
     return eq_clamp_i32(acc + q->offset, q->act_min, q->act_max);
 }
 
-/* Four int8 outputs with one store (byte order = memory order on a little-endian core;
- * memcpy keeps it portable and lets cores without unaligned access use byte stores). */
-static inline void eq_store4_s8(int8_t *out, int32_t v0, int32_t v1, int32_t v2, int32_t v3)
-{
-    const uint8_t b[4] = {(uint8_t)v0, (uint8_t)v1, (uint8_t)v2, (uint8_t)v3};
-    memcpy(out, b, 4);
-}
 
 /* Fully-connected accumulator of output channel oc -> int8 output (the build's rounding). */
 static inline int8_t eq_fc_out_s8(const eq_requant *rq, int32_t acc, int32_t oc,
@@ -91,8 +118,8 @@ static inline int8_t eq_fc_out_s8(const eq_requant *rq, int32_t acc, int32_t oc,
  * `seg` contiguous input bytes (seg % 4 == 0; a conv window row, an FC input) read against the
  * packed filter (edgeq.codegen.weight_packing: 16 bytes per step, channel-major
  * words). Returns the packed pointer past the row. */
-EQ_SPECIALIZE const int8_t *eq_dot4_packed(const int8_t *x, int32_t seg, const int8_t *wp,
-                                           int32_t off, int32_t acc[4])
+EQ_SPECIALIZE const int8_t *eq_dot4_packed_body(const int8_t *x, int32_t seg, const int8_t *wp,
+                                                int32_t off, int32_t acc[4])
 {
     int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
     const int8_t *const x_end = x + seg;
@@ -133,6 +160,24 @@ EQ_SPECIALIZE const int8_t *eq_dot4_packed(const int8_t *x, int32_t seg, const i
     acc[2] = a2;
     acc[3] = a3;
     return wp;
+}
+
+/* A helper kept out of line (one copy per file that calls it; no warning where unused). */
+#if defined(__GNUC__)
+#define EQ_OUTLINE static __attribute__((noinline, unused))
+#else
+#define EQ_OUTLINE static inline
+#endif
+
+/* eq_dot4_packed_body out of line, specialized for the offset-free (whole window) case: the
+ * loop gets every register, the caller's pixel loops keep theirs (inlined, both spilled). */
+EQ_OUTLINE const int8_t *eq_dot4_packed(const int8_t *x, int32_t seg, const int8_t *wp,
+                                        int32_t off, int32_t acc[4])
+{
+    if (off == 0) {
+        return eq_dot4_packed_body(x, seg, wp, 0, acc);
+    }
+    return eq_dot4_packed_body(x, seg, wp, off, acc);
 }
 
 #endif /* EQ_CONV_COMMON_H */

@@ -33,6 +33,10 @@ typedef struct {
     int32_t per_channel;    /* 1: one (multiplier, shift) per output channel; 0: entry 0 only */
     const int32_t *multiplier;
     const int32_t *shift;   /* > 0 is a left shift */
+    /* optional (NULL: not used), int8 conv/depthwise/FC kernels, double rounding: when every
+     * shift is <= -2, per entry (multiplier, 2^(-shift-2), -shift-1) for
+     * eq_requantize_double_pre, so no kernel derives them per output. */
+    const int32_t *fast;
 } eq_requant;
 
 /* CONV_2D, int8 or int16 activations, int8 filters (OHWI); grouped when in_c > filter_in_c. */

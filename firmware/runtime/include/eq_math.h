@@ -43,21 +43,29 @@ static inline int32_t eq_rounding_divide_by_pot(int32_t x, int32_t exponent)
     return (x >> exponent) + ((x & mask) > threshold ? 1 : 0);
 }
 
+/* TFLM's double rounding for a right shift e = -shift >= 2, both roundings in one 64-bit sum.
+ * With h = floor((x*m + 2^30) / 2^31) (the rounding doubling high multiply) and
+ * c = 2^(e-1) - [h < 0], the rounding divide floor((h + c) / 2^e) equals
+ * floor((x*m + 2^30 + c * 2^31) / 2^(31+e)) (nested floors of divisions compose), i.e. the
+ * high word of x*m + K shifted right by e - 1. [h < 0] may be read as [x < 0] (m >= 0): when
+ * they differ, h == 0 and both c give 0. K's low word is 2^30 + 2^31 [x < 0], its high word
+ * k_hi - [x < 0] with k_hi = 2^(e-2): one SMLAL and one shift. k_hi and rshift = e - 1 may be
+ * precomputed per channel (edgeq.codegen.ops_conv.fast_requant). */
+static inline int32_t eq_requantize_double_pre(int32_t x, int32_t multiplier, int32_t k_hi,
+                                               int32_t rshift)
+{
+    const uint32_t sign = (uint32_t)x & UINT32_C(0x80000000);
+    const uint32_t hi = (uint32_t)k_hi - (sign >> 31);
+    const int64_t k = (int64_t)(((uint64_t)hi << 32) | (UINT32_C(0x40000000) | sign));
+    return (int32_t)(((int64_t)x * (int64_t)multiplier + k) >> 32) >> rshift;
+}
+
 /* TFLM's MultiplyByQuantizedMultiplier (double rounding). A left shift (shift > 0, rare:
  * effective scale >= 1) saturates x * 2^shift to int32 first. multiplier >= 0. */
 static inline int32_t eq_requantize_double(int32_t x, int32_t multiplier, int32_t shift)
 {
     if (EQ_LIKELY(shift <= -2)) {
-        /* Both roundings in one 64-bit sum. With e = -shift >= 2, h = floor((x*m + 2^30) / 2^31)
-         * and c = 2^(e-1) - [h < 0], the result floor((h + c) / 2^e) equals
-         * floor((x*m + 2^30 + c * 2^31) / 2^(31+e)) (nested floors of divisions compose), i.e.
-         * the high word of x*m + K shifted right by e - 1. [h < 0] may be read as [x < 0]
-         * (m >= 0): when they differ, h == 0 and both c give 0. K's low word is
-         * 2^30 + 2^31 [x < 0], its high word 2^(e-2) - [x < 0]: one SMLAL and one shift. */
-        const uint32_t sign = (uint32_t)x & UINT32_C(0x80000000);
-        const uint32_t k_hi = (UINT32_C(1) << (-shift - 2)) - (sign >> 31);
-        const int64_t k = (int64_t)(((uint64_t)k_hi << 32) | (UINT32_C(0x40000000) | sign));
-        return (int32_t)(((int64_t)x * (int64_t)multiplier + k) >> 32) >> (-shift - 1);
+        return eq_requantize_double_pre(x, multiplier, INT32_C(1) << (-shift - 2), -shift - 1);
     }
     if (shift > 0) {
         const int64_t wide = (int64_t)x * (int64_t)(INT32_C(1) << shift);

@@ -47,8 +47,7 @@ EQ_SPECIALIZE void conv_pixel(const eq_conv2d_params *p, const eq_out_q *q, cons
                 in_row += in_row_step;
                 wp += 4 * w_row_step;
             }
-            eq_store4_s8(out + oc, eq_out_q_conv(q, acc[0], oc), eq_out_q_conv(q, acc[1], oc + 1),
-                         eq_out_q_conv(q, acc[2], oc + 2), eq_out_q_conv(q, acc[3], oc + 3));
+            eq_out_q_conv4(q, out, oc, acc[0], acc[1], acc[2], acc[3]);
         }
     } else {
         for (; oc + 4 <= out_c; oc += 4) {
@@ -78,8 +77,7 @@ EQ_SPECIALIZE void conv_pixel(const eq_conv2d_params *p, const eq_out_q *q, cons
                 in_row += in_row_step;
                 w0 += w_row_step;
             }
-            eq_store4_s8(out + oc, eq_out_q_conv(q, a0, oc), eq_out_q_conv(q, a1, oc + 1),
-                         eq_out_q_conv(q, a2, oc + 2), eq_out_q_conv(q, a3, oc + 3));
+            eq_out_q_conv4(q, out, oc, a0, a1, a2, a3);
         }
     }
     for (; oc < out_c; ++oc) {
@@ -158,10 +156,7 @@ static void conv1x1_packed(const eq_conv2d_params *p, const eq_out_q *q, const i
                 for (; oc + 4 <= out_c; oc += 4) {
                     int32_t acc[4] = {init[oc], init[oc + 1], init[oc + 2], init[oc + 3]};
                     wp = eq_dot4_packed(x, in_c, wp, 0, acc);
-                    eq_store4_s8(out + oc, eq_out_q_conv(q, acc[0], oc),
-                                 eq_out_q_conv(q, acc[1], oc + 1),
-                                 eq_out_q_conv(q, acc[2], oc + 2),
-                                 eq_out_q_conv(q, acc[3], oc + 3));
+                    eq_out_q_conv4(q, out, oc, acc[0], acc[1], acc[2], acc[3]);
                 }
                 for (; oc < out_c; ++oc) { /* plain row order after the last block */
                     int32_t acc = init[oc];

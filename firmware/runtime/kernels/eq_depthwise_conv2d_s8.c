@@ -78,8 +78,7 @@ EQ_SPECIALIZE int32_t dw_pixel4(const eq_depthwise_conv2d_params *p, const eq_ou
             in_row += in_row_step;
             w_row += w_row_step;
         }
-        eq_store4_s8(out + oc, eq_out_q_conv(q, a0, oc), eq_out_q_conv(q, a1, oc + 1),
-                     eq_out_q_conv(q, a2, oc + 2), eq_out_q_conv(q, a3, oc + 3));
+        eq_out_q_conv4(q, out, oc, a0, a1, a2, a3);
     }
     return oc;
 }
@@ -135,8 +134,7 @@ static void dw3x3_interior(const eq_depthwise_conv2d_params *p, const eq_out_q *
             dw_tap4(x += next_row, w += c, a);
             dw_tap4(x += tap, w += c, a);
             dw_tap4(x + tap, w + c, a);
-            eq_store4_s8(out + oc, eq_out_q_conv(q, a[0], oc), eq_out_q_conv(q, a[1], oc + 1),
-                         eq_out_q_conv(q, a[2], oc + 2), eq_out_q_conv(q, a[3], oc + 3));
+            eq_out_q_conv4(q, out, oc, a[0], a[1], a[2], a[3]);
         }
         for (; oc < c; ++oc) {
             int32_t acc = init[oc];
@@ -225,8 +223,7 @@ EQ_SPECIALIZE void dw_pixel_packed(const eq_depthwise_conv2d_params *p, const eq
             x_row += in_row;
             w_row += 2 * p->filter_w;
         }
-        eq_store4_s8(out + oc, eq_out_q_conv(q, a[0], oc), eq_out_q_conv(q, a[1], oc + 1),
-                     eq_out_q_conv(q, a[2], oc + 2), eq_out_q_conv(q, a[3], oc + 3));
+        eq_out_q_conv4(q, out, oc, a[0], a[1], a[2], a[3]);
         w_group += group_words;
     }
 }
@@ -255,8 +252,7 @@ static void dw3x3_packed_run(const eq_depthwise_conv2d_params *p, const eq_out_q
                 x_row += row;
                 w += 6;
             }
-            eq_store4_s8(out + oc, eq_out_q_conv(q, a[0], oc), eq_out_q_conv(q, a[1], oc + 1),
-                         eq_out_q_conv(q, a[2], oc + 2), eq_out_q_conv(q, a[3], oc + 3));
+            eq_out_q_conv4(q, out, oc, a[0], a[1], a[2], a[3]);
         }
         in0 += px_step;
         out += c;
