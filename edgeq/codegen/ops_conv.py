@@ -251,10 +251,19 @@ def lower_conv2d(model: TfliteModel, op: Operator) -> KernelCall:
         _add_fast_requant(params["requant"])
     if dt == "int8" and fic == ic:
         params["bias_folded"] = folded_bias(filt, bias, -zero_point_of(inp))
+        rows = np.asarray(filt.data, dtype=np.int8).reshape(oc, fh, fw * ic)
+        padded = weight_packing.padded_row(fw * ic)
         if dil[1] == 1 and weight_packing.can_pack(ic):
             # the kernel reads the packed copy; the plain filter is not emitted
+            params["filter_packed"] = weight_packing.pack_blocks(rows.reshape(oc, -1))
+            params["packed_row"] = 0
+            filter_input = -1
+        elif (dil[1] == 1 and oc >= weight_packing.WINDOW_MIN_CHANNELS
+              and fh * padded <= weight_packing.CONV_WINDOW_MAX):
+            # small in_c: whole windows (rows zero-padded to whole words) through the same tile
             params["filter_packed"] = weight_packing.pack_blocks(
-                np.asarray(filt.data, dtype=np.int8).reshape(oc, -1))
+                weight_packing.pad_rows(rows, padded).reshape(oc, -1))
+            params["packed_row"] = padded
             filter_input = -1
     return KernelCall(
         layer=op.index, op=op.opcode, function=f"eq_conv2d_{_SUFFIX[dt]}",

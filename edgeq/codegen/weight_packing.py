@@ -16,6 +16,23 @@ BLOCK = 4  # output channels per block (the kernels' register tile)
 STEP = 4  # weights along the reduction axis per step (one 32-bit input load)
 
 
+CONV_WINDOW_MAX = 256  # EQ_CONV_WINDOW_MAX: the conv kernel's stack copy of one window
+# Copying each window pays off once enough output channels share it (measured on Cortex-M4:
+# 8 channels of a 3x3x3 conv run faster on the plain byte loop, 16 and more on the copy).
+WINDOW_MIN_CHANNELS = 16
+
+
+def padded_row(row_bytes: int) -> int:
+    """A filter row's length rounded up to whole 4-byte steps."""
+    return -(-row_bytes // STEP) * STEP
+
+
+def pad_rows(rows: np.ndarray, width: int) -> np.ndarray:
+    """``rows[..., k]`` zero-padded along the last axis to ``width`` (zero weights add 0)."""
+    pad = width - rows.shape[-1]
+    return np.pad(rows, [(0, 0)] * (rows.ndim - 1) + [(0, pad)]).astype(np.int8)
+
+
 def can_pack(reduction: int) -> bool:
     """Whether rows of ``reduction`` weights split into whole 4-byte steps."""
     return reduction > 0 and reduction % STEP == 0

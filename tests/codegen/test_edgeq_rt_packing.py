@@ -18,6 +18,7 @@ from edgeq.codegen.edgeq_rt import generate_edgeq_rt, runtime_dir
 from edgeq.codegen.host_harness import build_host_model
 from edgeq.codegen.ops_conv import fast_requant
 from edgeq.oracles import run_litert_ref
+from edgeq.tflite import load_model_t, serialize_model_t
 
 
 @pytest.mark.parametrize("channels,reduction", [(4, 4), (7, 8), (16, 36), (3, 12), (9, 64)])
@@ -144,6 +145,11 @@ def _model(shape, make):  # noqa: ANN001, ANN202
 PACKED = {
     # packed conv: borders, stride 2, a 2-channel remainder after the four-channel blocks
     "conv6_in8_k3_s2_same": ((9, 7, 8), lambda L: L.Conv2D(6, 3, strides=2, padding="same")),
+    # small in_c: whole windows copied (rows padded 9 -> 12 bytes), borders, 2-channel remainder
+    "conv18_in3_k3_s2_same": ((9, 8, 3), lambda L: L.Conv2D(18, 3, strides=2, padding="same")),
+    # DS-CNN's first layer shape: unpadded 4-byte rows, tall window, clipped on every side
+    "conv16_in1_k10x4_s2_same": ((13, 10, 1), lambda L: L.Conv2D(
+        16, (10, 4), strides=2, padding="same", activation="relu")),
     # 1x1 as a matrix product, strided, with a remainder channel
     "conv5_1x1_s2": ((6, 8, 4), lambda L: L.Conv2D(5, 1, strides=2)),
     # packed depthwise 3x3, stride 1 and 2: interior runs and clipped borders
@@ -197,3 +203,19 @@ def test_lut_conv_rounds_twice_in_the_single_rounding_build(tmp_path: Path) -> N
     got = build_host_model(path, tmp_path / "h", single_rounding=True, result=res).run([x])[0]
     want = run_litert_ref(path, x)[0]
     assert np.array_equal(np.asarray(got).reshape(want.shape), want)
+
+
+@pytest.mark.parametrize("zp", [-128, 127])
+def test_window_copy_fills_with_extreme_input_zero_points(tmp_path: Path, zp: int) -> None:
+    """Taps outside the image are filled with the input zero point; at either end of the int8
+    range the fill (and the folded bias it cancels) is at its largest."""
+    data = convert_keras(_model((7, 6, 3), lambda L: L.Conv2D(16, 3, padding="same")),
+                         io_dtype="int8")
+    mt = load_model_t(data)
+    sg = mt.subgraphs[0]
+    sg.tensors[sg.inputs[0]].quantization.zeroPoint = np.array([zp], dtype=np.int64)
+    path = tmp_path / "m.tflite"
+    path.write_bytes(serialize_model_t(mt))
+    generate_edgeq_rt(path, tmp_path / "gen", plan_json=False)
+    assert ".packed_row = 12" in (tmp_path / "gen" / "model.c").read_text()
+    assert_bit_exact(path, tmp_path, n=8)

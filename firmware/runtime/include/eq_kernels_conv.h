@@ -61,7 +61,15 @@ typedef struct {
      * edgeq.codegen.weight_packing (one group, in_c % 4 == 0, no horizontal dilation); the
      * kernel's filter argument is then NULL. */
     const int8_t *filter_packed;
+    /* with filter_packed: 0 when in_c % 4 == 0 (window rows clipped to the image); otherwise
+     * the filter's rows (filter_w * in_c bytes) were zero-padded to packed_row bytes (a multiple
+     * of 4, filter_h * packed_row <= EQ_CONV_WINDOW_MAX) and each window is read whole, border
+     * windows from a copy filled with the input zero point. */
+    int32_t packed_row;
 } eq_conv2d_params;
+
+/* Largest window (filter_h * packed_row bytes) the int8 conv copies to its stack. */
+#define EQ_CONV_WINDOW_MAX 256
 
 /* DEPTHWISE_CONV_2D: out_c = in_c * depth_multiplier, filter 1HWO. */
 typedef struct {

@@ -12,6 +12,8 @@
  * pixel is finished (all channels) before the next, in raster order (ops_conv.raster_overlap). */
 #include "eq_conv_common.h"
 
+#include <string.h>
+
 static inline int8_t requant_out(const eq_conv2d_params *p, int32_t acc, int32_t oc)
 {
     return eq_conv_out_s8(&p->requant, acc, oc, p->output_offset, p->act_min, p->act_max);
@@ -174,6 +176,75 @@ static void conv1x1_packed(const eq_conv2d_params *p, const eq_out_q *q, const i
     }
 }
 
+/* Packed filter with padded rows (packed_row > 0; small in_c such as a first layer's 1 or 3
+ * channels): each window is copied to `win` as filter_h rows of packed_row bytes, taps outside
+ * the image filled with the input zero point (x + input_offset = 0: they add nothing, as TFLM
+ * skips them) and row padding 0 (its weights are 0 too). The copy is one contiguous run, so
+ * each block of four channels is one call of the tile over filter_h * packed_row bytes, and
+ * every window starts from bias_folded: the same integer sum as TFLM's. */
+static void conv_windows(const eq_conv2d_params *p, const eq_out_q *q, const int8_t *input,
+                         int8_t *output)
+{
+    int8_t win[EQ_CONV_WINDOW_MAX];
+    const int32_t in_c = p->in_c;
+    const int32_t out_c = p->out_c;
+    const int32_t row_bytes = p->filter_w * in_c;
+    const int32_t pr = p->packed_row;
+    const int32_t fh = p->filter_h;
+    const int32_t size = fh * pr;
+    const int32_t *const init = p->bias_folded;
+    const int8_t zp = (int8_t)(-p->input_offset);
+    int8_t *out = output;
+    memset(win, 0, sizeof win); /* the row padding stays 0 */
+    for (int32_t b = 0; b < p->batches; ++b) {
+        const int8_t *in_b = input + b * p->in_h * p->in_w * in_c;
+        for (int32_t oy = 0; oy < p->out_h; ++oy) {
+            const int32_t in_y0 = oy * p->stride.h - p->padding.h;
+            int32_t fy0, fy1;
+            eq_valid_taps(in_y0, p->dilation.h, p->in_h, fh, &fy0, &fy1);
+            for (int32_t ox = 0; ox < p->out_w; ++ox) {
+                const int32_t in_x0 = ox * p->stride.w - p->padding.w;
+                int32_t fx0, fx1;
+                eq_valid_taps(in_x0, 1, p->in_w, p->filter_w, &fx0, &fx1);
+                const int32_t k0 = fx0 * in_c;
+                const int32_t k1 = fx1 * in_c;
+                const int8_t *row = in_b + (in_y0 * p->in_w + in_x0) * in_c;
+                int8_t *dst = win;
+                for (int32_t fy = 0; fy < fh; ++fy) {
+                    if (fy >= fy0 && fy < fy1) {
+                        for (int32_t k = 0; k < row_bytes; ++k) {
+                            dst[k] = k >= k0 && k < k1 ? row[k] : zp;
+                        }
+                    } else {
+                        for (int32_t k = 0; k < row_bytes; ++k) {
+                            dst[k] = zp;
+                            EQ_OPAQUE(dst); /* a byte loop, not a memset call per row */
+                        }
+                    }
+                    dst += pr;
+                    row += p->dilation.h * p->in_w * in_c;
+                }
+                const int8_t *wp = p->filter_packed;
+                int32_t oc = 0;
+                for (; oc + 4 <= out_c; oc += 4) {
+                    int32_t acc[4] = {init[oc], init[oc + 1], init[oc + 2], init[oc + 3]};
+                    wp = eq_dot4_packed(win, size, wp, 0, acc);
+                    eq_out_q_conv4(q, out, oc, acc[0], acc[1], acc[2], acc[3]);
+                }
+                for (; oc < out_c; ++oc) { /* plain padded rows after the last block */
+                    int32_t acc = init[oc];
+                    for (int32_t k = 0; k < size; ++k) {
+                        acc += (int32_t)wp[k] * (int32_t)win[k];
+                    }
+                    wp += size;
+                    out[oc] = (int8_t)eq_out_q_conv(q, acc, oc);
+                }
+                out += out_c;
+            }
+        }
+    }
+}
+
 /* Any group count and dilation: TFLM's loop order, one tap at a time. */
 static void conv_generic(const eq_conv2d_params *p, const int8_t *input, const int8_t *filter,
                          const int32_t *bias, int8_t *output)
@@ -223,6 +294,17 @@ eq_status eq_conv2d_s8(const eq_conv2d_params *p, const int8_t *input, const int
     if (p == NULL || input == NULL || output == NULL || p->filter_in_c <= 0 ||
         p->in_c % p->filter_in_c != 0) {
         return EQ_ERR_ARG;
+    }
+    if (p->filter_packed != NULL && p->packed_row > 0) {
+        if (p->in_c != p->filter_in_c || p->packed_row % 4 != 0 || p->dilation.w != 1 ||
+            p->dilation.h < 1 || p->bias_folded == NULL ||
+            p->packed_row < p->filter_w * p->in_c ||
+            p->filter_h * p->packed_row > EQ_CONV_WINDOW_MAX) {
+            return EQ_ERR_ARG;
+        }
+        const eq_out_q q = eq_out_q_make(&p->requant, p->output_offset, p->act_min, p->act_max);
+        conv_windows(p, &q, input, output);
+        return EQ_OK;
     }
     if (p->filter_packed != NULL) {
         if (p->in_c != p->filter_in_c || p->in_c % 4 != 0 || p->dilation.w != 1 ||
