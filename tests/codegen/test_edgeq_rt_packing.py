@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers_edgeq_rt import assert_bit_exact, convert_keras, keras_layers, random_inputs
+from helpers_host_harness import build_host_model
 
 from edgeq.codegen import weight_packing
 from edgeq.codegen.edgeq_rt import generate_edgeq_rt, runtime_dir
-from edgeq.codegen.host_harness import build_host_model
 from edgeq.codegen.ops_conv import fast_requant
 from edgeq.oracles import run_litert_ref
 from edgeq.tflite import load_model_t, serialize_model_t
