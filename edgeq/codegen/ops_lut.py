@@ -83,7 +83,8 @@ def _lut_base_params(base: KernelCall) -> dict:
     """The plain lowering's parameters minus what only the int8 kernels read (the packed filter:
     the LUT kernels decode their own weights, the copy would undo the flash saving)."""
     params = {k: v for k, v in base.params.items() if k != "filter_packed"}
-    params["requant"] = {k: v for k, v in params["requant"].items() if k != "fast"}
+    if isinstance(params.get("requant"), dict):
+        params["requant"] = {k: v for k, v in params["requant"].items() if k != "fast"}
     return params
 
 
