@@ -17,7 +17,7 @@ import pytest
 from helpers_edgeq_rt import convert_keras, keras_layers, random_inputs
 
 from edgeq.bench.validate import validate_on_device
-from edgeq.codegen.edgeq_rt import generate_edgeq_rt
+from edgeq.codegen.edgeq_rt import write_edgeq_rt
 from edgeq.device.qemu import QemuInstance
 from edgeq.device.session import DeviceSession
 from edgeq.oracles import run_litert_ref, run_tflm
@@ -63,7 +63,7 @@ def int8_case(tmp_path_factory):  # noqa: ANN001, ANN201
     root = tmp_path_factory.mktemp("dsp_int8")
     path = root / "m.tflite"
     path.write_bytes(convert_keras(_int8_model, io_dtype="int8"))
-    gen = generate_edgeq_rt(path, root / "gen", plan_json=False)
+    gen = write_edgeq_rt(path, root / "gen", plan_json=False)
     x = random_inputs(path, SAMPLES, seed=5)[0]
     return {"root": root, "tflite": path, "gen": gen, "x": x,
             "double": run_tflm(path, x), "single": run_litert_ref(path, x)}
@@ -137,7 +137,7 @@ def lut_case(tmp_path_factory):  # noqa: ANN001, ANN201
     path = root / "t.tflite"
     path.write_bytes(convert_keras(_ternary_model, io_dtype="int8"))
     x = random_inputs(path, SAMPLES, seed=6)[0]
-    gen = generate_edgeq_rt(path, root / "lut", plan_json=False, weight_coding="lut")
+    gen = write_edgeq_rt(path, root / "lut", plan_json=False, weight_coding="lut")
     assert any(f.endswith("_lut") for f in gen.functions)
     assert "filter_packed" not in (root / "lut" / "model.c").read_text()
     return {"root": root, "tflite": path, "gen": gen, "x": x,

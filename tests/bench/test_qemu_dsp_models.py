@@ -14,7 +14,7 @@ from helpers_device import quantized_digits
 from helpers_edgeq_rt import convert_keras, mlperf_lookalike, random_inputs
 
 from edgeq.bench.validate import validate_on_device
-from edgeq.codegen.edgeq_rt import generate_edgeq_rt
+from edgeq.codegen.edgeq_rt import write_edgeq_rt
 from edgeq.device.qemu import QemuInstance
 from edgeq.device.session import DeviceSession
 from edgeq.oracles import run_tflm
@@ -48,7 +48,7 @@ def _tflite(name: str, root: Path) -> Path:
 def model(request, tmp_path_factory):  # noqa: ANN001, ANN201
     root = tmp_path_factory.mktemp(request.param)
     tflite = _tflite(request.param, root)
-    gen = generate_edgeq_rt(tflite, root / "gen", plan_json=False)
+    gen = write_edgeq_rt(tflite, root / "gen", plan_json=False)
     x = random_inputs(tflite, SAMPLES, seed=9)
     return {"root": root, "gen": gen, "x": x, "want": run_tflm(tflite, x)}
 

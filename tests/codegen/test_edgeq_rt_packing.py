@@ -15,7 +15,7 @@ from helpers_edgeq_rt import assert_bit_exact, convert_keras, keras_layers, rand
 from helpers_host_harness import build_host_model
 
 from edgeq.codegen import weight_packing
-from edgeq.codegen.edgeq_rt import generate_edgeq_rt, runtime_dir
+from edgeq.codegen.edgeq_rt import runtime_dir, write_edgeq_rt
 from edgeq.codegen.ops_conv import fast_requant
 from edgeq.oracles import run_litert_ref
 from edgeq.tflite import load_model_t, serialize_model_t
@@ -167,7 +167,7 @@ def test_packed_kernels_bit_exact_on_host(tmp_path: Path, case: str) -> None:
     shape, make = PACKED[case]
     path = tmp_path / "m.tflite"
     path.write_bytes(convert_keras(_model(shape, make), io_dtype="int8"))
-    gen = generate_edgeq_rt(path, tmp_path / "gen", plan_json=False)
+    gen = write_edgeq_rt(path, tmp_path / "gen", plan_json=False)
     c = (tmp_path / "gen" / "model.c").read_text()
     assert "filter_packed" in c  # the packed layout is what runs
     assert "static const int8_t tensor" not in c  # no plain filter beside its packed copy
@@ -195,7 +195,7 @@ def test_lut_conv_rounds_twice_in_the_single_rounding_build(tmp_path: Path) -> N
 
     path = tmp_path / "t.tflite"
     path.write_bytes(convert_keras(ternary, io_dtype="int8"))
-    res = generate_edgeq_rt(path, tmp_path / "lut", plan_json=False, weight_coding="lut")
+    res = write_edgeq_rt(path, tmp_path / "lut", plan_json=False, weight_coding="lut")
     assert {"eq_conv2d_s8_lut", "eq_depthwise_conv2d_s8_lut"} <= set(res.functions)
     model_c = (tmp_path / "lut" / "model.c").read_text()
     assert "filter_packed" not in model_c and ".fast" not in model_c
@@ -216,6 +216,6 @@ def test_window_copy_fills_with_extreme_input_zero_points(tmp_path: Path, zp: in
     sg.tensors[sg.inputs[0]].quantization.zeroPoint = np.array([zp], dtype=np.int64)
     path = tmp_path / "m.tflite"
     path.write_bytes(serialize_model_t(mt))
-    generate_edgeq_rt(path, tmp_path / "gen", plan_json=False)
+    write_edgeq_rt(path, tmp_path / "gen", plan_json=False)
     assert ".packed_row = 12" in (tmp_path / "gen" / "model.c").read_text()
     assert_bit_exact(path, tmp_path, n=8)
