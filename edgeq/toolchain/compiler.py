@@ -126,10 +126,11 @@ def _first_error(text: str) -> str:
 
 
 def _sources(board: Board, model_dir: Path, runtime_dir: Path,
-             kernel_sources: list[Path] | None) -> list[tuple[Path, list[str]]]:
+             kernel_sources: list[Path] | None, clock_setup: bool) -> list[tuple[Path, list[str]]]:
     uart_file, uart_flags = UART_SOURCES[board.uart_driver]
     srcs: list[tuple[Path, list[str]]] = [
         (FIRMWARE_DIR / "startup" / "startup.c", []),
+        *([(FIRMWARE_DIR / "startup" / f"clock_{board.clock.tree}.c", [])] if clock_setup else []),
         (FIRMWARE_DIR / "drivers" / uart_file, uart_flags),
         (FIRMWARE_DIR / "drivers" / COUNTER_SOURCES[board.counter], []),
         (FIRMWARE_DIR / "proto" / "eq_proto.c", []),
@@ -157,14 +158,18 @@ def build_firmware(
     input_bytes: int | None = None,
     kernel_sources: list[Path] | None = None,
     defines: tuple[str, ...] = (),
+    clock_setup: bool | None = None,
 ) -> FirmwareBuild:
     """Compile the app, drivers, generated model and runtime kernels into fw.elf/.bin/.hex.
 
     ``input_bytes`` (the sum of the model's input sizes) sizes the app's input staging buffer;
     without it the arena size is used as a safe upper bound. ``kernel_sources`` (from codegen)
     limits the runtime kernels compiled to those the model calls; default: all of them.
+    ``clock_setup`` overrides whether the startup runs the board's clock tree (default: the
+    board config's choice; QEMU boards without an RCC model skip it).
     """
     model_dir = Path(model_dir)
+    setup = board.clock_setup if clock_setup is None else clock_setup and board.clock.configured
     runtime = Path(runtime_dir) if runtime_dir is not None else RUNTIME_DIR
     out = Path(out_dir)
     gcc, objcopy, size_tool = find_tool("gcc"), find_tool("objcopy"), find_tool("size")
@@ -189,13 +194,13 @@ def build_firmware(
         cflags.append("-DEDGEQ_PROFILE_LAYERS")
     log: list[str] = []
     with atomic_output_dir(out) as tmp:
-        (tmp / "board_config.h").write_text(board_header(board))
+        (tmp / "board_config.h").write_text(board_header(board, clock_setup=setup))
         (tmp / "linker.ld").write_text(linker_script(board))
         includes = [f"-I{p}" for p in (tmp, FIRMWARE_DIR / "include", model_dir,
                                        runtime / "include")]
         (tmp / "obj").mkdir()
         jobs = []
-        for i, (src, extra) in enumerate(_sources(board, model_dir, runtime, kernel_sources)):
+        for i, (src, extra) in enumerate(_sources(board, model_dir, runtime, kernel_sources, setup)):
             obj = tmp / "obj" / f"{i:03d}_{src.stem}.o"
             jobs.append((src, obj, [gcc, *cflags, *extra, *includes, "-c", str(src), "-o",
                                     str(obj)]))

@@ -4,6 +4,8 @@
 
 #include <stdint.h>
 
+#include "board_config.h"
+
 void eq_uart_init(void);
 void eq_uart_putc(uint8_t c);
 int eq_uart_getc(uint8_t *c); /* 1 and the byte if one was received, else 0; never blocks */
@@ -16,5 +18,28 @@ void eq_counter_init(void);
 void eq_counter_start(void);    /* zero the counter (and align SysTick's phase) */
 uint32_t eq_counter_now(void);  /* counts since eq_counter_start */
 uint32_t eq_counter_kind(void);
+
+/* Clock tree (firmware/startup/clock_<tree>.c): Reset_Handler runs eq_clock_init() before main.
+ * Every ready-bit wait has a timeout; on one the part stays at (or returns to) its reset clock
+ * and the step that failed is kept for main to report. */
+#define EQ_CLOCK_OK 0u
+#define EQ_CLOCK_FAIL_SOURCE 1u  /* oscillator (HSE/HSI/HFXO) never became ready */
+#define EQ_CLOCK_FAIL_VOLTAGE 2u /* regulator scaling / over-drive / boost never became ready */
+#define EQ_CLOCK_FAIL_FLASH 3u   /* flash latency did not read back */
+#define EQ_CLOCK_FAIL_PLL 4u     /* PLL never locked */
+#define EQ_CLOCK_FAIL_SWITCH 5u  /* SYSCLK switch not confirmed by the SWS status field */
+
+uint32_t eq_clock_init(void);   /* EQ_CLOCK_OK or the failed step */
+uint32_t eq_clock_status(void); /* what eq_clock_init returned at boot */
+uint32_t eq_clock_hz(void);     /* core clock now running (the operating point or the reset clock) */
+
+/* Timing marker GPIO: high for exactly the timed window (board config [marker]). */
+#if defined(EQ_MARKER_SET_ADDR)
+#define EQ_MARKER_HIGH() (*(volatile uint32_t *)EQ_MARKER_SET_ADDR = EQ_MARKER_SET_VALUE)
+#define EQ_MARKER_LOW() (*(volatile uint32_t *)EQ_MARKER_CLEAR_ADDR = EQ_MARKER_CLEAR_VALUE)
+#else
+#define EQ_MARKER_HIGH() ((void)0)
+#define EQ_MARKER_LOW() ((void)0)
+#endif
 
 #endif

@@ -1,0 +1,180 @@
+"""Run a linked firmware image's startup code under the unicorn instruction emulator with the
+peripheral space replaced by a register file that records every access.
+
+Used by the clock-tree tests: the real ``fw.bin`` executes from its reset vector on an emulated
+Cortex-M core; reads and writes to 0x40000000-0x5FFFFFFF and the system control space go to
+``RegisterFile``, whose ready bits follow the enable bits the firmware writes (``ReadyRule``).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+
+from unicorn import UC_ARCH_ARM, UC_HOOK_CODE, UC_MODE_MCLASS, UC_MODE_THUMB, Uc, UcError
+from unicorn.arm_const import (
+    UC_ARM_REG_PC,
+    UC_ARM_REG_SP,
+    UC_CPU_ARM_CORTEX_M4,
+    UC_CPU_ARM_CORTEX_M7,
+)
+
+from edgeq.toolchain.boards import Board
+from edgeq.toolchain.compiler import FirmwareBuild, find_tool
+
+PERIPHERALS = (0x40000000, 0x20000000)  # 0x40000000-0x5FFFFFFF: APB/AHB/D1-D3 buses, nRF GPIO
+SYSTEM = (0xE0000000, 0x00100000)  # SCB, FPU, DWT, cache maintenance
+
+
+@dataclass(frozen=True)
+class ReadyRule:
+    """``status_addr & ready`` reads as set once ``enable_addr & enable == enable`` has held for
+    ``delay`` reads of the status register (an oscillator taking time to start), clear otherwise.
+    ``broken`` rules never report ready (a crystal that does not start)."""
+
+    enable_addr: int
+    enable: int
+    status_addr: int
+    ready: int
+    delay: int = 3
+    inverted: bool = False  # flag that reads 1 while busy (e.g. VOSF), 0 once done
+
+
+@dataclass
+class Access:
+    kind: str  # "w" | "r"
+    addr: int
+    value: int
+    icount: int  # instructions executed inside the counted function (eq_clock_init) so far
+
+
+@dataclass
+class RegisterFile:
+    reset: dict[int, int]
+    rules: list[ReadyRule]
+    mirrors: list[tuple[int, int, int]] = field(default_factory=list)  # (addr, src mask, shift)
+    broken: set[int] = field(default_factory=set)  # status addresses whose rule never fires
+    fixed: dict[int, int] = field(default_factory=dict)  # bits that always read as set (UART TXE)
+    writes: list[Access] = field(default_factory=list)
+    reads: list[Access] = field(default_factory=list)
+    icount: int = 0
+
+    def __post_init__(self) -> None:
+        self.values: dict[int, int] = dict(self.reset)
+        self._polls: dict[ReadyRule, int] = {}
+
+    def value(self, addr: int) -> int:
+        return self.values.get(addr, 0)
+
+    def read(self, addr: int) -> int:
+        v = self.value(addr) | self.fixed.get(addr, 0)
+        for rule in self.rules:
+            if rule.status_addr != addr:
+                continue
+            on = (self.value(rule.enable_addr) & rule.enable) == rule.enable
+            n = self._polls.get(rule, 0) + 1 if on else 0
+            self._polls[rule] = n
+            ready = on and n > rule.delay and addr not in self.broken
+            if rule.inverted:
+                ready = not ready if on else False
+            v = (v | rule.ready) if ready else (v & ~rule.ready)
+        for maddr, mask, shift in self.mirrors:  # e.g. SWS follows SW
+            if maddr == addr:
+                v = (v & ~(mask << shift)) | ((v & mask) << shift)
+        self.reads.append(Access("r", addr, v, self.icount))
+        return v
+
+    def write(self, addr: int, value: int) -> None:
+        self.writes.append(Access("w", addr, value, self.icount))
+        self.values[addr] = value
+
+    def write_index(self, addr: int, mask: int, value: int, start: int = 0) -> int:
+        """Index of the first recorded write from ``start`` on that leaves ``addr & mask`` equal
+        to ``value``; a missing write fails the calling test with the address named."""
+        for i in range(start, len(self.writes)):
+            w = self.writes[i]
+            if w.addr == addr and w.value & mask == value:
+                return i
+        raise AssertionError(f"no write to {addr:#010x} with (value & {mask:#x}) == {value:#x}")
+
+    def value_before(self, index: int, addr: int) -> int:
+        """The register's value just before recorded write ``index`` (replaying the writes)."""
+        v = self.reset.get(addr, 0)
+        for w in self.writes[:index]:
+            if w.addr == addr:
+                v = w.value
+        return v
+
+
+@dataclass
+class StartupRun:
+    regs: RegisterFile
+    reached: list[str]  # watched symbols in the order first executed
+    symbols: dict[str, tuple[int, int]]
+
+
+def symbols(elf: str) -> dict[str, tuple[int, int]]:
+    """name -> (address, size) of the ELF's sized symbols."""
+    out = subprocess.run([find_tool("nm"), "-S", elf], capture_output=True, text=True,
+                         check=True).stdout
+    table: dict[str, tuple[int, int]] = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 4:
+            table[parts[3]] = (int(parts[0], 16), int(parts[1], 16))
+    return table
+
+
+def run_startup(fw: FirmwareBuild, regs: RegisterFile, *, stop_at: str = "eq_uart_getc",
+                watch: tuple[str, ...] = ("main", "eq_clock_init", "eq_uart_init"),
+                counted: str = "eq_clock_init", max_instructions: int = 30_000_000) -> StartupRun:
+    """Execute ``fw`` from its reset vector until ``stop_at`` is first entered; instructions
+    inside ``counted`` are counted one by one (only there: per-instruction hooks are slow)."""
+    board: Board = fw.board
+    cpu = UC_CPU_ARM_CORTEX_M7 if board.core == "cortex-m7" else UC_CPU_ARM_CORTEX_M4
+    uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS)
+    uc.ctl_set_cpu_model(cpu)
+    image = fw.bin.read_bytes()
+    for region in board.memory:
+        uc.mem_map(region.origin, region.length)
+    uc.mem_write(board.flash.origin, image)
+
+    def on_read(_uc, offset, _size, base):
+        return regs.read(base + offset)
+
+    def on_write(_uc, offset, _size, value, base):
+        regs.write(base + offset, value)
+
+    for base, size in (PERIPHERALS, SYSTEM):
+        uc.mmio_map(base, size, on_read, base, on_write, base)
+
+    syms = symbols(str(fw.elf))
+    reached: list[str] = []
+
+    def on_entry(u, _address, _size, name):
+        if name not in reached:
+            reached.append(name)
+        if name == stop_at:
+            u.emu_stop()
+
+    def on_counted(_u, _address, _size, _data):
+        regs.icount += 1
+
+    for name in (*watch, stop_at):
+        if name in syms:
+            addr = syms[name][0] & ~1
+            uc.hook_add(UC_HOOK_CODE, on_entry, name, addr, addr)
+    if counted in syms:
+        addr, size = syms[counted]
+        uc.hook_add(UC_HOOK_CODE, on_counted, None, addr & ~1, (addr & ~1) + size - 1)
+    sp = int.from_bytes(image[0:4], "little")
+    reset = int.from_bytes(image[4:8], "little")
+    uc.reg_write(UC_ARM_REG_SP, sp)
+    try:
+        uc.emu_start(reset | 1, 0xFFFFFFFF, count=max_instructions)
+    except UcError as exc:
+        pc = uc.reg_read(UC_ARM_REG_PC)
+        raise AssertionError(f"emulation stopped at pc={pc:#x}: {exc}") from None
+    if stop_at not in reached:
+        raise AssertionError(f"{stop_at} not reached within {max_instructions} instructions")
+    return StartupRun(regs=regs, reached=reached, symbols=syms)
