@@ -94,6 +94,35 @@ def integrate_energy(current_a: np.ndarray, voltage_v: float | np.ndarray, *,
     return float(np.sum((p[1:] + p[:-1]) * np.diff(t)) / 2.0) / inferences
 
 
+def gpio_windows(times_s: np.ndarray, logic: np.ndarray) -> list[tuple[float, float]]:
+    """(start, end) of every complete high span of the marker channel, in order."""
+    lv = np.asarray(logic).astype(bool)
+    t = np.asarray(times_s, dtype=np.float64)
+    rises = np.flatnonzero(~lv[:-1] & lv[1:]) + 1
+    falls = np.flatnonzero(lv[:-1] & ~lv[1:]) + 1
+    spans = []
+    for r in rises:
+        after = falls[falls > r]
+        if len(after):
+            spans.append((float(t[r]), float(t[after[0]])))
+    return spans
+
+
+def marked_energy(current_a: np.ndarray, voltage_v: float | np.ndarray, times_s: np.ndarray,
+                  logic: np.ndarray, inferences: int) -> tuple[float, float]:
+    """Joules per inference over the marker's high spans (one per timed inference), and the
+    mean span in seconds. The span count must equal ``inferences``: a mismatch means a
+    miswired or bouncing marker input, and the figure would be wrong."""
+    spans = gpio_windows(times_s, logic)
+    if len(spans) != inferences:
+        raise DeviceError(f"the marker pin pulsed {len(spans)} times for {inferences} "
+                          "inferences; check the wiring to the monitor's digital input (or "
+                          "sample faster)")
+    total = sum(integrate_energy(current_a, voltage_v, times_s=times_s, window=w)
+                for w in spans)
+    return total / inferences, sum(b - a for a, b in spans) / inferences
+
+
 def gpio_window(times_s: np.ndarray, logic: np.ndarray) -> tuple[float, float]:
     """(start, end) of the first high span of a digital channel (the firmware's marker pin)."""
     lv = np.asarray(logic).astype(bool)

@@ -116,7 +116,8 @@ def bench(board: Board, *, build_dir: Path, port: str | None = None, emulator: b
         if monitor is not None:
             if emulator:
                 raise DeviceError("a power monitor measures a real board; drop --emulator")
-            measured = measure_energy(s, monitor, monitor_port, runs)
+            measured = measure_energy(s, monitor, monitor_port, runs,
+                                      use_marker=board.marker is not None)
         layers = None
         if per_layer:
             counts = s.layer_counts()
@@ -133,9 +134,11 @@ def bench(board: Board, *, build_dir: Path, port: str | None = None, emulator: b
 
 
 def measure_energy(session: DeviceSession, monitor: str, monitor_port: str | None,
-                   runs: int) -> dict[str, Any]:
-    """Bracket ``runs`` back-to-back inferences with the monitor: ∫V·I dt over the window / N."""
-    from edgeq.bench.energy import integrate_energy
+                   runs: int, *, use_marker: bool = False) -> dict[str, Any]:
+    """Bracket ``runs`` back-to-back inferences with the monitor: ∫V·I dt / N over the marker
+    pin's high spans when the board has one and the monitor recorded it, else over the host's
+    command window."""
+    from edgeq.bench.energy import integrate_energy, marked_energy
     from edgeq.bench.monitors import open_monitor
 
     mon = open_monitor(monitor, monitor_port)
@@ -147,10 +150,15 @@ def measure_energy(session: DeviceSession, monitor: str, monitor_port: str | Non
         t1 = time.monotonic()
         time.sleep(0.2)
     finally:
-        times, current, voltage = mon.stop()
-    joules = integrate_energy(current, voltage, times_s=times, window=(t0, t1), inferences=runs)
+        rec = mon.stop()
+    if use_marker and rec.marker is not None and rec.marker.any():
+        joules, span = marked_energy(rec.current_a, rec.voltage_v, rec.times_s, rec.marker, runs)
+        return {"estimate": False, "monitor": monitor, "microjoules": joules * 1e6,
+                "window": "marker pin", "window_s": span * runs, "inferences": runs}
+    joules = integrate_energy(rec.current_a, rec.voltage_v, times_s=rec.times_s,
+                              window=(t0, t1), inferences=runs)
     return {"estimate": False, "monitor": monitor, "microjoules": joules * 1e6,
-            "window_s": t1 - t0, "inferences": runs}
+            "window": "command", "window_s": t1 - t0, "inferences": runs}
 
 
 def render_bench(r: dict[str, Any]) -> str:
@@ -165,7 +173,8 @@ def render_bench(r: dict[str, Any]) -> str:
     if r.get("measured_energy"):
         m = r["measured_energy"]
         lines.append(f"measured energy: {m['microjoules']:.2f} uJ/inference ({m['monitor']}, "
-                     f"{m['inferences']} inferences in {m['window_s']:.3f} s)")
+                     f"{m['inferences']} inferences in {m['window_s']:.3f} s, "
+                     f"{m.get('window', 'command')} window)")
     if r.get("layers"):
         rows = layer_table([x["op"] for x in r["layers"]], [x["macs"] for x in r["layers"]],
                            [x["count"] for x in r["layers"]])

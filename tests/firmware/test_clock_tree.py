@@ -343,7 +343,8 @@ FAILURES = [
 ]
 
 
-@pytest.mark.parametrize("name,status,reason,cfgr,sw_mask,reset_sw", FAILURES)
+@pytest.mark.parametrize("name,status,reason,cfgr,sw_mask,reset_sw", FAILURES,
+                         ids=[f[0] for f in FAILURES])
 def test_missing_ready_bit_times_out_and_falls_back(firmware, name, status, reason, cfgr,
                                                     sw_mask, reset_sw):
     fw = firmware(name)
