@@ -13,7 +13,12 @@ from dataclasses import dataclass, field
 
 from unicorn import UC_ARCH_ARM, UC_HOOK_CODE, UC_MODE_MCLASS, UC_MODE_THUMB, Uc, UcError
 from unicorn.arm_const import (
+    UC_ARM_REG_LR,
     UC_ARM_REG_PC,
+    UC_ARM_REG_R0,
+    UC_ARM_REG_R1,
+    UC_ARM_REG_R2,
+    UC_ARM_REG_R3,
     UC_ARM_REG_SP,
     UC_CPU_ARM_CORTEX_M4,
     UC_CPU_ARM_CORTEX_M7,
@@ -57,6 +62,7 @@ class RegisterFile:
     fixed: dict[int, int] = field(default_factory=dict)  # bits that always read as set (UART TXE)
     writes: list[Access] = field(default_factory=list)
     reads: list[Access] = field(default_factory=list)
+    log: list[Access] = field(default_factory=list)  # reads, writes and marks, in order
     icount: int = 0
 
     def __post_init__(self) -> None:
@@ -82,10 +88,12 @@ class RegisterFile:
             if maddr == addr:
                 v = (v & ~(mask << shift)) | ((v & mask) << shift)
         self.reads.append(Access("r", addr, v, self.icount))
+        self.log.append(self.reads[-1])
         return v
 
     def write(self, addr: int, value: int) -> None:
         self.writes.append(Access("w", addr, value, self.icount))
+        self.log.append(self.writes[-1])
         self.values[addr] = value
 
     def write_index(self, addr: int, mask: int, value: int, start: int = 0) -> int:
@@ -111,6 +119,27 @@ class StartupRun:
     regs: RegisterFile
     reached: list[str]  # watched symbols in the order first executed
     symbols: dict[str, tuple[int, int]]
+    uc: Uc
+    sp: int
+    return_addr: int
+
+    def call(self, fn: str, *args: int, max_instructions: int = 50_000_000) -> int:
+        """Call a firmware function (AAPCS, up to four word arguments) from where startup
+        stopped; returns r0."""
+        for reg, val in zip((UC_ARM_REG_R0, UC_ARM_REG_R1, UC_ARM_REG_R2, UC_ARM_REG_R3)[
+                :len(args)], args, strict=True):
+            self.uc.reg_write(reg, val)
+        self.uc.reg_write(UC_ARM_REG_SP, self.sp - 64)
+        self.uc.reg_write(UC_ARM_REG_LR, self.return_addr | 1)
+        self.uc.emu_start(self.symbols[fn][0] | 1, self.return_addr, count=max_instructions)
+        return self.uc.reg_read(UC_ARM_REG_R0)
+
+    def mark_calls(self, fn: str) -> None:
+        """Log an ("call", address of fn) entry in regs.log each time ``fn`` is entered."""
+        addr = self.symbols[fn][0] & ~1
+        self.uc.hook_add(UC_HOOK_CODE,
+                         lambda *_: self.regs.log.append(Access("call", addr, 0, self.regs.icount)),
+                         None, addr, addr)
 
 
 def symbols(elf: str) -> dict[str, tuple[int, int]]:
@@ -177,4 +206,5 @@ def run_startup(fw: FirmwareBuild, regs: RegisterFile, *, stop_at: str = "eq_uar
         raise AssertionError(f"emulation stopped at pc={pc:#x}: {exc}") from None
     if stop_at not in reached:
         raise AssertionError(f"{stop_at} not reached within {max_instructions} instructions")
-    return StartupRun(regs=regs, reached=reached, symbols=syms)
+    return StartupRun(regs=regs, reached=reached, symbols=syms, uc=uc, sp=sp,
+                      return_addr=board.flash.origin + board.flash.length - 16)

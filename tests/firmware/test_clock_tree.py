@@ -95,6 +95,7 @@ def nrf_model(board: Board) -> RegisterFile:
 
 MODELS = {"stm32f4": f4_model, "stm32l4": l4_model, "stm32h7": h7_model, "nrf52": nrf_model}
 CLOCKED = [b.name for b in list_boards() if b.clock.configured]
+MARKED = [b.name for b in list_boards() if b.marker is not None]
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +127,30 @@ def brr(run: StartupRun, board: Board) -> int:
 def usart_div(clock_hz: int, baud: int, lpuart: bool) -> int:
     """RM: USART (16x oversampling) BRR = f_ck / baud; LPUART BRR = 256 x f_ck / baud."""
     return round(256 * clock_hz / baud) if lpuart else round(clock_hz / baud)
+
+
+# ------------------------------------------------------------------------------------------
+# What `edgeq boards` claims as verified in emulation is what this module (and the QEMU tests)
+# check for that board.
+
+COVERED = {
+    "clock-tree": set(CLOCKED), "uart-baud": set(CLOCKED), "fpu": set(CLOCKED),
+    "flash-ws": {"nucleo-f446re", "stm32f4-discovery", "netduinoplus2", "nucleo-l4r5zi",
+                 "nucleo-h743zi"},
+    "boost-mode": {"nucleo-l4r5zi"}, "over-drive": {"nucleo-f446re"}, "vos": {"nucleo-h743zi"},
+    "m7-caches": {"nucleo-h743zi"},
+    "marker-pin": set(MARKED),
+    "protocol-qemu": {b.name for b in list_boards() if b.emulated},  # tests/device/test_qemu_*
+}
+
+
+def test_verified_claims_match_the_tests():
+    for b in list_boards():
+        claimed = set(b.verified_emulation)
+        assert claimed <= set(COVERED), (b.name, claimed - set(COVERED))
+        covered = {claim for claim, names in COVERED.items() if b.name in names}
+        assert claimed == covered, b.name
+        assert b.verified_hardware == ()  # nothing has run on a real board yet
 
 
 # ------------------------------------------------------------------------------------------
@@ -384,98 +409,42 @@ def test_hfxo_that_never_starts_reports_and_keeps_running(firmware):
 # The timing marker brackets exactly the counted window.
 
 
-@pytest.mark.parametrize("name", ["nucleo-l4r5zi", "nucleo-h743zi", "nrf52840dk"])
+@pytest.mark.parametrize("name", MARKED)
 def test_marker_pin_brackets_the_counted_invoke(firmware, name):
     fw = firmware(name)
     b, m = fw.board, fw.board.marker
     regs = MODELS[b.clock.tree](b)
-    run_startup(fw, regs)
+    run = run_startup(fw, regs)
     # output mode and port clock from the board config's port/pin (RM GPIO register layout)
     if b.clock.tree == "nrf52":
         assert regs.value(0x50000300 + 0x518) == 1 << m.pin  # P1.DIRSET
     else:
         port = ord(m.port[1]) - ord("A")
-        gpio = {"stm32l4": 0x48000000, "stm32h7": 0x58020000}[b.clock.tree] + 0x400 * port
+        gpio = {"stm32f4": 0x40020000, "stm32l4": 0x48000000,
+                "stm32h7": 0x58020000}[b.clock.tree] + 0x400 * port
         assert field(regs.value(gpio), 2 * m.pin + 1, 2 * m.pin) == 0b01
-        enr = {"stm32l4": 0x4002104C, "stm32h7": 0x580244E0}[b.clock.tree]
+        enr = {"stm32f4": 0x40023830, "stm32l4": 0x4002104C, "stm32h7": 0x580244E0}[b.clock.tree]
         assert regs.value(enr) & (1 << port)
     # now drive one INVOKE (1 warm-up, 2 runs) through the firmware's dispatcher
-    seq = _invoke_under_emulation(fw, regs)
+    run.call("eq_app_init")
+    run.mark_calls("edgeq_model_invoke")
+    frame = P.encode_frame(P.CMD_INVOKE, 7, struct.pack("<HH", 1, 2))[:-1]  # no delimiter
+    buf = b.ram.origin + b.ram.length - 0x4000
+    run.uc.mem_write(buf, frame)
+    regs.log.clear()
+    n = run.call("eq_app_handle_encoded", buf, len(frame), buf + 0x400, 0x400)
+    reply = P.decode_frame(bytes(run.uc.mem_read(buf + 0x400, n)).rstrip(b"\x00"))
+    assert reply.code == P.CMD_INVOKE | P.REPLY and reply.payload[0] == 0  # status OK
+    seq = [(a.kind, a.addr, a.value) for a in regs.log]
     set_w = [i for i, (kind, a, v) in enumerate(seq) if kind == "w" and a == m.set_addr
              and v == m.set_value]
     clr_w = [i for i, (kind, a, v) in enumerate(seq) if kind == "w" and a == m.clear_addr
              and v == m.clear_value]
     starts = [i for i, (kind, a, v) in enumerate(seq) if kind == "w" and a == 0xE0001004]
     reads = [i for i, (kind, a, v) in enumerate(seq) if kind == "r" and a == 0xE0001004]
-    invokes = [i for i, (kind, _a, _v) in enumerate(seq) if kind == "invoke"]
+    invokes = [i for i, (kind, _a, _v) in enumerate(seq) if kind == "call"]
     assert len(set_w) == len(clr_w) == 2 and len(invokes) == 3  # warm-up is not marked
     for k in range(2):  # high -> counter zeroed -> invoke -> counter read -> low
         assert set_w[k] < starts[k] < invokes[k + 1] < reads[k] < clr_w[k]
         assert starts[k] - set_w[k] == 1 and clr_w[k] - reads[k] == 1  # nothing else between
     assert invokes[0] < set_w[0]
-
-
-def _invoke_under_emulation(fw, regs: RegisterFile) -> list[tuple[str, int, int]]:
-    """Call eq_app_init + eq_app_handle_encoded(INVOKE) in the emulator; the ordered MMIO
-    accesses plus 'invoke' marks at each edgeq_model_invoke entry."""
-    from unicorn import UC_ARCH_ARM, UC_HOOK_CODE, UC_MODE_MCLASS, UC_MODE_THUMB, Uc
-    from unicorn.arm_const import (
-        UC_ARM_REG_LR,
-        UC_ARM_REG_R0,
-        UC_ARM_REG_R1,
-        UC_ARM_REG_R2,
-        UC_ARM_REG_R3,
-        UC_ARM_REG_SP,
-        UC_CPU_ARM_CORTEX_M4,
-        UC_CPU_ARM_CORTEX_M7,
-    )
-    from helpers_mcu import PERIPHERALS, SYSTEM, symbols
-
-    b = fw.board
-    uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS)
-    uc.ctl_set_cpu_model(UC_CPU_ARM_CORTEX_M7 if b.core == "cortex-m7" else UC_CPU_ARM_CORTEX_M4)
-    for region in b.memory:
-        uc.mem_map(region.origin, region.length)
-    image = fw.bin.read_bytes()
-    uc.mem_write(b.flash.origin, image)
-    seq: list[tuple[str, int, int]] = []
-
-    def on_read(_u, off, _s, base):
-        v = regs.read(base + off)
-        seq.append(("r", base + off, v))
-        return v
-
-    def on_write(_u, off, _s, value, base):
-        regs.write(base + off, value)
-        seq.append(("w", base + off, value))
-
-    for base, size in (PERIPHERALS, SYSTEM):
-        uc.mmio_map(base, size, on_read, base, on_write, base)
-    syms = symbols(str(fw.elf))
-    inv = syms["edgeq_model_invoke"][0] & ~1
-    uc.hook_add(UC_HOOK_CODE, lambda *_: seq.append(("invoke", 0, 0)), None, inv, inv)
-    # .data/.bss as Reset_Handler leaves them: run it up to main, then call functions directly
-    main = syms["main"][0] & ~1
-    uc.hook_add(UC_HOOK_CODE, lambda u, *_: u.emu_stop(), None, main, main)
-    sp = int.from_bytes(image[0:4], "little")
-    uc.reg_write(UC_ARM_REG_SP, sp)
-    uc.emu_start(int.from_bytes(image[4:8], "little") | 1, 0xFFFFFFFF, count=30_000_000)
-    done = b.flash.origin + b.flash.length - 16  # return address past the image: stop there
-
-    def call(fn: str, *args: int) -> int:
-        for reg, val in zip((UC_ARM_REG_R0, UC_ARM_REG_R1, UC_ARM_REG_R2, UC_ARM_REG_R3), args):
-            uc.reg_write(reg, val)
-        uc.reg_write(UC_ARM_REG_SP, sp - 64)
-        uc.reg_write(UC_ARM_REG_LR, done | 1)
-        uc.emu_start(syms[fn][0] | 1, done, count=50_000_000)
-        return uc.reg_read(UC_ARM_REG_R0)
-
-    call("eq_app_init")
-    frame = P.encode_frame(P.CMD_INVOKE, 7, struct.pack("<HH", 1, 2))[:-1]  # no delimiter
-    buf = b.ram.origin + b.ram.length - 0x4000
-    uc.mem_write(buf, frame)
-    seq.clear()
-    n = call("eq_app_handle_encoded", buf, len(frame), buf + 0x400, 0x400)
-    reply = P.decode_frame(bytes(uc.mem_read(buf + 0x400, n)).rstrip(b"\x00"))
-    assert reply.code == P.CMD_INVOKE | 0x80 and reply.payload[0] == 0  # status OK
-    return seq
