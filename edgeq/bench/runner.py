@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from edgeq.device.session import DeviceSession
 from edgeq.errors import DataError, DeviceError
 from edgeq.toolchain.boards import Board
 
+log = logging.getLogger(__name__)
 
 def default_build_dir(board: Board, model: str = "digits_cnn") -> Path:
     return Path("build") / f"{model}-{board.name}"
@@ -44,6 +46,20 @@ def open_device(board: Board, *, elf: Path | None, port: str | None,
             yield DeviceSession(ser, name=f"{board.name} at {port}")
         finally:
             ser.close()
+
+
+def clock_status(board: Board, reported_hz: int) -> tuple[bool, str]:
+    """Compare the clock the firmware reports (HELLO) with the board config's operating point.
+    A real board below it failed its clock setup at boot and fell back to the reset clock."""
+    want = board.clock_hz
+    if reported_hz == want:
+        return True, f"{want / 1e6:g} MHz (board config operating point)"
+    note = (f"{board.name} runs at {reported_hz / 1e6:g} MHz, not the configured "
+            f"{want / 1e6:g} MHz: its clock setup failed at boot (the firmware printed the "
+            "failed step on the UART); figures are at the clock it runs at")
+    if reported_hz == board.reset_clock_hz:
+        note += " (the reset clock)"
+    return False, note
 
 
 def _manifest(build_dir: Path) -> dict[str, Any]:
@@ -107,6 +123,9 @@ def bench(board: Board, *, build_dir: Path, port: str | None = None, emulator: b
         build_dir / "firmware" / "fw.elf"
     with open_device(board, elf=elf, port=port, emulator=emulator) as s:
         info = s.info
+        clock_ok, clock_note = clock_status(board, info.clock_hz)
+        if not clock_ok:
+            log.warning(clock_note)
         expect = _manifest(build_dir).get("codegen", {}).get("model_hash")
         if expect:
             s.check_model(expect)
@@ -128,6 +147,7 @@ def bench(board: Board, *, build_dir: Path, port: str | None = None, emulator: b
     stats = latency_stats(res.counts, res.unit, info.clock_hz)
     return {"board": board.name, "model": info.model_name, "model_hash": info.model_hash,
             "counter": info.counter, "arena_bytes": info.arena_bytes,
+            "clock_hz": info.clock_hz, "clock_ok": clock_ok, "clock": clock_note,
             "latency": stats.to_dict(), "counts": res.counts,
             "energy": estimate_energy(board, stats.median, res.unit).to_dict(),
             "layers": layers, "measured_energy": measured}
@@ -169,7 +189,11 @@ def render_bench(r: dict[str, Any]) -> str:
             f"(median of {lat['runs']}; min {lat['min']:,}, max {lat['max']:,})")
     if lat.get("median_ms") is not None:
         line += f" = {lat['median_ms']:.3f} ms"
-    lines = [line, f"energy: {e['microjoules']:.2f} uJ/inference ({e['note']})"]
+    lines = [line]
+    if r.get("clock"):
+        lines.append(f"clock: {r['clock']}" if r.get("clock_ok", True)
+                     else f"WARNING: {r['clock']}")
+    lines.append(f"energy: {e['microjoules']:.2f} uJ/inference ({e['note']})")
     if r.get("measured_energy"):
         m = r["measured_energy"]
         lines.append(f"measured energy: {m['microjoules']:.2f} uJ/inference ({m['monitor']}, "

@@ -149,3 +149,14 @@ def test_monitor_adapters_say_what_is_missing():
     if importlib.util.find_spec("joulescope") is None:
         with pytest.raises(DeviceError, match="pip install joulescope"):
             open_monitor("joulescope", None)
+
+
+def test_clock_status_flags_a_board_that_fell_back_to_its_reset_clock():
+    from edgeq.bench.runner import clock_status
+
+    b = resolve_target(board="nucleo-l4r5zi")
+    ok, note = clock_status(b, 120_000_000)
+    assert ok and note.startswith("120 MHz")
+    ok, note = clock_status(b, 4_000_000)
+    assert not ok and "runs at 4 MHz, not the configured 120 MHz" in note
+    assert note.endswith("(the reset clock)")

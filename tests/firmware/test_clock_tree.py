@@ -296,7 +296,7 @@ def test_stm32l4r5_startup_sequence(firmware):
     assert r.value(ACR) == bits(5, 3, 0) | bits(1, 8, 8) | bits(1, 9, 9) | bits(1, 10, 10)
     assert r.value(PWR_CR5) & (1 << 8) == 0 and field(r.value(PWR_CR1), 10, 9) == 0b01
     assert field(r.value(CFGR), 1, 0) == 0b11 and field(r.value(CFGR), 7, 4) == HPRE[1]
-    assert field(r.value(SCB_CPACR), 23, 20) == 0xF
+    assert field(r.value(SCB_CPACR), 23, 20) == 0xF and field(r.value(FPCCR), 31, 30) == 0b11
     assert brr(run, b) == usart_div(120_000_000, b.uart_baud, True) == 266_667  # LPUART1
 
 
