@@ -9,6 +9,7 @@ expensive ones, and a model that does not fit is refused before anything is comp
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from typing import Any
 
 from edgeq.errors import BuildError, ModelError
 from edgeq.toolchain.boards import Board, resolve_target
+
+log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL = Path("models") / "digits_cnn"
@@ -207,11 +210,19 @@ def run_validation(board: Board, elf: Path, tflite: Path, model_hash: str, req: 
                           f"{rep.mismatched_samples}/{rep.samples} samples (first: sample "
                           f"{rep.first_mismatch}, max |diff| {rep.max_abs_diff}); report this "
                           "edgeq-rt bug with the model")
-    stats = latency_stats(rep.counts, rep.unit, board.clock_hz)
+    from edgeq.bench.stats import clock_status
+
+    # ms at the clock the firmware reports running (the board config's operating point, or the
+    # reset clock if its clock setup failed at boot)
+    clock_ok, clock_note = clock_status(board, session.info.clock_hz)
+    if not clock_ok:
+        log.warning(clock_note)
+    stats = latency_stats(rep.counts, rep.unit, session.info.clock_hz)
     energy = estimate_energy(board, stats.median, rep.unit)
     classification = y is not None and expected[0].reshape(len(x), -1).shape[1] > 1
     out: dict[str, Any] = {
         "ran": True, "validation": rep.to_dict(), "latency": stats.to_dict(),
+        "clock_hz": session.info.clock_hz, "clock_ok": clock_ok, "clock": clock_note,
         "energy": energy.to_dict(),
         "device_accuracy": top1(rep.device_outputs, y) if classification and y is not None
         else None,

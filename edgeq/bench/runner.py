@@ -48,20 +48,6 @@ def open_device(board: Board, *, elf: Path | None, port: str | None,
             ser.close()
 
 
-def clock_status(board: Board, reported_hz: int) -> tuple[bool, str]:
-    """Compare the clock the firmware reports (HELLO) with the board config's operating point.
-    A real board below it failed its clock setup at boot and fell back to the reset clock."""
-    want = board.clock_hz
-    if reported_hz == want:
-        return True, f"{want / 1e6:g} MHz (board config operating point)"
-    note = (f"{board.name} runs at {reported_hz / 1e6:g} MHz, not the configured "
-            f"{want / 1e6:g} MHz: its clock setup failed at boot (the firmware printed the "
-            "failed step on the UART); figures are at the clock it runs at")
-    if reported_hz == board.reset_clock_hz:
-        note += " (the reset clock)"
-    return False, note
-
-
 def _manifest(build_dir: Path) -> dict[str, Any]:
     path = build_dir / "manifest.json"
     return json.loads(path.read_text()) if path.is_file() else {}
@@ -123,6 +109,8 @@ def bench(board: Board, *, build_dir: Path, port: str | None = None, emulator: b
         build_dir / "firmware" / "fw.elf"
     with open_device(board, elf=elf, port=port, emulator=emulator) as s:
         info = s.info
+        from edgeq.bench.stats import clock_status
+
         clock_ok, clock_note = clock_status(board, info.clock_hz)
         if not clock_ok:
             log.warning(clock_note)

@@ -152,7 +152,7 @@ def test_monitor_adapters_say_what_is_missing():
 
 
 def test_clock_status_flags_a_board_that_fell_back_to_its_reset_clock():
-    from edgeq.bench.runner import clock_status
+    from edgeq.bench.stats import clock_status
 
     b = resolve_target(board="nucleo-l4r5zi")
     ok, note = clock_status(b, 120_000_000)
