@@ -15,7 +15,7 @@ import struct
 
 import pytest
 from helpers_device import build_echo
-from helpers_mcu import ReadyRule, RegisterFile, StartupRun, run_startup
+from helpers_mcu import MODELS, StartupRun, run_startup
 
 from edgeq.device import protocol as P
 from edgeq.toolchain.boards import Board, list_boards, resolve_target
@@ -33,67 +33,9 @@ def field(reg: int, hi: int, lo: int) -> int:
 
 HPRE = {1: 0b0000, 2: 0b1000, 4: 0b1001, 8: 0b1010, 16: 0b1011}  # AHB prescaler field
 PPRE = {1: 0b000, 2: 0b100, 4: 0b101, 8: 0b110, 16: 0b111}  # APB prescaler field
-SCB_CPACR, FPCCR, SCB_CCR, ICIALLU, DCISW, CCSIDR = (0xE000ED88, 0xE000EF34, 0xE000ED14,
-                                                     0xE000EF50, 0xE000EF60, 0xE000ED80)
+SCB_CPACR, FPCCR, SCB_CCR, ICIALLU, DCISW = (0xE000ED88, 0xE000EF34, 0xE000ED14, 0xE000EF50,
+                                             0xE000EF60)
 
-# ------------------------------------------------------------------------------------------
-# Register maps (reset values and ready bits) per family, from the reference manuals.
-
-
-def f4_model(board: Board) -> RegisterFile:
-    """RM0090 (F405/F407) / RM0390 (F446): RCC 0x40023800, PWR 0x40007000, FLASH 0x40023C00."""
-    cr, csr = 0x40023800, 0x40007004
-    f446 = board.clock.voltage == "scale1-overdrive"
-    return RegisterFile(
-        reset={cr: 0x83, 0x40023804: 0x24003010, 0x40007000: 0xC000 if f446 else 0x4000},
-        rules=[ReadyRule(cr, 1 << 0, cr, 1 << 1), ReadyRule(cr, 1 << 16, cr, 1 << 17),
-               ReadyRule(cr, 1 << 24, cr, 1 << 25),
-               ReadyRule(0x40007000, 1 << 16, csr, 1 << 16),  # ODEN -> ODRDY
-               ReadyRule(0x40007000, 1 << 17, csr, 1 << 17)],  # ODSWEN -> ODSWRDY
-        mirrors=[(0x40023808, 0x3, 2)],  # CFGR.SWS follows SW
-        fixed={board.uart_base + (0x00 if board.uart_driver == "stm32_usart_v1" else 0x1C): 0x80})
-
-
-def l4_model(board: Board) -> RegisterFile:
-    """RM0432 (L4R5): RCC 0x40021000, PWR 0x40007000, FLASH 0x40022000."""
-    cr = 0x40021000
-    return RegisterFile(
-        reset={cr: 0x63, 0x4002100C: 0x1000, 0x40007000: 0x200, 0x40007080: 0x100,
-               0x40022000: 0x600},
-        rules=[ReadyRule(cr, 1 << 8, cr, 1 << 10), ReadyRule(cr, 1 << 16, cr, 1 << 17),
-               ReadyRule(cr, 1 << 24, cr, 1 << 25),
-               ReadyRule(0x40007000, 1 << 9, 0x40007014, 1 << 10, inverted=True)],  # VOSF busy
-        mirrors=[(0x40021008, 0x3, 2)],
-        fixed={board.uart_base + 0x1C: 0x80})
-
-
-def h7_model(board: Board) -> RegisterFile:
-    """RM0433 (H743): RCC 0x58024400, PWR 0x58024800, FLASH 0x52002000, M7 SCB cache ids."""
-    cr, d3cr = 0x58024400, 0x58024818
-    ccsidr = bits(128 - 1, 27, 13) | bits(4 - 1, 12, 3) | bits(1, 2, 0)  # 16 KB, 4-way, 32 B
-    return RegisterFile(
-        reset={0x5802480C: 0x6, d3cr: 0x4000, cr: 0x25, 0x52002000: 0x37,
-               0x58024428: 0x02020200, 0x5802442C: 0x01FF0000, 0x58024430: 0x01010280,
-               CCSIDR: ccsidr},
-        rules=[ReadyRule(0x5802480C, 1 << 1, 0x58024804, 1 << 13),  # LDOEN -> ACTVOSRDY
-               ReadyRule(d3cr, 3 << 14, d3cr, 1 << 13),  # VOS1 -> VOSRDY
-               ReadyRule(cr, 1 << 0, cr, 1 << 2), ReadyRule(cr, 1 << 16, cr, 1 << 17),
-               ReadyRule(cr, 1 << 24, cr, 1 << 25)],
-        mirrors=[(0x58024410, 0x7, 3)],
-        fixed={board.uart_base + 0x1C: 0x80})
-
-
-def nrf_model(board: Board) -> RegisterFile:
-    """nRF52840 PS: CLOCK 0x40000000 (HFCLKSTART task/event, HFCLKSTAT), NVMC 0x4001E000,
-    UARTE EVENTS_ENDTX reads as done."""
-    return RegisterFile(
-        reset={},
-        rules=[ReadyRule(0x40000000, 1, 0x40000100, 1),
-               ReadyRule(0x40000000, 1, 0x4000040C, 0x10001, delay=0)],  # set with the event
-        fixed={board.uart_base + 0x120: 1})
-
-
-MODELS = {"stm32f4": f4_model, "stm32l4": l4_model, "stm32h7": h7_model, "nrf52": nrf_model}
 CLOCKED = [b.name for b in list_boards() if b.clock.configured]
 MARKED = [b.name for b in list_boards() if b.marker is not None]
 
