@@ -278,6 +278,9 @@ def render_build_report(r: dict[str, Any]) -> str:
     if lat.get("median_ms") is not None:
         per += f" = {lat['median_ms']:.3f} ms"
     lines.append(f"  latency: {per}")
+    if d.get("clock"):
+        lines.append(f"  clock: {d['clock']}" if d.get("clock_ok", True)
+                     else f"  WARNING: {d['clock']}")
     lines.append(f"  energy: {e['microjoules']:.2f} uJ/inference ({e['note']})")
     if d.get("layers"):
         from edgeq.bench.stats import layer_table, render_layers
