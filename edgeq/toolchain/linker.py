@@ -75,8 +75,9 @@ def uart_divisor(board: Board, *, at_reset_clock: bool = False) -> int:
     return (clock + baud // 2) // baud
 
 
-# Poll count before a ready bit is declared missing: >= 25 ms at the slowest reset clock (MSI
-# 4 MHz, ~1 us per poll); HSE start-up is ~2 ms, PLL lock ~0.1 ms.
+# Reads of a ready bit before it is declared missing: ~5 instructions per poll, i.e. ~8 ms at
+# HSI 64 MHz (H7) to ~125 ms at MSI 4 MHz (L4) (benchmarks/clock_tree.py). Crystal start-up is
+# ~2 ms typical (STM32 HSE) or <1 ms (nRF52 HFXO), PLL lock ~0.1 ms.
 CLOCK_TIMEOUT_POLLS = 100_000
 
 
