@@ -23,7 +23,10 @@ COUNTER_KINDS = ("systick_icount", "dwt")
 # Clock-tree procedures in firmware/startup/clock_<tree>.c ("none": the part runs as reset/QEMU).
 CLOCK_TREES = ("none", "stm32f4", "stm32l4", "stm32h7", "nrf52")
 CLOCK_SOURCES = ("reset", "hsi", "hse", "msi", "hfxo")
-VOLTAGES = ("default", "scale1", "scale1-overdrive", "range1-boost", "vos1", "vos0")
+VOLTAGES = ("default", "scale1", "scale1-overdrive", "range1", "range1-boost", "vos1")
+# Regulator modes each clock_<tree>.c implements (H7 VOS0 for 480 MHz is not implemented).
+TREE_VOLTAGES = {"stm32f4": ("scale1", "scale1-overdrive"), "stm32l4": ("range1", "range1-boost"),
+                 "stm32h7": ("vos1",), "nrf52": ("default",)}
 UART_BUSES = ("core", "apb1", "apb2")
 FPUS = ("none", "fpv4-sp-d16", "fpv5-sp-d16", "fpv5-d16")
 
@@ -345,6 +348,10 @@ def _check_operating_point(board: Board, p: Path) -> None:
     c = board.clock
     if not c.configured:
         return
+    if c.voltage not in TREE_VOLTAGES[c.tree]:
+        raise BuildError(f"{p.name}: clock.voltage = \"{c.voltage}\" is not implemented for "
+                         f"clock.tree = \"{c.tree}\"; use one of "
+                         f"{', '.join(TREE_VOLTAGES[c.tree])}")
     if c.tree == "nrf52":
         if board.clock_hz != 64_000_000 or c.source != "hfxo":
             raise BuildError(f"{p.name}: the nRF52 core always runs at 64 MHz; set clock.hz = "

@@ -135,6 +135,8 @@ def test_uart_divisors_and_board_header():
     (lambda t: t.replace("pll_n = 30", "pll_n = 31"), "PLL factors give 124000000 Hz"),
     (lambda t: t.replace('tree = "stm32l4"', 'tree = "stm32x9"'), "clock.tree = 'stm32x9'"),
     (lambda t: t.replace('port = "PF"', 'port = "PZ"'), "marker needs"),
+    (lambda t: t.replace('voltage = "range1-boost"', 'voltage = "vos1"'),
+     "voltage = \"vos1\" is not implemented for clock.tree = \"stm32l4\""),
     (lambda t: t.replace("apb1_div = 1", "apb1_div = 3") if "apb1_div" in t
      else t.replace("flash_ws = 5", "flash_ws = 5\napb1_div = 3"), "apb1_div = 3 is not"),
 ])
