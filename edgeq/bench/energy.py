@@ -44,7 +44,7 @@ def estimate_energy(board: Board, count: float, unit: str) -> EnergyEstimate:
     model, model_board = power_model(board)
     assert model.supply_v is not None and model.run_ua_per_mhz is not None
     ref = board if model_board == board.name else resolve_target(board=model_board)
-    clock = ref.clock_hz if model_board == board.name else ref.max_clock_hz
+    clock = ref.clock_hz  # the operating point its firmware runs at (board config [clock])
     current = model.run_ua_per_mhz * 1e-6 * clock / 1e6
     joules = model.supply_v * current * count / clock
     if unit == "instructions":

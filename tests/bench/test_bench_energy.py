@@ -31,6 +31,9 @@ def test_emulated_board_estimate_is_labelled_with_its_reference_board():
     e = estimate_energy(resolve_target(board="mps2-an386"), 1_000_000, "instructions")
     assert e.model_board == "nucleo-l4r5zi"
     assert e.joules == pytest.approx(3.3 * 110e-6 * 1.0)  # 1e6 cycles -> V * k * cycles
+    assert e.clock_hz == 120_000_000  # the reference board's operating point
+    m7 = estimate_energy(resolve_target(board="mps2-an500"), 1_000_000, "instructions")
+    assert m7.model_board == "nucleo-h743zi" and m7.clock_hz == 400_000_000  # not max 480
     assert "emulated" in e.note and "instructions counted as cycles" in e.note
 
 
