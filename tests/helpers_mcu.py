@@ -9,7 +9,7 @@ Cortex-M core; reads and writes to 0x40000000-0x5FFFFFFF and the system control 
 from __future__ import annotations
 
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from unicorn import UC_ARCH_ARM, UC_HOOK_CODE, UC_MODE_MCLASS, UC_MODE_THUMB, Uc, UcError
 from unicorn.arm_const import (
@@ -35,7 +35,7 @@ SYSTEM = (0xE0000000, 0x00100000)  # SCB, FPU, DWT, cache maintenance
 class ReadyRule:
     """``status_addr & ready`` reads as set once ``enable_addr & enable == enable`` has held for
     ``delay`` reads of the status register (an oscillator taking time to start), clear otherwise.
-    ``broken`` rules never report ready (a crystal that does not start)."""
+    A ``never`` rule (or any rule at a RegisterFile.broken address) never reports ready."""
 
     enable_addr: int
     enable: int
@@ -43,6 +43,7 @@ class ReadyRule:
     ready: int
     delay: int = 3
     inverted: bool = False  # flag that reads 1 while busy (e.g. VOSF), 0 once done
+    never: bool = False  # the part never gets there (a crystal that does not start)
 
 
 @dataclass
@@ -60,6 +61,8 @@ class RegisterFile:
     mirrors: list[tuple[int, int, int]] = field(default_factory=list)  # (addr, src mask, shift)
     broken: set[int] = field(default_factory=set)  # status addresses whose rule never fires
     fixed: dict[int, int] = field(default_factory=dict)  # bits that always read as set (UART TXE)
+    dma_tx: tuple[int, int] | None = None  # (start-task register, pointer register): nRF UARTE
+    dma_bytes: bytearray = field(default_factory=bytearray)  # one byte per task trigger
     writes: list[Access] = field(default_factory=list)
     reads: list[Access] = field(default_factory=list)
     log: list[Access] = field(default_factory=list)  # reads, writes and marks, in order
@@ -68,6 +71,14 @@ class RegisterFile:
     def __post_init__(self) -> None:
         self.values: dict[int, int] = dict(self.reset)
         self._polls: dict[ReadyRule, int] = {}
+
+    def never_ready(self, status_addr: int, ready: int) -> None:
+        """Make the rule for that ready bit never fire; for a status mirror (SWS) drop it."""
+        hits = [r for r in self.rules if (r.status_addr, r.ready) == (status_addr, ready)]
+        mirrors = [m for m in self.mirrors if m[0] == status_addr and m[1] << m[2] == ready]
+        assert hits or mirrors, f"no ready rule for {status_addr:#010x} & {ready:#x}"
+        self.rules = [replace(r, never=True) if r in hits else r for r in self.rules]
+        self.mirrors = [m for m in self.mirrors if m not in mirrors]
 
     def value(self, addr: int) -> int:
         return self.values.get(addr, 0)
@@ -80,7 +91,7 @@ class RegisterFile:
             on = (self.value(rule.enable_addr) & rule.enable) == rule.enable
             n = self._polls.get(rule, 0) + 1 if on else 0
             self._polls[rule] = n
-            ready = on and n > rule.delay and addr not in self.broken
+            ready = on and n > rule.delay and not rule.never and addr not in self.broken
             if rule.inverted:
                 ready = not ready if on else False
             v = (v | rule.ready) if ready else (v & ~rule.ready)
@@ -171,8 +182,10 @@ def run_startup(fw: FirmwareBuild, regs: RegisterFile, *, stop_at: str = "eq_uar
     def on_read(_uc, offset, _size, base):
         return regs.read(base + offset)
 
-    def on_write(_uc, offset, _size, value, base):
+    def on_write(u, offset, _size, value, base):
         regs.write(base + offset, value)
+        if regs.dma_tx and base + offset == regs.dma_tx[0] and value == 1:
+            regs.dma_bytes += u.mem_read(regs.value(regs.dma_tx[1]), 1)
 
     for base, size in (PERIPHERALS, SYSTEM):
         uc.mmio_map(base, size, on_read, base, on_write, base)
@@ -271,7 +284,8 @@ def nrf_model(board: Board) -> RegisterFile:
         reset={},
         rules=[ReadyRule(0x40000000, 1, 0x40000100, 1),
                ReadyRule(0x40000000, 1, 0x4000040C, 0x10001, delay=0)],  # set with the event
-        fixed={board.uart_base + 0x120: 1})
+        fixed={board.uart_base + 0x120: 1},
+        dma_tx=(board.uart_base + 0x008, board.uart_base + 0x544))  # TASKS_STARTTX, TXD.PTR
 
 
 MODELS = {"stm32f4": f4_model, "stm32l4": l4_model, "stm32h7": h7_model, "nrf52": nrf_model}

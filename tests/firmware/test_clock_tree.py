@@ -298,6 +298,7 @@ def test_nrf52840_hfxo_and_cache(firmware):
     assert any(a.addr == 0x4000040C and a.value & 0x10001 == 0x10001 for a in r.reads)
     # UARTE BAUDRATE for 115200 from the product specification's table (not the clock)
     assert [w.value for w in r.writes if w.addr == fw.board.uart_base + 0x524] == [0x01D7E000]
+    assert r.dma_bytes == b""  # no failure report
     assert field(r.value(SCB_CPACR), 23, 20) == 0xF
 
 
@@ -305,34 +306,42 @@ def test_nrf52840_hfxo_and_cache(firmware):
 # A ready bit that never comes: bounded wait, fall back to the reset clock, say so over UART.
 
 
-FAILURES = [
-    ("nucleo-l4r5zi", 0x40021000, "PLL did not lock", 0x40021008, 0x3, 0b00),
-    ("nucleo-f446re", 0x40007004, "regulator not ready", 0x40023808, 0x3, 0b00),  # ODRDY
-    ("stm32f4-discovery", 0x40023800, "oscillator not ready", 0x40023808, 0x3, 0b00),  # HSE
-    ("nucleo-h743zi", 0x58024400, "PLL did not lock", 0x58024410, 0x7, 0b000),
+FAILURES = [  # board, status register, ready bit that never comes, reported step
+    ("nucleo-l4r5zi", 0x40021000, 1 << 10, "oscillator not ready"),  # HSIRDY
+    ("nucleo-l4r5zi", 0x40007014, 1 << 10, "regulator not ready"),  # VOSF stays busy
+    ("nucleo-l4r5zi", 0x40021000, 1 << 25, "PLL did not lock"),  # PLLRDY
+    ("nucleo-f446re", 0x40007004, 1 << 16, "regulator not ready"),  # ODRDY
+    ("nucleo-f446re", 0x40007004, 1 << 17, "regulator not ready"),  # ODSWRDY
+    ("nucleo-f446re", 0x40023808, 0x3 << 2, "SYSCLK switch not confirmed"),  # SWS stays HSI
+    ("stm32f4-discovery", 0x40023800, 1 << 17, "oscillator not ready"),  # HSERDY
+    ("stm32f4-discovery", 0x40023800, 1 << 25, "PLL did not lock"),
+    ("nucleo-h743zi", 0x58024804, 1 << 13, "regulator not ready"),  # ACTVOSRDY
+    ("nucleo-h743zi", 0x58024818, 1 << 13, "regulator not ready"),  # VOSRDY
+    ("nucleo-h743zi", 0x58024400, 1 << 25, "PLL did not lock"),  # PLL1RDY
 ]
+RESET_SW = {"stm32f4": (0x40023808, 0x3), "stm32l4": (0x40021008, 0x3),
+            "stm32h7": (0x58024410, 0x7)}  # CFGR and its SW field: 0 = reset source
 
 
-@pytest.mark.parametrize("name,status,reason,cfgr,sw_mask,reset_sw", FAILURES,
-                         ids=[f[0] for f in FAILURES])
-def test_missing_ready_bit_times_out_and_falls_back(firmware, name, status, reason, cfgr,
-                                                    sw_mask, reset_sw):
+@pytest.mark.parametrize("name,status,ready,reason", FAILURES,
+                         ids=[f"{f[0]}-{f[3].split()[0]}-{f[2]:#x}" for f in FAILURES])
+def test_missing_ready_bit_times_out_and_falls_back(firmware, name, status, ready, reason):
     fw = firmware(name)
     b = fw.board
     regs = MODELS[b.clock.tree](b)
-    if name == "stm32f4-discovery":  # only HSERDY missing: drop that rule's effect
-        regs.rules = [ru for ru in regs.rules if ru.ready != 1 << 17]
-    elif name in ("nucleo-l4r5zi", "nucleo-h743zi"):
-        regs.rules = [ru for ru in regs.rules if ru.ready != 1 << 25]  # PLLRDY never
-    else:
-        regs.broken = {status}
+    regs.never_ready(status, ready)
     run = run_startup(fw, regs)
     r = run.regs
     assert "main" in run.reached  # did not hang
-    assert r.value(cfgr) & sw_mask == reset_sw  # SYSCLK on the reset source
+    cfgr, sw_mask = RESET_SW[b.clock.tree]
+    assert r.value(cfgr) & sw_mask == 0  # SYSCLK back on the reset source
+    if b.clock.tree == "stm32h7":  # bus prescalers undivided
+        assert r.value(0x58024418) & 0xF7F == 0 and r.value(0x5802441C) & 0x770 == 0
+    else:
+        assert field(r.value(cfgr), 15, 4) == 0
     tx = b.uart_base + (0x04 if b.uart_driver == "stm32_usart_v1" else 0x28)
     text = uart_text(run, tx)
-    assert text.startswith(b"\x00edgeq: clock setup failed (" + reason.encode())
+    assert text.startswith(b"\x00edgeq: clock setup failed (" + reason.encode() + b")")
     assert f"reset clock, {b.reset_clock_hz} Hz".encode() in text and text.endswith(b"\r\n\x00")
     # the baud divisor follows the reset clock with undivided buses
     assert brr(run, b) == usart_div(b.reset_clock_hz, b.uart_baud, b.uart_lpuart)
@@ -345,9 +354,9 @@ def test_hfxo_that_never_starts_reports_and_keeps_running(firmware):
     fw = firmware("nrf52840dk")
     run = boot(fw, broken={0x40000100})
     assert "main" in run.reached
-    # UARTE transmits by DMA from RAM: the failure line goes out one TXD.PTR byte at a time
-    ptr_writes = [w for w in run.regs.writes if w.addr == fw.board.uart_base + 0x544]
-    assert len(ptr_writes) > 40  # the report line was sent
+    # UARTE transmits by EasyDMA from RAM: the bytes at TXD.PTR on each TASKS_STARTTX
+    assert bytes(run.regs.dma_bytes) == (b"\x00edgeq: clock setup failed (oscillator not ready);"
+                                         b" running at the reset clock, 64000000 Hz\r\n\x00")
 
 
 # ------------------------------------------------------------------------------------------
