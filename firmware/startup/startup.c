@@ -1,6 +1,6 @@
-/* Cortex-M startup: vector table, .data copy, .bss zero, FPU (CPACR + lazy stacking), Cortex-M7
- * caches, the board's clock tree (clock_<tree>.c, when the board config has one), board register
- * init and the timing-marker pin, then main.
+/* Cortex-M startup: vector table, FPU (CPACR + lazy stacking), Cortex-M7 caches, the board's
+ * clock tree (clock_<tree>.c, when the board config has one), .data copy, .bss zero, board
+ * register init and the timing-marker pin, then main.
  *
  * Faults reset the core (AIRCR.SYSRESETREQ) instead of spinning, so a host talking to a board
  * sees a fresh firmware rather than a silent hang.
@@ -44,7 +44,7 @@ static const eq_reg_write k_board_init[] = EQ_BOARD_INIT_WRITES;
 static const eq_reg_write k_marker_init[] = EQ_MARKER_INIT_WRITES;
 #endif
 
-static uint32_t g_clock_status; /* in .bss: zeroed before eq_clock_init writes it */
+static uint32_t g_clock_status; /* in .bss: stored after the .bss is zeroed */
 
 uint32_t eq_clock_status(void) { return g_clock_status; }
 
@@ -111,16 +111,9 @@ __attribute__((section(".isr_vector"), used)) static void (*const k_vectors[16])
 };
 
 void Reset_Handler(void) {
-    uint32_t *src = &__data_load__;
-    for (uint32_t *dst = &__data_start__; dst < &__data_end__;) {
-        *dst++ = *src++;
-    }
-    for (uint32_t *dst = &__bss_start__; dst < &__bss_end__;) {
-        *dst++ = 0u;
-    }
 #if defined(__ARM_FP)
-    /* The hard-float ABI keeps values in s0-s31 across calls: an exception handler that uses the
-     * FPU must not corrupt them, so automatic + lazy FP context saving stay on. */
+    /* Exception entry must preserve the interrupted code's FP registers once a handler uses the
+     * FPU (the hard-float ABI keeps live values there): automatic + lazy FP context saving. */
     REG32(FPU_FPCCR) |= FPCCR_ASPEN | FPCCR_LSPEN;
     REG32(SCB_CPACR) |= 0xFu << 20; /* CP10/CP11 full access */
     __asm volatile("dsb\n\tisb" ::: "memory");
@@ -128,8 +121,19 @@ void Reset_Handler(void) {
 #if EQ_M7_ICACHE || EQ_M7_DCACHE
     enable_m7_caches();
 #endif
+    /* The clock tree first (it touches no .data/.bss), so the copies below run at full speed. */
 #if EQ_CLOCK_SETUP
-    g_clock_status = eq_clock_init();
+    uint32_t clock_status = eq_clock_init();
+#endif
+    uint32_t *src = &__data_load__;
+    for (uint32_t *dst = &__data_start__; dst < &__data_end__;) {
+        *dst++ = *src++;
+    }
+    for (uint32_t *dst = &__bss_start__; dst < &__bss_end__;) {
+        *dst++ = 0u;
+    }
+#if EQ_CLOCK_SETUP
+    g_clock_status = clock_status;
 #endif
 #if EQ_BOARD_INIT_COUNT > 0
     apply_writes(k_board_init, EQ_BOARD_INIT_COUNT);
