@@ -72,7 +72,8 @@ def clock_status(board: Board, reported_hz: int) -> tuple[bool, str]:
     A real board below it failed its clock setup at boot and fell back to the reset clock."""
     want = board.clock_hz
     if reported_hz == want:
-        return True, f"{want / 1e6:g} MHz (board config operating point)"
+        where = "emulated machine clock" if board.emulated else "board config operating point"
+        return True, f"{want / 1e6:g} MHz ({where})"
     note = (f"{board.name} runs at {reported_hz / 1e6:g} MHz, not the configured "
             f"{want / 1e6:g} MHz: its clock setup failed at boot (the firmware printed the "
             "failed step on the UART); figures are at the clock it runs at")
