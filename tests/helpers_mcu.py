@@ -48,7 +48,7 @@ class ReadyRule:
 
 @dataclass
 class Access:
-    kind: str  # "w" | "r"
+    kind: str  # "w" | "r" | "call" (a marked function entered, see StartupRun.mark_calls)
     addr: int
     value: int
     icount: int  # instructions executed inside the counted function (eq_clock_init) so far
