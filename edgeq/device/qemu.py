@@ -7,6 +7,7 @@ parallel); an emulator that exits before or during the session is reported with 
 
 from __future__ import annotations
 
+import logging
 import shutil
 import socket
 import subprocess
@@ -19,6 +20,8 @@ from typing import Any
 
 from edgeq.errors import DeviceError
 
+log = logging.getLogger(__name__)
+
 QEMU = "qemu-system-arm"
 INSTALL_HINT = ("install it (Debian/Ubuntu: sudo apt-get install qemu-system-arm, or run "
                 "`make setup`)")
@@ -30,10 +33,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def qemu_command(machine: str, kernel: Path, port: int, extra: Sequence[str] = ()) -> list[str]:
+def find_qemu() -> str:
+    """Path of qemu-system-arm, or a DeviceError saying how to install it."""
     exe = shutil.which(QEMU)
     if exe is None:
         raise DeviceError(f"{QEMU} not found on PATH; {INSTALL_HINT}")
+    return exe
+
+
+def qemu_command(machine: str, kernel: Path, port: int, extra: Sequence[str] = ()) -> list[str]:
+    exe = find_qemu()
     return [exe, "-M", machine, "-display", "none", "-monitor", "none", "-icount", "shift=0",
             "-kernel", str(kernel), "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on",
             *extra]
@@ -70,6 +79,7 @@ class QemuInstance:
         for _ in range(5):
             self.tcp_port = free_port()
             cmd = qemu_command(self.machine, self.kernel, self.tcp_port, self.extra_args)
+            log.debug("starting %s", " ".join(cmd))
             self._stderr = tempfile.TemporaryFile()
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL, stderr=self._stderr)

@@ -407,6 +407,12 @@ def list_boards(directory: Path | None = None) -> list[Board]:
     return [load_board_file(f) for f in files]
 
 
+def board_names(directory: Path | None = None) -> list[str]:
+    """Names of the board configs (file stems), without parsing them: cheap enough for option
+    checks in other stages."""
+    return sorted(f.stem for f in (directory or board_dir()).glob("*.toml"))
+
+
 def default_boards(boards: list[Board]) -> dict[str, Board]:
     """Core name -> its default board (an emulated one)."""
     out: dict[str, Board] = {}

@@ -8,6 +8,7 @@ directory renamed into place, so a failed build never leaves a half-written firm
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -16,10 +17,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from edgeq.artifacts import FIRMWARE_STEM
 from edgeq.errors import BuildError
 from edgeq.fileio import atomic_output_dir
 from edgeq.toolchain.boards import Board
+from edgeq.toolchain.fit import check_fit
 from edgeq.toolchain.linker import board_header, linker_script
+
+logger = logging.getLogger(__name__)
 
 FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
 RUNTIME_DIR = FIRMWARE_DIR / "runtime"
@@ -110,6 +115,7 @@ def parse_size(text: str, board: Board) -> SizeReport:
 
 
 def _run(cmd: list[str], log: list[str], what: str) -> subprocess.CompletedProcess[str]:
+    logger.debug("%s: %s", what, " ".join(cmd))
     log.append(" ".join(cmd))
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.stdout or proc.stderr:
@@ -178,13 +184,7 @@ def build_firmware(
                          "restore firmware/runtime or pass runtime_dir")
     arena = model_arena_bytes(model_dir)
     staging = input_bytes if input_bytes is not None else arena
-    ram_floor = arena + staging + board.stack_bytes
-    if ram_floor > board.ram.length:
-        raise BuildError(
-            f"model does not fit {board.name} RAM: arena {arena} + input staging {staging} + "
-            f"stack {board.stack_bytes} = {ram_floor} bytes > {board.ram.length} bytes "
-            f"(over by {ram_floor - board.ram.length}); pick a board with more RAM or a smaller "
-            "model")
+    check_fit(board, arena_bytes=arena, input_bytes=staging)
     cflags = [
         *board.gcc_cpu_flags(), opt, "-std=c99", "-g", "-Wall", "-Wextra", "-Werror",
         "-ffunction-sections", "-fdata-sections", "-fno-common",
@@ -212,9 +212,10 @@ def build_firmware(
                 raise BuildError(f"{CROSS_PREFIX}gcc failed on {src.name}: "
                                  f"{_first_error(proc.stderr)} (full log: {out / 'build.log'})")
         objs = [str(obj) for _, obj, _ in jobs]
-        elf = tmp / "fw.elf"
+        elf = tmp / f"{FIRMWARE_STEM}.elf"
         ldflags = [*board.gcc_cpu_flags(), opt, "-nostartfiles", "--specs=nano.specs",
-                   "--specs=nosys.specs", "-Wl,--gc-sections", f"-Wl,-Map={tmp / 'fw.map'}"]
+                   "--specs=nosys.specs", "-Wl,--gc-sections",
+                   f"-Wl,-Map={elf.with_suffix('.map')}"]
         link = [gcc, *ldflags, "-T", str(tmp / "linker.ld"), *objs, "-lm", "-o", str(elf)]
         proc = _run(link, log, "link")
         if proc.returncode != 0:
@@ -230,7 +231,8 @@ def build_firmware(
             _write_log(out, log)
             raise BuildError(f"linking the firmware failed: {_first_error(proc.stderr)} "
                              f"(full log: {out / 'build.log'})")
-        for fmt, name in (("binary", "fw.bin"), ("ihex", "fw.hex")):
+        for fmt, suffix in (("binary", ".bin"), ("ihex", ".hex")):
+            name = elf.with_suffix(suffix).name
             if _run([objcopy, "-O", fmt, str(elf), str(tmp / name)], log, fmt).returncode:
                 _write_log(out, log)
                 raise BuildError(f"{CROSS_PREFIX}objcopy could not write {name}; see build.log")
@@ -238,8 +240,10 @@ def build_firmware(
         (tmp / "size.txt").write_text(size_out)
         report = parse_size(size_out, board)
         (tmp / "build.log").write_text("\n".join(log) + "\n")
-    return FirmwareBuild(board=board, out_dir=out, elf=out / "fw.elf", bin=out / "fw.bin",
-                         hex=out / "fw.hex", size=report, arena_bytes=arena,
+    stem = out / FIRMWARE_STEM
+    return FirmwareBuild(board=board, out_dir=out, elf=stem.with_suffix(".elf"),
+                         bin=stem.with_suffix(".bin"), hex=stem.with_suffix(".hex"),
+                         size=report, arena_bytes=arena,
                          profile_layers=profile_layers)
 
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from edgeq.bench.validate import quantized_test_inputs
 from edgeq.cli import cli
 from edgeq.oracles import run_tflm
+from edgeq.quantize.numerics import quantized_test_inputs
 from edgeq.toolchain.boards import board_dir
 
 
@@ -164,3 +164,16 @@ def test_build_for_real_board_stops_before_running(built, tmp_path, board):
     text = _run(["build", str(out / "model_int8.tflite"), "--board", board, "-o",
                  str(tmp_path / board), "--no-run"]).output
     assert "device: not run (--no-run)" in text and "flash:" in text and "RAM:" in text
+
+
+@pytest.mark.slow
+def test_progress_lines_always_debug_lines_only_with_verbose(built, tmp_path):
+    out, _ = built
+    args = ["build", str(out / "model_int8.tflite"), "--no-run", "-o"]
+    quiet = _run([*args, str(tmp_path / "q")])
+    loud = _run(["-v", *args, str(tmp_path / "v")])
+    assert quiet.exit_code == 0 and loud.exit_code == 0, quiet.output + loud.output
+    for res in (quiet, loud):
+        assert "edgeq: building firmware for mps2-an386 (cortex-m4)\n" in res.output
+    assert "edgeq.toolchain.compiler: compile: " not in quiet.output
+    assert "edgeq: edgeq.toolchain.compiler: compile: " in loud.output
