@@ -500,10 +500,17 @@ def boards_cmd(as_json: bool) -> None:
 @click.option("--per-layer", is_flag=True, help="Compile per-layer profiling in and report it.")
 @click.option("--port", help="Serial port of a real board to validate on (after `edgeq flash`).")
 @click.option("--opt", default="-O2", show_default=True, help="Compiler optimization flag.")
+@click.option("--protocol", type=click.Choice(["edgeq", "mlperf"]), default="edgeq",
+              show_default=True,
+              help="What the firmware speaks: edgeq's protocol or the MLPerf Tiny harness.")
+@click.option("--mlperf-model", help="Harness model id (m-model-[...]): ic01, kws01, vww01, ad01.")
+@click.option("--mlperf-input-offset", type=click.IntRange(-255, 255), default=0,
+              show_default=True, help="Added to each db byte (-128: uint8 dataset, int8 model).")
 @json_option
 def build_cmd(model: str | None, target: str | None, board: str | None, data: str | None,
               out: str | None, samples: int, no_run: bool, per_layer: bool, port: str | None,
-              opt: str, as_json: bool) -> None:
+              opt: str, protocol: str, mlperf_model: str | None, mlperf_input_offset: int,
+              as_json: bool) -> None:
     """Quantize, evaluate, generate C, build the firmware and check it on the (emulated) board.
 
     With no MODEL, uses models/digits_cnn.
@@ -511,7 +518,9 @@ def build_cmd(model: str | None, target: str | None, board: str | None, data: st
     from edgeq.pipeline import BuildRequest, render_build_report, run_build
 
     req = BuildRequest(model=model, target=target, board=board, data=data, out=out,
-                       samples=samples, run=not no_run, per_layer=per_layer, port=port, opt=opt)
+                       samples=samples, run=not no_run, per_layer=per_layer, port=port, opt=opt,
+                       protocol=protocol, mlperf_model=mlperf_model,
+                       mlperf_input_offset=mlperf_input_offset)
     report = run_build(req)
     emit(report, as_json, render_build_report)
 
@@ -548,10 +557,12 @@ def flash_cmd(board: str, probe: str | None, build_dir: str | None, tool: str | 
 @click.option("--monitor", type=click.Choice(["ppk2", "joulescope"]),
               help="Measure energy with a power monitor (real boards).")
 @click.option("--monitor-port", help="Serial port of the PPK2.")
+@click.option("--protocol", type=click.Choice(["edgeq", "mlperf"]), default="edgeq",
+              show_default=True, help="Drive edgeq firmware or MLPerf Tiny harness firmware.")
 @json_option
 def bench_cmd(board: str, port: str | None, emulator: bool, runs: int, warmup: int,
               per_layer: bool, build_dir: str | None, monitor: str | None,
-              monitor_port: str | None, as_json: bool) -> None:
+              monitor_port: str | None, protocol: str, as_json: bool) -> None:
     """Latency (median/min/max), per-layer table and energy estimate of a built firmware."""
     from pathlib import Path
 
@@ -562,6 +573,17 @@ def bench_cmd(board: str, port: str | None, emulator: bool, runs: int, warmup: i
 
     b = resolve_target(board=board)
     d = Path(build_dir) if build_dir else default_build_dir(b.name).root
+    if protocol == "mlperf":
+        from edgeq.bench.mlperf import bench_harness, render_harness_bench
+
+        if per_layer or monitor:
+            from edgeq.errors import DeviceError
+
+            raise DeviceError("--per-layer and --monitor need edgeq firmware; drop them or "
+                              "use --protocol edgeq")
+        emit(bench_harness(b, build_dir=d, port=port, emulator=emulator, runs=runs,
+                           warmup=warmup), as_json, render_harness_bench)
+        return
     elf = profiling_firmware(b, d) if per_layer and emulator else None
     emit(bench(b, build_dir=d, elf=elf, port=port, emulator=emulator, runs=runs, warmup=warmup,
                per_layer=per_layer, monitor=monitor, monitor_port=monitor_port), as_json,

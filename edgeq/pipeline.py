@@ -39,6 +39,9 @@ class BuildRequest:
     per_layer: bool = False
     port: str | None = None
     opt: str = "-O2"
+    protocol: str = "edgeq"  # or "mlperf": the MLPerf Tiny harness instead of edgeq's protocol
+    mlperf_model: str | None = None  # the harness's m-model-[...] (ic01, kws01, vww01, ad01)
+    mlperf_input_offset: int = 0  # added to each db byte (-128: a uint8 dataset, int8 model)
 
 
 def find_model_file(model: str | None) -> Path:
@@ -87,11 +90,24 @@ def run_build(req: BuildRequest) -> dict[str, Any]:
     report["accuracy"] = evaluate_stage(bd, float_model, req.data)
     gen, input_bytes = codegen_stage(bd, stem)
     report.update(firmware_stage(board, bd, gen, input_bytes, opt=req.opt,
-                                 per_layer=req.per_layer))
+                                 per_layer=req.per_layer, harness=_harness(req, bd)))
     if not will_run:
         report["device"] = {"ran": False, "reason": "--no-run" if not req.run else
                             f"{board.name} is a real board: flash it (edgeq flash) and pass "
                             "--port to validate"}
+        return report
+
+    if req.protocol == "mlperf":
+        from edgeq.bench.mlperf import run_harness_validation
+
+        report["device"] = run_harness_validation(
+            board, bd.elf, bd.model, data=req.data, samples=req.samples, port=req.port,
+            input_offset=req.mlperf_input_offset)
+        h = report["device"]["harness"]
+        report["accuracy"]["int8_device"] = h.get("device_accuracy")
+        report["accuracy"]["int8_host_same_samples"] = h.get("host_accuracy")
+        report["accuracy"]["device_samples"] = h["samples"]
+        bd.update_manifest("device", report["device"])
         return report
 
     report["device"] = device_stage(board, bd, gen.model_hash, req)
@@ -151,9 +167,22 @@ def codegen_stage(bd: BuildDir, name: str) -> tuple[Any, int]:
     return gen, input_bytes
 
 
+def _harness(req: BuildRequest, bd: BuildDir) -> dict[str, Any] | None:
+    """The MLPerf Tiny harness configuration for ``--protocol mlperf``, else None."""
+    if req.protocol != "mlperf":
+        return None
+    from edgeq.bench.mlperf import harness_defines
+    from edgeq.tflite import read_tflite
+
+    return {"defines": harness_defines(read_tflite(bd.model), req.mlperf_input_offset,
+                                       req.mlperf_model),
+            "mlperf_input_offset": req.mlperf_input_offset}
+
+
 def firmware_stage(board: Board, bd: BuildDir, gen: Any, input_bytes: int, *, opt: str,
-                   per_layer: bool) -> dict[str, Any]:
-    """4. firmware: the fit check first, then compile and link; returns memory + firmware."""
+                   per_layer: bool, harness: dict[str, Any] | None = None) -> dict[str, Any]:
+    """4. firmware: the fit check first, then compile and link; returns memory + firmware.
+    ``harness`` (from ``_harness``) builds the MLPerf Tiny harness instead of edgeq's protocol."""
     from edgeq.toolchain.compiler import build_firmware
     from edgeq.toolchain.fit import check_fit
 
@@ -161,11 +190,15 @@ def firmware_stage(board: Board, bd: BuildDir, gen: Any, input_bytes: int, *, op
               input_bytes=input_bytes)
     log.info("building firmware for %s (%s)", board.name, board.core)
     fw = build_firmware(board, bd.generated, bd.firmware, opt=opt, profile_layers=per_layer,
-                        input_bytes=input_bytes, kernel_sources=gen.kernel_sources)
+                        input_bytes=input_bytes, kernel_sources=gen.kernel_sources,
+                        protocol="mlperf" if harness else "edgeq",
+                        defines=harness["defines"] if harness else ())
     out = {"memory": {**fw.size.to_dict(), "arena": gen.arena_bytes,
                       "weights": gen.weight_bytes},
            "firmware": {"elf": str(fw.elf), "bin": str(fw.bin), "hex": str(fw.hex), "opt": opt,
-                        "per_layer": per_layer}}
+                        "per_layer": per_layer, "protocol": fw.protocol}}
+    if harness:
+        out["firmware"]["mlperf_input_offset"] = harness["mlperf_input_offset"]
     bd.update_manifest("build", {"board": board.name, **out})
     return out
 
@@ -260,6 +293,15 @@ def render_build_report(r: dict[str, Any]) -> str:
     d = r.get("device", {})
     if not d.get("ran"):
         lines.append(f"  device: not run ({d.get('reason', '')})")
+        return "\n".join(lines)
+    if "harness" in d:
+        h = d["harness"]
+        acc_txt = (f"; top-1 {pct(h.get('device_accuracy'))} over the protocol, "
+                   f"{pct(h.get('host_accuracy'))} on the host" if "device_accuracy" in h else "")
+        us = h.get("us_per_inference")
+        lines.append(f"  MLPerf Tiny harness: {h['samples']} samples, printed results equal the "
+                     f"TFLM reference{acc_txt}"
+                     + (f"; {us:,.1f} us/inference (m-lap-us)" if us is not None else ""))
         return "\n".join(lines)
     v, lat, e = d["validation"], d["latency"], d["energy"]
     lines.append(f"  on-device check: {v['samples']} samples, "

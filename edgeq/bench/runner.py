@@ -69,6 +69,9 @@ def bench(board: Board, *, build_dir: Path, elf: Path | None = None, port: str |
     if runs <= 0:
         raise DeviceError("--runs must be positive")
     bd = BuildDir(build_dir)
+    if bd.manifest_section("build").get("firmware", {}).get("protocol") == "mlperf":
+        raise DeviceError(f"{build_dir} holds MLPerf Tiny harness firmware; use `edgeq bench "
+                          "--protocol mlperf` or rebuild without --protocol mlperf")
     log.debug("%d timed runs after %d warm-up on %s", runs, warmup, board.name)
     with connect(board, elf=elf or bd.elf, port=port, emulator=emulator) as s:
         info = s.info
@@ -82,6 +85,7 @@ def bench(board: Board, *, build_dir: Path, elf: Path | None = None, port: str |
             s.check_model(expect)
         inputs = bench_input(s, build_dir)
         _, res = s.infer(inputs, runs=runs, warmup=warmup)
+        transfer = s.transfer.to_dict()
         measured = None
         if monitor is not None:
             if emulator:
@@ -95,7 +99,7 @@ def bench(board: Board, *, build_dir: Path, elf: Path | None = None, port: str |
             "clock_hz": info.clock_hz, "clock_ok": clock_ok, "clock": clock_note,
             "latency": stats.to_dict(), "counts": res.counts,
             "energy": estimate_energy(board, stats.median, res.unit).to_dict(),
-            "layers": layers, "measured_energy": measured}
+            "layers": layers, "measured_energy": measured, "transfer": transfer}
 
 
 def measure_energy(session: DeviceSession, monitor: str, monitor_port: str | None,
@@ -139,6 +143,10 @@ def render_bench(r: dict[str, Any]) -> str:
         lines.append(f"clock: {r['clock']}" if r.get("clock_ok", True)
                      else f"WARNING: {r['clock']}")
     lines.append(f"energy: {e['microjoules']:.2f} uJ/inference ({e['note']})")
+    t = r.get("transfer") or {}
+    if t.get("bytes_per_s"):
+        lines.append(f"input transfer: {t['bytes']:,} bytes in {t['seconds'] * 1e3:.1f} ms = "
+                     f"{t['bytes_per_s'] / 1e3:,.1f} KB/s")
     if r.get("measured_energy"):
         m = r["measured_energy"]
         lines.append(f"measured energy: {m['microjoules']:.2f} uJ/inference ({m['monitor']}, "

@@ -70,9 +70,11 @@ def test_bench_per_layer_and_run_on_the_emulator(built, tmp_path):
     assert len(b["model_hash"]) == 16 and b["counter"] == "instructions"
     assert [x["op"] for x in b["layers"]][0] == "CONV_2D"
     assert sum(x["count"] for x in b["layers"]) <= b["latency"]["median"]
+    assert b["transfer"]["bytes"] == 64 and b["transfer"]["bytes_per_s"] > 0  # 8x8x1 int8
     text = _run(["bench", "--board", "mps2-an386", "--emulator", "--build-dir", str(out),
                  "--runs", "2", "--per-layer"]).output
     assert "MACs/instruction" in text and "estimate" in text
+    assert "input transfer: 64 bytes in" in text
 
     x, _ = quantized_test_inputs(out / "model_int8.tflite", None, 1)
     np.save(tmp_path / "x.npy", x[0])
