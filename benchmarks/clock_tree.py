@@ -34,7 +34,7 @@ def main() -> int:
         for b in list_boards():
             if not b.clock.configured:
                 continue
-            fw = build_echo(b.name, Path(tmp) / b.name, clock_setup=True)
+            fw = build_echo(b.name, Path(tmp) / b.name, clock_setup=True, link="uart")
             regs = MODELS[b.clock.tree](b)
             ok = run_startup(fw, regs)
             instr = regs.icount

@@ -45,5 +45,6 @@ uint32_t eq_clock_hz(void);     /* core clock now running (the operating point o
 #define EQ_MARKER_HIGH() ((void)0)
 #define EQ_MARKER_LOW() ((void)0)
 #endif
+void eq_timestamp_marker(void); /* MLPerf energy-mode timestamp: one falling edge on the pin */
 
 #endif

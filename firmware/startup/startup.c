@@ -59,6 +59,17 @@ static void apply_writes(const eq_reg_write *w, uint32_t n) {
 }
 #endif
 
+#if defined(EQ_MARKER_SET_ADDR)
+/* MLPerf Tiny energy mode (eq_mlperf.c): a timestamp is a falling edge on the marker pin, made
+ * by a short high pulse (the pin idles low). */
+void eq_timestamp_marker(void) {
+    EQ_MARKER_HIGH();
+    for (volatile uint32_t i = 0; i < 16u; ++i) {
+    }
+    EQ_MARKER_LOW();
+}
+#endif
+
 #if EQ_M7_ICACHE || EQ_M7_DCACHE
 /* Cortex-M7 L1 caches: invalidate, then enable (ARMv7-M cache maintenance by set/way). Nothing
  * but the core touches the arena (the UART is polled; its registers are Device memory, never

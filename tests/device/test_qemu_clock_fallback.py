@@ -14,7 +14,7 @@ from edgeq.device.session import DeviceSession
 
 
 def test_clock_fallback_reports_and_keeps_serving(tmp_path):
-    fw = build_echo("netduinoplus2", tmp_path / "fw", clock_setup=True)
+    fw = build_echo("netduinoplus2", tmp_path / "fw", clock_setup=True, link="uart")
     with QemuInstance("netduinoplus2", fw.elf) as q:
         q.port.timeout = 0.2
         got = bytearray()

@@ -46,7 +46,8 @@ def firmware(tmp_path_factory):
 
     def get(name: str):
         if name not in cache:
-            cache[name] = build_echo(name, tmp_path_factory.mktemp(name) / "fw", clock_setup=True)
+            cache[name] = build_echo(name, tmp_path_factory.mktemp(name) / "fw", clock_setup=True,
+                                     link="uart")  # netduinoplus2 defaults to semihosting
         return cache[name]
     return get
 
@@ -382,12 +383,18 @@ def test_marker_pin_brackets_the_counted_invoke(firmware, name):
     # now drive one INVOKE (1 warm-up, 2 runs) through the firmware's dispatcher
     run.call("eq_app_init")
     run.mark_calls("edgeq_model_invoke")
-    frame = P.encode_frame(P.CMD_INVOKE, 7, struct.pack("<HH", 1, 2))[:-1]  # no delimiter
-    buf = b.ram.origin + b.ram.length - 0x4000
-    run.uc.mem_write(buf, frame)
+    frame = P.encode_frame(P.CMD_INVOKE, 7, struct.pack("<HH", 1, 2))  # with the delimiter
+    rx = run.symbols["g_rx"][0]  # main's receiver state, fed byte by byte as main does
+    out = b.ram.origin + b.ram.length - 0x4000  # unused RAM above the stack
+    run.call("eqp_rx_reset", rx)
     regs.log.clear()
-    n = run.call("eq_app_handle_encoded", buf, len(frame), buf + 0x400, 0x400)
-    reply = P.decode_frame(bytes(run.uc.mem_read(buf + 0x400, n)).rstrip(b"\x00"))
+    n = 0
+    for byte in frame:
+        event = run.call("eqp_rx_push", rx, byte)
+        if event != 0:  # EQP_RX_NONE
+            n = run.call("eq_app_handle_rx", rx, event, out, 0x400)
+    assert n > 0
+    reply = P.decode_frame(bytes(run.uc.mem_read(out, n)).rstrip(b"\x00"))
     assert reply.code == P.CMD_INVOKE | P.REPLY and reply.payload[0] == 0  # status OK
     seq = [(a.kind, a.addr, a.value) for a in regs.log]
     set_w = [i for i, (kind, a, v) in enumerate(seq) if kind == "w" and a == m.set_addr
@@ -402,3 +409,17 @@ def test_marker_pin_brackets_the_counted_invoke(firmware, name):
         assert set_w[k] < starts[k] < invokes[k + 1] < reads[k] < clr_w[k]
         assert starts[k] - set_w[k] == 1 and clr_w[k] - reads[k] == 1  # nothing else between
     assert invokes[0] < set_w[0]
+
+
+def test_mlperf_energy_timestamp_is_one_falling_edge_on_the_marker(tmp_path):
+    fw = build_echo("nucleo-l4r5zi", tmp_path / "ml", protocol="mlperf",
+                    defines=("EQ_MLPERF_ENERGY_MODE=1",))
+    b, m = fw.board, fw.board.marker
+    regs = MODELS[b.clock.tree](b)
+    run = run_startup(fw, regs)
+    text = uart_text(run, b.uart_base + 0x28)
+    assert b"m-timestamp-mode-energy" in text and b"e-[clock" not in text
+    regs.log.clear()
+    run.call("eq_timestamp_marker")  # what the `timestamp` command calls in energy mode
+    marker = [(a.value, a.icount) for a in regs.log if a.kind == "w" and a.addr == m.set_addr]
+    assert [v for v, _ in marker] == [m.set_value, m.clear_value]  # high, then low: one edge
