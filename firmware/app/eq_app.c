@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "eq_hal.h"
+#include "eq_marker.h"
 #include "model.h"
 
 #ifndef EQ_APP_STAGING_BYTES

@@ -5,8 +5,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "board_config.h"
-
 void eq_uart_init(void);
 void eq_uart_putc(uint8_t c);
 void eq_uart_write(const uint8_t *data, size_t n); /* a whole reply frame */
@@ -37,14 +35,7 @@ uint32_t eq_clock_init(void);   /* EQ_CLOCK_OK or the failed step */
 uint32_t eq_clock_status(void); /* what eq_clock_init returned at boot */
 uint32_t eq_clock_hz(void);     /* core clock now running (the operating point or the reset clock) */
 
-/* Timing marker GPIO: high for exactly the timed window (board config [marker]). */
-#if defined(EQ_MARKER_SET_ADDR)
-#define EQ_MARKER_HIGH() (*(volatile uint32_t *)EQ_MARKER_SET_ADDR = EQ_MARKER_SET_VALUE)
-#define EQ_MARKER_LOW() (*(volatile uint32_t *)EQ_MARKER_CLEAR_ADDR = EQ_MARKER_CLEAR_VALUE)
-#else
-#define EQ_MARKER_HIGH() ((void)0)
-#define EQ_MARKER_LOW() ((void)0)
-#endif
-void eq_timestamp_marker(void); /* MLPerf energy-mode timestamp: one falling edge on the pin */
+/* MLPerf energy-mode timestamp: one falling edge on the timing-marker pin (eq_marker.h). */
+void eq_timestamp_marker(void);
 
 #endif

@@ -9,6 +9,7 @@
 
 #include "board_config.h"
 #include "eq_hal.h"
+#include "eq_marker.h"
 
 extern uint32_t __data_load__, __data_start__, __data_end__, __bss_start__, __bss_end__;
 extern uint32_t __stack_top__;
