@@ -379,9 +379,9 @@ def codegen_cmd(model: str, out_dir: str, runtime: str, as_json: bool, **opts: A
         if tflm_only:
             flags = ", ".join("--" + k.replace("_", "-") for k in tflm_only)
             raise CodegenError(f"{flags}: only for --runtime tflm; drop them for --runtime edgeq")
-        from edgeq.codegen.edgeq_rt import generate_edgeq_rt
+        from edgeq.codegen.edgeq_rt import write_edgeq_rt
 
-        result = generate_edgeq_rt(model, out_dir, **given).as_dict()
+        result = write_edgeq_rt(model, out_dir, **given).as_dict()
         emit(result, as_json, lambda r: (
             f"edgeq-rt model {r['model_name']} -> {out_dir}: arena {r['arena_bytes']} bytes, "
             f"weights {r['weight_bytes']} bytes"))
@@ -500,6 +500,8 @@ def boards_cmd(as_json: bool) -> None:
 @click.option("--per-layer", is_flag=True, help="Compile per-layer profiling in and report it.")
 @click.option("--port", help="Serial port of a real board to validate on (after `edgeq flash`).")
 @click.option("--opt", default="-O2", show_default=True, help="Compiler optimization flag.")
+@click.option("--power-model", help="Real board whose power model the emulator's energy "
+              "estimate uses (default: the emulated board's reference board).")
 @click.option("--protocol", type=click.Choice(["edgeq", "mlperf"]), default="edgeq",
               show_default=True,
               help="What the firmware speaks: edgeq's protocol or the MLPerf Tiny harness.")
@@ -509,8 +511,8 @@ def boards_cmd(as_json: bool) -> None:
 @json_option
 def build_cmd(model: str | None, target: str | None, board: str | None, data: str | None,
               out: str | None, samples: int, no_run: bool, per_layer: bool, port: str | None,
-              opt: str, protocol: str, mlperf_model: str | None, mlperf_input_offset: int,
-              as_json: bool) -> None:
+              opt: str, power_model: str | None, protocol: str, mlperf_model: str | None,
+              mlperf_input_offset: int, as_json: bool) -> None:
     """Quantize, evaluate, generate C, build the firmware and check it on the (emulated) board.
 
     With no MODEL, uses models/digits_cnn.
@@ -519,7 +521,7 @@ def build_cmd(model: str | None, target: str | None, board: str | None, data: st
 
     req = BuildRequest(model=model, target=target, board=board, data=data, out=out,
                        samples=samples, run=not no_run, per_layer=per_layer, port=port, opt=opt,
-                       protocol=protocol, mlperf_model=mlperf_model,
+                       power_model=power_model, protocol=protocol, mlperf_model=mlperf_model,
                        mlperf_input_offset=mlperf_input_offset)
     report = run_build(req)
     emit(report, as_json, render_build_report)
@@ -557,12 +559,15 @@ def flash_cmd(board: str, probe: str | None, build_dir: str | None, tool: str | 
 @click.option("--monitor", type=click.Choice(["ppk2", "joulescope"]),
               help="Measure energy with a power monitor (real boards).")
 @click.option("--monitor-port", help="Serial port of the PPK2.")
+@click.option("--power-model", help="[--emulator] Real board whose power model the energy "
+              "estimate uses (default: the emulated board's reference board).")
 @click.option("--protocol", type=click.Choice(["edgeq", "mlperf"]), default="edgeq",
               show_default=True, help="Drive edgeq firmware or MLPerf Tiny harness firmware.")
 @json_option
 def bench_cmd(board: str, port: str | None, emulator: bool, runs: int, warmup: int,
               per_layer: bool, build_dir: str | None, monitor: str | None,
-              monitor_port: str | None, protocol: str, as_json: bool) -> None:
+              monitor_port: str | None, power_model: str | None, protocol: str,
+              as_json: bool) -> None:
     """Latency (median/min/max), per-layer table and energy estimate of a built firmware."""
     from pathlib import Path
 
@@ -586,7 +591,8 @@ def bench_cmd(board: str, port: str | None, emulator: bool, runs: int, warmup: i
         return
     elf = profiling_firmware(b, d) if per_layer and emulator else None
     emit(bench(b, build_dir=d, elf=elf, port=port, emulator=emulator, runs=runs, warmup=warmup,
-               per_layer=per_layer, monitor=monitor, monitor_port=monitor_port), as_json,
+               per_layer=per_layer, monitor=monitor, monitor_port=monitor_port,
+               power_model=power_model), as_json,
          render_bench)
 
 

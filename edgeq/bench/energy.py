@@ -2,8 +2,10 @@
 monitor's recorded samples.
 
 Estimate: run-mode current scales with clock (datasheet µA/MHz), so for ``cycles`` at clock f
-E = V · (k·f) · (cycles / f) = V · k · cycles — independent of the clock. Emulated boards borrow
-a real board's model and treat one instruction as one cycle; the report says so.
+E = V · (k·f) · (cycles / f) = V · k · cycles — independent of the clock. An emulated board has
+no power model: the estimate is for a named real board (``--power-model``, else the emulated
+board's ``power.reference_board``) from the cycles the timing model estimates for that board at
+its clock and wait states, and the note says so.
 Measurement: E = ∫ V·I dt over the window that bracketed N inferences, divided by N.
 """
 
@@ -35,6 +37,35 @@ class EnergyEstimate:
         return {"estimate": True, "microjoules": self.microjoules, "supply_v": self.supply_v,
                 "current_a": self.current_a, "clock_hz": self.clock_hz,
                 "power_model_board": self.model_board, "source": self.source, "note": self.note}
+
+
+def estimate_energy_for(power_board: Board, cycles: float, emulated: Board) -> EnergyEstimate:
+    """Energy on the real ``power_board`` of ``cycles`` estimated for it from a run of the same
+    firmware code on the ``emulated`` board."""
+    model = power_board.power
+    if model.supply_v is None or model.run_ua_per_mhz is None:
+        raise DeviceError(f"{power_board.name} has no power model of its own; pass a real board "
+                          "with a datasheet current to --power-model (e.g. nucleo-l4r5zi)")
+    clock = power_board.clock_hz
+    current = model.run_ua_per_mhz * 1e-6 * clock / 1e6
+    joules = model.supply_v * current * cycles / clock
+    note = (f"estimate for {power_board.name}, not {emulated.name} (emulated, no power model): "
+            f"{cycles:,.0f} estimated cycles at {clock / 1e6:g} MHz x "
+            f"{model.run_ua_per_mhz:g} uA/MHz at {model.supply_v:g} V")
+    return EnergyEstimate(joules=joules, supply_v=model.supply_v, current_a=current,
+                          clock_hz=clock, model_board=power_board.name, source=model.source,
+                          note=note)
+
+
+def power_board_for(board: Board, name: str | None) -> Board:
+    """The real board whose power model an emulated ``board``'s estimate uses."""
+    from edgeq.toolchain.boards import resolve_target
+
+    chosen = name or board.power.reference_board
+    if chosen is None:
+        raise DeviceError(f"{board.name} is emulated and names no power.reference_board; pass "
+                          "--power-model <real board>")
+    return resolve_target(board=chosen)
 
 
 def estimate_energy(board: Board, count: float, unit: str) -> EnergyEstimate:

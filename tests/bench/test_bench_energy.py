@@ -163,3 +163,19 @@ def test_clock_status_flags_a_board_that_fell_back_to_its_reset_clock():
     ok, note = clock_status(b, 4_000_000)
     assert not ok and "runs at 4 MHz, not the configured 120 MHz" in note
     assert note.endswith("(the reset clock)")
+
+
+def test_emulated_energy_is_for_a_named_real_board_from_estimated_cycles():
+    from edgeq.bench.energy import estimate_energy_for, power_board_for
+
+    emu = resolve_target(board="mps2-an386")
+    f446 = power_board_for(emu, "nucleo-f446re")
+    assert f446.name == "nucleo-f446re"
+    e = estimate_energy_for(f446, 2_000_000, emu)
+    v, k = f446.power.supply_v, f446.power.run_ua_per_mhz
+    assert e.joules == pytest.approx(v * k * 1e-6 * 2.0)  # V x uA/MHz x Mcycles
+    assert e.model_board == "nucleo-f446re" and e.clock_hz == f446.clock_hz
+    assert "estimate for nucleo-f446re, not mps2-an386" in e.note
+    assert power_board_for(emu, None).name == emu.power.reference_board
+    with pytest.raises(DeviceError, match="no power model of its own"):
+        estimate_energy_for(resolve_target(board="mps2-an385"), 1000, emu)

@@ -69,6 +69,27 @@ def test_bench_cycles_on_board(flashed):
     assert lat["max"] - lat["min"] <= 0.02 * lat["median"]  # cycle counts are near-constant
 
 
+def test_cycle_estimate_against_dwt(flashed, tmp_path):
+    """The timing model's estimate for this board (its clock, wait states, caches) from the same
+    model run on the emulated Cortex-M4, against the board's own DWT cycle count."""
+    from edgeq.device.timing import Events, estimate
+
+    board, out = flashed
+    b = resolve_target(board=board)
+    if b.core != "cortex-m4":
+        pytest.skip("the timing model has a Cortex-M4 table only")
+    hw = _json(CliRunner().invoke(cli, ["bench", "--board", board, "--port",
+                                        os.environ["EDGEQ_PORT"], "--runs", "5", "--json"]))
+    emu_dir = tmp_path / "emu"
+    _json(CliRunner().invoke(cli, ["build", str(out / "model_int8.tflite"), "--target",
+                                   "cortex-m4", "-o", str(emu_dir), "--samples", "2", "--json"]))
+    emu = _json(CliRunner().invoke(cli, ["bench", "--board", "mps2-an386", "--emulator",
+                                         "--build-dir", str(emu_dir), "--runs", "2", "--json"]))
+    est = estimate(Events(**emu["latency"]["events"]), b).cycles
+    measured = hw["latency"]["median"]
+    assert abs(est - measured) <= 0.25 * measured, (est, measured)
+
+
 def test_board_survives_garbage(flashed):
     board, _ = flashed
     port = open_serial(os.environ["EDGEQ_PORT"], resolve_target(board=board).uart_baud)
