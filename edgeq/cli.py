@@ -443,31 +443,59 @@ def codegen_cmd(model: str, out_dir: str, runtime: str, as_json: bool, **opts: A
 
 
 def _render_boards(rows: list[dict[str, Any]]) -> str:
-    head = (f"{'board':<18} {'core':<11} {'clock run/max':>15} {'flash':>8} {'RAM':>8}  "
-            f"{'runs on':<22} flasher")
+    head = (f"{'board':<18} {'core':<11} {'clock':>8} {'operating point':<44} {'flash':>8} "
+            f"{'RAM':>8}  {'runs on':<22} flasher")
     lines = [head, "-" * len(head)]
     for r in rows:
-        run, top = r["clock_hz"] / 1e6, r["max_clock_hz"] / 1e6
-        clock = f"{run:g} MHz" if run == top else f"{run:g}/{top:g} MHz"
+        clock = f"{r['clock_hz'] / 1e6:g} MHz"
         runs = f"qemu {r['emulator']}" if r["emulator"] else "real board"
         flasher = f"pyocd {r['pyocd_target']}" if r["pyocd_target"] else "-"
         default = f"  (default for {r['default_for']})" if r["default_for"] else ""
-        lines.append(f"{r['name']:<18} {r['core']:<11} {clock:>15} {r['flash_bytes'] // 1024:>5} KB "
-                     f"{r['ram_bytes'] // 1024:>5} KB  {runs:<22} {flasher}{default}")
+        lines.append(f"{r['name']:<18} {r['core']:<11} {clock:>8} {r['operating_point']:<44} "
+                     f"{r['flash_bytes'] // 1024:>5} KB {r['ram_bytes'] // 1024:>5} KB  "
+                     f"{runs:<22} {flasher}{default}")
+        emu = ", ".join(r["verified_emulation"]) or "nothing"
+        hw = ", ".join(r["verified_hardware"]) or "not yet"
+        marker = f"; marker {r['marker']}" if r["marker"] else ""
+        lines.append(f"{'':<18} verified in emulation (unicorn/QEMU): {emu}; on hardware: {hw}"
+                     f"{marker}")
     return "\n".join(lines)
+
+
+def _operating_point(b: Any) -> str:
+    """One phrase: where the clock comes from and what the part needs for it."""
+    c = b.clock
+    if not c.configured:
+        return "fixed (emulator clock)"
+    if c.tree == "nrf52":
+        return f"{c.source.upper()}, NVMC cache {'on' if c.icache else 'off'}"
+    parts = [f"{c.source.upper()} {c.source_hz / 1e6:g} MHz PLL", f"{c.flash_ws} WS", c.voltage]
+    if b.max_clock_hz != b.clock_hz:
+        parts.append(f"max {b.max_clock_hz / 1e6:g}")
+    if not b.clock_setup:
+        parts.append("skipped in QEMU")
+    return ", ".join(parts)
 
 
 @cli.command("boards")
 @json_option
 def boards_cmd(as_json: bool) -> None:
-    """List the board configs: core, clock, flash, RAM, emulator and flasher."""
+    """List the board configs: core, clock, flash, RAM, emulator, flasher, what is verified."""
+    from dataclasses import asdict
+
     from edgeq.toolchain.boards import list_boards
 
     rows = [{
         "name": b.name, "core": b.core, "clock_hz": b.clock_hz, "max_clock_hz": b.max_clock_hz,
+        "reset_clock_hz": b.reset_clock_hz, "clock": asdict(b.clock),
+        "clock_setup_in_firmware": b.clock_setup, "operating_point": _operating_point(b),
         "flash_bytes": b.flash.length, "ram_bytes": b.ram.length, "emulator": b.qemu_machine,
         "pyocd_target": b.pyocd_target, "openocd_config": list(b.openocd_config),
-        "uart": b.uart_driver, "counter": b.counter_unit,
+        "uart": b.uart_driver, "uart_clock_hz": b.uart_clock_hz, "counter": b.counter_unit,
+        "marker": (f"{b.marker.port}.{b.marker.pin:02d}" if b.marker and b.clock.tree == "nrf52"
+                   else f"{b.marker.port}{b.marker.pin}" if b.marker else None),
+        "verified_emulation": list(b.verified_emulation),
+        "verified_hardware": list(b.verified_hardware),
         "default_for": b.core if b.default_for_core else None, "description": b.description,
     } for b in list_boards()]
     emit(rows, as_json, _render_boards)

@@ -233,7 +233,7 @@ def device_stage(board: Board, bd: BuildDir, model_hash: str,
     """5. run on the device and compare with the host oracle, byte for byte."""
     from edgeq.bench.energy import estimate_energy
     from edgeq.bench.runner import layer_rows
-    from edgeq.bench.stats import latency_stats
+    from edgeq.bench.stats import clock_status, latency_stats
     from edgeq.bench.validate import top1, validate_on_device
     from edgeq.device.connect import connect
     from edgeq.oracles import run_tflm
@@ -253,8 +253,12 @@ def device_stage(board: Board, bd: BuildDir, model_hash: str,
     with connect(board, elf=bd.elf, port=None if board.emulated else req.port,
                  emulator=board.emulated, qemu_args=counter.args if counter else ()) as session:
         session.check_model(model_hash)
+        clock_hz = session.info.clock_hz  # what the firmware runs at (reset clock if setup failed)
         rep = validate_on_device(session, [x], expected)
         layers = layer_rows(session) if req.per_layer else None
+    clock_ok, clock_note = clock_status(board, clock_hz)
+    if not clock_ok:
+        log.warning(clock_note)
     if not rep.bit_exact:
         raise DeviceError(f"device outputs differ from the TFLM reference on "
                           f"{rep.mismatched_samples}/{rep.samples} samples (first: sample "
@@ -268,7 +272,7 @@ def device_stage(board: Board, bd: BuildDir, model_hash: str,
     else:
         from edgeq.bench.latency import measured_layer_rows
 
-        stats = latency_stats(rep.counts, rep.unit, board.clock_hz)
+        stats = latency_stats(rep.counts, rep.unit, clock_hz)
         latency = stats.to_dict()
         energy = estimate_energy(board, stats.median, rep.unit).to_dict()
         if layers is not None and rep.unit == "cycles":
@@ -276,6 +280,7 @@ def device_stage(board: Board, bd: BuildDir, model_hash: str,
     classification = y is not None and expected[0].reshape(len(x), -1).shape[1] > 1
     out: dict[str, Any] = {
         "ran": True, "validation": rep.to_dict(), "latency": latency,
+        "clock_hz": clock_hz, "clock_ok": clock_ok, "clock": clock_note,
         "energy": energy,
         "device_accuracy": top1(rep.device_outputs, y) if classification and y is not None
         else None,
@@ -329,6 +334,9 @@ def render_build_report(r: dict[str, Any]) -> str:
     from edgeq.bench.latency import render_latency
 
     lines.append(f"  latency: {render_latency(lat)}")
+    if d.get("clock"):
+        lines.append(f"  clock: {d['clock']}" if d.get("clock_ok", True)
+                     else f"  WARNING: {d['clock']}")
     lines.append(f"  energy: {e['microjoules']:.2f} uJ/inference ({e['note']})")
     if d.get("layers"):
         from edgeq.bench.runner import render_layer_dicts

@@ -75,7 +75,7 @@ def estimate_energy(board: Board, count: float, unit: str) -> EnergyEstimate:
     model, model_board = power_model(board)
     assert model.supply_v is not None and model.run_ua_per_mhz is not None
     ref = board if model_board == board.name else resolve_target(board=model_board)
-    clock = ref.clock_hz if model_board == board.name else ref.max_clock_hz
+    clock = ref.clock_hz  # the operating point its firmware runs at (board config [clock])
     current = model.run_ua_per_mhz * 1e-6 * clock / 1e6
     joules = model.supply_v * current * count / clock
     if unit == "instructions":
@@ -123,6 +123,35 @@ def integrate_energy(current_a: np.ndarray, voltage_v: float | np.ndarray, *,
     if inferences <= 0:
         raise DeviceError("inferences must be positive")
     return float(np.sum((p[1:] + p[:-1]) * np.diff(t)) / 2.0) / inferences
+
+
+def gpio_windows(times_s: np.ndarray, logic: np.ndarray) -> list[tuple[float, float]]:
+    """(start, end) of every complete high span of the marker channel, in order."""
+    lv = np.asarray(logic).astype(bool)
+    t = np.asarray(times_s, dtype=np.float64)
+    rises = np.flatnonzero(~lv[:-1] & lv[1:]) + 1
+    falls = np.flatnonzero(lv[:-1] & ~lv[1:]) + 1
+    spans = []
+    for r in rises:
+        after = falls[falls > r]
+        if len(after):
+            spans.append((float(t[r]), float(t[after[0]])))
+    return spans
+
+
+def marked_energy(current_a: np.ndarray, voltage_v: float | np.ndarray, times_s: np.ndarray,
+                  logic: np.ndarray, inferences: int) -> tuple[float, float]:
+    """Joules per inference over the marker's high spans (one per timed inference), and the
+    mean span in seconds. The span count must equal ``inferences``: a mismatch means a
+    miswired or bouncing marker input, and the figure would be wrong."""
+    spans = gpio_windows(times_s, logic)
+    if len(spans) != inferences:
+        raise DeviceError(f"the marker pin pulsed {len(spans)} times for {inferences} "
+                          "inferences; check the wiring to the monitor's digital input (or "
+                          "sample faster)")
+    total = sum(integrate_energy(current_a, voltage_v, times_s=times_s, window=w)
+                for w in spans)
+    return total / inferences, sum(b - a for a, b in spans) / inferences
 
 
 def gpio_window(times_s: np.ndarray, logic: np.ndarray) -> tuple[float, float]:

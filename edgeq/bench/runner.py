@@ -87,6 +87,11 @@ def bench(board: Board, *, build_dir: Path, elf: Path | None = None, port: str |
     with connect(board, elf=fw, port=port, emulator=emulator,
                  qemu_args=counter.args if counter else ()) as s:
         info = s.info
+        from edgeq.bench.stats import clock_status
+
+        clock_ok, clock_note = clock_status(board, info.clock_hz)
+        if not clock_ok:
+            log.warning(clock_note)
         expect = bd.manifest_section("codegen").get("model_hash")
         if expect:
             s.check_model(expect)
@@ -97,12 +102,14 @@ def bench(board: Board, *, build_dir: Path, elf: Path | None = None, port: str |
         if monitor is not None:
             if emulator:
                 raise DeviceError("a power monitor measures a real board; drop --emulator")
-            measured = measure_energy(s, monitor, monitor_port, runs)
+            measured = measure_energy(s, monitor, monitor_port, runs,
+                                      use_marker=board.marker is not None)
         layers = layer_rows(s) if per_layer else None
     out: dict[str, Any] = {"board": board.name, "model": info.model_name,
                            "model_hash": info.model_hash, "counter": info.counter,
                            "arena_bytes": info.arena_bytes, "measured_energy": measured,
-                           "counts": res.counts, "layers": layers, "transfer": transfer}
+                           "counts": res.counts, "layers": layers, "transfer": transfer,
+                           "clock_hz": info.clock_hz, "clock_ok": clock_ok, "clock": clock_note}
     if counter is not None:
         from edgeq.bench.latency import emulator_latency
 
@@ -124,9 +131,11 @@ def bench(board: Board, *, build_dir: Path, elf: Path | None = None, port: str |
 
 
 def measure_energy(session: DeviceSession, monitor: str, monitor_port: str | None,
-                   runs: int) -> dict[str, Any]:
-    """Bracket ``runs`` back-to-back inferences with the monitor: ∫V·I dt over the window / N."""
-    from edgeq.bench.energy import integrate_energy
+                   runs: int, *, use_marker: bool = False) -> dict[str, Any]:
+    """Bracket ``runs`` back-to-back inferences with the monitor: ∫V·I dt / N over the marker
+    pin's high spans when the board has one and the monitor recorded it, else over the host's
+    command window."""
+    from edgeq.bench.energy import integrate_energy, marked_energy
     from edgeq.bench.monitors import open_monitor
 
     mon = open_monitor(monitor, monitor_port)
@@ -138,18 +147,26 @@ def measure_energy(session: DeviceSession, monitor: str, monitor_port: str | Non
         t1 = time.monotonic()
         time.sleep(0.2)
     finally:
-        times, current, voltage = mon.stop()
-    joules = integrate_energy(current, voltage, times_s=times, window=(t0, t1), inferences=runs)
+        rec = mon.stop()
+    if use_marker and rec.marker is not None and rec.marker.any():
+        joules, span = marked_energy(rec.current_a, rec.voltage_v, rec.times_s, rec.marker, runs)
+        return {"estimate": False, "monitor": monitor, "microjoules": joules * 1e6,
+                "window": "marker pin", "window_s": span * runs, "inferences": runs}
+    joules = integrate_energy(rec.current_a, rec.voltage_v, times_s=rec.times_s,
+                              window=(t0, t1), inferences=runs)
     return {"estimate": False, "monitor": monitor, "microjoules": joules * 1e6,
-            "window_s": t1 - t0, "inferences": runs}
+            "window": "command", "window_s": t1 - t0, "inferences": runs}
 
 
 def render_bench(r: dict[str, Any]) -> str:
     from edgeq.bench.latency import render_latency
 
     lat, e = r["latency"], r["energy"]
-    lines = [f"{r['model']} on {r['board']}: {render_latency(lat)}",
-             f"energy: {e['microjoules']:.2f} uJ/inference ({e['note']})"]
+    lines = [f"{r['model']} on {r['board']}: {render_latency(lat)}"]
+    if r.get("clock"):
+        lines.append(f"clock: {r['clock']}" if r.get("clock_ok", True)
+                     else f"WARNING: {r['clock']}")
+    lines.append(f"energy: {e['microjoules']:.2f} uJ/inference ({e['note']})")
     t = r.get("transfer") or {}
     if t.get("bytes_per_s"):
         lines.append(f"input transfer: {t['bytes']:,} bytes in {t['seconds'] * 1e3:.1f} ms = "
@@ -157,7 +174,8 @@ def render_bench(r: dict[str, Any]) -> str:
     if r.get("measured_energy"):
         m = r["measured_energy"]
         lines.append(f"measured energy: {m['microjoules']:.2f} uJ/inference ({m['monitor']}, "
-                     f"{m['inferences']} inferences in {m['window_s']:.3f} s)")
+                     f"{m['inferences']} inferences in {m['window_s']:.3f} s, "
+                     f"{m.get('window', 'command')} window)")
     if r.get("layers"):
         lines.append(render_layer_dicts(r["layers"], lat["unit"]))
     return "\n".join(lines)

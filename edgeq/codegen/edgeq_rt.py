@@ -535,7 +535,11 @@ def _weight_bytes(low: _Lowered) -> int:
         int(v.nbytes) for call in low.calls for v in call.params.get("lut", {}).values()
         if isinstance(v, np.ndarray)
     )
-    return sum(low.model.tensors[i].nbytes for i in _constant_ids(low)) + lut
+    packed = sum(  # filters packed by ops_conv into the kernels' read order replace the tensor
+        int(call.params["filter_packed"].nbytes) for call in low.calls
+        if isinstance(call.params.get("filter_packed"), np.ndarray)
+    )
+    return sum(low.model.tensors[i].nbytes for i in _constant_ids(low)) + lut + packed
 
 
 # --- entry points --------------------------------------------------------------------------------

@@ -155,8 +155,14 @@ def test_bench_and_run_argument_errors(tmp_path):
 
 def test_boards_listing_is_fast_and_complete():
     res = _run(["boards"])
-    assert res.exit_code == 0 and len(res.output.splitlines()) == 2 + len(
+    # header + rule, then per board its line and what was verified where
+    assert res.exit_code == 0 and len(res.output.splitlines()) == 2 + 2 * len(
         list(Path(board_dir()).glob("*.toml")))
+    lines = res.output.splitlines()
+    l4 = lines.index(next(ln for ln in lines if ln.startswith("nucleo-l4r5zi")))
+    assert "120 MHz" in lines[l4] and "5 WS" in lines[l4] and "range1-boost" in lines[l4]
+    assert "emulation (unicorn/QEMU): clock-tree" in lines[l4 + 1]
+    assert "on hardware: not yet" in lines[l4 + 1] and "marker PF15" in lines[l4 + 1]
 
 
 @pytest.mark.slow
