@@ -64,6 +64,41 @@ def cli(verbose: bool) -> None:
 # --- quantize / evaluate (foundation) -------------------------------------------------------
 
 
+def drop_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--max-drop`` / ``--allow-drop``: the accuracy check after quantize, mixed and compress."""
+    f = click.option("--allow-drop", is_flag=True,
+                     help="Keep exit status 0 even if accuracy drops more than --max-drop.")(f)
+    return click.option("--max-drop", type=click.FloatRange(min=0.0), default=1.0,
+                        show_default=True,
+                        help="Largest accepted top-1 drop vs float on the test split, in "
+                             "percentage points.")(f)
+
+
+def drop_gate(result: dict[str, Any], tflite: str, model: str, data: str | None,
+              max_drop: float, allow_drop: bool) -> None:
+    """Measure float vs quantized accuracy; one line and exit 1 if it dropped too far."""
+    from edgeq.analyze.drop import check_files
+
+    check = check_files(tflite, model, data=data, max_drop_pt=max_drop)
+    result["drop_check"] = None if check is None else check.as_dict()
+    if check is None or not check.failed:
+        return
+    if allow_drop:
+        click.echo(f"edgeq: warning: {check.line()}", err=True)
+        return
+    click.echo(f"edgeq: error: {check.line()}", err=True)
+    sys.exit(1)
+
+
+def render_drop(r: dict[str, Any]) -> str:
+    c = r.get("drop_check")
+    if not c:
+        return ""
+    return (f"\naccuracy on {c['samples']} test samples (TFLM): float "
+            f"{c['float_accuracy_pct']:.1f} %, quantized {c['quantized_accuracy_pct']:.1f} % "
+            f"(drop {c['drop_pt']:.1f} pt, limit {c['max_drop_pt']:g} pt)")
+
+
 def _default_quantized_path(model: str, mode: str) -> str:
     from pathlib import Path
 
@@ -113,11 +148,14 @@ def _render_quantize(r: dict[str, Any]) -> str:
 @click.option("--manifest", type=str, default=None,
               help="JSON manifest to write/update [default: <output>.json].")
 @click.option("--calibration", type=str, default="minmax", show_default=True,
-              help="Activation ranges: minmax | percentile[:99.99] | kl | mse (int8 mode).")
+              help="Activation ranges: minmax | percentile[:99.99] | kl | mse | auto (int8 mode; "
+                   "auto picks per tensor what measures best on the model output).")
+@drop_options
 @json_option
 def quantize(model: str, output: str | None, data: str | None, mode: str, io_dtype: str | None,
              per_tensor: bool, samples: int, seed: int, target: str | None,
-             manifest: str | None, calibration: str, as_json: bool) -> None:
+             manifest: str | None, calibration: str, max_drop: float, allow_drop: bool,
+             as_json: bool) -> None:
     """Post-training quantization of MODEL (.keras, .h5, SavedModel dir) to a .tflite."""
     from edgeq.quantize.ptq import check_mode, quantize_model
 
@@ -142,6 +180,8 @@ def quantize(model: str, output: str | None, data: str | None, mode: str, io_dty
     )
     if hook is not None:
         result["range_calibration"] = hook.summary()
+    if not result["quantization_skipped"]:
+        drop_gate(result, result["output"]["path"], model, data, max_drop, allow_drop)
 
     def render(r: dict[str, Any]) -> str:
         text = _render_quantize(r)
@@ -149,7 +189,7 @@ def quantize(model: str, output: str | None, data: str | None, mode: str, io_dty
         if rc:
             text += (f"\nactivation ranges: {rc['method']} on {rc.get('calibrated', 0)} tensors, "
                      f"{rc.get('narrowed', 0)} narrower than min-max (verified in the .tflite)")
-        return text
+        return text + render_drop(r)
 
     emit(result, as_json, render)
 
@@ -274,11 +314,12 @@ def analyze_cmd(model: str, float_model: str, data: str | None, limit: int,
               help="STE fine-tuning epochs for int4 layers (0: plain rounding).")
 @click.option("--pareto", "pareto_png", type=str, default=None,
               help="Also sweep budgets 0.5x..1.0x and write this size-vs-accuracy PNG.")
+@drop_options
 @json_option
 def mixed_cmd(model: str, output: str, data: str | None, budget_kb: float | None,
               budget_fraction: float | None, budget_ram_kb: float | None, int16: bool,
               objective: str, finetune_epochs: int, pareto_png: str | None,
-              as_json: bool) -> None:
+              max_drop: float, allow_drop: bool, as_json: bool) -> None:
     """Mixed int4/int8 (/int16) precision of MODEL under a flash budget, built and measured."""
     from edgeq.quantize.mixed import mixed_to_file, render_mixed
 
@@ -286,7 +327,8 @@ def mixed_cmd(model: str, output: str, data: str | None, budget_kb: float | None
                            budget_fraction=budget_fraction, ram_budget_kb=budget_ram_kb,
                            int16=int16, objective=objective, finetune_epochs=finetune_epochs,
                            pareto_png=pareto_png)
-    emit(result, as_json, render_mixed)
+    drop_gate(result, output, model, data, max_drop, allow_drop)
+    emit(result, as_json, lambda r: render_mixed(r) + render_drop(r))
 
 
 @cli.command("compress")
@@ -301,9 +343,11 @@ def mixed_cmd(model: str, output: str, data: str | None, budget_kb: float | None
 @click.option("--ternary", is_flag=True, help="Ternary weights {-a,0,+a} instead of clustering.")
 @click.option("--binary", is_flag=True, help="Binary weights {-a,+a} instead of clustering.")
 @click.option("--epochs", type=int, default=4, show_default=True, help="Fine-tuning epochs per step.")
+@drop_options
 @json_option
 def compress_cmd(model: str, output: str, data: str | None, sparsity: float, clusters: int,
-                 ternary: bool, binary: bool, epochs: int, as_json: bool) -> None:
+                 ternary: bool, binary: bool, epochs: int, max_drop: float, allow_drop: bool,
+                 as_json: bool) -> None:
     """Prune, cluster (or ternarize/binarize), fine-tune and int8-quantize MODEL; measure it."""
     from edgeq.errors import QuantizeError
     from edgeq.quantize.compress import compress_to_file, render_compress
@@ -313,7 +357,8 @@ def compress_cmd(model: str, output: str, data: str | None, sparsity: float, clu
     grid = "ternary" if ternary else "binary" if binary else None
     result = compress_to_file(model, output, data=data, sparsity=sparsity,
                               clusters=clusters or None, grid=grid, epochs=epochs)
-    emit(result, as_json, render_compress)
+    drop_gate(result, output, model, data, max_drop, allow_drop)
+    emit(result, as_json, lambda r: render_compress(r) + render_drop(r))
 
 # --- codegen ---------------------------------------------------------------------------------
 

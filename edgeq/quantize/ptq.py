@@ -319,7 +319,9 @@ def quantize_model(
                 seed=seed,
                 source=f"dataset '{ds.name}'",
             )
-            calibration = {"dataset": ds.name, "samples": len(rep), "seed": seed, "split": "train"}
+            method = str(getattr(range_hook, "method", "minmax")) if mode == "int8" else "minmax"
+            calibration = {"dataset": ds.name, "samples": len(rep), "seed": seed, "split": "train",
+                           "method": method}
             meta.setdefault("dataset", spec)
         tflite_bytes = convert_ptq(
             loaded.model,

@@ -410,7 +410,7 @@ def test_cli_mixed_infeasible_budget_names_minimum(tmp_path: Path) -> None:
 def test_cli_compress_writes_model_and_report(tmp_path: Path) -> None:
     out = tmp_path / "c.tflite"
     r = _edgeq("compress", "models/digits_cnn/digits_cnn.h5", "-o", str(out), "--prune", "0.5",
-               "--clusters", "4", "--epochs", "1", "--json")
+               "--clusters", "4", "--epochs", "1", "--allow-drop", "--json")
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     assert out.is_file() and out.with_suffix(".json").is_file()
@@ -421,7 +421,7 @@ def test_cli_compress_writes_model_and_report(tmp_path: Path) -> None:
 def test_cli_mixed_builds_within_budget(tmp_path: Path) -> None:
     out = tmp_path / "m.tflite"
     r = _edgeq("mixed", "models/digits_cnn/digits_cnn.h5", "-o", str(out), "--budget-fraction",
-               "0.75", "--finetune-epochs", "1", "--json")
+               "0.75", "--finetune-epochs", "1", "--allow-drop", "--json")
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
     assert s["weight_bytes"] <= s["budget_bytes"] <= 0.75 * s["int8_weight_bytes"]
