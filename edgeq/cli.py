@@ -107,6 +107,22 @@ def _default_quantized_path(model: str, mode: str) -> str:
     return str(Path("build") / stem / f"{stem}_{mode}.tflite")
 
 
+def describe_preprocess(pre: dict[str, Any]) -> str:
+    """One phrase for what --equalize/--bias-correction did (quantize output and analyze)."""
+    parts = []
+    if pre.get("folded_batchnorm"):
+        parts.append(f"{len(pre['folded_batchnorm'])} BN folded")
+    if pre.get("equalize"):
+        before, after = pre["weight_spread_before"], pre["weight_spread_after"]
+        worst_b = max(before.values(), default=1.0)
+        worst_a = max(after.values(), default=1.0)
+        parts.append(f"{len(pre['equalized_pairs'])} layer pairs equalized (worst channel "
+                     f"spread {worst_b:.0f}x -> {worst_a:.0f}x)")
+    if pre.get("bias_correction"):
+        parts.append(f"{len(pre['bias_corrected'])} biases corrected")
+    return ", ".join(parts)
+
+
 def _render_quantize(r: dict[str, Any]) -> str:
     out = r["output"]
     if r["quantization_skipped"]:
@@ -116,7 +132,11 @@ def _render_quantize(r: dict[str, Any]) -> str:
         how = f"{r['mode']}, {granularity} weights, {r['io_dtype']} I/O"
         cal = r.get("calibration")
         if cal:
-            how += f", calibrated on {cal['samples']} samples of {cal['dataset']}"
+            how += (f", {cal.get('method', 'minmax')} ranges from {cal['samples']} samples of "
+                    f"{cal['dataset']}")
+        pre = r.get("weights_preprocess")
+        if pre:
+            how += "; " + describe_preprocess(pre)
     lines = [f"wrote {out['path']} ({out['bytes']:,} bytes): {how}"]
     for kind in ("inputs", "outputs"):
         for t in r[kind]:
@@ -150,12 +170,17 @@ def _render_quantize(r: dict[str, Any]) -> str:
 @click.option("--calibration", type=str, default="minmax", show_default=True,
               help="Activation ranges: minmax | percentile[:99.99] | kl | mse | auto (int8 mode; "
                    "auto picks per tensor what measures best on the model output).")
+@click.option("--equalize", is_flag=True,
+              help="Cross-layer equalization of ReLU-joined layers (BN folded first); same float "
+                   "function, even channel ranges for per-tensor weights.")
+@click.option("--bias-correction", is_flag=True,
+              help="Subtract the mean error int8 weights add to each output channel.")
 @drop_options
 @json_option
 def quantize(model: str, output: str | None, data: str | None, mode: str, io_dtype: str | None,
              per_tensor: bool, samples: int, seed: int, target: str | None,
-             manifest: str | None, calibration: str, max_drop: float, allow_drop: bool,
-             as_json: bool) -> None:
+             manifest: str | None, calibration: str, equalize: bool, bias_correction: bool,
+             max_drop: float, allow_drop: bool, as_json: bool) -> None:
     """Post-training quantization of MODEL (.keras, .h5, SavedModel dir) to a .tflite."""
     from edgeq.quantize.ptq import check_mode, quantize_model
 
@@ -177,6 +202,8 @@ def quantize(model: str, output: str | None, data: str | None, mode: str, io_dty
         manifest=manifest,
         progress=sys.stderr.isatty(),
         range_hook=hook,
+        equalize=equalize,
+        bias_correction=bias_correction,
     )
     if hook is not None:
         result["range_calibration"] = hook.summary()
@@ -286,12 +313,22 @@ def analyze_cmd(model: str, float_model: str, data: str | None, limit: int,
     analysis = analyze_files(model, float_model, data=data, limit=limit,
                              with_suggestions=suggest)
     result = analysis.as_dict()
+    from edgeq.analyze.layers import manifest_section
+
+    section = manifest_section(model)
+    pre = section.get("weights_preprocess")
+    cal = (section.get("calibration") or {}).get("method")
+    result["made_with"] = {"calibration": cal, "weights_preprocess": pre}
+    made = ([f"activation ranges: {cal}"] if cal else []) + (
+        [f"weights: {describe_preprocess(pre)}"] if pre else [])
     if report_dir:
         result["report"] = str(write_report(analysis, report_dir, title=f"edgeq analyze {model}"))
     if as_json:
         emit(result, True, str)
     else:
         text = format_table(analysis)
+        if made:
+            text += "\nmade with " + "; ".join(made)
         if report_dir:
             text += f"\nreport {result['report']}"
         click.echo(text)

@@ -516,14 +516,19 @@ def analyze_files(
     return a
 
 
-def _manifest_calibration(model_path: str) -> str | None:
-    """The calibrator written into ``<model>.json`` by ``edgeq quantize``, if there is one."""
+def manifest_section(model_path: str) -> dict[str, Any]:
+    """The ``quantize`` section of ``<model>.json`` written by ``edgeq quantize`` ({} if none)."""
     import json
 
-    manifest = Path(model_path).with_suffix(".json")
     try:
-        doc = json.loads(manifest.read_text())
-        cal = doc.get("quantize", {}).get("calibration") or {}
-        return str(cal["method"]) if "method" in cal else None
-    except (OSError, ValueError, AttributeError, KeyError):
-        return None
+        doc = json.loads(Path(model_path).with_suffix(".json").read_text())
+        section = doc.get("quantize") if isinstance(doc, dict) else None
+        return section if isinstance(section, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _manifest_calibration(model_path: str) -> str | None:
+    """The calibrator written into ``<model>.json`` by ``edgeq quantize``, if there is one."""
+    cal = manifest_section(model_path).get("calibration") or {}
+    return str(cal["method"]) if isinstance(cal, dict) and "method" in cal else None
