@@ -127,17 +127,107 @@ def trained(name: str, cache: Path | None) -> tuple[Any, Path]:
     return model, path
 
 
+SECTIONS = ("calibration", "per-tensor", "mixed", "compress")
+
+
+def _rep(x: np.ndarray) -> Any:
+    from edgeq.data.prepare import RepresentativeDataset
+
+    return RepresentativeDataset(x.astype(np.float32))
+
+
+def rows_for(name: str, model: Any, sections: tuple[str, ...], log: Any) -> list[tuple[str, float]]:
+    """(variant, accuracy %) for one model; every quantized accuracy measured on TFLM."""
+    from edgeq.analyze.drop import int8_accuracy
+    from edgeq.data import load_dataset
+    from edgeq.quantize.calibration import convert_calibrated
+    from edgeq.quantize.equalize import correct_bias, equalize
+    from edgeq.quantize.ptq import convert_ptq
+
+    ds = load_dataset("mnist5k")
+    xtr, ytr = (ds.x_train / 255.0).astype(np.float32), ds.y_train
+    xte, yte = (ds.x_test / 255.0).astype(np.float32), ds.y_test
+    cal = xtr[np.random.default_rng(0).permutation(len(xtr))[:200]]
+    f_acc = 100 * float(np.mean(model.predict(xte, verbose=0).argmax(1) == yte))
+    rows = [("float", f_acc)]
+
+    def acc(tfl: bytes) -> float:
+        return 100 * int8_accuracy(tfl, xte, yte)
+
+    if "calibration" in sections:
+        for method in ("minmax", "percentile", "kl", "mse", "auto"):
+            t0 = time.time()
+            tfl, _ = convert_calibrated(model, cal, method)
+            rows.append((f"int8 {method}" + (" (default)" if method == "minmax" else ""),
+                         acc(tfl)))
+            log(f"[{name}] {method} {time.time() - t0:.0f} s")
+        rows.append(("int16x8 min-max", acc(convert_ptq(model, _rep(cal), mode="int16x8"))))
+    if "per-tensor" in sections:
+        rows.append(("per-tensor min-max", acc(convert_calibrated(model, cal, "minmax",
+                                                                  per_channel=False)[0])))
+        eq, _ = equalize(model)
+        rows.append(("per-tensor + CLE", acc(convert_calibrated(eq, cal, "minmax",
+                                                                per_channel=False)[0])))
+        bc, _ = correct_bias(equalize(model)[0], cal, per_channel=False)
+        rows.append(("per-tensor + CLE + bias corr.",
+                     acc(convert_calibrated(bc, cal, "minmax", per_channel=False)[0])))
+        bc_only, _ = correct_bias(model, cal, per_channel=False)
+        rows.append(("per-tensor + bias corr.",
+                     acc(convert_calibrated(bc_only, cal, "minmax", per_channel=False)[0])))
+        log(f"[{name}] per-tensor done")
+    if "mixed" in sections:
+        from edgeq.quantize.mixed import mixed_precision
+
+        report = None
+        for rounding in ("nearest", "adaround"):
+            t0 = time.time()
+            r = mixed_precision(model, cal, xte, yte, budget_fraction=0.6, train=(xtr, ytr),
+                                finetune_epochs=3, report=report, rounding=rounding)
+            report = r.report
+            ratio = r.solution.weight_bytes / r.int8_weight_bytes
+            rows.append((f"mixed 0.6x ({ratio:.2f}x), {rounding}", acc(r.model)))
+            log(f"[{name}] mixed {rounding} {time.time() - t0:.0f} s")
+    if "compress" in sections:
+        from edgeq.quantize.compress import compress
+
+        for label, kw in (("compress defaults (prune 0.75 + 16 clusters)", {}),
+                          ("compress prune only", {"clusters": None}),
+                          ("compress --ternary", {"sparsity": 0.0, "grid": "ternary"})):
+            t0 = time.time()
+            r = compress(model, (xtr, ytr), (xte, yte), **kw)
+            epochs = f", {r.epochs_used} epochs" if getattr(r, "epochs_used", None) else ""
+            rows.append((label + epochs, acc(r.model)))
+            log(f"[{name}] {label} {time.time() - t0:.0f} s")
+    return rows
+
+
+def table(results: dict[str, list[tuple[str, float]]]) -> str:
+    lines = []
+    for name, rows in results.items():
+        f_acc = rows[0][1]
+        lines += [f"\n{name} (mnist5k test split, 1,000 samples, TFLM)", "",
+                  "| variant | accuracy % | delta pt |", "|---|---|---|"]
+        lines += [f"| {v} | {a:.1f} | {a - f_acc:+.1f} |" for v, a in rows]
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache", type=Path, default=None, help="Where trained models are kept.")
+    ap.add_argument("--only", default=",".join(SECTIONS),
+                    help=f"Comma-separated subset of {','.join(SECTIONS)}.")
+    ap.add_argument("--models", default=",".join(MODELS), help="Comma-separated model names.")
     args = ap.parse_args()
-    for name in MODELS:
-        model, path = trained(name, args.cache)
-        from edgeq.data import load_dataset
+    sections = tuple(s.strip() for s in args.only.split(","))
 
-        ds = load_dataset("mnist5k")
-        p = model.predict(ds.x_test / 255.0, verbose=0).argmax(1)
-        print(name, path, float(np.mean(p == ds.y_test)))
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    results = {}
+    for name in args.models.split(","):
+        model, _ = trained(name, args.cache)
+        results[name] = rows_for(name, model, sections, log)
+        print(table({name: results[name]}), flush=True)
 
 
 if __name__ == "__main__":

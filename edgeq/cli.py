@@ -351,11 +351,13 @@ def analyze_cmd(model: str, float_model: str, data: str | None, limit: int,
               help="STE fine-tuning epochs for int4 layers (0: plain rounding).")
 @click.option("--pareto", "pareto_png", type=str, default=None,
               help="Also sweep budgets 0.5x..1.0x and write this size-vs-accuracy PNG.")
+@click.option("--rounding", type=click.Choice(["adaround", "nearest"]), default="adaround",
+              show_default=True, help="How int4 weights are rounded: learned (AdaRound) or nearest.")
 @drop_options
 @json_option
 def mixed_cmd(model: str, output: str, data: str | None, budget_kb: float | None,
               budget_fraction: float | None, budget_ram_kb: float | None, int16: bool,
-              objective: str, finetune_epochs: int, pareto_png: str | None,
+              objective: str, finetune_epochs: int, pareto_png: str | None, rounding: str,
               max_drop: float, allow_drop: bool, as_json: bool) -> None:
     """Mixed int4/int8 (/int16) precision of MODEL under a flash budget, built and measured."""
     from edgeq.quantize.mixed import mixed_to_file, render_mixed
@@ -363,7 +365,7 @@ def mixed_cmd(model: str, output: str, data: str | None, budget_kb: float | None
     result = mixed_to_file(model, output, data=data, budget_kb=budget_kb,
                            budget_fraction=budget_fraction, ram_budget_kb=budget_ram_kb,
                            int16=int16, objective=objective, finetune_epochs=finetune_epochs,
-                           pareto_png=pareto_png)
+                           pareto_png=pareto_png, rounding=rounding)
     drop_gate(result, output, model, data, max_drop, allow_drop)
     emit(result, as_json, lambda r: render_mixed(r) + render_drop(r))
 
@@ -380,11 +382,14 @@ def mixed_cmd(model: str, output: str, data: str | None, budget_kb: float | None
 @click.option("--ternary", is_flag=True, help="Ternary weights {-a,0,+a} instead of clustering.")
 @click.option("--binary", is_flag=True, help="Binary weights {-a,+a} instead of clustering.")
 @click.option("--epochs", type=int, default=4, show_default=True, help="Fine-tuning epochs per step.")
+@click.option("--max-epochs", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Cap on fine-tuning epochs in total: more are added, two at a time, while the "
+                   "int8 model is more than --max-drop below float on held-aside training data.")
 @drop_options
 @json_option
 def compress_cmd(model: str, output: str, data: str | None, sparsity: float, clusters: int,
-                 ternary: bool, binary: bool, epochs: int, max_drop: float, allow_drop: bool,
-                 as_json: bool) -> None:
+                 ternary: bool, binary: bool, epochs: int, max_epochs: int, max_drop: float,
+                 allow_drop: bool, as_json: bool) -> None:
     """Prune, cluster (or ternarize/binarize), fine-tune and int8-quantize MODEL; measure it."""
     from edgeq.errors import QuantizeError
     from edgeq.quantize.compress import compress_to_file, render_compress
@@ -393,7 +398,8 @@ def compress_cmd(model: str, output: str, data: str | None, sparsity: float, clu
         raise QuantizeError("choose one of --ternary and --binary")
     grid = "ternary" if ternary else "binary" if binary else None
     result = compress_to_file(model, output, data=data, sparsity=sparsity,
-                              clusters=clusters or None, grid=grid, epochs=epochs)
+                              clusters=clusters or None, grid=grid, epochs=epochs,
+                              max_drop_pt=max_drop, max_epochs=max_epochs)
     drop_gate(result, output, model, data, max_drop, allow_drop)
     emit(result, as_json, lambda r: render_compress(r) + render_drop(r))
 
