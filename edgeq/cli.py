@@ -94,7 +94,7 @@ def render_drop(r: dict[str, Any]) -> str:
     c = r.get("drop_check")
     if not c:
         return ""
-    return (f"\naccuracy on {c['samples']} test samples (TFLM): float "
+    return (f"\naccuracy on {c['samples']} test samples ({c['oracle']}): float "
             f"{c['float_accuracy_pct']:.1f} %, quantized {c['quantized_accuracy_pct']:.1f} % "
             f"(drop {c['drop_pt']:.1f} pt, limit {c['max_drop_pt']:g} pt)")
 

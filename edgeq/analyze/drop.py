@@ -29,6 +29,7 @@ class DropCheck:
     samples: int
     max_drop_pt: float
     culprit: str | None = None
+    oracle: str = "TFLM"
 
     @property
     def drop_pt(self) -> float:
@@ -41,7 +42,8 @@ class DropCheck:
     def line(self) -> str:
         head = (f"accuracy drop {self.drop_pt:.1f} pt over the {self.max_drop_pt:g} pt limit "
                 f"(float {self.float_accuracy_pct:.1f} %, quantized "
-                f"{self.quantized_accuracy_pct:.1f} % on {self.samples} test samples)")
+                f"{self.quantized_accuracy_pct:.1f} % on {self.samples} test samples, "
+                f"{self.oracle})")
         blame = f"; most to blame: {self.culprit}" if self.culprit else ""
         return head + blame + "; fix it, or pass --allow-drop to accept"
 
@@ -51,14 +53,26 @@ class DropCheck:
 
 def int8_accuracy(tflite: bytes, x: np.ndarray, y: np.ndarray) -> float:
     """Top-1 accuracy (fraction) of a quantized model on TFLite Micro."""
+    return accuracy_on_oracle(tflite, x, y)[0]
+
+
+def accuracy_on_oracle(tflite: bytes, x: np.ndarray, y: np.ndarray) -> tuple[float, str]:
+    """Top-1 accuracy (fraction) on TFLite Micro, or on LiteRT's reference kernels when the
+    TFLM wheel refuses the model (it has no int4 FULLY_CONNECTED filters); names the oracle."""
     from edgeq.analyze.evaluate import quantize_inputs
-    from edgeq.oracles import run_tflm
+    from edgeq.errors import AnalyzeError
+    from edgeq.oracles import run_litert_ref, run_tflm
     from edgeq.tflite import read_tflite_bytes
 
     info = read_tflite_bytes(tflite)
     xq = quantize_inputs(np.asarray(x, np.float32), info.input_tensors[0])
-    out = run_tflm(tflite, xq)[0]
-    return float(np.mean(out.reshape(len(out), -1).argmax(1) == np.asarray(y).reshape(-1)))
+    try:
+        out, oracle = run_tflm(tflite, xq)[0], "TFLM"
+    except AnalyzeError as exc:
+        log.info("TFLM refused the model (%s); using LiteRT reference kernels", exc)
+        out, oracle = run_litert_ref(tflite, xq)[0], "LiteRT ref"
+    acc = float(np.mean(out.reshape(len(out), -1).argmax(1) == np.asarray(y).reshape(-1)))
+    return acc, oracle
 
 
 def check_drop(
@@ -76,8 +90,8 @@ def check_drop(
     if float_accuracy is None:
         pred = predict_keras(float_model, x).reshape(len(x), -1).argmax(1)
         float_accuracy = float(np.mean(pred == np.asarray(y).reshape(-1)))
-    q_acc = int8_accuracy(tflite, x, y)
-    result = DropCheck(100 * float_accuracy, 100 * q_acc, len(x), max_drop_pt)
+    q_acc, oracle = accuracy_on_oracle(tflite, x, y)
+    result = DropCheck(100 * float_accuracy, 100 * q_acc, len(x), max_drop_pt, oracle=oracle)
     if result.failed:
         result.culprit = culprit(tflite, float_model, x[:BLAME_SAMPLES], y[:BLAME_SAMPLES])
     log.info("drop check: float %.2f %%, quantized %.2f %%", result.float_accuracy_pct,

@@ -566,7 +566,7 @@ def compress(
     if sparsity > 0:
         model = prune(model, x, y, sparsity=sparsity, epochs=epochs)
         steps.append(f"prune {sparsity:.2f}")
-    used = epochs
+    used = epochs if sparsity > 0 else 0
 
     def last_stage(m: Any, n: int) -> Any:
         if grid is not None:

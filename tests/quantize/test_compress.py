@@ -380,8 +380,8 @@ def test_compress_fine_tunes_until_within_threshold_or_cap(digits) -> None:  # n
 
     model, train, test = digits
     r = compress(model, train, test, sparsity=0.0, clusters=None, grid="ternary", epochs=1,
-                 max_drop_pt=0.0, max_epochs=5)
-    # a zero threshold is not met by a 1-epoch ternary net: recovery runs to the cap
+                 max_drop_pt=-100.0, max_epochs=5)
+    # an unreachable threshold: recovery adds two epochs at a time up to the cap
     assert r.epochs_used == 5 and "recovery fine-tune to 5 epochs" in r.steps
     r = compress(model, train, test, sparsity=0.0, clusters=None, grid="ternary", epochs=1,
                  max_drop_pt=100.0, max_epochs=5)
