@@ -127,7 +127,7 @@ def trained(name: str, cache: Path | None) -> tuple[Any, Path]:
     return model, path
 
 
-SECTIONS = ("calibration", "per-tensor", "mixed", "compress")
+SECTIONS = ("calibration", "per-tensor", "qat", "mixed", "compress")
 
 
 def _rep(x: np.ndarray) -> Any:
@@ -178,6 +178,13 @@ def rows_for(name: str, model: Any, sections: tuple[str, ...], log: Any) -> list
         rows.append(("per-tensor + bias corr.",
                      acc(convert_calibrated(bc_only, cal, "minmax", per_channel=False)[0])))
         log(f"[{name}] per-tensor done")
+    if "qat" in sections:
+        from edgeq.quantize.qat import train_qat
+
+        for rounding in ("nearest", "stochastic"):
+            r = train_qat(model, xtr, ytr, epochs=3, rounding=rounding)
+            rows.append((f"QAT {rounding}, 3 epochs", acc(r.tflite)))
+            log(f"[{name}] QAT {rounding} done")
     if "mixed" in sections:
         from edgeq.quantize.mixed import mixed_precision
 

@@ -132,8 +132,8 @@ def _render_quantize(r: dict[str, Any]) -> str:
         how = f"{r['mode']}, {granularity} weights, {r['io_dtype']} I/O"
         cal = r.get("calibration")
         if cal:
-            how += (f", {cal.get('method', 'minmax')} ranges from {cal['samples']} samples of "
-                    f"{cal['dataset']}")
+            how += (f", calibrated on {cal['samples']} samples of {cal['dataset']} "
+                    f"({cal.get('method', 'minmax')} ranges)")
         pre = r.get("weights_preprocess")
         if pre:
             how += "; " + describe_preprocess(pre)
