@@ -9,11 +9,12 @@ PY := $(VENV)/bin/python
 EDGEQ := $(VENV)/bin/edgeq
 STAMP := $(VENV)/.edgeq-installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm \
+                clang-format
 PYTEST_WORKERS ?= 2
 OUT ?= build/run
 
-.PHONY: run test setup system-tools python-env lint clean
+.PHONY: run test setup system-tools python-env lint format-c clean
 
 setup: system-tools python-env
 
@@ -48,6 +49,10 @@ test: setup
 
 lint: python-env
 	$(PY) -m ruff check edgeq tests benchmarks models
+
+# C style lives in .clang-format; this rewrites every C file of the repository in place.
+format-c: system-tools
+	git ls-files '*.c' '*.h' | xargs clang-format -i
 
 clean:
 	rm -rf build .pytest_cache

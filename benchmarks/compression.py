@@ -129,6 +129,7 @@ def float_weight_bytes(model: Any) -> int:
 
 def bench_model(name: str, fractions: tuple[float, ...], qemu_samples: int,
                 epochs: int) -> list[dict[str, Any]]:
+    from edgeq.codegen.weight_coding import weight_report
     from edgeq.quantize.compress import compress, int8_model
     from edgeq.quantize.mixed import mixed_precision
     from edgeq.quantize.sensitivity import evaluate, model_probabilities
@@ -174,7 +175,7 @@ def bench_model(name: str, fractions: tuple[float, ...], qemu_samples: int,
                      epochs=epochs if variant != "ternary" else epochs + 2, **kwargs)
         twin = evaluate(c.model, s.x_test, s.y_test, float_probs)
         measured(variant, c.model, c.int8_accuracy, coding="lut",
-                 huffman_bound_bytes=round(c.weights.total("huffman_bytes")),
+                 huffman_bound_bytes=round(weight_report(c.model).total("huffman_bytes")),
                  compressed_float_accuracy=c.float_accuracy,
                  kl_vs_float=twin.kl)
     return rows

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # helpers_host_harness: compile generated C for sizing
 SHARED = REPO.parent / "shared" / "models" / "tflm"
 M4_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-std=c99",
             "-Wall", "-Wextra", "-Werror", "-Os", "-ffunction-sections", "-fdata-sections"]
@@ -99,8 +100,9 @@ def _size(obj: Path) -> int:
 
 
 def measure(name: str, data: bytes, work: Path) -> dict[str, Any]:
+    from helpers_host_harness import compile_objects
+
     from edgeq.codegen.edgeq_rt import generate_edgeq_rt
-    from edgeq.codegen.host_harness import compile_objects
     from edgeq.oracles import tflm_min_arena
 
     path = work / f"{name}.tflite"

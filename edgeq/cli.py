@@ -9,6 +9,7 @@ traceback reaches the user unless ``-v`` is given. Heavy imports happen inside c
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +30,34 @@ def emit(result: Any, as_json: bool, render: Callable[[Any], str]) -> None:
         click.echo(json.dumps(result, indent=2, sort_keys=True, default=_json_default))
     else:
         click.echo(render(result))
+
+
+class _EchoHandler(logging.Handler):
+    """Log records as ``edgeq: message`` lines on the stderr click is writing to right now;
+    debug lines name their module, warnings say so."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+            if record.levelno < logging.INFO:
+                text = f"{record.name}: {text}"
+            elif record.levelno >= logging.WARNING:
+                text = f"{record.levelname.lower()}: {text}"
+            click.echo(f"edgeq: {text}", err=True)
+        except Exception:  # noqa: BLE001 - logging must never take the command down
+            self.handleError(record)
+
+
+def configure_logging(verbose: bool) -> None:
+    """The library logs under ``edgeq.*``; progress (INFO) is shown, DEBUG only with ``-v``."""
+    root = logging.getLogger("edgeq")
+    for h in [h for h in root.handlers if isinstance(h, _EchoHandler)]:
+        root.removeHandler(h)
+    handler = _EchoHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.propagate = False
 
 
 class EdgeqGroup(click.Group):
@@ -53,12 +82,14 @@ class EdgeqGroup(click.Group):
 
 @click.group(cls=EdgeqGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edgeq")
-@click.option("-v", "--verbose", is_flag=True, help="Show TensorFlow logs and full tracebacks.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Show debug logs, TensorFlow logs and full tracebacks.")
 def cli(verbose: bool) -> None:
     """edgeq: Keras model -> verified, measured int8 model on a microcontroller."""
     from edgeq.tfenv import set_verbose
 
     set_verbose(verbose)
+    configure_logging(verbose)
 
 
 # --- quantize / evaluate (foundation) -------------------------------------------------------
@@ -183,8 +214,10 @@ def quantize(model: str, output: str | None, data: str | None, mode: str, io_dty
              max_drop: float, allow_drop: bool, as_json: bool) -> None:
     """Post-training quantization of MODEL (.keras, .h5, SavedModel dir) to a .tflite."""
     from edgeq.quantize.ptq import check_mode, quantize_model
+    from edgeq.toolchain.boards import board_names
 
-    check_mode(mode, io_dtype, target)  # fail fast, before loading TensorFlow
+    boards = board_names()
+    check_mode(mode, io_dtype, target, boards)  # fail fast, before loading TensorFlow
     from edgeq.quantize.calibration import calibration_hook
 
     hook = calibration_hook(model, calibration, data, num_samples=samples, seed=seed,
@@ -199,6 +232,7 @@ def quantize(model: str, output: str | None, data: str | None, mode: str, io_dty
         num_samples=samples,
         seed=seed,
         target=target,
+        board_names=boards,
         manifest=manifest,
         progress=sys.stderr.isatty(),
         range_hook=hook,
@@ -392,14 +426,14 @@ def compress_cmd(model: str, output: str, data: str | None, sparsity: float, clu
                  allow_drop: bool, as_json: bool) -> None:
     """Prune, cluster (or ternarize/binarize), fine-tune and int8-quantize MODEL; measure it."""
     from edgeq.errors import QuantizeError
-    from edgeq.quantize.compress import compress_to_file, render_compress
+    from edgeq.pipeline import render_compress, run_compress
 
     if ternary and binary:
         raise QuantizeError("choose one of --ternary and --binary")
     grid = "ternary" if ternary else "binary" if binary else None
-    result = compress_to_file(model, output, data=data, sparsity=sparsity,
-                              clusters=clusters or None, grid=grid, epochs=epochs,
-                              max_drop_pt=max_drop, max_epochs=max_epochs)
+    result = run_compress(model, output, data=data, sparsity=sparsity,
+                          clusters=clusters or None, grid=grid, epochs=epochs,
+                          max_drop_pt=max_drop, max_epochs=max_epochs)
     drop_gate(result, output, model, data, max_drop, allow_drop)
     emit(result, as_json, lambda r: render_compress(r) + render_drop(r))
 
@@ -526,19 +560,28 @@ def boards_cmd(as_json: bool) -> None:
 @click.option("--per-layer", is_flag=True, help="Compile per-layer profiling in and report it.")
 @click.option("--port", help="Serial port of a real board to validate on (after `edgeq flash`).")
 @click.option("--opt", default="-O2", show_default=True, help="Compiler optimization flag.")
+@click.option("--protocol", type=click.Choice(["edgeq", "mlperf"]), default="edgeq",
+              show_default=True,
+              help="What the firmware speaks: edgeq's protocol or the MLPerf Tiny harness.")
+@click.option("--mlperf-model", help="Harness model id (m-model-[...]): ic01, kws01, vww01, ad01.")
+@click.option("--mlperf-input-offset", type=click.IntRange(-255, 255), default=0,
+              show_default=True, help="Added to each db byte (-128: uint8 dataset, int8 model).")
 @json_option
 def build_cmd(model: str | None, target: str | None, board: str | None, data: str | None,
               out: str | None, samples: int, no_run: bool, per_layer: bool, port: str | None,
-              opt: str, as_json: bool) -> None:
+              opt: str, protocol: str, mlperf_model: str | None, mlperf_input_offset: int,
+              as_json: bool) -> None:
     """Quantize, evaluate, generate C, build the firmware and check it on the (emulated) board.
 
     With no MODEL, uses models/digits_cnn.
     """
-    from edgeq.bench.pipeline import BuildRequest, render_build_report, run_build
+    from edgeq.pipeline import BuildRequest, render_build_report, run_build
 
     req = BuildRequest(model=model, target=target, board=board, data=data, out=out,
-                       samples=samples, run=not no_run, per_layer=per_layer, port=port, opt=opt)
-    report = run_build(req, say=lambda s: click.echo(f"edgeq: {s}", err=True))
+                       samples=samples, run=not no_run, per_layer=per_layer, port=port, opt=opt,
+                       protocol=protocol, mlperf_model=mlperf_model,
+                       mlperf_input_offset=mlperf_input_offset)
+    report = run_build(req)
     emit(report, as_json, render_build_report)
 
 
@@ -552,13 +595,13 @@ def flash_cmd(board: str, probe: str | None, build_dir: str | None, tool: str | 
     """Program the built firmware into a real board (pyocd or openocd)."""
     from pathlib import Path
 
-    from edgeq.bench.runner import default_build_dir
+    from edgeq.artifacts import BuildDir, default_build_dir
     from edgeq.device.flash import flash_firmware
     from edgeq.toolchain.boards import resolve_target
 
     b = resolve_target(board=board)
-    d = Path(build_dir) if build_dir else default_build_dir(b)
-    cmd = flash_firmware(b, d / "firmware" / "fw.elf", probe=probe, tool=tool)
+    d = BuildDir(Path(build_dir)) if build_dir else default_build_dir(b.name)
+    cmd = flash_firmware(b, d.elf, probe=probe, tool=tool)
     click.echo(f"flashed {b.name} with {' '.join(cmd)}")
 
 
@@ -574,19 +617,35 @@ def flash_cmd(board: str, probe: str | None, build_dir: str | None, tool: str | 
 @click.option("--monitor", type=click.Choice(["ppk2", "joulescope"]),
               help="Measure energy with a power monitor (real boards).")
 @click.option("--monitor-port", help="Serial port of the PPK2.")
+@click.option("--protocol", type=click.Choice(["edgeq", "mlperf"]), default="edgeq",
+              show_default=True, help="Drive edgeq firmware or MLPerf Tiny harness firmware.")
 @json_option
 def bench_cmd(board: str, port: str | None, emulator: bool, runs: int, warmup: int,
               per_layer: bool, build_dir: str | None, monitor: str | None,
-              monitor_port: str | None, as_json: bool) -> None:
+              monitor_port: str | None, protocol: str, as_json: bool) -> None:
     """Latency (median/min/max), per-layer table and energy estimate of a built firmware."""
     from pathlib import Path
 
-    from edgeq.bench.runner import bench, default_build_dir, render_bench
+    from edgeq.artifacts import default_build_dir
+    from edgeq.bench.runner import bench, render_bench
+    from edgeq.pipeline import profiling_firmware
     from edgeq.toolchain.boards import resolve_target
 
     b = resolve_target(board=board)
-    d = Path(build_dir) if build_dir else default_build_dir(b)
-    emit(bench(b, build_dir=d, port=port, emulator=emulator, runs=runs, warmup=warmup,
+    d = Path(build_dir) if build_dir else default_build_dir(b.name).root
+    if protocol == "mlperf":
+        from edgeq.bench.mlperf import bench_harness, render_harness_bench
+
+        if per_layer or monitor:
+            from edgeq.errors import DeviceError
+
+            raise DeviceError("--per-layer and --monitor need edgeq firmware; drop them or "
+                              "use --protocol edgeq")
+        emit(bench_harness(b, build_dir=d, port=port, emulator=emulator, runs=runs,
+                           warmup=warmup), as_json, render_harness_bench)
+        return
+    elf = profiling_firmware(b, d) if per_layer and emulator else None
+    emit(bench(b, build_dir=d, elf=elf, port=port, emulator=emulator, runs=runs, warmup=warmup,
                per_layer=per_layer, monitor=monitor, monitor_port=monitor_port), as_json,
          render_bench)
 
@@ -604,11 +663,12 @@ def run_cmd(input_file: str, board: str, port: str | None, emulator: bool,
     """Run one input (.npy) on the device and print its output."""
     from pathlib import Path
 
-    from edgeq.bench.runner import default_build_dir, run_input
+    from edgeq.artifacts import default_build_dir
+    from edgeq.bench.runner import run_input
     from edgeq.toolchain.boards import resolve_target
 
     b = resolve_target(board=board)
-    d = Path(build_dir) if build_dir else default_build_dir(b)
+    d = Path(build_dir) if build_dir else default_build_dir(b.name).root
     res = run_input(b, Path(input_file), build_dir=d, port=port, emulator=emulator)
     emit(res, as_json, lambda r: (f"output: {r['output']}\nargmax: {r['argmax']}  "
                                   f"({r['count']:,} {r['unit']})"))

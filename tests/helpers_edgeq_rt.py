@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from helpers_host_harness import build_host_model
 
-from edgeq.codegen.host_harness import build_host_model
 from edgeq.oracles import run_litert_ref, run_tflm
 from edgeq.tflite import load_model_t, read_tflite, read_tflite_bytes, serialize_model_t
 

@@ -59,9 +59,9 @@ def int8_accuracy(tflite: bytes, x: np.ndarray, y: np.ndarray) -> float:
 def accuracy_on_oracle(tflite: bytes, x: np.ndarray, y: np.ndarray) -> tuple[float, str]:
     """Top-1 accuracy (fraction) on TFLite Micro, or on LiteRT's reference kernels when the
     TFLM wheel refuses the model (it has no int4 FULLY_CONNECTED filters); names the oracle."""
-    from edgeq.analyze.evaluate import quantize_inputs
     from edgeq.errors import AnalyzeError
     from edgeq.oracles import run_litert_ref, run_tflm
+    from edgeq.quantize.numerics import quantize_inputs
     from edgeq.tflite import read_tflite_bytes
 
     info = read_tflite_bytes(tflite)

@@ -9,6 +9,7 @@ checks they are byte-identical there, so any difference is proven to start insid
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import Counter
 from collections.abc import Callable
@@ -19,6 +20,9 @@ from typing import Any
 import numpy as np
 
 from edgeq.errors import AnalyzeError
+from edgeq.quantize.numerics import dequantize_outputs, quantize_inputs
+
+log = logging.getLogger(__name__)
 
 FC = "FULLY_CONNECTED"
 
@@ -58,29 +62,6 @@ def metric_for(task: str, name: str | None) -> Metric:
     if key not in METRICS:
         raise AnalyzeError(f"unknown metric '{key}'; choose one of {', '.join(METRICS)}")
     return METRICS[key]
-
-
-# --- inputs/outputs in the model's integer domain --------------------------------------------
-
-
-def quantize_inputs(x: np.ndarray, tensor: Any) -> np.ndarray:
-    """Float (normalized) inputs -> the ``.tflite`` input dtype with its scale/zero point."""
-    from edgeq.quantize.numerics import quantize
-
-    if tensor.dtype == "float32":
-        return x.astype(np.float32)
-    if tensor.quant is None:
-        raise AnalyzeError(f"model input '{tensor.name}' is {tensor.dtype} without quantization")
-    q = quantize(x, float(tensor.quant.scale[0]), int(tensor.quant.zero_point[0]), tensor.dtype)
-    return q.astype(np.dtype(tensor.dtype))
-
-
-def dequantize_outputs(y: np.ndarray, tensor: Any) -> np.ndarray:
-    from edgeq.quantize.numerics import dequantize
-
-    if tensor.quant is None or tensor.dtype.startswith("float"):
-        return y.astype(np.float32)
-    return dequantize(y, tensor.quant.scale[0], tensor.quant.zero_point[0]).astype(np.float32)
 
 
 # --- agreement ---------------------------------------------------------------------------------
@@ -201,6 +182,7 @@ def evaluate(
     x = prepare_inputs(
         x_raw, in_shape, Normalization.from_meta(meta), source=f"dataset '{ds.name}'"
     )
+    log.debug("evaluating %s on %d samples", qpath, len(x))
     x_q = quantize_inputs(x, in_t)
 
     from edgeq.quantize.ptq import detect_mode

@@ -1,82 +1,43 @@
-"""``edgeq bench`` and ``edgeq run``: talk to a built firmware on QEMU or a real board."""
+"""``edgeq bench`` and ``edgeq run``: measure a built firmware on QEMU or a real board.
+
+Bench only measures: it opens a session (``edgeq.device.connect``), reads the build directory
+(``edgeq.artifacts``), and never generates or compiles anything — the per-layer profiling
+firmware is built by ``edgeq.pipeline.profiling_firmware`` and passed in as ``elf``.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import json
+import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgeq.artifacts import BuildDir
+from edgeq.device.connect import connect
 from edgeq.device.session import DeviceSession
 from edgeq.errors import DataError, DeviceError
 from edgeq.toolchain.boards import Board
 
-
-def default_build_dir(board: Board, model: str = "digits_cnn") -> Path:
-    return Path("build") / f"{model}-{board.name}"
+log = logging.getLogger(__name__)
 
 
-@contextlib.contextmanager
-def open_device(board: Board, *, elf: Path | None, port: str | None,
-                emulator: bool) -> Iterator[DeviceSession]:
-    """A session with the firmware: QEMU for ``emulator``, else the serial ``port``."""
-    if emulator == (port is not None):
-        raise DeviceError("pass exactly one of --port PORT or --emulator")
-    if emulator:
-        if not board.emulated:
-            raise DeviceError(f"{board.name} has no emulator; use --port with the real board")
-        from edgeq.device.qemu import QemuInstance
-
-        if elf is None or not elf.is_file():
-            raise DeviceError(f"firmware {elf} not found; run `edgeq build --board {board.name}` "
-                              "first or pass --build-dir")
-        with QemuInstance(board.qemu_machine or "", elf) as q:
-            yield DeviceSession(q.port, name=f"QEMU {board.qemu_machine}", alive=q.check_alive)
-    else:
-        from edgeq.device.transport import open_serial
-
-        ser = open_serial(port or "", board.uart_baud)
-        try:
-            yield DeviceSession(ser, name=f"{board.name} at {port}")
-        finally:
-            ser.close()
-
-
-def _manifest(build_dir: Path) -> dict[str, Any]:
-    path = build_dir / "manifest.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def profiled_firmware(board: Board, build_dir: Path) -> Path:
-    """The per-layer firmware ELF, built from the generated C in ``build_dir`` if needed."""
-    from edgeq.codegen.edgeq_rt import generate_edgeq_rt
-    from edgeq.tflite import read_tflite
-    from edgeq.toolchain.compiler import build_firmware
-
-    built = _manifest(build_dir).get("build", {}).get("firmware", {})
-    if built.get("per_layer") and Path(built.get("elf", "")).is_file():
-        return Path(built["elf"])
-    tflite = build_dir / "model_int8.tflite"
-    if not tflite.is_file():
-        raise DeviceError(f"{tflite} not found; run `edgeq build --board {board.name}` first")
-    name = _manifest(build_dir).get("codegen", {}).get("model_name")
-    gen = generate_edgeq_rt(tflite, build_dir / "edgeq_rt", name=name)
-    inputs = sum(t.nbytes for t in read_tflite(tflite).input_tensors)
-    fw = build_firmware(board, build_dir / "edgeq_rt", build_dir / "firmware_profile",
-                        profile_layers=True, input_bytes=inputs,
-                        kernel_sources=gen.kernel_sources)
-    return fw.elf
+def layer_rows(session: DeviceSession) -> list[dict[str, Any]]:
+    """Per-layer counts of the last inference with each layer's op name and MACs
+    (needs firmware built with per-layer profiling)."""
+    rows = []
+    for i, c in enumerate(session.layer_counts()):
+        name, macs = session.layer_info(i)
+        rows.append({"index": i, "op": name, "count": c, "macs": macs})
+    return rows
 
 
 def bench_input(session: DeviceSession, build_dir: Path) -> list[np.ndarray]:
     """The first test sample when the dataset is known, else a fixed pseudo-random input."""
-    tflite = build_dir / "model_int8.tflite"
+    tflite = BuildDir(build_dir).model
     if tflite.is_file():
-        from edgeq.bench.validate import quantized_test_inputs
+        from edgeq.quantize.numerics import quantized_test_inputs
 
         try:
             x, _ = quantized_test_inputs(tflite, None, 1)
@@ -93,43 +54,45 @@ def bench_input(session: DeviceSession, build_dir: Path) -> list[np.ndarray]:
     return out
 
 
-def bench(board: Board, *, build_dir: Path, port: str | None = None, emulator: bool = False,
-          runs: int = 20, warmup: int = 1, per_layer: bool = False,
+def bench(board: Board, *, build_dir: Path, elf: Path | None = None, port: str | None = None,
+          emulator: bool = False, runs: int = 20, warmup: int = 1, per_layer: bool = False,
           monitor: str | None = None, monitor_port: str | None = None) -> dict[str, Any]:
     """Latency (median/min/max), optional per-layer counts, the energy estimate, and with a
-    power ``monitor`` (real boards) the measured energy of a burst of ``runs`` inferences."""
+    power ``monitor`` (real boards) the measured energy of a burst of ``runs`` inferences.
+
+    ``elf`` is the firmware QEMU runs (default: the build's); for ``per_layer`` on the
+    emulator pass the profiling firmware.
+    """
     from edgeq.bench.energy import estimate_energy
     from edgeq.bench.stats import latency_stats
 
     if runs <= 0:
         raise DeviceError("--runs must be positive")
-    elf = profiled_firmware(board, build_dir) if per_layer and emulator else \
-        build_dir / "firmware" / "fw.elf"
-    with open_device(board, elf=elf, port=port, emulator=emulator) as s:
+    bd = BuildDir(build_dir)
+    if bd.manifest_section("build").get("firmware", {}).get("protocol") == "mlperf":
+        raise DeviceError(f"{build_dir} holds MLPerf Tiny harness firmware; use `edgeq bench "
+                          "--protocol mlperf` or rebuild without --protocol mlperf")
+    log.debug("%d timed runs after %d warm-up on %s", runs, warmup, board.name)
+    with connect(board, elf=elf or bd.elf, port=port, emulator=emulator) as s:
         info = s.info
-        expect = _manifest(build_dir).get("codegen", {}).get("model_hash")
+        expect = bd.manifest_section("codegen").get("model_hash")
         if expect:
             s.check_model(expect)
         inputs = bench_input(s, build_dir)
         _, res = s.infer(inputs, runs=runs, warmup=warmup)
+        transfer = s.transfer.to_dict()
         measured = None
         if monitor is not None:
             if emulator:
                 raise DeviceError("a power monitor measures a real board; drop --emulator")
             measured = measure_energy(s, monitor, monitor_port, runs)
-        layers = None
-        if per_layer:
-            counts = s.layer_counts()
-            layers = []
-            for i, c in enumerate(counts):
-                name, macs = s.layer_info(i)
-                layers.append({"index": i, "op": name, "count": c, "macs": macs})
+        layers = layer_rows(s) if per_layer else None
     stats = latency_stats(res.counts, res.unit, info.clock_hz)
     return {"board": board.name, "model": info.model_name, "model_hash": info.model_hash,
             "counter": info.counter, "arena_bytes": info.arena_bytes,
             "latency": stats.to_dict(), "counts": res.counts,
             "energy": estimate_energy(board, stats.median, res.unit).to_dict(),
-            "layers": layers, "measured_energy": measured}
+            "layers": layers, "measured_energy": measured, "transfer": transfer}
 
 
 def measure_energy(session: DeviceSession, monitor: str, monitor_port: str | None,
@@ -162,6 +125,10 @@ def render_bench(r: dict[str, Any]) -> str:
     if lat.get("median_ms") is not None:
         line += f" = {lat['median_ms']:.3f} ms"
     lines = [line, f"energy: {e['microjoules']:.2f} uJ/inference ({e['note']})"]
+    t = r.get("transfer") or {}
+    if t.get("bytes_per_s"):
+        lines.append(f"input transfer: {t['bytes']:,} bytes in {t['seconds'] * 1e3:.1f} ms = "
+                     f"{t['bytes_per_s'] / 1e3:,.1f} KB/s")
     if r.get("measured_energy"):
         m = r["measured_energy"]
         lines.append(f"measured energy: {m['microjoules']:.2f} uJ/inference ({m['monitor']}, "
@@ -176,24 +143,24 @@ def render_bench(r: dict[str, Any]) -> str:
 def run_input(board: Board, input_file: Path, *, build_dir: Path, port: str | None = None,
               emulator: bool = False) -> dict[str, Any]:
     """Run one input (.npy, model dtype or float to be quantized) and return the outputs."""
+    from edgeq.quantize.numerics import dequantize, quantize
+
     if not input_file.is_file() or input_file.suffix != ".npy":
         raise DataError(f"{input_file}: expected an existing .npy file with one input sample")
     try:
         x = np.load(input_file, allow_pickle=False)
     except ValueError as exc:
         raise DataError(f"{input_file}: not a readable .npy array ({exc})") from None
-    with open_device(board, elf=build_dir / "firmware" / "fw.elf", port=port,
-                     emulator=emulator) as s:
+    with connect(board, elf=BuildDir(build_dir).elf, port=port, emulator=emulator) as s:
         io = s.info.inputs[0]
         if int(np.prod(x.shape)) != int(np.prod(io.shape)):
             raise DataError(f"{input_file}: shape {x.shape} does not match the model input "
                             f"{io.shape}")
         if x.dtype.kind == "f" and io.dtype != "float32":
-            info = np.iinfo(np.dtype(io.dtype))
-            x = np.clip(np.round(x / io.scale) + io.zero_point, info.min, info.max)
+            x = quantize(x, io.scale, io.zero_point, io.dtype)
         outs, res = s.infer([x.reshape(io.shape).astype(io.dtype)])
         out_io = s.info.outputs[0]
     y = outs[0]
-    deq = (y.astype(np.float64) - out_io.zero_point) * out_io.scale if out_io.scale else y
+    deq = dequantize(y, out_io.scale, out_io.zero_point) if out_io.scale else y
     return {"output": y.reshape(-1).tolist(), "dequantized": np.asarray(deq).reshape(-1).tolist(),
             "argmax": int(np.argmax(y)), "count": res.counts[0], "unit": res.unit}

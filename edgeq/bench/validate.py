@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from edgeq.device.session import DeviceSession
-from edgeq.errors import DataError
 
 
 @dataclass
@@ -36,28 +34,6 @@ class ValidationReport:
                 "mismatched_samples": self.mismatched_samples,
                 "mismatched_bytes": self.mismatched_bytes, "max_abs_diff": self.max_abs_diff,
                 "first_mismatch": self.first_mismatch, "unit": self.unit}
-
-
-def quantized_test_inputs(tflite: Path, data: str | None, limit: int) -> tuple[np.ndarray,
-                                                                                np.ndarray | None]:
-    """The first ``limit`` test samples of ``data`` (or the sidecar's dataset), quantized."""
-    from edgeq.analyze.evaluate import quantize_inputs
-    from edgeq.data import Normalization, load_dataset, prepare_inputs
-    from edgeq.models import load_model
-    from edgeq.tflite import read_tflite
-
-    loaded = load_model(tflite)
-    info = read_tflite(tflite)
-    spec = data or loaded.meta.get("dataset")
-    if not spec:
-        raise DataError(f"{tflite}: no dataset known for this model; pass --data")
-    in_t = info.input_tensors[0]
-    shape = (None, *in_t.shape[1:])
-    ds = load_dataset(spec, input_shape=tuple(shape[1:]))
-    x = prepare_inputs(ds.x_test[:limit], shape, Normalization.from_meta(loaded.meta),
-                       source=f"dataset '{ds.name}'")
-    y = None if ds.y_test is None else np.asarray(ds.y_test[:limit])
-    return quantize_inputs(x, in_t), y
 
 
 def validate_on_device(session: DeviceSession, inputs: Sequence[np.ndarray],

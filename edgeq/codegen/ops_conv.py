@@ -15,7 +15,10 @@ import numpy as np
 
 from edgeq.codegen.lowering import KernelCall, lowering
 from edgeq.errors import CodegenError
-from edgeq.quantize.numerics import qrange, quantize_multiplier, round_half_away
+from edgeq.quantize.numerics import (
+    fused_activation_range,
+    quantize_multiplier,
+)
 from edgeq.tflite import Operator, Tensor, TfliteModel
 
 C_DTYPE_ENUM = {"int8": "EQ_INT8", "int16": "EQ_INT16", "float32": "EQ_FLOAT32",
@@ -48,24 +51,11 @@ def require_dtype(t: Tensor, allowed: tuple[str, ...], role: str) -> None:
 
 
 def activation_range(act: str, out: Tensor) -> tuple[int, int]:
-    """TFLM's CalculateActivationRangeQuantized: ``zp + round(f / scale)`` in float32."""
-    qmin, qmax = qrange(out.dtype)
-    scale = np.float32(scale_of(out))
-    zp = zero_point_of(out)
-
-    def q(f: float) -> int:
-        v = float(round_half_away(np.float32(f) / scale))
-        return zp + int(np.clip(v, -(2.0**31), 2.0**31 - 1))
-
-    if act in ("NONE", None):
-        return qmin, qmax
-    if act == "RELU":
-        return max(qmin, q(0.0)), qmax
-    if act == "RELU6":
-        return max(qmin, q(0.0)), min(qmax, q(6.0))
-    if act == "RELU_N1_TO_1":
-        return max(qmin, q(-1.0)), min(qmax, q(1.0))
-    raise CodegenError(f"fused activation {act} is not supported")
+    """The fused activation's clamp on ``out``'s grid (``numerics.fused_activation_range``)."""
+    try:
+        return fused_activation_range(act, scale_of(out), zero_point_of(out), out.dtype)
+    except ValueError:
+        raise CodegenError(f"fused activation {act} is not supported") from None
 
 
 def same_padding(stride: int, dilation: int, in_size: int, filter_size: int, out_size: int) -> int:

@@ -17,7 +17,11 @@ import numpy as np
 
 from edgeq.codegen.lowering import KernelCall, lowering
 from edgeq.errors import CodegenError
-from edgeq.quantize.numerics import quantize_multiplier, round_half_away
+from edgeq.quantize.numerics import (
+    fused_activation_range,
+    quantize_multiplier,
+    round_half_away,
+)
 from edgeq.tflite import Operator, Tensor, TfliteModel
 
 MAX_RANK = 6  # EQ_MAX_RANK in eq_kernels_elementwise.h
@@ -94,22 +98,12 @@ def _const_ints(model: TfliteModel, op: Operator, idx: int, what: str) -> np.nda
 def activation_range(
     op: Operator, activation: str, scale: np.float32, zero_point: int, dtype: str
 ) -> tuple[int, int]:
-    """TFLM's CalculateActivationRangeQuantized: fused activation clamp on the output grid."""
-    qmin, qmax = _QRANGE[dtype]
-
-    def q(x: float) -> int:
-        return zero_point + int(round_half_away(np.float32(x) / scale))
-
-    if activation in ("NONE", "", None):
-        return qmin, qmax
-    if activation == "RELU":
-        return max(qmin, q(0.0)), qmax
-    if activation == "RELU6":
-        return max(qmin, q(0.0)), min(qmax, q(6.0))
-    if activation == "RELU_N1_TO_1":
-        return max(qmin, q(-1.0)), min(qmax, q(1.0))
-    raise _fail(op, f"fused activation {activation} is not supported",
-                "use NONE, RELU, RELU6 or RELU_N1_TO_1")
+    """The fused activation's clamp on the output grid (``numerics.fused_activation_range``)."""
+    try:
+        return fused_activation_range(activation, float(scale), zero_point, dtype)
+    except ValueError:
+        raise _fail(op, f"fused activation {activation} is not supported",
+                    "use NONE, RELU, RELU6 or RELU_N1_TO_1") from None
 
 
 def broadcast_shape(

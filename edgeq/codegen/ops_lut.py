@@ -23,14 +23,14 @@ import dataclasses
 import numpy as np
 
 from edgeq.codegen.lowering import KernelCall, lowering_variant, registered_ops
-from edgeq.errors import CodegenError
-from edgeq.quantize.compress import (
+from edgeq.codegen.weight_coding import (
     SparseLut,
     lut_encode,
     pack_indices,
     sparse_lut_encode,
     unpack_indices,
 )
+from edgeq.errors import CodegenError
 from edgeq.tflite import Operator, TfliteModel
 
 __all__ = ["lut_encode", "pack_indices", "unpack_indices", "lower_int4", "lower_lut"]

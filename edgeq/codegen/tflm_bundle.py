@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import re
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from typing import Any
 import numpy as np
 
 from edgeq.errors import CodegenError
+
+log = logging.getLogger(__name__)
 
 # BuiltinOperator name -> MicroMutableOpResolver method, as declared in TFLM's
 # tensorflow/lite/micro/micro_mutable_op_resolver.h (checked against the 2024+ header).
@@ -394,6 +397,7 @@ def measure_tflm_arena(data: bytes, check_size: int = 0) -> int:
     package_root = str(Path(edgeq.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     try:
+        log.debug("measuring the TFLM arena in a child process (check_size=%d)", check_size)
         proc = subprocess.run(
             [sys.executable, "-c", _ARENA_PROBE, str(check_size)],
             input=data,

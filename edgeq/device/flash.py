@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 from pathlib import Path
 
 from edgeq.errors import DeviceError
 from edgeq.toolchain.boards import Board
+
+log = logging.getLogger(__name__)
 
 
 def flash_command(board: Board, firmware: Path, *, probe: str | None = None,
@@ -48,6 +51,7 @@ def flash_firmware(board: Board, firmware: Path, *, probe: str | None = None,
                 else "sudo apt-get install openocd")
         raise DeviceError(f"{cmd[0]} not found on PATH; install it: {hint}")
     try:
+        log.debug("flashing: %s", " ".join(cmd))
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise DeviceError(f"{cmd[0]} did not finish within {timeout:g} s; check the probe "

@@ -9,6 +9,8 @@ high multiply that the reference kernels use. ``edgeq-rt``'s C ``eq_requantize``
 from __future__ import annotations
 
 import math
+import os
+from typing import Any
 
 import numpy as np
 
@@ -125,6 +127,36 @@ def dequantize(
     ) * np.asarray(scale, dtype=np.float64)
 
 
+FUSED_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
+
+
+def fused_activation_range(activation: str | None, scale: float, zero_point: int,
+                           dtype: str) -> tuple[int, int]:
+    """TFLM's CalculateActivationRangeQuantized: a fused activation's clamp on the output grid.
+
+    ``zero_point + round(f / scale)`` in float32, halves away from zero, clipped to int32 (where
+    TFLM refuses the model, the clamp saturates instead), then intersected with ``dtype``'s
+    range. Every lowering that clamps its output uses this one function. Raises ``ValueError``
+    for an activation TFLM cannot fuse; callers name the op in their own error.
+    """
+    qmin, qmax = qrange(dtype)
+    s = np.float32(scale)
+
+    def q(f: float) -> int:
+        v = float(round_half_away(np.float32(f) / s))
+        return int(zero_point) + int(np.clip(v, -(2.0**31), 2.0**31 - 1))
+
+    if activation in ("NONE", "", None):
+        return qmin, qmax
+    if activation == "RELU":
+        return max(qmin, q(0.0)), qmax
+    if activation == "RELU6":
+        return max(qmin, q(0.0)), min(qmax, q(6.0))
+    if activation == "RELU_N1_TO_1":
+        return max(qmin, q(-1.0)), min(qmax, q(1.0))
+    raise ValueError(f"fused activation {activation} is not supported")
+
+
 def affine_params(rmin: float, rmax: float, dtype: str = "int8") -> tuple[float, int]:
     """Scale and zero point covering [rmin, rmax] (widened to include 0, as TFLite requires)."""
     lo, hi = qrange(dtype)
@@ -167,3 +199,48 @@ def sqnr_db(reference: np.ndarray, test: np.ndarray) -> float:
 def sqnr_theory_db(bits: int) -> float:
     """SQNR of a uniform full-scale signal on a b-bit uniform quantizer: 20·log10(2^b) ≈ 6.02·b."""
     return 20.0 * math.log10(2.0**bits)
+
+
+# --- model I/O: float samples <-> the .tflite's integer input/output ---------------------------
+
+
+def quantize_inputs(x: np.ndarray, tensor: Any) -> np.ndarray:
+    """Float (normalized) inputs -> the ``.tflite`` input dtype with its scale/zero point."""
+    from edgeq.errors import QuantizeError
+
+    if tensor.dtype == "float32":
+        return x.astype(np.float32)
+    if tensor.quant is None:
+        raise QuantizeError(f"model input '{tensor.name}' is {tensor.dtype} without quantization")
+    q = quantize(x, float(tensor.quant.scale[0]), int(tensor.quant.zero_point[0]), tensor.dtype)
+    return q.astype(np.dtype(tensor.dtype))
+
+
+def dequantize_outputs(y: np.ndarray, tensor: Any) -> np.ndarray:
+    """Raw ``.tflite`` outputs -> float32 (float outputs pass through)."""
+    if tensor.quant is None or tensor.dtype.startswith("float"):
+        return y.astype(np.float32)
+    return dequantize(y, tensor.quant.scale[0], tensor.quant.zero_point[0]).astype(np.float32)
+
+
+def quantized_test_inputs(tflite: str | os.PathLike[str], data: str | None,
+                          limit: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """The first ``limit`` test samples of ``data`` (or the sidecar's dataset), quantized for
+    the model's input: the test vectors for on-device validation and benchmarks."""
+    from edgeq.data import Normalization, load_dataset, prepare_inputs
+    from edgeq.errors import DataError
+    from edgeq.models import load_model
+    from edgeq.tflite import read_tflite
+
+    loaded = load_model(tflite)
+    info = read_tflite(tflite)
+    spec = data or loaded.meta.get("dataset")
+    if not spec:
+        raise DataError(f"{tflite}: no dataset known for this model; pass --data")
+    in_t = info.input_tensors[0]
+    shape = (None, *in_t.shape[1:])
+    ds = load_dataset(spec, input_shape=tuple(shape[1:]))
+    x = prepare_inputs(ds.x_test[:limit], shape, Normalization.from_meta(loaded.meta),
+                       source=f"dataset '{ds.name}'")
+    y = None if ds.y_test is None else np.asarray(ds.y_test[:limit])
+    return quantize_inputs(x, in_t), y

@@ -17,9 +17,10 @@ as the one-step converter would.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ from typing import Any
 import numpy as np
 
 from edgeq.errors import DataError, QuantizeError, first_line
+
+log = logging.getLogger(__name__)
 
 MODES = ("int8", "int16x8", "dynamic", "float16")
 PHONE_ONLY_MODES = ("dynamic", "float16")
@@ -43,11 +46,18 @@ def default_io_dtype(mode: str) -> str:
     return {"int8": "int8", "int16x8": "int16"}.get(mode, "float32")
 
 
-def check_mode(mode: str, io_dtype: str | None = None, target: str | None = None) -> str:
-    """Validate a mode/I-O/target combination; returns the effective I/O dtype."""
+def check_mode(mode: str, io_dtype: str | None = None, target: str | None = None,
+               board_names: Collection[str] = ()) -> str:
+    """Validate a mode/I-O/target combination; returns the effective I/O dtype.
+
+    ``board_names`` are the board configs the caller knows (the CLI passes the toolchain's), so
+    a board name counts as a microcontroller target without quantize reaching into the build
+    stage.
+    """
     if mode not in MODES:
         raise QuantizeError(f"unknown quantization mode '{mode}'; choose one of {', '.join(MODES)}")
-    mcu = is_mcu_target(target) if target is not None else False  # validates the name too
+    # validates the name too
+    mcu = is_mcu_target(target, board_names) if target is not None else False
     if mcu and mode in PHONE_ONLY_MODES:
         raise QuantizeError(
             f"mode '{mode}' is phones only: TFLite Micro rejects "
@@ -70,15 +80,15 @@ def check_mode(mode: str, io_dtype: str | None = None, target: str | None = None
     return io
 
 
-def is_mcu_target(target: str) -> bool:
-    """``mcu``, a Cortex-M core or a board config name is a microcontroller; phones are not."""
+def is_mcu_target(target: str, board_names: Collection[str] = ()) -> bool:
+    """``mcu``, a Cortex-M core or one of ``board_names`` is a microcontroller; phones are
+    not."""
     t = target.strip().lower()
     if t in PHONE_TARGETS:
         return False
     if t == "mcu" or t.startswith("cortex-m"):
         return True
-    boards = Path(__file__).resolve().parents[2] / "board_configs"
-    if (boards / f"{t}.toml").exists():
+    if t in {b.lower() for b in board_names}:
         return True
     raise QuantizeError(f"unknown target '{target}'; use mcu, cortex-m<N>, a board name, or phone")
 
@@ -270,6 +280,7 @@ def quantize_model(
     num_samples: int = DEFAULT_CALIBRATION_SAMPLES,
     seed: int = 0,
     target: str | None = None,
+    board_names: Collection[str] = (),
     manifest: str | os.PathLike[str] | None = None,
     range_hook: RangeHook | None = None,
     progress: bool = False,
@@ -281,8 +292,10 @@ def quantize_model(
     The manifest (default ``<output stem>.json``; an existing one gets its ``quantize`` section
     replaced) records the source hash, mode, calibration, I/O quantization and tool versions.
     A ``.tflite`` input is already quantized: it is copied and described, not converted.
+    ``board_names`` (see ``check_mode``) lets ``target`` name a board config.
     Returns the manifest's ``quantize`` section.
     """
+    from edgeq.artifacts import read_manifest
     from edgeq.data import Normalization, load_dataset, representative_dataset
     from edgeq.fileio import atomic_write_bytes, atomic_write_json, sha256_file
     from edgeq.models import load_model, sidecar_path
@@ -290,7 +303,7 @@ def quantize_model(
     out = Path(output)
     if out.suffix != ".tflite":
         raise QuantizeError(f"{out}: output must end in .tflite")
-    io = check_mode(mode, io_dtype, target)
+    io = check_mode(mode, io_dtype, target, board_names)
     loaded = load_model(model_path)
     meta = dict(loaded.meta)
     calibration: dict[str, Any] | None = None
@@ -302,7 +315,7 @@ def quantize_model(
         tflite_bytes = loaded.model
         effective_mode = detect_mode(tflite_bytes)
         if target is not None and effective_mode in PHONE_ONLY_MODES:
-            check_mode(effective_mode, None, target)
+            check_mode(effective_mode, None, target, board_names)
         skipped = True
     else:
         skipped = False
@@ -329,6 +342,8 @@ def quantize_model(
             calibration = {"dataset": ds.name, "samples": len(rep), "seed": seed, "split": "train",
                            "method": method}
             meta.setdefault("dataset", spec)
+        log.debug("converting %s: mode %s, %s I/O, per_channel=%s", loaded.path, mode, io,
+                  per_channel)
         keras_model = loaded.model
         if equalize or bias_correction:
             keras_model, preprocess = _preprocess_weights(
@@ -365,7 +380,7 @@ def quantize_model(
         "tool_versions": tool_versions(),
     }
     manifest_path = Path(manifest) if manifest is not None else out.with_suffix(".json")
-    doc = _read_json(manifest_path)
+    doc = read_manifest(manifest_path)  # an unreadable one fails before anything is written
     doc["quantize"] = section
     atomic_write_bytes(out, tflite_bytes)
     if meta:
@@ -398,15 +413,3 @@ def _sha256(data: bytes) -> str:
     import hashlib
 
     return hashlib.sha256(data).hexdigest()
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    import json
-
-    if not path.exists():
-        return {}
-    try:
-        doc = json.loads(path.read_text())
-    except ValueError:
-        raise QuantizeError(f"{path}: existing manifest is not valid JSON; delete it") from None
-    return doc if isinstance(doc, dict) else {}

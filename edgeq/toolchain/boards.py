@@ -69,7 +69,9 @@ class Board:
     init_writes: tuple[tuple[int, int, int], ...]
     counter: str
     stack_bytes: int
+    frame_payload: int  # protocol frame payload (EQP_MAX_PAYLOAD): 3 buffers of it in RAM
     qemu_machine: str | None
+    emulator_link: str  # "semihosting" (fast, QEMU only) or "uart" (the board's UART model)
     pyocd_target: str | None
     openocd_config: tuple[str, ...]
     flasher: str | None
@@ -207,7 +209,9 @@ def load_board_file(path: str | os.PathLike[str]) -> Board:
         init_writes=tuple(init),
         counter=counter.get("kind", str, choices=COUNTER_KINDS),
         stack_bytes=fw.get("stack_bytes", int, 8192),
+        frame_payload=fw.get("frame_payload", int, 4096),
         qemu_machine=emu.get("qemu_machine", str, None),
+        emulator_link=emu.get("link", str, "semihosting", choices=("semihosting", "uart")),
         pyocd_target=flasher_t.get("pyocd_target", str, None),
         openocd_config=tuple(str(c) for c in openocd),
         flasher=flasher_t.get("default", str, None, choices=("pyocd", "openocd")),
@@ -222,6 +226,8 @@ def load_board_file(path: str | os.PathLike[str]) -> Board:
     if board.counter == "systick_icount" and not board.emulated:
         raise BuildError(f"{p.name}: counter kind systick_icount needs an [emulator]; real boards "
                          "use \"dwt\"")
+    if not 64 <= board.frame_payload <= 4096:
+        raise BuildError(f"{p.name}: firmware.frame_payload must be in 64..4096 bytes")
     if board.clock_hz <= 0 or board.clock_hz > board.max_clock_hz:
         raise BuildError(f"{p.name}: clock.hz must be in 1..clock.max_hz")
     return board
@@ -234,6 +240,12 @@ def list_boards(directory: Path | None = None) -> list[Board]:
     if not files:
         raise BuildError(f"no board configs in {d}; set EDGEQ_BOARD_DIR or restore board_configs/")
     return [load_board_file(f) for f in files]
+
+
+def board_names(directory: Path | None = None) -> list[str]:
+    """Names of the board configs (file stems), without parsing them: cheap enough for option
+    checks in other stages."""
+    return sorted(f.stem for f in (directory or board_dir()).glob("*.toml"))
 
 
 def default_boards(boards: list[Board]) -> dict[str, Board]:

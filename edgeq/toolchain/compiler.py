@@ -8,6 +8,7 @@ directory renamed into place, so a failed build never leaves a half-written firm
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -16,10 +17,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from edgeq.artifacts import FIRMWARE_STEM
 from edgeq.errors import BuildError
 from edgeq.fileio import atomic_output_dir
 from edgeq.toolchain.boards import Board
+from edgeq.toolchain.fit import check_fit
 from edgeq.toolchain.linker import board_header, linker_script
+
+logger = logging.getLogger(__name__)
 
 FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
 RUNTIME_DIR = FIRMWARE_DIR / "runtime"
@@ -32,6 +37,13 @@ UART_SOURCES = {
     "stm32_usart_v2": ("uart_stm32.c", ["-DEQ_STM32_USART_V2"]),
     "nrf52_uarte": ("uart_nrf52.c", []),
 }
+# Emulated boards talk over semihosting by default (see firmware/drivers/uart_semihost.c);
+# link="uart" keeps the board's UART driver (as on the real part) in the emulator too.
+LINKS = ("uart", "semihosting")
+# What the firmware speaks to the host: edgeq's framed binary protocol, or the MLPerf Tiny
+# (EEMBC) text test harness (firmware/app/eq_mlperf.c) that the MLPerf Tiny runner drives.
+PROTOCOLS = ("edgeq", "mlperf")
+SEMIHOST_SOURCE = ("uart_semihost.c", [])
 COUNTER_SOURCES = {"systick_icount": "counter_systick.c", "dwt": "counter_dwt.c"}
 
 
@@ -69,6 +81,8 @@ class FirmwareBuild:
     size: SizeReport
     arena_bytes: int
     profile_layers: bool
+    link: str = "uart"
+    protocol: str = "edgeq"
 
 
 def find_tool(name: str) -> str:
@@ -110,6 +124,7 @@ def parse_size(text: str, board: Board) -> SizeReport:
 
 
 def _run(cmd: list[str], log: list[str], what: str) -> subprocess.CompletedProcess[str]:
+    logger.debug("%s: %s", what, " ".join(cmd))
     log.append(" ".join(cmd))
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.stdout or proc.stderr:
@@ -125,17 +140,35 @@ def _first_error(text: str) -> str:
     return lines[0] if lines else "no compiler output"
 
 
+def resolve_link(board: Board, link: str | None, protocol: str = "edgeq") -> str:
+    """The host link a firmware uses: ``uart`` on real boards, the board's choice in QEMU
+    (MLPerf firmware keeps the UART: its runner opens a serial port, e.g. QEMU's pty)."""
+    if link is None:
+        return board.emulator_link if board.emulated and protocol == "edgeq" else "uart"
+    if link not in LINKS:
+        raise BuildError(f"unknown link {link!r}; use one of {', '.join(LINKS)}")
+    if link == "semihosting" and not board.emulated:
+        raise BuildError(f"{board.name} is a real board: semihosting needs a debugger attached; "
+                         "use link uart")
+    return link
+
+
 def _sources(board: Board, model_dir: Path, runtime_dir: Path,
-             kernel_sources: list[Path] | None) -> list[tuple[Path, list[str]]]:
-    uart_file, uart_flags = UART_SOURCES[board.uart_driver]
+             kernel_sources: list[Path] | None, link: str,
+             protocol: str) -> list[tuple[Path, list[str]]]:
+    uart_file, uart_flags = (SEMIHOST_SOURCE if link == "semihosting"
+                             else UART_SOURCES[board.uart_driver])
     srcs: list[tuple[Path, list[str]]] = [
         (FIRMWARE_DIR / "startup" / "startup.c", []),
         (FIRMWARE_DIR / "drivers" / uart_file, uart_flags),
         (FIRMWARE_DIR / "drivers" / COUNTER_SOURCES[board.counter], []),
-        (FIRMWARE_DIR / "proto" / "eq_proto.c", []),
-        (FIRMWARE_DIR / "app" / "eq_app.c", []),
-        (FIRMWARE_DIR / "app" / "main.c", []),
     ]
+    if protocol == "mlperf":
+        srcs.append((FIRMWARE_DIR / "app" / "eq_mlperf.c", []))
+    else:
+        srcs += [(FIRMWARE_DIR / "proto" / "eq_proto.c", []),
+                 (FIRMWARE_DIR / "app" / "eq_app.c", []),
+                 (FIRMWARE_DIR / "app" / "main.c", [])]
     srcs += [(p, []) for p in sorted(model_dir.glob("*.c"))]
     kernels = runtime_dir / "kernels"
     if kernel_sources is not None:
@@ -157,13 +190,19 @@ def build_firmware(
     input_bytes: int | None = None,
     kernel_sources: list[Path] | None = None,
     defines: tuple[str, ...] = (),
+    link: str | None = None,
+    protocol: str = "edgeq",
 ) -> FirmwareBuild:
     """Compile the app, drivers, generated model and runtime kernels into fw.elf/.bin/.hex.
 
     ``input_bytes`` (the sum of the model's input sizes) sizes the app's input staging buffer;
     without it the arena size is used as a safe upper bound. ``kernel_sources`` (from codegen)
     limits the runtime kernels compiled to those the model calls; default: all of them.
+    ``link`` picks the host link (``uart`` or, emulated boards only, ``semihosting``);
+    ``protocol`` what the firmware speaks (``edgeq`` framed binary, or ``mlperf``).
     """
+    if protocol not in PROTOCOLS:
+        raise BuildError(f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
     model_dir = Path(model_dir)
     runtime = Path(runtime_dir) if runtime_dir is not None else RUNTIME_DIR
     out = Path(out_dir)
@@ -171,19 +210,17 @@ def build_firmware(
     if not (runtime / "include").is_dir():
         raise BuildError(f"edgeq-rt runtime headers not found in {runtime / 'include'}; "
                          "restore firmware/runtime or pass runtime_dir")
+    host_link = resolve_link(board, link, protocol)
     arena = model_arena_bytes(model_dir)
     staging = input_bytes if input_bytes is not None else arena
-    ram_floor = arena + staging + board.stack_bytes
-    if ram_floor > board.ram.length:
-        raise BuildError(
-            f"model does not fit {board.name} RAM: arena {arena} + input staging {staging} + "
-            f"stack {board.stack_bytes} = {ram_floor} bytes > {board.ram.length} bytes "
-            f"(over by {ram_floor - board.ram.length}); pick a board with more RAM or a smaller "
-            "model")
+    check_fit(board, arena_bytes=arena, input_bytes=staging)
     cflags = [
         *board.gcc_cpu_flags(), opt, "-std=c99", "-g", "-Wall", "-Wextra", "-Werror",
         "-ffunction-sections", "-fdata-sections", "-fno-common",
-        f"-DEQ_APP_STAGING_BYTES={max(staging, 1)}", *[f"-D{d}" for d in defines],
+        f"-DEQ_APP_STAGING_BYTES={max(staging, 1)}",
+        *([] if any(d.startswith("EQP_MAX_PAYLOAD=") for d in defines)
+          else [f"-DEQP_MAX_PAYLOAD={board.frame_payload}u"]),
+        *[f"-D{d}" for d in defines],
     ]
     if profile_layers:
         cflags.append("-DEDGEQ_PROFILE_LAYERS")
@@ -195,7 +232,8 @@ def build_firmware(
                                        runtime / "include")]
         (tmp / "obj").mkdir()
         jobs = []
-        for i, (src, extra) in enumerate(_sources(board, model_dir, runtime, kernel_sources)):
+        sources = _sources(board, model_dir, runtime, kernel_sources, host_link, protocol)
+        for i, (src, extra) in enumerate(sources):
             obj = tmp / "obj" / f"{i:03d}_{src.stem}.o"
             jobs.append((src, obj, [gcc, *cflags, *extra, *includes, "-c", str(src), "-o",
                                     str(obj)]))
@@ -207,9 +245,10 @@ def build_firmware(
                 raise BuildError(f"{CROSS_PREFIX}gcc failed on {src.name}: "
                                  f"{_first_error(proc.stderr)} (full log: {out / 'build.log'})")
         objs = [str(obj) for _, obj, _ in jobs]
-        elf = tmp / "fw.elf"
+        elf = tmp / f"{FIRMWARE_STEM}.elf"
         ldflags = [*board.gcc_cpu_flags(), opt, "-nostartfiles", "--specs=nano.specs",
-                   "--specs=nosys.specs", "-Wl,--gc-sections", f"-Wl,-Map={tmp / 'fw.map'}"]
+                   "--specs=nosys.specs", "-Wl,--gc-sections",
+                   f"-Wl,-Map={elf.with_suffix('.map')}"]
         link = [gcc, *ldflags, "-T", str(tmp / "linker.ld"), *objs, "-lm", "-o", str(elf)]
         proc = _run(link, log, "link")
         if proc.returncode != 0:
@@ -225,7 +264,8 @@ def build_firmware(
             _write_log(out, log)
             raise BuildError(f"linking the firmware failed: {_first_error(proc.stderr)} "
                              f"(full log: {out / 'build.log'})")
-        for fmt, name in (("binary", "fw.bin"), ("ihex", "fw.hex")):
+        for fmt, suffix in (("binary", ".bin"), ("ihex", ".hex")):
+            name = elf.with_suffix(suffix).name
             if _run([objcopy, "-O", fmt, str(elf), str(tmp / name)], log, fmt).returncode:
                 _write_log(out, log)
                 raise BuildError(f"{CROSS_PREFIX}objcopy could not write {name}; see build.log")
@@ -233,9 +273,11 @@ def build_firmware(
         (tmp / "size.txt").write_text(size_out)
         report = parse_size(size_out, board)
         (tmp / "build.log").write_text("\n".join(log) + "\n")
-    return FirmwareBuild(board=board, out_dir=out, elf=out / "fw.elf", bin=out / "fw.bin",
-                         hex=out / "fw.hex", size=report, arena_bytes=arena,
-                         profile_layers=profile_layers)
+    stem = out / FIRMWARE_STEM
+    return FirmwareBuild(board=board, out_dir=out, elf=stem.with_suffix(".elf"),
+                         bin=stem.with_suffix(".bin"), hex=stem.with_suffix(".hex"),
+                         size=report, arena_bytes=arena,
+                         profile_layers=profile_layers, link=host_link, protocol=protocol)
 
 
 def _does_not_fit(board: Board, rep: SizeReport) -> str:

@@ -16,15 +16,13 @@ int main(void) {
             continue;
         }
         int event = eqp_rx_push(&g_rx, byte);
-        size_t n = 0;
-        if (event == EQP_RX_FRAME) {
-            n = eq_app_handle_encoded(g_rx.buf, g_rx.len, g_tx, sizeof g_tx);
-            eqp_rx_reset(&g_rx);
-        } else if (event == EQP_RX_OVERSIZE) {
-            n = eq_app_oversize_reply(g_tx, sizeof g_tx);
+        if (event == EQP_RX_NONE) {
+            continue;
         }
-        for (size_t i = 0; i < n; ++i) {
-            eq_uart_putc(g_tx[i]);
+        size_t n = eq_app_handle_rx(&g_rx, event, g_tx, sizeof g_tx);
+        eqp_rx_reset(&g_rx);
+        if (n > 0u) {
+            eq_uart_write(g_tx, n);
         }
     }
 }

@@ -44,6 +44,12 @@ void eq_uart_putc(uint8_t c) {
     USART(R_TX) = c;
 }
 
+void eq_uart_write(const uint8_t *data, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+        eq_uart_putc(data[i]);
+    }
+}
+
 int eq_uart_getc(uint8_t *c) {
     uint32_t status = USART(R_STATUS);
     if ((status & ST_RXNE) == 0u) {

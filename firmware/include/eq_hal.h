@@ -2,11 +2,15 @@
 #ifndef EQ_HAL_H
 #define EQ_HAL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 void eq_uart_init(void);
 void eq_uart_putc(uint8_t c);
-int eq_uart_getc(uint8_t *c); /* 1 and the byte if one was received, else 0; never blocks */
+void eq_uart_write(const uint8_t *data, size_t n); /* a whole reply frame */
+/* 1 and the byte if one was received, else 0; never blocks on a UART (the emulator-only
+ * semihosting link halts the core until the host sends something). */
+int eq_uart_getc(uint8_t *c);
 
 /* Counter kinds reported in the handshake. */
 #define EQ_COUNTER_INSTRUCTIONS 0u /* SysTick ticks under QEMU -icount shift=0 */

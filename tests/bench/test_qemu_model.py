@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 from helpers_device import quantized_digits
 
-from edgeq.bench.validate import quantized_test_inputs, top1, validate_on_device
+from edgeq.bench.validate import top1, validate_on_device
 from edgeq.codegen.edgeq_rt import generate_edgeq_rt
 from edgeq.device.qemu import QemuInstance
 from edgeq.device.session import DeviceSession
 from edgeq.oracles import run_tflm
+from edgeq.quantize.numerics import quantized_test_inputs
 from edgeq.toolchain.boards import resolve_target
 from edgeq.toolchain.compiler import build_firmware
 

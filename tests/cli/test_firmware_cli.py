@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from edgeq.bench.validate import quantized_test_inputs
 from edgeq.cli import cli
 from edgeq.oracles import run_tflm
+from edgeq.quantize.numerics import quantized_test_inputs
 from edgeq.toolchain.boards import board_dir
 
 
@@ -70,9 +70,11 @@ def test_bench_per_layer_and_run_on_the_emulator(built, tmp_path):
     assert len(b["model_hash"]) == 16 and b["counter"] == "instructions"
     assert [x["op"] for x in b["layers"]][0] == "CONV_2D"
     assert sum(x["count"] for x in b["layers"]) <= b["latency"]["median"]
+    assert b["transfer"]["bytes"] == 64 and b["transfer"]["bytes_per_s"] > 0  # 8x8x1 int8
     text = _run(["bench", "--board", "mps2-an386", "--emulator", "--build-dir", str(out),
                  "--runs", "2", "--per-layer"]).output
     assert "MACs/instruction" in text and "estimate" in text
+    assert "input transfer: 64 bytes in" in text
 
     x, _ = quantized_test_inputs(out / "model_int8.tflite", None, 1)
     np.save(tmp_path / "x.npy", x[0])
@@ -158,3 +160,16 @@ def test_build_for_real_board_stops_before_running(built, tmp_path, board):
     text = _run(["build", str(out / "model_int8.tflite"), "--board", board, "-o",
                  str(tmp_path / board), "--no-run"]).output
     assert "device: not run (--no-run)" in text and "flash:" in text and "RAM:" in text
+
+
+@pytest.mark.slow
+def test_progress_lines_always_debug_lines_only_with_verbose(built, tmp_path):
+    out, _ = built
+    args = ["build", str(out / "model_int8.tflite"), "--no-run", "-o"]
+    quiet = _run([*args, str(tmp_path / "q")])
+    loud = _run(["-v", *args, str(tmp_path / "v")])
+    assert quiet.exit_code == 0 and loud.exit_code == 0, quiet.output + loud.output
+    for res in (quiet, loud):
+        assert "edgeq: building firmware for mps2-an386 (cortex-m4)\n" in res.output
+    assert "edgeq.toolchain.compiler: compile: " not in quiet.output
+    assert "edgeq: edgeq.toolchain.compiler: compile: " in loud.output

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers_edgeq_rt import keras_layers, random_inputs
+from helpers_host_harness import CORTEX_M4_CFLAGS, build_host_model, compile_objects
 
 from edgeq.codegen.edgeq_rt import generate_edgeq_rt, kernel_index, runtime_dir
-from edgeq.codegen.host_harness import CORTEX_M4_CFLAGS, build_host_model, compile_objects
 from edgeq.codegen.planner import Buffer, check_plan, plan_arena
 from edgeq.errors import CodegenError, EdgeqError, ModelError
 

@@ -662,7 +662,7 @@ def test_seanet_generated_models_match_golden(op: str, shared_models: Path,
                                               tmp_path: Path) -> None:
     """The full path (generated model.c + planner + host harness) on two seanet models per op,
     LiteRT-compatible build against the golden CSVs."""
-    from edgeq.codegen.host_harness import build_host_model
+    from helpers_host_harness import build_host_model
 
     for mp in _seanet_cases(shared_models, op)[:2]:
         host = build_host_model(mp, tmp_path / mp.stem, single_rounding=True)

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pytest
 from helpers_edgeq_rt import assert_bit_exact, convert_keras, random_inputs
+from helpers_host_harness import build_host_model
 
 from edgeq.codegen.edgeq_rt import generate_edgeq_rt
-from edgeq.codegen.host_harness import build_host_model
 from edgeq.errors import CodegenError
 
 REPO = Path(__file__).resolve().parents[2]

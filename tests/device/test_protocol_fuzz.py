@@ -42,5 +42,6 @@ def test_firmware_parser_survives_random_streams(fuzz_binary, seed):
     counts = dict(kv.split("=") for kv in proc.stdout.split()[1:])
     assert proc.stdout.startswith("OK")
     # the stream exercised both paths: error replies for damaged frames, real replies for valid
+    # ones (answers excludes the clean HELLO after each round, which alone would reach 4000)
     assert int(counts["errors"]) > 1000
-    assert int(counts["replies"]) - int(counts["errors"]) > 4000
+    assert int(counts["answers"]) > 300

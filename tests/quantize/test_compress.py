@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeq.quantize.compress import (
+from edgeq.codegen.weight_coding import (
     entropy_bits,
     huffman_bits,
     huffman_code_lengths,
@@ -135,8 +135,9 @@ def _int8_inputs(model_bytes: bytes, x: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("grid,bits", [("binary", 1), ("ternary", 2), ("int4", 4)])
 def test_lut_kernels_bit_exact_with_tflm(tmp_path: Path, grid: str, bits: int) -> None:
+    from helpers_host_harness import build_host_model
+
     from edgeq.codegen.edgeq_rt import generate_edgeq_rt
-    from edgeq.codegen.host_harness import build_host_model
     from edgeq.oracles import run_tflm
 
     rng = np.random.default_rng(3)
@@ -160,10 +161,11 @@ def test_lut_kernels_bit_exact_with_tflm(tmp_path: Path, grid: str, bits: int) -
 
 
 def test_sparse_lut_kernels_bit_exact_with_tflm(tmp_path: Path) -> None:
+    from helpers_host_harness import build_host_model
+
     from edgeq.codegen.edgeq_rt import generate_edgeq_rt
-    from edgeq.codegen.host_harness import build_host_model
+    from edgeq.codegen.weight_coding import sparse_lut_encode
     from edgeq.oracles import run_tflm
-    from edgeq.quantize.compress import sparse_lut_encode
 
     rng = np.random.default_rng(6)
     x = rng.uniform(-1, 1, size=(60, 10, 10, 2)).astype(np.float32)
@@ -198,7 +200,7 @@ def test_sparse_scratch_size_matches_c(tmp_path: Path) -> None:
     from edgeq.codegen.edgeq_rt import runtime_dir
     from edgeq.codegen.lowering import KernelCall
     from edgeq.codegen.ops_lut import _sparse_call
-    from edgeq.quantize.compress import sparse_lut_encode
+    from edgeq.codegen.weight_coding import sparse_lut_encode
 
     w = np.zeros((4, 3, 3, 5), dtype=np.int8)
     w[:, 0, 0, :] = 7
@@ -278,8 +280,9 @@ def _aeq_int4(model, x: np.ndarray) -> bytes:  # noqa: ANN001
 
 def test_int4_conv_bit_exact_with_tflm(tmp_path: Path) -> None:
     """int4 CONV_2D filters: TFLM accepts them, so it is the oracle (double rounding)."""
+    from helpers_host_harness import build_host_model
+
     from edgeq.codegen.edgeq_rt import generate_edgeq_rt
-    from edgeq.codegen.host_harness import build_host_model
     from edgeq.oracles import run_tflm
     from edgeq.tfenv import import_tf_keras
     from edgeq.tflite import read_tflite_bytes
@@ -307,8 +310,9 @@ def test_int4_conv_bit_exact_with_tflm(tmp_path: Path) -> None:
 
 def test_int4_fully_connected_bit_exact_with_litert_ref(tmp_path: Path) -> None:
     """int4 FULLY_CONNECTED: TFLM's wheel refuses it, LiteRT reference (single rounding) rules."""
+    from helpers_host_harness import build_host_model
+
     from edgeq.codegen.edgeq_rt import generate_edgeq_rt
-    from edgeq.codegen.host_harness import build_host_model
     from edgeq.oracles import run_litert_ref, tflm_supports
     from edgeq.tfenv import import_tf_keras
 
@@ -352,19 +356,21 @@ def digits():  # noqa: ANN201
 
 @pytest.mark.slow
 def test_prune_and_cluster_pipeline(digits) -> None:  # noqa: ANN001
+    from edgeq.codegen.weight_coding import weight_report
     from edgeq.quantize.compress import compress
 
     model, train, test = digits
     before = [w.copy() for w in model.get_weights()]
     r = compress(model, train, test, sparsity=0.5, clusters=4, epochs=2)
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
-    layers = {layer.name.split(";")[0]: layer for layer in r.weights.layers}
+    weights = weight_report(r.model)
+    layers = {layer.name.split(";")[0]: layer for layer in weights.layers}
     pw = next(v for k, v in layers.items() if "/pw2/" in k)
     assert pw.zeros >= 0.45  # pruned to 50 % (pw2 has 384 weights, above the threshold)
     # TF-MOT 0.8 leaves DepthwiseConv2D unclustered; conv and dense layers get <= 4 values
-    assert all(layer.max_distinct <= 4 for layer in r.weights.layers
+    assert all(layer.max_distinct <= 4 for layer in weights.layers
                if layer.count >= 64 and layer.opcode != "DEPTHWISE_CONV_2D")
-    s = r.weights.summary()
+    s = weights.summary()
     assert s["ratio_int8"] < s["ratio_lut"]
     assert s["huffman_bytes"] < s["int8_bytes"]
     # 4 clusters is harsh for so tiny a net; what must hold is that int8 keeps what the
@@ -390,11 +396,12 @@ def test_compress_fine_tunes_until_within_threshold_or_cap(digits) -> None:  # n
 
 @pytest.mark.slow
 def test_ternary_pipeline(digits) -> None:  # noqa: ANN001
+    from edgeq.codegen.weight_coding import weight_report
     from edgeq.quantize.compress import compress
 
     model, train, test = digits
     r = compress(model, train, test, sparsity=0.0, clusters=None, grid="ternary", epochs=2)
-    inner = r.weights.layers[1:-1]  # first and last layers stay int8
+    inner = weight_report(r.model).layers[1:-1]  # first and last layers stay int8
     assert inner and all(layer.max_distinct <= 3 and layer.lut_bits == 2 for layer in inner)
     assert r.int8_accuracy > 30.0
 

@@ -106,3 +106,19 @@ def test_c_requantize_matches_python(tmp_path: Path, single: bool) -> None:
     expected = nx.multiply_by_quantized_multiplier(xs, ms, ss, single_rounding=single)
     got = _c_requantize(xs, ms, ss, tmp_path, single)
     np.testing.assert_array_equal(got, expected)
+
+
+def test_fused_activation_range_on_the_output_grid() -> None:
+    from edgeq.quantize.numerics import fused_activation_range
+
+    # RELU6 with the converter's usual output grid [0, 6] -> the whole int8 range
+    assert fused_activation_range("RELU6", 6.0 / 255, -128, "int8") == (-128, 127)
+    # a grid wider than the clamp: 0 -> zp, 6 -> zp + round(6 / s), worked by hand
+    assert fused_activation_range("RELU6", 0.1, -10, "int8") == (-10, 50)
+    assert fused_activation_range("RELU", 0.1, -10, "int8") == (-10, 127)
+    assert fused_activation_range("RELU_N1_TO_1", 0.25, 0, "int16") == (-4, 4)
+    assert fused_activation_range("NONE", 0.1, 3, "int16") == (-32768, 32767)
+    # a tiny scale saturates (int32) instead of wrapping, then meets the dtype's range
+    assert fused_activation_range("RELU6", 1e-12, 0, "int8") == (0, 127)
+    with pytest.raises(ValueError, match="TANH"):
+        fused_activation_range("TANH", 0.1, 0, "int8")

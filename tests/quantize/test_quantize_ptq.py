@@ -14,6 +14,7 @@ from edgeq.data import Normalization, load_dataset, representative_dataset
 from edgeq.errors import QuantizeError
 from edgeq.quantize.ptq import check_mode, convert_ptq, is_mcu_target, quantize_model
 from edgeq.tflite import TfliteModel, load_model_t, read_tflite_bytes, serialize_model_t
+from edgeq.toolchain.boards import board_names
 
 REPO = Path(__file__).resolve().parents[2]
 DIGITS_H5 = REPO / "models" / "digits_cnn" / "digits_cnn.h5"
@@ -193,7 +194,10 @@ def test_mode_checks() -> None:
         is_mcu_target("toaster")
     with pytest.raises(QuantizeError, match="unknown target 'toaster'"):
         check_mode("int8", target="toaster")
-    assert check_mode("int8", target="mps2-an386") == "int8"  # a board config name
+    # a board config name, as the caller (the CLI) passes the toolchain's board names
+    assert check_mode("int8", target="mps2-an386", board_names=board_names()) == "int8"
+    with pytest.raises(QuantizeError, match="unknown target 'mps2-an386'"):
+        check_mode("int8", target="mps2-an386")  # quantize itself knows no boards
 
 
 def test_quantize_model_writes_tflite_sidecar_and_manifest(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Run a generated edgeq-rt model on the host: compile it with gcc and stream a test set through.
+"""Test aid: run a generated edgeq-rt model on the host (compile it with gcc, stream a test set
+through). Lives with the tests, not in the product package.
 
 This is how edgeq-rt is held to the reference interpreters: the same generated C that goes on a
 microcontroller is compiled for the host (``-std=c99 -Wall -Wextra -Werror -O2``), a small C

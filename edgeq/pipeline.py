@@ -1,0 +1,379 @@
+"""``edgeq build``: model -> int8 -> evaluate -> edgeq-rt C -> firmware -> (emulated) device run
+checked bit-exact against the host oracle -> one report. (And ``edgeq compress``, the other job
+that crosses stages: train in quantize, size the coded weights in codegen.)
+
+The only module that calls every stage, each through its public library function, once and in
+order. Every stage writes into the build directory (``edgeq.artifacts``) and records a section
+in its manifest, so a stage can be re-run alone. Cheap checks (board, tools, fit) come before
+expensive ones, and a model that does not fit is refused before anything is compiled.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgeq.artifacts import BuildDir
+from edgeq.errors import BuildError, DeviceError, ModelError
+from edgeq.toolchain.boards import Board, resolve_target
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL = Path("models") / "digits_cnn"
+MODEL_SUFFIXES = (".h5", ".keras", ".tflite")
+
+
+@dataclass
+class BuildRequest:
+    model: str | None = None
+    target: str | None = None
+    board: str | None = None
+    data: str | None = None
+    out: str | None = None
+    samples: int = 100
+    run: bool = True
+    per_layer: bool = False
+    port: str | None = None
+    opt: str = "-O2"
+    protocol: str = "edgeq"  # or "mlperf": the MLPerf Tiny harness instead of edgeq's protocol
+    mlperf_model: str | None = None  # the harness's m-model-[...] (ic01, kws01, vww01, ad01)
+    mlperf_input_offset: int = 0  # added to each db byte (-128: a uint8 dataset, int8 model)
+
+
+def find_model_file(model: str | None) -> Path:
+    """A model file from a path, a directory holding one model, or the default digits_cnn."""
+    if model is None:
+        p = DEFAULT_MODEL if DEFAULT_MODEL.exists() else REPO_ROOT / DEFAULT_MODEL
+    else:
+        p = Path(model)
+    if p.is_dir():
+        found = sorted(f for f in p.iterdir() if f.suffix in MODEL_SUFFIXES)
+        if len(found) != 1:
+            raise ModelError(f"{p}: expected one model file (.h5/.keras/.tflite) inside, found "
+                             f"{len(found)}; pass the file itself")
+        return found[0]
+    if not p.is_file():
+        raise ModelError(f"{p}: no such model file; pass a .h5, .keras or .tflite path")
+    if p.suffix not in MODEL_SUFFIXES:
+        raise ModelError(f"{p}: unsupported model type {p.suffix!r}; use .h5, .keras or .tflite")
+    return p
+
+
+def run_build(req: BuildRequest) -> dict[str, Any]:
+    """Run every stage for ``req`` and return the report ``render_build_report`` prints.
+
+    Progress goes to this module's logger (the CLI shows it as ``edgeq: ...`` lines).
+    """
+    from edgeq.toolchain.compiler import find_tool
+
+    board = resolve_target(req.target, req.board)
+    find_tool("gcc")
+    will_run = req.run and (board.emulated or req.port is not None)
+    if will_run and board.emulated:
+        from edgeq.device.qemu import find_qemu
+
+        find_qemu()
+    if req.samples <= 0:
+        raise BuildError("--samples must be positive")
+    model_file = find_model_file(req.model)
+    stem = model_file.stem.removesuffix("_int8")
+    bd = BuildDir(Path(req.out) if req.out else Path("build") / f"{stem}-{board.name}")
+    bd.root.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {"model": str(model_file), "board": board.name, "core": board.core,
+                              "build_dir": str(bd.root)}
+
+    float_model = quantize_stage(model_file, bd, req.data)
+    report["accuracy"] = evaluate_stage(bd, float_model, req.data)
+    gen, input_bytes = codegen_stage(bd, stem)
+    report.update(firmware_stage(board, bd, gen, input_bytes, opt=req.opt,
+                                 per_layer=req.per_layer, harness=_harness(req, bd)))
+    if not will_run:
+        report["device"] = {"ran": False, "reason": "--no-run" if not req.run else
+                            f"{board.name} is a real board: flash it (edgeq flash) and pass "
+                            "--port to validate"}
+        return report
+
+    if req.protocol == "mlperf":
+        from edgeq.bench.mlperf import run_harness_validation
+
+        report["device"] = run_harness_validation(
+            board, bd.elf, bd.model, data=req.data, samples=req.samples, port=req.port,
+            input_offset=req.mlperf_input_offset)
+        h = report["device"]["harness"]
+        report["accuracy"]["int8_device"] = h.get("device_accuracy")
+        report["accuracy"]["int8_host_same_samples"] = h.get("host_accuracy")
+        report["accuracy"]["device_samples"] = h["samples"]
+        bd.update_manifest("device", report["device"])
+        return report
+
+    report["device"] = device_stage(board, bd, gen.model_hash, req)
+    report["accuracy"]["int8_device"] = report["device"].pop("device_accuracy")
+    report["accuracy"]["int8_host_same_samples"] = report["device"].pop("host_accuracy")
+    report["accuracy"]["device_samples"] = report["device"]["validation"]["samples"]
+    bd.update_manifest("device", report["device"])
+    return report
+
+
+def quantize_stage(model_file: Path, bd: BuildDir, data: str | None) -> Path | None:
+    """1. quantize (a .tflite is taken as already quantized); returns the float model, if any."""
+    if model_file.suffix == ".tflite":
+        log.info("using quantized model %s", model_file)
+        if model_file.resolve() != bd.model.resolve():
+            shutil.copyfile(model_file, bd.model)
+            sidecar = model_file.with_name(model_file.stem + ".edgeq.json")
+            if sidecar.is_file():
+                shutil.copyfile(sidecar, bd.sidecar)
+        return None
+    from edgeq.quantize.ptq import quantize_model
+
+    log.info("quantizing %s to int8", model_file)
+    quantize_model(model_file, bd.model, data=data, manifest=bd.manifest)
+    return model_file
+
+
+def evaluate_stage(bd: BuildDir, float_model: Path | None, data: str | None) -> dict[str, Any]:
+    """2. evaluate on the host (float, int8 through TFLM); returns the accuracy summary."""
+    from edgeq.analyze.evaluate import evaluate
+
+    log.info("evaluating on the host (TFLM reference kernels)")
+    ev = evaluate(bd.model, float_model=float_model, data=data, arena=False)
+    bd.update_manifest("evaluate", ev)
+    return {"metric": ev["metric"]["name"], "float": ev.get("float", {}).get("value"),
+            "int8_host": ev["tflm"]["value"], "host_samples": ev["dataset"]["samples"]}
+
+
+def _generate(bd: BuildDir, name: str | None) -> tuple[Any, int]:
+    """edgeq-rt C for the build's model, and the model's total input bytes."""
+    from edgeq.codegen.edgeq_rt import generate_edgeq_rt
+    from edgeq.tflite import read_tflite
+
+    gen = generate_edgeq_rt(bd.model, bd.generated, name=name)
+    input_bytes = sum(t.nbytes for t in read_tflite(bd.model).input_tensors)
+    return gen, input_bytes
+
+
+def codegen_stage(bd: BuildDir, name: str) -> tuple[Any, int]:
+    """3. edgeq-rt code generation."""
+    log.info("generating edgeq-rt C")
+    gen, input_bytes = _generate(bd, name)
+    bd.update_manifest("codegen", {"runtime": "edgeq", "arena_bytes": gen.arena_bytes,
+                                   "weight_bytes": gen.weight_bytes,
+                                   "model_hash": gen.model_hash, "model_name": gen.model_name,
+                                   "layers": len(gen.layers)})
+    return gen, input_bytes
+
+
+def _harness(req: BuildRequest, bd: BuildDir) -> dict[str, Any] | None:
+    """The MLPerf Tiny harness configuration for ``--protocol mlperf``, else None."""
+    if req.protocol != "mlperf":
+        return None
+    from edgeq.bench.mlperf import harness_defines
+    from edgeq.tflite import read_tflite
+
+    return {"defines": harness_defines(read_tflite(bd.model), req.mlperf_input_offset,
+                                       req.mlperf_model),
+            "mlperf_input_offset": req.mlperf_input_offset}
+
+
+def firmware_stage(board: Board, bd: BuildDir, gen: Any, input_bytes: int, *, opt: str,
+                   per_layer: bool, harness: dict[str, Any] | None = None) -> dict[str, Any]:
+    """4. firmware: the fit check first, then compile and link; returns memory + firmware.
+    ``harness`` (from ``_harness``) builds the MLPerf Tiny harness instead of edgeq's protocol."""
+    from edgeq.toolchain.compiler import build_firmware
+    from edgeq.toolchain.fit import check_fit
+
+    check_fit(board, weight_bytes=gen.weight_bytes, arena_bytes=gen.arena_bytes,
+              input_bytes=input_bytes)
+    log.info("building firmware for %s (%s)", board.name, board.core)
+    fw = build_firmware(board, bd.generated, bd.firmware, opt=opt, profile_layers=per_layer,
+                        input_bytes=input_bytes, kernel_sources=gen.kernel_sources,
+                        protocol="mlperf" if harness else "edgeq",
+                        defines=harness["defines"] if harness else ())
+    out = {"memory": {**fw.size.to_dict(), "arena": gen.arena_bytes,
+                      "weights": gen.weight_bytes},
+           "firmware": {"elf": str(fw.elf), "bin": str(fw.bin), "hex": str(fw.hex), "opt": opt,
+                        "per_layer": per_layer, "protocol": fw.protocol}}
+    if harness:
+        out["firmware"]["mlperf_input_offset"] = harness["mlperf_input_offset"]
+    bd.update_manifest("build", {"board": board.name, **out})
+    return out
+
+
+def profiling_firmware(board: Board, build_dir: Path) -> Path:
+    """The per-layer profiling firmware of a build (``edgeq bench --per-layer``): the build's
+    own firmware when it was compiled with profiling, else built beside it from its model."""
+    bd = BuildDir(build_dir)
+    from edgeq.toolchain.compiler import build_firmware
+
+    built = bd.manifest_section("build").get("firmware", {})
+    if built.get("per_layer") and Path(built.get("elf", "")).is_file():
+        return Path(built["elf"])
+    if not bd.model.is_file():
+        raise DeviceError(f"{bd.model} not found; run `edgeq build --board {board.name}` first")
+    gen, input_bytes = _generate(bd, bd.manifest_section("codegen").get("model_name"))
+    fw = build_firmware(board, bd.generated, bd.profile_firmware, profile_layers=True,
+                        input_bytes=input_bytes, kernel_sources=gen.kernel_sources)
+    return fw.elf
+
+
+def device_stage(board: Board, bd: BuildDir, model_hash: str,
+                 req: BuildRequest) -> dict[str, Any]:
+    """5. run on the device and compare with the host oracle, byte for byte."""
+    from edgeq.bench.energy import estimate_energy
+    from edgeq.bench.runner import layer_rows
+    from edgeq.bench.stats import latency_stats
+    from edgeq.bench.validate import top1, validate_on_device
+    from edgeq.device.connect import connect
+    from edgeq.oracles import run_tflm
+    from edgeq.quantize.numerics import quantized_test_inputs
+
+    x, y = quantized_test_inputs(bd.model, req.data, req.samples)
+    expected = run_tflm(bd.model, x)
+    if board.emulated:
+        log.info("running %d samples in QEMU (%s)", len(x), board.qemu_machine)
+    else:
+        log.info("running %d samples on %s at %s", len(x), board.name, req.port)
+    with connect(board, elf=bd.elf, port=None if board.emulated else req.port,
+                 emulator=board.emulated) as session:
+        session.check_model(model_hash)
+        rep = validate_on_device(session, [x], expected)
+        layers = layer_rows(session) if req.per_layer else None
+    if not rep.bit_exact:
+        raise DeviceError(f"device outputs differ from the TFLM reference on "
+                          f"{rep.mismatched_samples}/{rep.samples} samples (first: sample "
+                          f"{rep.first_mismatch}, max |diff| {rep.max_abs_diff}); report this "
+                          "edgeq-rt bug with the model")
+    stats = latency_stats(rep.counts, rep.unit, board.clock_hz)
+    energy = estimate_energy(board, stats.median, rep.unit)
+    classification = y is not None and expected[0].reshape(len(x), -1).shape[1] > 1
+    out: dict[str, Any] = {
+        "ran": True, "validation": rep.to_dict(), "latency": stats.to_dict(),
+        "energy": energy.to_dict(),
+        "device_accuracy": top1(rep.device_outputs, y) if classification and y is not None
+        else None,
+        "host_accuracy": top1(list(expected[0]), y) if classification and y is not None
+        else None,
+    }
+    if layers is not None:
+        out["layers"] = layers
+    return out
+
+
+def render_build_report(r: dict[str, Any]) -> str:
+    """The one report ``edgeq build`` prints."""
+    def pct(v: Any) -> str:
+        return "-" if v is None else f"{100 * v:.2f}%"
+
+    lines = [f"edgeq build: {r['model']} -> {r['board']} ({r['core']})  [{r['build_dir']}]"]
+    acc = r.get("accuracy", {})
+    if acc:
+        dev = acc.get("int8_device")
+        dev_txt = (f"{pct(dev)} on {acc.get('device_samples')} samples (host int8 on the same: "
+                   f"{pct(acc.get('int8_host_same_samples'))})" if dev is not None else "-")
+        lines += [f"  accuracy ({acc['metric']}): float {pct(acc.get('float'))} | int8 host "
+                  f"{pct(acc.get('int8_host'))} on {acc.get('host_samples')} samples | int8 "
+                  f"device {dev_txt}"]
+    m = r.get("memory")
+    if m:
+        lines += [f"  flash: {m['flash']:,} / {m['flash_capacity']:,} bytes "
+                  f"({100 * m['flash'] / m['flash_capacity']:.2f}%)  [text {m['text']:,}, "
+                  f"rodata {m['rodata']:,}, data {m['data']:,}; weights {m['weights']:,}]",
+                  f"  RAM:   {m['ram']:,} / {m['ram_capacity']:,} bytes "
+                  f"({100 * m['ram'] / m['ram_capacity']:.2f}%)  [data {m['data']:,}, bss "
+                  f"{m['bss']:,} incl. arena {m['arena']:,}, stack {m['stack']:,}]"]
+    d = r.get("device", {})
+    if not d.get("ran"):
+        lines.append(f"  device: not run ({d.get('reason', '')})")
+        return "\n".join(lines)
+    if "harness" in d:
+        h = d["harness"]
+        acc_txt = (f"; top-1 {pct(h.get('device_accuracy'))} over the protocol, "
+                   f"{pct(h.get('host_accuracy'))} on the host" if "device_accuracy" in h else "")
+        us = h.get("us_per_inference")
+        lines.append(f"  MLPerf Tiny harness: {h['samples']} samples, printed results equal the "
+                     f"TFLM reference{acc_txt}"
+                     + (f"; {us:,.1f} us/inference (m-lap-us)" if us is not None else ""))
+        return "\n".join(lines)
+    v, lat, e = d["validation"], d["latency"], d["energy"]
+    lines.append(f"  on-device check: {v['samples']} samples, "
+                 + ("every output byte equal to the TFLM reference" if v["bit_exact"] else
+                    f"{v['mismatched_samples']} samples differ"))
+    per = f"{lat['median']:,.0f} {lat['unit']}/inference (median; min {lat['min']:,}, max " \
+          f"{lat['max']:,})"
+    if lat.get("median_ms") is not None:
+        per += f" = {lat['median_ms']:.3f} ms"
+    lines.append(f"  latency: {per}")
+    lines.append(f"  energy: {e['microjoules']:.2f} uJ/inference ({e['note']})")
+    if d.get("layers"):
+        from edgeq.bench.stats import layer_table, render_layers
+
+        rows = layer_table([x["op"] for x in d["layers"]], [x["macs"] for x in d["layers"]],
+                           [x["count"] for x in d["layers"]])
+        lines.append(render_layers(rows, lat["unit"]))
+    return "\n".join(lines)
+
+
+# --- edgeq compress: train (quantize.compress), then size the coded weights (codegen) ----------
+
+
+def run_compress(
+    model_path: str,
+    output: str,
+    *,
+    data: str | None = None,
+    sparsity: float = 0.75,
+    clusters: int | None = 16,
+    grid: str | None = None,
+    epochs: int = 4,
+    max_drop_pt: float | None = 1.0,
+    max_epochs: int = 16,
+) -> dict[str, Any]:
+    """The ``edgeq compress`` job: compress, quantize, measure, write .tflite + JSON."""
+    from edgeq.codegen.weight_coding import weight_report
+    from edgeq.errors import QuantizeError
+    from edgeq.fileio import atomic_write_bytes, atomic_write_json
+    from edgeq.quantize.compress import compress, keras_accuracy
+    from edgeq.quantize.trainset import load_setup
+
+    if not 0.0 <= sparsity < 1.0:
+        raise QuantizeError(f"--prune {sparsity} must be in [0, 1), e.g. 0.75")
+    setup = load_setup(model_path, data)
+    result = compress(setup.model, (setup.x_train, setup.y_train),
+                      (setup.x_test, setup.y_test), sparsity=sparsity, clusters=clusters,
+                      grid=grid, epochs=epochs, max_drop_pt=max_drop_pt, max_epochs=max_epochs)
+    weights = weight_report(result.model)
+    out = Path(output)
+    summary = result.summary()
+    summary.update(weights.summary())
+    summary["layers"] = [
+        {"name": layer.name.split(";")[0], "zeros": round(layer.zeros, 3),
+         "max_distinct": layer.max_distinct, "lut_bits": layer.lut_bits}
+        for layer in weights.layers
+    ]
+    summary["output"] = str(out)
+    summary["original_float_accuracy"] = keras_accuracy(setup.model, setup.x_test, setup.y_test)
+    atomic_write_bytes(out, result.model)
+    atomic_write_json(out.with_suffix(".json"), summary)
+    return summary
+
+
+def render_compress(s: dict[str, Any]) -> str:
+    lines = [
+        f"wrote {s['output']} ({s['tflite_bytes']:,} bytes): {' -> '.join(s['steps'])}",
+        f"accuracy int8 {s['int8_accuracy']:.2f}% (compressed float {s['float_accuracy']:.2f}%, "
+        f"original float {s['original_float_accuracy']:.2f}%)",
+        f"weights+biases: float32 {s['float32_bytes']:,.0f} B, int8 {s['int8_bytes']:,.0f} B "
+        f"({s['ratio_int8']:.1f}x), LUT-coded {s['lut_bytes']:,.0f} B ({s['ratio_lut']:.1f}x), "
+        f"Huffman bound {s['huffman_bytes']:,.0f} B ({s['ratio_huffman']:.1f}x)",
+        f"fine-tuning: {s.get('epochs_used', '-')} epochs in total",
+    ]
+    for name, why in s.get("not_pruned", {}).items():
+        lines.append(f"  not pruned: {name} ({why})")
+    for layer in s["layers"]:
+        lines.append(f"  {layer['name']}: zeros {layer['zeros']:.0%}, <= {layer['max_distinct']} "
+                     f"values/channel, LUT bits {layer['lut_bits'] or '-'}")
+    return "\n".join(lines)
