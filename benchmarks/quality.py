@@ -189,10 +189,17 @@ def rows_for(name: str, model: Any, sections: tuple[str, ...], log: Any) -> list
         from edgeq.quantize.mixed import mixed_precision
 
         report = None
+        from edgeq.errors import QuantizeError
+
         for rounding in ("nearest", "adaround"):
             t0 = time.time()
-            r = mixed_precision(model, cal, xte, yte, budget_fraction=0.6, train=(xtr, ytr),
-                                finetune_epochs=3, report=report, rounding=rounding)
+            try:
+                r = mixed_precision(model, cal, xte, yte, budget_fraction=0.6, train=(xtr, ytr),
+                                    finetune_epochs=3, report=report, rounding=rounding)
+            except QuantizeError as exc:  # depthwise layers have no int4: 0.6x may not fit
+                log(f"[{name}] mixed 0.6x: {exc}")
+                rows.append(("mixed 0.6x: infeasible (int8 depthwise)", float("nan")))
+                break
             report = r.report
             ratio = r.solution.weight_bytes / r.int8_weight_bytes
             rows.append((f"mixed 0.6x ({ratio:.2f}x), {rounding}", acc(r.model)))
