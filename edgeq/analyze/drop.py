@@ -69,7 +69,7 @@ def accuracy_on_oracle(tflite: bytes, x: np.ndarray, y: np.ndarray) -> tuple[flo
     try:
         out, oracle = run_tflm(tflite, xq)[0], "TFLM"
     except AnalyzeError as exc:
-        log.info("TFLM refused the model (%s); using LiteRT reference kernels", exc)
+        log.debug("TFLM refused the model (%s); using LiteRT reference kernels", exc)
         out, oracle = run_litert_ref(tflite, xq)[0], "LiteRT ref"
     acc = float(np.mean(out.reshape(len(out), -1).argmax(1) == np.asarray(y).reshape(-1)))
     return acc, oracle
@@ -94,7 +94,7 @@ def check_drop(
     result = DropCheck(100 * float_accuracy, 100 * q_acc, len(x), max_drop_pt, oracle=oracle)
     if result.failed:
         result.culprit = culprit(tflite, float_model, x[:BLAME_SAMPLES], y[:BLAME_SAMPLES])
-    log.info("drop check: float %.2f %%, quantized %.2f %%", result.float_accuracy_pct,
+    log.debug("drop check: float %.2f %%, quantized %.2f %%", result.float_accuracy_pct,
              result.quantized_accuracy_pct)
     return result
 
@@ -107,7 +107,7 @@ def culprit(tflite: bytes, float_model: Any, x: np.ndarray, y: np.ndarray) -> st
     try:
         a = analyze(tflite, float_model, x, y, max_samples=len(x))
     except AnalyzeError as exc:  # e.g. ops that do not pair with the float model
-        log.info("no per-layer blame: %s", exc)
+        log.debug("no per-layer blame: %s", exc)
         return None
     worst = blame(a, 1)
     if not worst:
