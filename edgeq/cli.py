@@ -107,12 +107,63 @@ def cli(verbose: bool) -> None:
 # --- quantize / evaluate (foundation) -------------------------------------------------------
 
 
+def drop_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--max-drop`` / ``--allow-drop``: the accuracy check after quantize, mixed and compress."""
+    f = click.option("--allow-drop", is_flag=True,
+                     help="Keep exit status 0 even if accuracy drops more than --max-drop.")(f)
+    return click.option("--max-drop", type=click.FloatRange(min=0.0), default=1.0,
+                        show_default=True,
+                        help="Largest accepted top-1 drop vs float on the test split, in "
+                             "percentage points.")(f)
+
+
+def drop_gate(result: dict[str, Any], tflite: str, model: str, data: str | None,
+              max_drop: float, allow_drop: bool) -> None:
+    """Measure float vs quantized accuracy; one line and exit 1 if it dropped too far."""
+    from edgeq.analyze.drop import check_files
+
+    check = check_files(tflite, model, data=data, max_drop_pt=max_drop)
+    result["drop_check"] = None if check is None else check.as_dict()
+    if check is None or not check.failed:
+        return
+    if allow_drop:
+        click.echo(f"edgeq: warning: {check.line()}", err=True)
+        return
+    click.echo(f"edgeq: error: {check.line()}", err=True)
+    sys.exit(1)
+
+
+def render_drop(r: dict[str, Any]) -> str:
+    c = r.get("drop_check")
+    if not c:
+        return ""
+    return (f"\naccuracy on {c['samples']} test samples ({c['oracle']}): float "
+            f"{c['float_accuracy_pct']:.1f} %, quantized {c['quantized_accuracy_pct']:.1f} % "
+            f"(drop {c['drop_pt']:.1f} pt, limit {c['max_drop_pt']:g} pt)")
+
+
 def _default_quantized_path(model: str, mode: str) -> str:
     from pathlib import Path
 
     p = Path(model.rstrip("/"))
     stem = p.name if p.is_dir() else p.stem
     return str(Path("build") / stem / f"{stem}_{mode}.tflite")
+
+
+def describe_preprocess(pre: dict[str, Any]) -> str:
+    """One phrase for what --equalize/--bias-correction did (quantize output and analyze)."""
+    parts = []
+    if pre.get("folded_batchnorm"):
+        parts.append(f"{len(pre['folded_batchnorm'])} BN folded")
+    if pre.get("equalize"):
+        before, after = pre["weight_spread_before"], pre["weight_spread_after"]
+        worst_b = max(before.values(), default=1.0)
+        worst_a = max(after.values(), default=1.0)
+        parts.append(f"{len(pre['equalized_pairs'])} layer pairs equalized (worst channel "
+                     f"spread {worst_b:.0f}x -> {worst_a:.0f}x)")
+    if pre.get("bias_correction"):
+        parts.append(f"{len(pre['bias_corrected'])} biases corrected")
+    return ", ".join(parts)
 
 
 def _render_quantize(r: dict[str, Any]) -> str:
@@ -124,7 +175,11 @@ def _render_quantize(r: dict[str, Any]) -> str:
         how = f"{r['mode']}, {granularity} weights, {r['io_dtype']} I/O"
         cal = r.get("calibration")
         if cal:
-            how += f", calibrated on {cal['samples']} samples of {cal['dataset']}"
+            how += (f", calibrated on {cal['samples']} samples of {cal['dataset']} "
+                    f"({cal.get('method', 'minmax')} ranges)")
+        pre = r.get("weights_preprocess")
+        if pre:
+            how += "; " + describe_preprocess(pre)
     lines = [f"wrote {out['path']} ({out['bytes']:,} bytes): {how}"]
     for kind in ("inputs", "outputs"):
         for t in r[kind]:
@@ -156,11 +211,19 @@ def _render_quantize(r: dict[str, Any]) -> str:
 @click.option("--manifest", type=str, default=None,
               help="JSON manifest to write/update [default: <output>.json].")
 @click.option("--calibration", type=str, default="minmax", show_default=True,
-              help="Activation ranges: minmax | percentile[:99.99] | kl | mse (int8 mode).")
+              help="Activation ranges: minmax | percentile[:99.99] | kl | mse | auto (int8 mode; "
+                   "auto picks per tensor what measures best on the model output).")
+@click.option("--equalize", is_flag=True,
+              help="Cross-layer equalization of ReLU-joined layers (BN folded first); same float "
+                   "function, even channel ranges for per-tensor weights.")
+@click.option("--bias-correction", is_flag=True,
+              help="Subtract the mean error int8 weights add to each output channel.")
+@drop_options
 @json_option
 def quantize(model: str, output: str | None, data: str | None, mode: str, io_dtype: str | None,
              per_tensor: bool, samples: int, seed: int, target: str | None,
-             manifest: str | None, calibration: str, as_json: bool) -> None:
+             manifest: str | None, calibration: str, equalize: bool, bias_correction: bool,
+             max_drop: float, allow_drop: bool, as_json: bool) -> None:
     """Post-training quantization of MODEL (.keras, .h5, SavedModel dir) to a .tflite."""
     from edgeq.quantize.ptq import check_mode, quantize_model
     from edgeq.toolchain.boards import board_names
@@ -185,9 +248,13 @@ def quantize(model: str, output: str | None, data: str | None, mode: str, io_dty
         manifest=manifest,
         progress=sys.stderr.isatty(),
         range_hook=hook,
+        equalize=equalize,
+        bias_correction=bias_correction,
     )
     if hook is not None:
         result["range_calibration"] = hook.summary()
+    if not result["quantization_skipped"]:
+        drop_gate(result, result["output"]["path"], model, data, max_drop, allow_drop)
 
     def render(r: dict[str, Any]) -> str:
         text = _render_quantize(r)
@@ -195,7 +262,7 @@ def quantize(model: str, output: str | None, data: str | None, mode: str, io_dty
         if rc:
             text += (f"\nactivation ranges: {rc['method']} on {rc.get('calibrated', 0)} tensors, "
                      f"{rc.get('narrowed', 0)} narrower than min-max (verified in the .tflite)")
-        return text
+        return text + render_drop(r)
 
     emit(result, as_json, render)
 
@@ -292,12 +359,22 @@ def analyze_cmd(model: str, float_model: str, data: str | None, limit: int,
     analysis = analyze_files(model, float_model, data=data, limit=limit,
                              with_suggestions=suggest)
     result = analysis.as_dict()
+    from edgeq.analyze.layers import manifest_section
+
+    section = manifest_section(model)
+    pre = section.get("weights_preprocess")
+    cal = (section.get("calibration") or {}).get("method")
+    result["made_with"] = {"calibration": cal, "weights_preprocess": pre}
+    made = ([f"activation ranges: {cal}"] if cal else []) + (
+        [f"weights: {describe_preprocess(pre)}"] if pre else [])
     if report_dir:
         result["report"] = str(write_report(analysis, report_dir, title=f"edgeq analyze {model}"))
     if as_json:
         emit(result, True, str)
     else:
         text = format_table(analysis)
+        if made:
+            text += "\nmade with " + "; ".join(made)
         if report_dir:
             text += f"\nreport {result['report']}"
         click.echo(text)
@@ -320,19 +397,23 @@ def analyze_cmd(model: str, float_model: str, data: str | None, limit: int,
               help="STE fine-tuning epochs for int4 layers (0: plain rounding).")
 @click.option("--pareto", "pareto_png", type=str, default=None,
               help="Also sweep budgets 0.5x..1.0x and write this size-vs-accuracy PNG.")
+@click.option("--rounding", type=click.Choice(["adaround", "nearest"]), default="adaround",
+              show_default=True, help="How int4 weights are rounded: learned (AdaRound) or nearest.")
+@drop_options
 @json_option
 def mixed_cmd(model: str, output: str, data: str | None, budget_kb: float | None,
               budget_fraction: float | None, budget_ram_kb: float | None, int16: bool,
-              objective: str, finetune_epochs: int, pareto_png: str | None,
-              as_json: bool) -> None:
+              objective: str, finetune_epochs: int, pareto_png: str | None, rounding: str,
+              max_drop: float, allow_drop: bool, as_json: bool) -> None:
     """Mixed int4/int8 (/int16) precision of MODEL under a flash budget, built and measured."""
     from edgeq.quantize.mixed import mixed_to_file, render_mixed
 
     result = mixed_to_file(model, output, data=data, budget_kb=budget_kb,
                            budget_fraction=budget_fraction, ram_budget_kb=budget_ram_kb,
                            int16=int16, objective=objective, finetune_epochs=finetune_epochs,
-                           pareto_png=pareto_png)
-    emit(result, as_json, render_mixed)
+                           pareto_png=pareto_png, rounding=rounding)
+    drop_gate(result, output, model, data, max_drop, allow_drop)
+    emit(result, as_json, lambda r: render_mixed(r) + render_drop(r))
 
 
 @cli.command("compress")
@@ -347,9 +428,14 @@ def mixed_cmd(model: str, output: str, data: str | None, budget_kb: float | None
 @click.option("--ternary", is_flag=True, help="Ternary weights {-a,0,+a} instead of clustering.")
 @click.option("--binary", is_flag=True, help="Binary weights {-a,+a} instead of clustering.")
 @click.option("--epochs", type=int, default=4, show_default=True, help="Fine-tuning epochs per step.")
+@click.option("--max-epochs", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Cap on fine-tuning epochs in total: more are added, two at a time, while the "
+                   "int8 model is more than --max-drop below float on held-aside training data.")
+@drop_options
 @json_option
 def compress_cmd(model: str, output: str, data: str | None, sparsity: float, clusters: int,
-                 ternary: bool, binary: bool, epochs: int, as_json: bool) -> None:
+                 ternary: bool, binary: bool, epochs: int, max_epochs: int, max_drop: float,
+                 allow_drop: bool, as_json: bool) -> None:
     """Prune, cluster (or ternarize/binarize), fine-tune and int8-quantize MODEL; measure it."""
     from edgeq.errors import QuantizeError
     from edgeq.pipeline import render_compress, run_compress
@@ -358,8 +444,10 @@ def compress_cmd(model: str, output: str, data: str | None, sparsity: float, clu
         raise QuantizeError("choose one of --ternary and --binary")
     grid = "ternary" if ternary else "binary" if binary else None
     result = run_compress(model, output, data=data, sparsity=sparsity,
-                              clusters=clusters or None, grid=grid, epochs=epochs)
-    emit(result, as_json, render_compress)
+                          clusters=clusters or None, grid=grid, epochs=epochs,
+                          max_drop_pt=max_drop, max_epochs=max_epochs)
+    drop_gate(result, output, model, data, max_drop, allow_drop)
+    emit(result, as_json, lambda r: render_compress(r) + render_drop(r))
 
 # --- codegen ---------------------------------------------------------------------------------
 

@@ -357,6 +357,8 @@ def run_compress(
     clusters: int | None = 16,
     grid: str | None = None,
     epochs: int = 4,
+    max_drop_pt: float | None = 1.0,
+    max_epochs: int = 16,
 ) -> dict[str, Any]:
     """The ``edgeq compress`` job: compress, quantize, measure, write .tflite + JSON."""
     from edgeq.codegen.weight_coding import weight_report
@@ -370,7 +372,7 @@ def run_compress(
     setup = load_setup(model_path, data)
     result = compress(setup.model, (setup.x_train, setup.y_train),
                       (setup.x_test, setup.y_test), sparsity=sparsity, clusters=clusters,
-                      grid=grid, epochs=epochs)
+                      grid=grid, epochs=epochs, max_drop_pt=max_drop_pt, max_epochs=max_epochs)
     weights = weight_report(result.model)
     out = Path(output)
     summary = result.summary()
@@ -395,7 +397,10 @@ def render_compress(s: dict[str, Any]) -> str:
         f"weights+biases: float32 {s['float32_bytes']:,.0f} B, int8 {s['int8_bytes']:,.0f} B "
         f"({s['ratio_int8']:.1f}x), LUT-coded {s['lut_bytes']:,.0f} B ({s['ratio_lut']:.1f}x), "
         f"Huffman bound {s['huffman_bytes']:,.0f} B ({s['ratio_huffman']:.1f}x)",
+        f"fine-tuning: {s.get('epochs_used', '-')} epochs in total",
     ]
+    for name, why in s.get("not_pruned", {}).items():
+        lines.append(f"  not pruned: {name} ({why})")
     for layer in s["layers"]:
         lines.append(f"  {layer['name']}: zeros {layer['zeros']:.0%}, <= {layer['max_distinct']} "
                      f"values/channel, LUT bits {layer['lut_bits'] or '-'}")

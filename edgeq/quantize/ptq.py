@@ -284,6 +284,8 @@ def quantize_model(
     manifest: str | os.PathLike[str] | None = None,
     range_hook: RangeHook | None = None,
     progress: bool = False,
+    equalize: bool = False,
+    bias_correction: bool = False,
 ) -> dict[str, Any]:
     """Quantize a model file and write ``output`` (.tflite), its sidecar and a JSON manifest.
 
@@ -305,7 +307,11 @@ def quantize_model(
     loaded = load_model(model_path)
     meta = dict(loaded.meta)
     calibration: dict[str, Any] | None = None
+    preprocess: dict[str, Any] | None = None
     if loaded.kind == "tflite":
+        if equalize or bias_correction:
+            raise QuantizeError(f"{loaded.path}: --equalize/--bias-correction change float "
+                                "weights; pass the float Keras model, not a .tflite")
         tflite_bytes = loaded.model
         effective_mode = detect_mode(tflite_bytes)
         if target is not None and effective_mode in PHONE_ONLY_MODES:
@@ -332,12 +338,19 @@ def quantize_model(
                 seed=seed,
                 source=f"dataset '{ds.name}'",
             )
-            calibration = {"dataset": ds.name, "samples": len(rep), "seed": seed, "split": "train"}
+            method = str(getattr(range_hook, "method", "minmax")) if mode == "int8" else "minmax"
+            calibration = {"dataset": ds.name, "samples": len(rep), "seed": seed, "split": "train",
+                           "method": method}
             meta.setdefault("dataset", spec)
         log.debug("converting %s: mode %s, %s I/O, per_channel=%s", loaded.path, mode, io,
                   per_channel)
+        keras_model = loaded.model
+        if equalize or bias_correction:
+            keras_model, preprocess = _preprocess_weights(
+                keras_model, rep, equalize=equalize, bias_correction=bias_correction,
+                per_channel=per_channel)
         tflite_bytes = convert_ptq(
-            loaded.model,
+            keras_model,
             rep,
             mode=mode,
             io_dtype=io,
@@ -356,6 +369,7 @@ def quantize_model(
         "io_dtype": io_quant_params(tflite_bytes)["inputs"][0]["dtype"],
         "per_channel": per_channel if not skipped else None,
         "calibration": calibration,
+        "weights_preprocess": preprocess,
         "target": target,
         **io_quant_params(tflite_bytes),
         "output": {
@@ -374,6 +388,25 @@ def quantize_model(
     atomic_write_json(manifest_path, doc)
     section["manifest"] = str(manifest_path)
     return section
+
+
+def _preprocess_weights(
+    model: Any, rep: Any, *, equalize: bool, bias_correction: bool, per_channel: bool
+) -> tuple[Any, dict[str, Any]]:
+    """Cross-layer equalization and/or bias correction of the float weights before converting."""
+    from edgeq.quantize.equalize import correct_bias
+    from edgeq.quantize.equalize import equalize as run_equalize
+
+    report = None
+    if equalize:
+        model, report = run_equalize(model)
+    if bias_correction:
+        if rep is None:
+            raise QuantizeError("--bias-correction needs calibration data; use --mode int8")
+        model, report = correct_bias(model, rep.samples, per_channel=per_channel, report=report)
+    assert report is not None
+    return model, {"equalize": equalize, "bias_correction": bias_correction,
+                   **report.as_dict()}
 
 
 def _sha256(data: bytes) -> str:
