@@ -607,10 +607,13 @@ def export_group() -> None:
 @click.option("--description", default=None, help="Model description in the metadata.")
 @click.option("--latency-runs", type=int, default=50, show_default=True,
               help="Timed invocations per variant and thread count (median reported).")
+@click.option("--max-accuracy-drop", type=float, default=0.02, show_default=True,
+              help="Refuse a variant scoring more than this fraction below the float model.")
 @json_option
 def export_android_cmd(model: str, out_dir: str, data: str | None, variants: str,
                        name: str | None, labels: str | None, model_version: str,
-                       description: str | None, latency_runs: int, as_json: bool) -> None:
+                       description: str | None, latency_runs: int, max_accuracy_drop: float,
+                       as_json: bool) -> None:
     """Android asset bundle for MODEL (Keras), validated with LiteRT on this host."""
     from pathlib import Path
 
@@ -629,6 +632,7 @@ def export_android_cmd(model: str, out_dir: str, data: str | None, variants: str
     config, files = export_android(
         model, out, data=data, variants=variants, name=name, labels=label_list,
         version=model_version, description=description, latency_runs=latency_runs,
+        max_accuracy_drop=max_accuracy_drop,
     )
     try:
         with atomic_output_dir(out) as tmp:

@@ -97,7 +97,8 @@ def is_keras3_model(model: Any) -> bool:
     return type(model).__module__.split(".")[0] == "keras"
 
 
-def _converter(tf: Any, model: Any) -> Any:
+def keras_converter(tf: Any, model: Any) -> Any:
+    """A ``TFLiteConverter`` for a tf-keras or Keras 3 model with its variables frozen in."""
     if not is_keras3_model(model):
         return tf.lite.TFLiteConverter.from_keras_model(model)
     # Keras 3 models are not tf-keras models; trace them into a concrete function instead.
@@ -133,7 +134,7 @@ def convert_ptq(
     tf = import_tf()
     tf_io = {"int8": tf.int8, "int16": tf.int16, "float32": tf.float32}[io]
     try:
-        conv = _converter(tf, keras_model)
+        conv = keras_converter(tf, keras_model)
     except Exception as exc:
         raise QuantizeError(f"the converter cannot read this model: {first_line(exc, 200)}") from None
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
