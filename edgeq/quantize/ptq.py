@@ -98,15 +98,18 @@ def is_keras3_model(model: Any) -> bool:
 
 
 def keras_converter(tf: Any, model: Any) -> Any:
-    """A ``TFLiteConverter`` for a tf-keras or Keras 3 model with its variables frozen in."""
-    if not is_keras3_model(model):
-        return tf.lite.TFLiteConverter.from_keras_model(model)
-    # Keras 3 models are not tf-keras models; trace them into a concrete function instead.
-    # Batch 1 (a dynamic batch adds SHAPE/STRIDED_SLICE/PACK before every Flatten), and the
-    # tf.function itself as the trackable, else the variables are not frozen (READ_VARIABLE).
+    """A ``TFLiteConverter`` for a tf-keras or Keras 3 model: batch 1, variables frozen in.
+
+    Both kinds are traced into a concrete function with batch 1: a dynamic batch adds
+    SHAPE/STRIDED_SLICE/PACK before every Reshape/Flatten, which microcontroller runtimes
+    refuse. The trackable is the tf-keras model itself, or for Keras 3 the ``tf.function`` (the
+    Keras 3 model is not a TF trackable; passing it leaves READ_VARIABLE ops in the file).
+    """
     specs = [tf.TensorSpec([1, *t.shape[1:]], t.dtype) for t in model.inputs]
     fn = tf.function(lambda *xs: model(xs[0] if len(xs) == 1 else list(xs), training=False))
-    return tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function(*specs)], fn)
+    concrete = fn.get_concrete_function(*specs)
+    trackable = fn if is_keras3_model(model) else model
+    return tf.lite.TFLiteConverter.from_concrete_functions([concrete], trackable)
 
 
 def convert_ptq(
