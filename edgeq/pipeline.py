@@ -119,8 +119,9 @@ def run_build(req: BuildRequest) -> dict[str, Any]:
 
 
 def quantize_stage(model_file: Path, bd: BuildDir, data: str | None) -> Path | None:
-    """1. quantize (a .tflite is taken as already quantized); returns the float model, if any."""
-    if model_file.suffix == ".tflite":
+    """1. quantize (an int8 .tflite is taken as is; a float or hybrid one is quantized);
+    returns the float Keras model, if any."""
+    if model_file.suffix == ".tflite" and not _needs_quantizing(model_file):
         log.info("using quantized model %s", model_file)
         if model_file.resolve() != bd.model.resolve():
             shutil.copyfile(model_file, bd.model)
@@ -132,7 +133,15 @@ def quantize_stage(model_file: Path, bd: BuildDir, data: str | None) -> Path | N
 
     log.info("quantizing %s to int8", model_file)
     quantize_model(model_file, bd.model, data=data, manifest=bd.manifest)
-    return model_file
+    return None if model_file.suffix == ".tflite" else model_file
+
+
+def _needs_quantizing(tflite_file: Path) -> bool:
+    """A float32 or hybrid .tflite goes through quantize like a Keras model."""
+    from edgeq.models import load_model
+    from edgeq.quantize.ptq import detect_mode
+
+    return detect_mode(load_model(tflite_file).model) in ("float32", "dynamic")
 
 
 def evaluate_stage(bd: BuildDir, float_model: Path | None, data: str | None) -> dict[str, Any]:

@@ -293,7 +293,8 @@ def quantize_model(
 
     The manifest (default ``<output stem>.json``; an existing one gets its ``quantize`` section
     replaced) records the source hash, mode, calibration, I/O quantization and tool versions.
-    A ``.tflite`` input is already quantized: it is copied and described, not converted.
+    A float32 or hybrid ``.tflite`` asked for ``int8`` is quantized with ai-edge-quantizer
+    (``quantize.tflite_ptq``); any other ``.tflite`` is copied and described, not converted.
     ``board_names`` (see ``check_mode``) lets ``target`` name a board config.
     Returns the manifest's ``quantize`` section.
     """
@@ -309,9 +310,16 @@ def quantize_model(
     loaded = load_model(model_path)
     meta = dict(loaded.meta)
     calibration: dict[str, Any] | None = None
-    if loaded.kind == "tflite":
+    detected = detect_mode(loaded.model) if loaded.kind == "tflite" else None
+    requantize = detected in ("float32", "dynamic") and mode == "int8"
+    if loaded.kind == "tflite" and not requantize:
         tflite_bytes = loaded.model
-        effective_mode = detect_mode(tflite_bytes)
+        effective_mode = str(detected)
+        if effective_mode == "float16" and mode == "int8":
+            raise QuantizeError(
+                f"{loaded.path}: a float16 .tflite cannot be re-quantized to int8; pass the "
+                "float model (.keras/.h5/SavedModel) or a float32 .tflite"
+            )
         if target is not None and effective_mode in PHONE_ONLY_MODES:
             check_mode(effective_mode, None, target, board_names)
         skipped = True
@@ -338,17 +346,33 @@ def quantize_model(
             )
             calibration = {"dataset": ds.name, "samples": len(rep), "seed": seed, "split": "train"}
             meta.setdefault("dataset", spec)
-        log.debug("converting %s: mode %s, %s I/O, per_channel=%s", loaded.path, mode, io,
-                  per_channel)
-        tflite_bytes = convert_ptq(
-            loaded.model,
-            rep,
-            mode=mode,
-            io_dtype=io,
-            per_channel=per_channel,
-            range_hook=range_hook,
-            progress=progress,
-        )
+        if requantize:
+            from edgeq.quantize.tflite_ptq import quantize_float_tflite
+
+            if io != "int8" or not per_channel or range_hook is not None:
+                raise QuantizeError(
+                    f"{loaded.path}: a {detected} .tflite is quantized with int8 I/O, "
+                    "per-channel weights and min/max calibration only; drop --io, "
+                    "--per-tensor and --calibration"
+                )
+            assert rep is not None
+            log.debug("quantizing %s .tflite %s to int8 with ai-edge-quantizer", detected,
+                      loaded.path)
+            tflite_bytes = quantize_float_tflite(loaded.model, str(detected), rep.samples)
+            calibration = {**(calibration or {}), "engine": "ai-edge-quantizer",
+                           "source_mode": detected}
+        else:
+            log.debug("converting %s: mode %s, %s I/O, per_channel=%s", loaded.path, mode, io,
+                      per_channel)
+            tflite_bytes = convert_ptq(
+                loaded.model,
+                rep,
+                mode=mode,
+                io_dtype=io,
+                per_channel=per_channel,
+                range_hook=range_hook,
+                progress=progress,
+            )
     section = {
         "source": {
             "path": str(loaded.path),

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgeq.cli import cli
-from edgeq.tflite import read_tflite
+from edgeq.tflite import read_tflite, read_tflite_bytes
 
 FREQS = (3.0, 7.0, 13.0)  # one class per tone frequency (cycles per window)
 WINDOW = 128
@@ -56,6 +56,7 @@ def tfkeras_audio(tmp_path_factory: pytest.TempPathFactory) -> Path:
             keras.layers.Reshape((WINDOW, 1)),
             keras.layers.Conv1D(8, 9, strides=4, activation="relu"),
             keras.layers.Reshape((30 * 8,)),
+            keras.layers.Dense(16, activation="relu"),  # >= 1024 weights: int8 in a hybrid file
             keras.layers.Dense(len(FREQS), activation="softmax"),
         ]
     )
@@ -83,3 +84,122 @@ def test_tfkeras_conv1d_with_reshape_bit_exact_in_qemu(tfkeras_audio: Path) -> N
     assert "CONV_2D" in ops and ops.count("RESHAPE") >= 2
     assert r["device"]["validation"]["samples"] == 30 and r["device"]["validation"]["bit_exact"]
     assert r["accuracy"]["float"] > 0.8
+
+
+def _tflite_from(h5: Path, kind: str) -> Path:
+    """A float32 or hybrid (dynamic-range) .tflite as another tool would export it: batch 1
+    (``dynamic`` keeps the converter's default dynamic batch)."""
+    from edgeq.tfenv import import_tf, import_tf_keras
+
+    tf, keras = import_tf(), import_tf_keras()
+    model = keras.models.load_model(h5, compile=False)
+    if kind == "dynamic":
+        conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    else:
+        fn = tf.function(lambda x: model(x, training=False))
+        concrete = fn.get_concrete_function(tf.TensorSpec([1, WINDOW], tf.float32))
+        conv = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
+    if kind == "hybrid":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    out = h5.with_name(f"audio1d_{kind}.tflite")
+    out.write_bytes(conv.convert())
+    out.with_name(f"audio1d_{kind}.edgeq.json").write_bytes(
+        h5.with_name("audio1d.edgeq.json").read_bytes()
+    )
+    return out
+
+
+def _litert_outputs(model: bytes, x: np.ndarray) -> np.ndarray:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=model)
+    interp.allocate_tensors()
+    din, dout = interp.get_input_details()[0], interp.get_output_details()[0]
+    rows = []
+    for s in x:
+        interp.set_tensor(din["index"], s[np.newaxis].astype(np.float32))
+        interp.invoke()
+        rows.append(interp.get_tensor(dout["index"])[0].copy())
+    return np.array(rows)
+
+
+def _litert_constants(model: bytes) -> dict[str, tuple[np.ndarray, dict]]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=model, experimental_preserve_all_tensors=True)
+    interp.allocate_tensors()
+    out = {}
+    for d in interp.get_tensor_details():
+        if len(d["shape"]) >= 2:
+            try:
+                out[d["name"]] = (np.array(interp.get_tensor(d["index"])), d)
+            except ValueError:
+                continue
+    return out
+
+
+def _check_dequantized_weights_keep_outputs(hybrid: Path) -> None:
+    """The hybrid file's int8 weights turned back to float are LiteRT's scale * (q - zp), and
+    the float model computes what the hybrid one does."""
+    from edgeq.quantize.tflite_ptq import dequantize_weights
+
+    data = hybrid.read_bytes()
+    floated = dequantize_weights(data)
+    assert "int8" not in {t.dtype for t in read_tflite_bytes(floated).tensors if t.is_constant}
+    before, after = _litert_constants(data), _litert_constants(floated)
+    checked = 0
+    for name, (q, d) in before.items():
+        if q.dtype != np.int8:
+            continue
+        qp = d["quantization_parameters"]
+        shape = [1] * q.ndim
+        shape[qp["quantized_dimension"]] = -1
+        want = (q.astype(np.float32) - qp["zero_points"].reshape(shape)) * qp["scales"].reshape(
+            shape
+        )
+        np.testing.assert_allclose(after[name][0], want, rtol=1e-6)
+        checked += 1
+    assert checked >= 1
+    with np.load(hybrid.with_name("tones.npz")) as npz:
+        x = npz["x"][:40]
+    diff = np.abs(_litert_outputs(data, x) - _litert_outputs(floated, x)).max()
+    assert diff < 0.05, diff
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["float", "hybrid"])
+def test_float_and_hybrid_tflite_quantize_and_build_bit_exact(
+    tfkeras_audio: Path, kind: str
+) -> None:
+    src = _tflite_from(tfkeras_audio, kind)
+    before = {t.dtype for t in read_tflite(src).tensors if t.is_constant}
+    assert ("int8" in before) == (kind == "hybrid")
+    if kind == "hybrid":
+        _check_dequantized_weights_keep_outputs(src)
+    # edgeq quantize: full int8, not a copy; no "phones only" when int8 was asked for
+    q = src.with_name(f"q_{kind}.tflite")
+    code, output = _run(["quantize", str(src), "-o", str(q), "--mode", "int8",
+                         "--target", "cortex-m4"])
+    assert code == 0, output
+    assert "already quantized" not in output and "phones only" not in output
+    model = read_tflite(q)
+    assert {t.dtype for t in model.input_tensors + model.output_tensors} == {"int8"}
+    act = {model.tensors[o].dtype for op in model.operators for o in op.outputs}
+    assert "float32" not in act, act
+    # and through build, bit-exact against TFLite Micro on the emulated board
+    out = src.with_name(f"build_{kind}")
+    code, output = _run(["build", str(src), "--target", "cortex-m4", "-o", str(out),
+                         "--samples", "30", "--json"])
+    assert code == 0, output
+    r = _report(output)
+    assert r["device"]["validation"]["samples"] == 30 and r["device"]["validation"]["bit_exact"]
+    assert r["accuracy"]["int8_host"] > 0.8
+
+
+def test_dynamic_batch_float_tflite_is_a_one_line_error(tfkeras_audio: Path) -> None:
+    src = _tflite_from(tfkeras_audio, "dynamic")
+    q = src.with_name("q_dynamic.tflite")
+    code, output = _run(["quantize", str(src), "-o", str(q), "--mode", "int8"])
+    assert code == 1 and not q.exists(), output
+    last = output.strip().splitlines()[-1]
+    assert last.startswith("edgeq: error:") and "re-export it with batch 1" in last, output
