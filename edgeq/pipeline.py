@@ -86,8 +86,15 @@ def run_build(req: BuildRequest) -> dict[str, Any]:
     report: dict[str, Any] = {"model": str(model_file), "board": board.name, "core": board.core,
                               "build_dir": str(bd.root)}
 
-    float_model = quantize_stage(model_file, bd, req.data)
-    report["accuracy"] = evaluate_stage(bd, float_model, req.data)
+    generated = uses_generated_inputs(model_file, req.data)
+    float_model = quantize_stage(model_file, bd, None if generated else req.data)
+    if generated:
+        log.info("no labelled data: checking bit-exactness on %d generated inputs across the "
+                 "input's range (no accuracy)", req.samples)
+        report["accuracy"] = {"metric": "none (no labelled data)", "float": None,
+                              "int8_host": None, "host_samples": 0}
+    else:
+        report["accuracy"] = evaluate_stage(bd, float_model, req.data)
     gen, input_bytes = codegen_stage(bd, stem)
     report.update(firmware_stage(board, bd, gen, input_bytes, opt=req.opt,
                                  per_layer=req.per_layer, harness=_harness(req, bd)))
@@ -110,12 +117,30 @@ def run_build(req: BuildRequest) -> dict[str, Any]:
         bd.update_manifest("device", report["device"])
         return report
 
-    report["device"] = device_stage(board, bd, gen.model_hash, req)
+    report["device"] = device_stage(board, bd, gen.model_hash, req, generated=generated)
     report["accuracy"]["int8_device"] = report["device"].pop("device_accuracy")
     report["accuracy"]["int8_host_same_samples"] = report["device"].pop("host_accuracy")
     report["accuracy"]["device_samples"] = report["device"]["validation"]["samples"]
     bd.update_manifest("device", report["device"])
     return report
+
+
+def uses_generated_inputs(model_file: Path, data: str | None) -> bool:
+    """``--data random``, or an int8 ``.tflite`` with no dataset anywhere: build, run and check
+    bit-exactness on generated inputs (there is nothing to measure accuracy on)."""
+    from edgeq.models import read_sidecar
+    from edgeq.quantize.numerics import GENERATED
+
+    if data is not None and data != GENERATED:
+        return False
+    if model_file.suffix == ".tflite" and _needs_quantizing(model_file):
+        if data == GENERATED:
+            raise BuildError(f"{model_file}: a float .tflite needs real calibration data, not "
+                             "--data random; pass --data DATASET")
+        return False
+    if data == GENERATED:
+        return True
+    return model_file.suffix == ".tflite" and not read_sidecar(model_file).get("dataset")
 
 
 def quantize_stage(model_file: Path, bd: BuildDir, data: str | None) -> Path | None:
@@ -230,7 +255,7 @@ def profiling_firmware(board: Board, build_dir: Path) -> Path:
 
 
 def device_stage(board: Board, bd: BuildDir, model_hash: str,
-                 req: BuildRequest) -> dict[str, Any]:
+                 req: BuildRequest, generated: bool = False) -> dict[str, Any]:
     """5. run on the device and compare with the host oracle, byte for byte."""
     from edgeq.bench.energy import estimate_energy
     from edgeq.bench.runner import layer_rows
@@ -238,9 +263,12 @@ def device_stage(board: Board, bd: BuildDir, model_hash: str,
     from edgeq.bench.validate import top1, validate_on_device
     from edgeq.device.connect import connect
     from edgeq.oracles import run_tflm
-    from edgeq.quantize.numerics import quantized_test_inputs
+    from edgeq.quantize.numerics import generated_test_inputs, quantized_test_inputs
 
-    x, y = quantized_test_inputs(bd.model, req.data, req.samples)
+    if generated:
+        x, y = generated_test_inputs(bd.model, req.samples), None
+    else:
+        x, y = quantized_test_inputs(bd.model, req.data, req.samples)
     expected = run_tflm(bd.model, x)
     if board.emulated:
         log.info("running %d samples in QEMU (%s)", len(x), board.qemu_machine)
@@ -267,6 +295,9 @@ def device_stage(board: Board, bd: BuildDir, model_hash: str,
         "host_accuracy": top1(list(expected[0]), y) if classification and y is not None
         else None,
     }
+    out["validation"]["inputs"] = (
+        "generated: input minimum, maximum and zero point, then uniform over the input range"
+        if generated else "test split")
     if layers is not None:
         out["layers"] = layers
     return out
@@ -279,7 +310,9 @@ def render_build_report(r: dict[str, Any]) -> str:
 
     lines = [f"edgeq build: {r['model']} -> {r['board']} ({r['core']})  [{r['build_dir']}]"]
     acc = r.get("accuracy", {})
-    if acc:
+    if acc and acc.get("host_samples") == 0:
+        lines.append(f"  accuracy: not measured ({acc['metric']})")
+    elif acc:
         dev = acc.get("int8_device")
         dev_txt = (f"{pct(dev)} on {acc.get('device_samples')} samples (host int8 on the same: "
                    f"{pct(acc.get('int8_host_same_samples'))})" if dev is not None else "-")
@@ -308,7 +341,9 @@ def render_build_report(r: dict[str, Any]) -> str:
                      + (f"; {us:,.1f} us/inference (m-lap-us)" if us is not None else ""))
         return "\n".join(lines)
     v, lat, e = d["validation"], d["latency"], d["energy"]
-    lines.append(f"  on-device check: {v['samples']} samples, "
+    gen_txt = (" (generated across the input range)"
+               if v.get("inputs", "").startswith("generated") else "")
+    lines.append(f"  on-device check: {v['samples']} samples{gen_txt}, "
                  + ("every output byte equal to the TFLM reference" if v["bit_exact"] else
                     f"{v['mismatched_samples']} samples differ"))
     per = f"{lat['median']:,.0f} {lat['unit']}/inference (median; min {lat['min']:,}, max " \

@@ -56,6 +56,10 @@ class LoadedModel:
         return [str(i) for i in range(n or 0)]
 
 
+# what ``task`` in a sidecar may say: the tasks edgeq.analyze.evaluate has a metric for
+TASKS = ("classification", "autoencoder", "reconstruction")
+
+
 def sidecar_path(path: str | os.PathLike[str]) -> Path:
     """``models/x/digits_cnn.h5`` -> ``models/x/digits_cnn.edgeq.json``; a SavedModel dir
     ``m/`` -> ``m.edgeq.json`` beside it."""
@@ -75,6 +79,12 @@ def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ModelError(f"{sc}: unreadable model sidecar ({exc}); fix or delete it") from None
     if not isinstance(meta, dict):
         raise ModelError(f"{sc}: model sidecar must be a JSON object; fix or delete it")
+    task = meta.get("task", "classification")
+    if task not in TASKS:
+        raise ModelError(
+            f"{sc}: unknown task {task!r}; allowed: {', '.join(TASKS)} (fix the sidecar's "
+            "\"task\")"
+        )
     dataset = meta.get("dataset")
     if isinstance(dataset, str) and not Path(dataset).is_absolute():
         beside = sc.parent / dataset  # a dataset path in a sidecar is relative to the sidecar

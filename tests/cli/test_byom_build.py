@@ -203,3 +203,50 @@ def test_dynamic_batch_float_tflite_is_a_one_line_error(tfkeras_audio: Path) -> 
     assert code == 1 and not q.exists(), output
     last = output.strip().splitlines()[-1]
     assert last.startswith("edgeq: error:") and "re-export it with batch 1" in last, output
+
+
+# ----------------------------------------------------------- no labelled data needed to build
+
+
+def test_generated_inputs_span_the_input_range(shared_models: Path) -> None:
+    from edgeq.quantize.numerics import generated_test_inputs
+
+    model = shared_models / "tflm" / "person_detect.tflite"
+    x = generated_test_inputs(model, 20)
+    in_t = read_tflite(model).input_tensors[0]
+    assert x.dtype == np.int8 and x.shape == (20, *in_t.shape[1:])
+    assert (x[0] == -128).all() and (x[1] == 127).all()
+    assert (x[2] == int(in_t.quant.zero_point[0])).all()
+    assert x[3:].min() == -128 and x[3:].max() == 127 and len(np.unique(x[3:])) == 256
+    assert np.array_equal(x, generated_test_inputs(model, 20)), "seeded: same vectors every run"
+
+
+@pytest.mark.slow
+def test_build_int8_tflite_without_any_data(shared_models: Path, tmp_path: Path) -> None:
+    """A model-zoo int8 file, no sidecar, no --data: built, run and checked bit-exact."""
+    src = tmp_path / "hello.tflite"
+    src.write_bytes((shared_models / "tflm" / "hello_world_int8.tflite").read_bytes())
+    code, output = _run(["build", str(src), "--target", "cortex-m4", "-o",
+                         str(tmp_path / "b"), "--samples", "20"])
+    assert code == 0, output
+    assert "no labelled data: checking bit-exactness on 20 generated inputs" in output
+    assert "on-device check: 20 samples (generated across the input range), every output " \
+           "byte equal to the TFLM reference" in output
+    assert "accuracy: not measured" in output
+
+
+def test_data_random_on_float_tflite_and_unknown_task_are_one_line_errors(
+    tfkeras_audio: Path, tmp_path: Path
+) -> None:
+    src = _tflite_from(tfkeras_audio, "float")
+    code, output = _run(["build", str(src), "--target", "cortex-m4", "--data", "random",
+                         "-o", str(tmp_path / "b")])
+    assert code == 1 and "needs real calibration data, not --data random" in output, output
+    bad = tmp_path / "m.tflite"
+    bad.write_bytes(src.read_bytes())
+    (tmp_path / "m.edgeq.json").write_text(json.dumps({"task": "segmentaton"}))
+    code, output = _run(["quantize", str(bad), "-o", str(tmp_path / "q.tflite")])
+    last = output.strip().splitlines()[-1]
+    assert code == 1 and last.startswith("edgeq: error:"), output
+    assert "unknown task 'segmentaton'; allowed: classification, autoencoder, reconstruction" \
+        in last
