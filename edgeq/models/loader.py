@@ -133,6 +133,18 @@ def _keras_zip_version(p: Path) -> str:
     return str(info.get("keras_version", ""))
 
 
+def _h5_keras_version(p: Path) -> str:
+    """The ``keras_version`` attribute an HDF5 model file records ('' when unreadable)."""
+    try:
+        import h5py
+
+        with h5py.File(p, "r") as f:
+            v = f.attrs.get("keras_version", "")
+    except Exception:  # noqa: BLE001 - not HDF5 or unreadable: the caller's error stands
+        return ""
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
 def _load_keras3(p: Path) -> Any:
     from edgeq.tfenv import import_keras3
 
@@ -153,6 +165,11 @@ def _load_tf_keras(p: Path) -> Any:
     try:
         return tf_keras.models.load_model(p, compile=False)
     except Exception as exc:
+        if p.suffix.lower() in (".h5", ".hdf5") and _h5_keras_version(p).startswith("3."):
+            raise ModelError(
+                f"{p}: a Keras 3 model saved as .h5, which only tf-keras models can use here; "
+                "save it as `.keras` (model.save(\"model.keras\")) and pass that file"
+            ) from None
         raise ModelError(
             f"{p}: corrupt or unreadable Keras model ({type(exc).__name__}: {first_line(exc, 160)}); "
             "re-save it with model.save()"
