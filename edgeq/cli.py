@@ -502,18 +502,18 @@ def build_cmd(model: str | None, target: str | None, board: str | None, data: st
 @click.option("--board", required=True, help="Board name (see `edgeq boards`).")
 @click.option("--probe", help="Debug probe serial/UID when several are connected.")
 @click.option("--build-dir", type=click.Path(path_type=str),
-              help="Build directory (default build/digits_cnn-<board>).")
+              help="Build directory (default: the last `edgeq build` for the board).")
 @click.option("--tool", type=click.Choice(["pyocd", "openocd"]), help="Override the flasher.")
 def flash_cmd(board: str, probe: str | None, build_dir: str | None, tool: str | None) -> None:
     """Program the built firmware into a real board (pyocd or openocd)."""
     from pathlib import Path
 
-    from edgeq.artifacts import BuildDir, default_build_dir
+    from edgeq.artifacts import BuildDir, last_build_dir
     from edgeq.device.flash import flash_firmware
     from edgeq.toolchain.boards import resolve_target
 
     b = resolve_target(board=board)
-    d = BuildDir(Path(build_dir)) if build_dir else default_build_dir(b.name)
+    d = BuildDir(Path(build_dir)) if build_dir else last_build_dir(b.name)
     cmd = flash_firmware(b, d.elf, probe=probe, tool=tool)
     click.echo(f"flashed {b.name} with {' '.join(cmd)}")
 
@@ -526,7 +526,7 @@ def flash_cmd(board: str, probe: str | None, build_dir: str | None, tool: str | 
 @click.option("--warmup", default=1, show_default=True, help="Untimed inferences first.")
 @click.option("--per-layer", is_flag=True, help="Per-layer counts with MACs (profiled firmware).")
 @click.option("--build-dir", type=click.Path(path_type=str),
-              help="Build directory (default build/digits_cnn-<board>).")
+              help="Build directory (default: the last `edgeq build` for the board).")
 @click.option("--monitor", type=click.Choice(["ppk2", "joulescope"]),
               help="Measure energy with a power monitor (real boards).")
 @click.option("--monitor-port", help="Serial port of the PPK2.")
@@ -539,13 +539,13 @@ def bench_cmd(board: str, port: str | None, emulator: bool, runs: int, warmup: i
     """Latency (median/min/max), per-layer table and energy estimate of a built firmware."""
     from pathlib import Path
 
-    from edgeq.artifacts import default_build_dir
+    from edgeq.artifacts import last_build_dir
     from edgeq.bench.runner import bench, render_bench
     from edgeq.pipeline import profiling_firmware
     from edgeq.toolchain.boards import resolve_target
 
     b = resolve_target(board=board)
-    d = Path(build_dir) if build_dir else default_build_dir(b.name).root
+    d = Path(build_dir) if build_dir else last_build_dir(b.name).root
     if protocol == "mlperf":
         from edgeq.bench.mlperf import bench_harness, render_harness_bench
 
@@ -569,19 +569,19 @@ def bench_cmd(board: str, port: str | None, emulator: bool, runs: int, warmup: i
 @click.option("--port", help="Serial port of the real board.")
 @click.option("--emulator", is_flag=True, help="Run the firmware in QEMU.")
 @click.option("--build-dir", type=click.Path(path_type=str),
-              help="Build directory (default build/digits_cnn-<board>).")
+              help="Build directory (default: the last `edgeq build` for the board).")
 @json_option
 def run_cmd(input_file: str, board: str, port: str | None, emulator: bool,
             build_dir: str | None, as_json: bool) -> None:
     """Run one input (.npy) on the device and print its output."""
     from pathlib import Path
 
-    from edgeq.artifacts import default_build_dir
+    from edgeq.artifacts import last_build_dir
     from edgeq.bench.runner import run_input
     from edgeq.toolchain.boards import resolve_target
 
     b = resolve_target(board=board)
-    d = Path(build_dir) if build_dir else default_build_dir(b.name).root
+    d = Path(build_dir) if build_dir else last_build_dir(b.name).root
     res = run_input(b, Path(input_file), build_dir=d, port=port, emulator=emulator)
     emit(res, as_json, lambda r: (f"output: {r['output']}\nargmax: {r['argmax']}  "
                                   f"({r['count']:,} {r['unit']})"))

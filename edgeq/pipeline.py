@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeq.artifacts import BuildDir
+from edgeq.artifacts import BuildDir, record_last_build
 from edgeq.errors import BuildError, DeviceError, ModelError
 from edgeq.toolchain.boards import Board, resolve_target
 
@@ -98,6 +98,7 @@ def run_build(req: BuildRequest) -> dict[str, Any]:
     gen, input_bytes = codegen_stage(bd, stem)
     report.update(firmware_stage(board, bd, gen, input_bytes, opt=req.opt,
                                  per_layer=req.per_layer, harness=_harness(req, bd)))
+    record_last_build(bd, board.name)
     if not will_run:
         report["device"] = {"ran": False, "reason": "--no-run" if not req.run else
                             f"{board.name} is a real board: flash it (edgeq flash) and pass "

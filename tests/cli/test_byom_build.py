@@ -222,17 +222,32 @@ def test_generated_inputs_span_the_input_range(shared_models: Path) -> None:
 
 
 @pytest.mark.slow
-def test_build_int8_tflite_without_any_data(shared_models: Path, tmp_path: Path) -> None:
-    """A model-zoo int8 file, no sidecar, no --data: built, run and checked bit-exact."""
+def test_build_int8_tflite_without_any_data(
+    shared_models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model-zoo int8 file, no sidecar, no --data: built, run and checked bit-exact; then
+    `run` and `bench` without --build-dir use that build (the last one for the board)."""
+    monkeypatch.chdir(tmp_path)
     src = tmp_path / "hello.tflite"
     src.write_bytes((shared_models / "tflm" / "hello_world_int8.tflite").read_bytes())
     code, output = _run(["build", str(src), "--target", "cortex-m4", "-o",
-                         str(tmp_path / "b"), "--samples", "20"])
+                         str(tmp_path / "elsewhere"), "--samples", "20"])
     assert code == 0, output
     assert "no labelled data: checking bit-exactness on 20 generated inputs" in output
     assert "on-device check: 20 samples (generated across the input range), every output " \
            "byte equal to the TFLM reference" in output
     assert "accuracy: not measured" in output
+
+    from edgeq.oracles import run_tflm
+
+    x = np.full((1, 1), 37, np.int8)
+    np.save(tmp_path / "x.npy", x[0])
+    code, output = _run(["run", str(tmp_path / "x.npy"), "--emulator", "--json"])
+    assert code == 0, output
+    want = run_tflm(tmp_path / "elsewhere" / "model_int8.tflite", x)[0][0].reshape(-1)
+    assert _report(output)["output"] == want.tolist()
+    code, output = _run(["bench", "--emulator", "--runs", "2", "--json"])
+    assert code == 0 and _report(output)["latency"]["median"] > 0, output
 
 
 def test_data_random_on_float_tflite_and_unknown_task_are_one_line_errors(
