@@ -69,11 +69,44 @@ def tfkeras_audio(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder / "audio1d.h5"
 
 
+@pytest.fixture(scope="module")
+def keras3_audio(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same raw-audio Conv1D model in Keras 3, saved as .keras."""
+    from edgeq.tfenv import import_keras3
+
+    keras = import_keras3()
+    keras.utils.set_random_seed(0)
+    folder = tmp_path_factory.mktemp("k3_audio")
+    data = tones_dataset(folder / "tones.npz")
+    with np.load(data) as npz:
+        x, y = npz["x"], npz["y"]
+    model = keras.Sequential(
+        [
+            keras.Input((WINDOW,)),
+            keras.layers.Reshape((WINDOW, 1)),
+            keras.layers.Conv1D(8, 9, strides=4, activation="relu"),
+            keras.layers.Reshape((30 * 8,)),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dense(len(FREQS), activation="softmax"),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=5, batch_size=32, verbose=0)
+    model.save(folder / "audio1d.keras")
+    (folder / "audio1d.edgeq.json").write_text(
+        json.dumps({"dataset": str(data), "task": "classification"})
+    )
+    return folder / "audio1d.keras"
+
+
 @pytest.mark.slow
-def test_tfkeras_conv1d_with_reshape_bit_exact_in_qemu(tfkeras_audio: Path) -> None:
-    out = tfkeras_audio.parent / "build"
+@pytest.mark.parametrize("flavour", ["tf_keras", "keras3"])
+def test_conv1d_with_reshape_bit_exact_in_qemu(flavour: str, request: pytest.FixtureRequest
+                                               ) -> None:
+    model = request.getfixturevalue("tfkeras_audio" if flavour == "tf_keras" else "keras3_audio")
+    out = model.parent / "build"
     code, output = _run(
-        ["build", str(tfkeras_audio), "--target", "cortex-m4", "-o", str(out), "--samples", "30",
+        ["build", str(model), "--target", "cortex-m4", "-o", str(out), "--samples", "30",
          "--json"]
     )
     assert code == 0, output
