@@ -651,6 +651,8 @@ def export_android_cmd(model: str, out_dir: str, data: str | None, variants: str
             f"Android bundle for {c['name']} -> {out}\n"
             f"validated on {c['dataset']['test_samples']} '{c['dataset']['name']}' test samples; "
             f"latency: {c['latency']['label']} ({c['latency']['cpu']})\n"
+            f"float Keras model {c['float_model_accuracy'] * 100:.2f}%; every variant within "
+            f"{c['max_accuracy_drop'] * 100:g} points of it\n"
             + variant_table(c)
         )
 
