@@ -39,6 +39,7 @@ class BuildRequest:
     per_layer: bool = False
     port: str | None = None
     opt: str = "-O2"
+    power_model: str | None = None
     protocol: str = "edgeq"  # or "mlperf": the MLPerf Tiny harness instead of edgeq's protocol
     mlperf_model: str | None = None  # the harness's m-model-[...] (ic01, kws01, vww01, ad01)
     mlperf_input_offset: int = 0  # added to each db byte (-128: a uint8 dataset, int8 model)
@@ -183,10 +184,10 @@ def evaluate_stage(bd: BuildDir, float_model: Path | None, data: str | None) -> 
 
 def _generate(bd: BuildDir, name: str | None) -> tuple[Any, int]:
     """edgeq-rt C for the build's model, and the model's total input bytes."""
-    from edgeq.codegen.edgeq_rt import generate_edgeq_rt
+    from edgeq.codegen.edgeq_rt import write_edgeq_rt
     from edgeq.tflite import read_tflite
 
-    gen = generate_edgeq_rt(bd.model, bd.generated, name=name)
+    gen = write_edgeq_rt(bd.model, bd.generated, name=name)
     input_bytes = sum(t.nbytes for t in read_tflite(bd.model).input_tensors)
     return gen, input_bytes
 
@@ -260,7 +261,7 @@ def device_stage(board: Board, bd: BuildDir, model_hash: str,
     """5. run on the device and compare with the host oracle, byte for byte."""
     from edgeq.bench.energy import estimate_energy
     from edgeq.bench.runner import layer_rows
-    from edgeq.bench.stats import latency_stats
+    from edgeq.bench.stats import clock_status, latency_stats
     from edgeq.bench.validate import top1, validate_on_device
     from edgeq.device.connect import connect
     from edgeq.oracles import run_tflm
@@ -275,22 +276,43 @@ def device_stage(board: Board, bd: BuildDir, model_hash: str,
         log.info("running %d samples in QEMU (%s)", len(x), board.qemu_machine)
     else:
         log.info("running %d samples on %s at %s", len(x), board.name, req.port)
+    counter = None
+    if board.emulated:  # exact instructions and the cycle estimate (edgeq.bench.latency)
+        from edgeq.device.icount import PluginCounter
+
+        counter = PluginCounter(board, bd.elf, bd.elf.parent)
     with connect(board, elf=bd.elf, port=None if board.emulated else req.port,
-                 emulator=board.emulated) as session:
+                 emulator=board.emulated, qemu_args=counter.args if counter else ()) as session:
         session.check_model(model_hash)
+        clock_hz = session.info.clock_hz  # what the firmware runs at (reset clock if setup failed)
         rep = validate_on_device(session, [x], expected)
         layers = layer_rows(session) if req.per_layer else None
+    clock_ok, clock_note = clock_status(board, clock_hz)
+    if not clock_ok:
+        log.warning(clock_note)
     if not rep.bit_exact:
         raise DeviceError(f"device outputs differ from the TFLM reference on "
                           f"{rep.mismatched_samples}/{rep.samples} samples (first: sample "
                           f"{rep.first_mismatch}, max |diff| {rep.max_abs_diff}); report this "
                           "edgeq-rt bug with the model")
-    stats = latency_stats(rep.counts, rep.unit, board.clock_hz)
-    energy = estimate_energy(board, stats.median, rep.unit)
+    if counter is not None:
+        from edgeq.bench.latency import emulator_latency
+
+        latency, energy, layers = emulator_latency(board, counter.windows(), req.power_model,
+                                                   bd.model, layers)
+    else:
+        from edgeq.bench.latency import measured_layer_rows
+
+        stats = latency_stats(rep.counts, rep.unit, clock_hz)
+        latency = stats.to_dict()
+        energy = estimate_energy(board, stats.median, rep.unit).to_dict()
+        if layers is not None and rep.unit == "cycles":
+            layers = measured_layer_rows(layers, bd.model)
     classification = y is not None and expected[0].reshape(len(x), -1).shape[1] > 1
     out: dict[str, Any] = {
-        "ran": True, "validation": rep.to_dict(), "latency": stats.to_dict(),
-        "energy": energy.to_dict(),
+        "ran": True, "validation": rep.to_dict(), "latency": latency,
+        "clock_hz": clock_hz, "clock_ok": clock_ok, "clock": clock_note,
+        "energy": energy,
         "device_accuracy": top1(rep.device_outputs, y) if classification and y is not None
         else None,
         "host_accuracy": top1(list(expected[0]), y) if classification and y is not None
@@ -347,18 +369,17 @@ def render_build_report(r: dict[str, Any]) -> str:
     lines.append(f"  on-device check: {v['samples']} samples{gen_txt}, "
                  + ("every output byte equal to the TFLM reference" if v["bit_exact"] else
                     f"{v['mismatched_samples']} samples differ"))
-    per = f"{lat['median']:,.0f} {lat['unit']}/inference (median; min {lat['min']:,}, max " \
-          f"{lat['max']:,})"
-    if lat.get("median_ms") is not None:
-        per += f" = {lat['median_ms']:.3f} ms"
-    lines.append(f"  latency: {per}")
+    from edgeq.bench.latency import render_latency
+
+    lines.append(f"  latency: {render_latency(lat)}")
+    if d.get("clock"):
+        lines.append(f"  clock: {d['clock']}" if d.get("clock_ok", True)
+                     else f"  WARNING: {d['clock']}")
     lines.append(f"  energy: {e['microjoules']:.2f} uJ/inference ({e['note']})")
     if d.get("layers"):
-        from edgeq.bench.stats import layer_table, render_layers
+        from edgeq.bench.runner import render_layer_dicts
 
-        rows = layer_table([x["op"] for x in d["layers"]], [x["macs"] for x in d["layers"]],
-                           [x["count"] for x in d["layers"]])
-        lines.append(render_layers(rows, lat["unit"]))
+        lines.append(render_layer_dicts(d["layers"], lat["unit"]))
     return "\n".join(lines)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from edgeq.device.mlperf import MlperfClient
@@ -19,9 +19,10 @@ log = logging.getLogger(__name__)
 
 @contextlib.contextmanager
 def connect(board: Board, *, elf: Path | None = None, port: str | None = None,
-            emulator: bool = False) -> Iterator[DeviceSession]:
+            emulator: bool = False, qemu_args: Sequence[str] = ()) -> Iterator[DeviceSession]:
     """A session with the firmware: QEMU running ``elf`` for ``emulator``, else ``port``
     (a serial device such as ``/dev/ttyACM0`` or a pyserial URL such as ``socket://host:1234``).
+    ``qemu_args`` go to the emulator (e.g. the counting plugin of ``edgeq.device.icount``).
     """
     if emulator == (port is not None):
         raise DeviceError("pass exactly one of --port PORT or --emulator")
@@ -34,7 +35,7 @@ def connect(board: Board, *, elf: Path | None = None, port: str | None = None,
             raise DeviceError(f"firmware {elf} not found; run `edgeq build --board {board.name}` "
                               "first or pass --build-dir")
         log.debug("starting QEMU %s with %s", board.qemu_machine, elf)
-        with QemuInstance(board.qemu_machine or "", elf) as q:
+        with QemuInstance(board.qemu_machine or "", elf, extra_args=qemu_args) as q:
             yield DeviceSession(q.port, name=f"QEMU {board.qemu_machine}", alive=q.check_alive)
     else:
         from edgeq.device.transport import open_serial

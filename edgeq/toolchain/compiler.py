@@ -154,12 +154,13 @@ def resolve_link(board: Board, link: str | None, protocol: str = "edgeq") -> str
 
 
 def _sources(board: Board, model_dir: Path, runtime_dir: Path,
-             kernel_sources: list[Path] | None, link: str,
-             protocol: str) -> list[tuple[Path, list[str]]]:
+             kernel_sources: list[Path] | None, link: str, protocol: str,
+             clock_setup: bool) -> list[tuple[Path, list[str]]]:
     uart_file, uart_flags = (SEMIHOST_SOURCE if link == "semihosting"
                              else UART_SOURCES[board.uart_driver])
     srcs: list[tuple[Path, list[str]]] = [
         (FIRMWARE_DIR / "startup" / "startup.c", []),
+        *([(FIRMWARE_DIR / "startup" / f"clock_{board.clock.tree}.c", [])] if clock_setup else []),
         (FIRMWARE_DIR / "drivers" / uart_file, uart_flags),
         (FIRMWARE_DIR / "drivers" / COUNTER_SOURCES[board.counter], []),
     ]
@@ -192,6 +193,7 @@ def build_firmware(
     defines: tuple[str, ...] = (),
     link: str | None = None,
     protocol: str = "edgeq",
+    clock_setup: bool | None = None,
 ) -> FirmwareBuild:
     """Compile the app, drivers, generated model and runtime kernels into fw.elf/.bin/.hex.
 
@@ -200,10 +202,13 @@ def build_firmware(
     limits the runtime kernels compiled to those the model calls; default: all of them.
     ``link`` picks the host link (``uart`` or, emulated boards only, ``semihosting``);
     ``protocol`` what the firmware speaks (``edgeq`` framed binary, or ``mlperf``).
+    ``clock_setup`` overrides whether the startup runs the board's clock tree (default: the
+    board config's choice; QEMU boards without an RCC model skip it).
     """
     if protocol not in PROTOCOLS:
         raise BuildError(f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
     model_dir = Path(model_dir)
+    setup = board.clock_setup if clock_setup is None else clock_setup and board.clock.configured
     runtime = Path(runtime_dir) if runtime_dir is not None else RUNTIME_DIR
     out = Path(out_dir)
     gcc, objcopy, size_tool = find_tool("gcc"), find_tool("objcopy"), find_tool("size")
@@ -226,13 +231,13 @@ def build_firmware(
         cflags.append("-DEDGEQ_PROFILE_LAYERS")
     log: list[str] = []
     with atomic_output_dir(out) as tmp:
-        (tmp / "board_config.h").write_text(board_header(board))
+        (tmp / "board_config.h").write_text(board_header(board, clock_setup=setup))
         (tmp / "linker.ld").write_text(linker_script(board))
         includes = [f"-I{p}" for p in (tmp, FIRMWARE_DIR / "include", model_dir,
                                        runtime / "include")]
         (tmp / "obj").mkdir()
         jobs = []
-        sources = _sources(board, model_dir, runtime, kernel_sources, host_link, protocol)
+        sources = _sources(board, model_dir, runtime, kernel_sources, host_link, protocol, setup)
         for i, (src, extra) in enumerate(sources):
             obj = tmp / "obj" / f"{i:03d}_{src.stem}.o"
             jobs.append((src, obj, [gcc, *cflags, *extra, *includes, "-c", str(src), "-o",

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "eq_hal.h"
+#include "eq_marker.h"
 #include "model.h"
 
 #ifndef EQ_APP_STAGING_BYTES
@@ -123,7 +124,7 @@ static size_t cmd_hello(uint8_t seq, uint8_t *out, size_t cap) {
     p[1] = (uint8_t)EQ_FW_VERSION_MAJOR;
     p[2] = (uint8_t)EQ_FW_VERSION_MINOR;
     p[3] = (uint8_t)eq_counter_kind();
-    put_u32(p + 4, (uint32_t)EQ_CLOCK_HZ);
+    put_u32(p + 4, eq_clock_hz()); /* the clock actually running (reset clock if setup failed) */
     put_u32(p + 8, (uint32_t)EDGEQ_MODEL_ARENA_BYTES);
     put_u16(p + 12, (uint32_t)EDGEQ_MODEL_NUM_LAYERS);
 #ifdef EDGEQ_PROFILE_LAYERS
@@ -208,9 +209,11 @@ static size_t cmd_invoke(const eqp_frame *f, uint8_t *out, size_t cap) {
     for (uint32_t i = 0; i < runs && status == 0; ++i) {
         restore_inputs();
         memset(g_app.layer_counts, 0, sizeof g_app.layer_counts);
+        EQ_MARKER_HIGH(); /* the marker pin brackets exactly what the counter measures */
         eq_counter_start();
         status = (int32_t)edgeq_model_invoke();
         g_app.run_counts[i] = eq_counter_now();
+        EQ_MARKER_LOW();
         g_app.n_runs = (uint16_t)(i + 1u);
     }
     REPLY_PAYLOAD[0] = (uint8_t)status;

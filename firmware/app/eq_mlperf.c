@@ -115,7 +115,7 @@ static void timestamp(void) {
     eq_timestamp_marker();
 #else
     put("m-lap-us-");
-    put_u64(g_ml.elapsed_us_x / (uint64_t)EQ_CLOCK_HZ);
+    put_u64(g_ml.elapsed_us_x / (uint64_t)eq_clock_hz()); /* reset clock if setup failed */
     put("\r\n");
 #endif
 }
@@ -369,6 +369,9 @@ static void dispatch(char *line) {
 
 int main(void) {
     eq_uart_init();
+    if (eq_clock_status() != EQ_CLOCK_OK) {
+        put("e-[clock setup failed: running at the reset clock]\r\n");
+    }
     eq_counter_init();
     eq_counter_start();
     g_ml.last_count = eq_counter_now();

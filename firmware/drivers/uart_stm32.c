@@ -33,7 +33,8 @@
 
 void eq_uart_init(void) {
     USART(R_CR1) = 0u;
-    USART(R_BRR) = EQ_UART_DIVISOR;
+    /* the baud divisor follows the clock actually running (the reset clock if setup failed) */
+    USART(R_BRR) = eq_clock_status() == EQ_CLOCK_OK ? EQ_UART_DIVISOR : EQ_UART_DIVISOR_RESET;
     USART(R_CR1) = CR1_TE | CR1_RE;
     USART(R_CR1) = CR1_TE | CR1_RE | CR1_UE;
 }
