@@ -83,7 +83,20 @@ def run_build(req: BuildRequest) -> dict[str, Any]:
     model_file = find_model_file(req.model)
     stem = model_file.stem.removesuffix("_int8")
     bd = BuildDir(Path(req.out) if req.out else Path("build") / f"{stem}-{board.name}")
+    fresh = not bd.root.exists()
     bd.root.mkdir(parents=True, exist_ok=True)
+    try:
+        report = _run_stages(req, board, bd, model_file, stem, will_run)
+    except BaseException:
+        if fresh:  # a failed build leaves no partial build directory behind
+            shutil.rmtree(bd.root, ignore_errors=True)
+        raise
+    record_last_build(bd, board.name)
+    return report
+
+
+def _run_stages(req: BuildRequest, board: Board, bd: BuildDir, model_file: Path, stem: str,
+                will_run: bool) -> dict[str, Any]:
     report: dict[str, Any] = {"model": str(model_file), "board": board.name, "core": board.core,
                               "build_dir": str(bd.root)}
 
@@ -99,7 +112,6 @@ def run_build(req: BuildRequest) -> dict[str, Any]:
     gen, input_bytes = codegen_stage(bd, stem)
     report.update(firmware_stage(board, bd, gen, input_bytes, opt=req.opt,
                                  per_layer=req.per_layer, harness=_harness(req, bd)))
-    record_last_build(bd, board.name)
     if not will_run:
         report["device"] = {"ran": False, "reason": "--no-run" if not req.run else
                             f"{board.name} is a real board: flash it (edgeq flash) and pass "
