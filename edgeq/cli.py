@@ -73,11 +73,23 @@ class EdgeqGroup(click.Group):
                 import traceback
 
                 traceback.print_exc()
-            click.echo(f"edgeq: error: {exc}", err=True)
+            text = " ".join(str(exc).split())  # one line, whatever text the message quotes
+            click.echo(f"edgeq: error: {text}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo("edgeq: interrupted", err=True)
             sys.exit(130)
+        except OSError as exc:  # the environment (disk, rights, paths) failed under a stage
+            from edgeq.tfenv import is_verbose
+
+            if is_verbose():
+                import traceback
+
+                traceback.print_exc()
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"edgeq: error: {where}{exc.strerror or exc}; check the path, its "
+                       "permissions and free disk space", err=True)
+            sys.exit(1)
 
 
 @click.group(cls=EdgeqGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeq.artifacts import BuildDir, record_last_build
+from edgeq.artifacts import BuildDir, build_lock, record_last_build, refresh_manifest
 from edgeq.errors import BuildError, DeviceError, ModelError
 from edgeq.toolchain.boards import Board, resolve_target
 
@@ -84,13 +84,14 @@ def run_build(req: BuildRequest) -> dict[str, Any]:
     stem = model_file.stem.removesuffix("_int8")
     bd = BuildDir(Path(req.out) if req.out else Path("build") / f"{stem}-{board.name}")
     fresh = not bd.root.exists()
-    bd.root.mkdir(parents=True, exist_ok=True)
-    try:
-        report = _run_stages(req, board, bd, model_file, stem, will_run)
-    except BaseException:
-        if fresh:  # a failed build leaves no partial build directory behind
-            shutil.rmtree(bd.root, ignore_errors=True)
-        raise
+    with build_lock(bd):
+        refresh_manifest(bd)
+        try:
+            report = _run_stages(req, board, bd, model_file, stem, will_run)
+        except BaseException:
+            if fresh:  # a failed build leaves no partial build directory behind
+                shutil.rmtree(bd.root, ignore_errors=True)
+            raise
     record_last_build(bd, board.name)
     return report
 
@@ -128,14 +129,14 @@ def _run_stages(req: BuildRequest, board: Board, bd: BuildDir, model_file: Path,
         report["accuracy"]["int8_device"] = h.get("device_accuracy")
         report["accuracy"]["int8_host_same_samples"] = h.get("host_accuracy")
         report["accuracy"]["device_samples"] = h["samples"]
-        bd.update_manifest("device", report["device"])
+        bd.update_manifest("device", report["device"], [bd.elf, bd.model])
         return report
 
     report["device"] = device_stage(board, bd, gen.model_hash, req, generated=generated)
     report["accuracy"]["int8_device"] = report["device"].pop("device_accuracy")
     report["accuracy"]["int8_host_same_samples"] = report["device"].pop("host_accuracy")
     report["accuracy"]["device_samples"] = report["device"]["validation"]["samples"]
-    bd.update_manifest("device", report["device"])
+    bd.update_manifest("device", report["device"], [bd.elf, bd.model])
     return report
 
 
@@ -172,6 +173,7 @@ def quantize_stage(model_file: Path, bd: BuildDir, data: str | None) -> Path | N
 
     log.info("quantizing %s to int8", model_file)
     quantize_model(model_file, bd.model, data=data, manifest=bd.manifest)
+    bd.update_manifest("quantize", bd.manifest_section("quantize"), [model_file, bd.model])
     return None if model_file.suffix == ".tflite" else model_file
 
 
@@ -189,7 +191,7 @@ def evaluate_stage(bd: BuildDir, float_model: Path | None, data: str | None) -> 
 
     log.info("evaluating on the host (TFLM reference kernels)")
     ev = evaluate(bd.model, float_model=float_model, data=data, arena=False)
-    bd.update_manifest("evaluate", ev)
+    bd.update_manifest("evaluate", ev, [bd.model])
     return {"metric": ev["metric"]["name"], "float": ev.get("float", {}).get("value"),
             "int8_host": ev["tflm"]["value"], "host_samples": ev["dataset"]["samples"]}
 
@@ -211,7 +213,7 @@ def codegen_stage(bd: BuildDir, name: str) -> tuple[Any, int]:
     bd.update_manifest("codegen", {"runtime": "edgeq", "arena_bytes": gen.arena_bytes,
                                    "weight_bytes": gen.weight_bytes,
                                    "model_hash": gen.model_hash, "model_name": gen.model_name,
-                                   "layers": len(gen.layers)})
+                                   "layers": len(gen.layers)}, [bd.model, bd.generated])
     return gen, input_bytes
 
 
@@ -247,7 +249,7 @@ def firmware_stage(board: Board, bd: BuildDir, gen: Any, input_bytes: int, *, op
                         "per_layer": per_layer, "protocol": fw.protocol}}
     if harness:
         out["firmware"]["mlperf_input_offset"] = harness["mlperf_input_offset"]
-    bd.update_manifest("build", {"board": board.name, **out})
+    bd.update_manifest("build", {"board": board.name, **out}, [bd.generated, fw.elf])
     return out
 
 

@@ -114,9 +114,9 @@ def float_tflite(model: Any) -> bytes:
     """A float ``.tflite`` of a Keras model (tf-keras or Keras 3), for tensor-by-tensor reference."""
     from edgeq.tfenv import import_tf
 
-    tf = import_tf()
     if isinstance(model, bytes | bytearray):
         return bytes(model)
+    tf = import_tf()
     try:
         if type(model).__module__.startswith("tf_keras"):
             converter = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -213,6 +213,62 @@ def _probabilities(y: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def _run_pairs(q_bytes: bytes, f_bytes: bytes, x: np.ndarray, pair_ids: list[tuple[int, int]],
+               used: list[tuple[float, float, float, float]]) -> dict[str, Any]:
+    """Both models on the reference kernels, sample by sample (runs in the oracle worker)."""
+    from edgeq.oracles import litert_ref_interpreter
+    from edgeq.tflite import read_tflite_bytes
+
+    q_model = read_tflite_bytes(q_bytes)
+    qi = litert_ref_interpreter(q_bytes)
+    fi = litert_ref_interpreter(f_bytes)
+    q_in = qi.get_input_details()[0]
+    f_in = fi.get_input_details()[0]
+    want = tuple(int(d) for d in f_in["shape"][1:])
+    if tuple(x.shape[1:]) != want:
+        if int(np.prod(x.shape[1:])) != int(np.prod(want)):
+            raise AnalyzeError(f"samples have shape {x.shape[1:]} but the model input is {want}; "
+                               "use the dataset the model was trained on")
+        x = x.reshape((len(x), *want))
+    n = len(pair_ids)
+    sig = np.zeros(n)
+    noise = np.zeros(n)
+    obs_lo = np.full(n, np.inf)
+    obs_hi = np.full(n, -np.inf)
+    clipped = np.zeros(n)
+    count = np.zeros(n)
+    hist: list[list[np.ndarray]] = [[] for _ in range(n)]
+    kept = np.zeros(n, dtype=np.int64)
+    f_outs, q_outs = [], []
+    for k in range(len(x)):
+        xs = x[k : k + 1]
+        fi.set_tensor(f_in["index"], xs.reshape(f_in["shape"]))
+        qi.set_tensor(q_in["index"], _quantize_input(xs, q_in).reshape(q_in["shape"]))
+        fi.invoke()
+        qi.invoke()
+        for j, (q_idx, fidx) in enumerate(pair_ids):
+            fv = fi.get_tensor(fidx).astype(np.float64).reshape(-1)
+            t = q_model.tensors[q_idx]
+            qv = _dequant(qi.get_tensor(t.index), t).reshape(-1)
+            if fv.size != qv.size:
+                raise AnalyzeError(f"tensor '{t.name}' has {qv.size} values in the int8 model but "
+                                   f"{fv.size} in the float model; pass the matching float model")
+            sig[j] += float(np.sum(fv**2))
+            noise[j] += float(np.sum((fv - qv) ** 2))
+            obs_lo[j] = min(obs_lo[j], float(fv.min()))
+            obs_hi[j] = max(obs_hi[j], float(fv.max()))
+            clipped[j] += int(np.sum((fv < used[j][2]) | (fv > used[j][3])))
+            count[j] += fv.size
+            if kept[j] < HIST_VALUES:
+                hist[j].append(fv[: HIST_VALUES - kept[j]].astype(np.float32))
+                kept[j] += min(fv.size, HIST_VALUES - kept[j])
+        f_outs.append([fi.get_tensor(d["index"]).copy() for d in fi.get_output_details()])
+        q_outs.append([_dequant(qi.get_tensor(d["index"]), q_model.tensors[d["index"]])
+                       for d in qi.get_output_details()])
+    return {"sig": sig, "noise": noise, "obs_lo": obs_lo, "obs_hi": obs_hi, "clipped": clipped,
+            "count": count, "hist": hist, "f_outs": f_outs, "q_outs": q_outs, "x": x}
+
+
 def analyze(
     int8_model: bytes | str | Path,
     float_model: Any,
@@ -222,11 +278,12 @@ def analyze(
     max_samples: int = 500,
 ) -> Analysis:
     """Compare the int8 model with its float source on ``x`` (float inputs the float model takes)."""
-    from edgeq.oracles import litert_ref_interpreter
+    from edgeq.oracles import isolated
     from edgeq.tflite import read_tflite_bytes
 
     q_bytes = int8_model if isinstance(int8_model, bytes) else Path(int8_model).read_bytes()
-    q_model = read_tflite_bytes(q_bytes, source=str(int8_model)[:80] if not isinstance(int8_model, bytes) else "<int8>")
+    q_source = "the model" if isinstance(int8_model, bytes) else str(int8_model)
+    q_model = read_tflite_bytes(q_bytes, source=q_source)
     if not any(t.dtype in ("int8", "int16", "uint8") and not t.is_constant for t in q_model.tensors):
         raise AnalyzeError("the model to analyze has no quantized activations; pass an int8 .tflite")
     f_bytes = float_tflite(float_model)
@@ -246,26 +303,6 @@ def analyze(
         y = None if y is None else y[:max_samples]
     pairs = pair_tensors(q_model, f_model)
 
-    qi = litert_ref_interpreter(q_bytes)
-    fi = litert_ref_interpreter(f_bytes)
-    q_in = qi.get_input_details()[0]
-    f_in = fi.get_input_details()[0]
-    want = tuple(int(d) for d in f_in["shape"][1:])
-    if tuple(x.shape[1:]) != want:
-        if int(np.prod(x.shape[1:])) != int(np.prod(want)):
-            raise AnalyzeError(f"samples have shape {x.shape[1:]} but the model input is {want}; "
-                               "use the dataset the model was trained on")
-        x = x.reshape((len(x), *want))
-
-    n = len(pairs)
-    sig = np.zeros(n)
-    noise = np.zeros(n)
-    obs_lo = np.full(n, np.inf)
-    obs_hi = np.full(n, -np.inf)
-    clipped = np.zeros(n)
-    count = np.zeros(n)
-    hist: list[list[np.ndarray]] = [[] for _ in range(n)]
-    kept = np.zeros(n, dtype=np.int64)
     used = []
     for op, _ in pairs:
         t = q_model.tensors[op.outputs[0]]
@@ -275,32 +312,11 @@ def analyze(
         s, z = float(t.quant.scale[0]), int(t.quant.zero_point[0])
         lo_q, hi_q = numerics.qrange(t.dtype) if t.dtype in ("int8", "int16", "uint8") else (-128, 127)
         used.append((s, z, (lo_q - z - 0.5) * s, (hi_q - z + 0.5) * s))
-    f_outs, q_outs = [], []
-    for k in range(len(x)):
-        xs = x[k : k + 1]
-        fi.set_tensor(f_in["index"], xs.reshape(f_in["shape"]))
-        qi.set_tensor(q_in["index"], _quantize_input(xs, q_in).reshape(q_in["shape"]))
-        fi.invoke()
-        qi.invoke()
-        for j, (op, fidx) in enumerate(pairs):
-            fv = fi.get_tensor(fidx).astype(np.float64).reshape(-1)
-            t = q_model.tensors[op.outputs[0]]
-            qv = _dequant(qi.get_tensor(t.index), t).reshape(-1)
-            if fv.size != qv.size:
-                raise AnalyzeError(f"tensor '{t.name}' has {qv.size} values in the int8 model but "
-                                   f"{fv.size} in the float model; pass the matching float model")
-            sig[j] += float(np.sum(fv**2))
-            noise[j] += float(np.sum((fv - qv) ** 2))
-            obs_lo[j] = min(obs_lo[j], float(fv.min()))
-            obs_hi[j] = max(obs_hi[j], float(fv.max()))
-            clipped[j] += int(np.sum((fv < used[j][2]) | (fv > used[j][3])))
-            count[j] += fv.size
-            if kept[j] < HIST_VALUES:
-                hist[j].append(fv[: HIST_VALUES - kept[j]].astype(np.float32))
-                kept[j] += min(fv.size, HIST_VALUES - kept[j])
-        f_outs.append([fi.get_tensor(d["index"]).copy() for d in fi.get_output_details()])
-        q_outs.append([_dequant(qi.get_tensor(d["index"]), q_model.tensors[d["index"]])
-                       for d in qi.get_output_details()])
+    pair_ids = [(op.outputs[0], fidx) for op, fidx in pairs]
+    run = isolated(_run_pairs, q_bytes, f_bytes, x, pair_ids, used, source=q_source)
+    sig, noise, obs_lo, obs_hi = run["sig"], run["noise"], run["obs_lo"], run["obs_hi"]
+    clipped, count, hist = run["clipped"], run["count"], run["hist"]
+    f_outs, q_outs, x = run["f_outs"], run["q_outs"], run["x"]
 
     layers: list[LayerStats] = []
     histograms: dict[str, np.ndarray] = {}

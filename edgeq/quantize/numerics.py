@@ -210,6 +210,9 @@ def quantize_inputs(x: np.ndarray, tensor: Any) -> np.ndarray:
 
     if tensor.dtype == "float32":
         return x.astype(np.float32)
+    if tensor.dtype not in _QRANGES:
+        raise QuantizeError(f"model input '{tensor.name}' is {tensor.dtype}; edgeq feeds int8, "
+                            "uint8, int16 or float32 inputs")
     if tensor.quant is None:
         raise QuantizeError(f"model input '{tensor.name}' is {tensor.dtype} without quantization")
     q = quantize(x, float(tensor.quant.scale[0]), int(tensor.quant.zero_point[0]), tensor.dtype)
@@ -218,6 +221,11 @@ def quantize_inputs(x: np.ndarray, tensor: Any) -> np.ndarray:
 
 def dequantize_outputs(y: np.ndarray, tensor: Any) -> np.ndarray:
     """Raw ``.tflite`` outputs -> float32 (float outputs pass through)."""
+    if tensor.dtype not in ("int8", "uint8", "int16", "int32", "float32", "float16"):
+        from edgeq.errors import QuantizeError
+
+        raise QuantizeError(f"model output '{tensor.name}' is {tensor.dtype}; edgeq reads "
+                            "integer or float outputs")
     if tensor.quant is None or tensor.dtype.startswith("float"):
         return y.astype(np.float32)
     return dequantize(y, tensor.quant.scale[0], tensor.quant.zero_point[0]).astype(np.float32)
