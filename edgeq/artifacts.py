@@ -12,6 +12,8 @@ file names are spelled here and nowhere else::
       firmware_profile/        the per-layer profiling firmware (``edgeq bench --per-layer``)
       manifest.json            one section per stage: quantize, evaluate, codegen, build, device
       .edgeq-build.lock        held (flock) by the build running in this directory
+    build/last_build.json      the last build directory made for each board: what ``edgeq run``,
+                               ``bench`` and ``flash`` use when no ``--build-dir`` is given
 
 Each manifest section records the sha256 of the files it was made from (``inputs``). Every write
 re-checks all sections against the files now on disk and drops those whose inputs changed or
@@ -47,6 +49,8 @@ MANIFEST = "manifest.json"
 LOCK = ".edgeq-build.lock"
 FIRMWARE_STEM = "fw"  # the toolchain names its outputs fw.elf / fw.bin / fw.hex
 DEFAULT_MODEL_NAME = "digits_cnn"
+BUILD_ROOT = "build"
+LAST_BUILD = "last_build.json"  # {board name: build directory}, under BUILD_ROOT
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,26 @@ def build_dir(path: str | os.PathLike[str]) -> BuildDir:
 def default_build_dir(board_name: str, model: str = DEFAULT_MODEL_NAME) -> BuildDir:
     """``build/<model>-<board>``: where ``edgeq build`` puts a model built for a board."""
     return BuildDir(Path("build") / f"{model}-{board_name}")
+
+
+def record_last_build(bd: BuildDir, board_name: str) -> None:
+    """Remember ``bd`` as the last build for ``board_name`` (in ``build/last_build.json``)."""
+    from edgeq.fileio import atomic_write_json
+
+    path = Path(BUILD_ROOT) / LAST_BUILD
+    doc = read_manifest(path)
+    doc[board_name] = str(bd.root.resolve())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, doc)
+
+
+def last_build_dir(board_name: str) -> BuildDir:
+    """The last build recorded for ``board_name`` when it still exists, else the default
+    ``build/digits_cnn-<board>``."""
+    recorded = read_manifest(Path(BUILD_ROOT) / LAST_BUILD).get(board_name)
+    if isinstance(recorded, str) and Path(recorded).is_dir():
+        return BuildDir(Path(recorded))
+    return default_build_dir(board_name)
 
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:

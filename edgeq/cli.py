@@ -593,7 +593,8 @@ def boards_cmd(as_json: bool) -> None:
 @click.argument("model", required=False)
 @click.option("--target", help="Core (cortex-m4 -> its default board) or board name.")
 @click.option("--board", help="Board name (see `edgeq boards`) or a board .toml path.")
-@click.option("--data", help="Dataset for calibration and checks (default: the model's sidecar).")
+@click.option("--data", help="Dataset for calibration and checks (default: the model's sidecar); "
+              "random: check an int8 .tflite on generated inputs (no accuracy).")
 @click.option("-o", "--out", help="Build directory (default build/<model>-<board>).")
 @click.option("--samples", default=100, show_default=True, help="Test samples run on the device.")
 @click.option("--no-run", is_flag=True, help="Stop after the firmware build.")
@@ -631,18 +632,18 @@ def build_cmd(model: str | None, target: str | None, board: str | None, data: st
 @click.option("--board", required=True, help="Board name (see `edgeq boards`).")
 @click.option("--probe", help="Debug probe serial/UID when several are connected.")
 @click.option("--build-dir", type=click.Path(path_type=str),
-              help="Build directory (default build/digits_cnn-<board>).")
+              help="Build directory (default: the last `edgeq build` for the board).")
 @click.option("--tool", type=click.Choice(["pyocd", "openocd"]), help="Override the flasher.")
 def flash_cmd(board: str, probe: str | None, build_dir: str | None, tool: str | None) -> None:
     """Program the built firmware into a real board (pyocd or openocd)."""
     from pathlib import Path
 
-    from edgeq.artifacts import BuildDir, default_build_dir
+    from edgeq.artifacts import BuildDir, last_build_dir
     from edgeq.device.flash import flash_firmware
     from edgeq.toolchain.boards import resolve_target
 
     b = resolve_target(board=board)
-    d = BuildDir(Path(build_dir)) if build_dir else default_build_dir(b.name)
+    d = BuildDir(Path(build_dir)) if build_dir else last_build_dir(b.name)
     cmd = flash_firmware(b, d.elf, probe=probe, tool=tool)
     click.echo(f"flashed {b.name} with {' '.join(cmd)}")
 
@@ -655,7 +656,7 @@ def flash_cmd(board: str, probe: str | None, build_dir: str | None, tool: str | 
 @click.option("--warmup", default=1, show_default=True, help="Untimed inferences first.")
 @click.option("--per-layer", is_flag=True, help="Per-layer counts with MACs (profiled firmware).")
 @click.option("--build-dir", type=click.Path(path_type=str),
-              help="Build directory (default build/digits_cnn-<board>).")
+              help="Build directory (default: the last `edgeq build` for the board).")
 @click.option("--monitor", type=click.Choice(["ppk2", "joulescope"]),
               help="Measure energy with a power monitor (real boards).")
 @click.option("--monitor-port", help="Serial port of the PPK2.")
@@ -671,13 +672,13 @@ def bench_cmd(board: str, port: str | None, emulator: bool, runs: int, warmup: i
     """Latency (median/min/max), per-layer table and energy estimate of a built firmware."""
     from pathlib import Path
 
-    from edgeq.artifacts import default_build_dir
+    from edgeq.artifacts import last_build_dir
     from edgeq.bench.runner import bench, render_bench
     from edgeq.pipeline import profiling_firmware
     from edgeq.toolchain.boards import resolve_target
 
     b = resolve_target(board=board)
-    d = Path(build_dir) if build_dir else default_build_dir(b.name).root
+    d = Path(build_dir) if build_dir else last_build_dir(b.name).root
     if protocol == "mlperf":
         from edgeq.bench.mlperf import bench_harness, render_harness_bench
 
@@ -702,19 +703,19 @@ def bench_cmd(board: str, port: str | None, emulator: bool, runs: int, warmup: i
 @click.option("--port", help="Serial port of the real board.")
 @click.option("--emulator", is_flag=True, help="Run the firmware in QEMU.")
 @click.option("--build-dir", type=click.Path(path_type=str),
-              help="Build directory (default build/digits_cnn-<board>).")
+              help="Build directory (default: the last `edgeq build` for the board).")
 @json_option
 def run_cmd(input_file: str, board: str, port: str | None, emulator: bool,
             build_dir: str | None, as_json: bool) -> None:
     """Run one input (.npy) on the device and print its output."""
     from pathlib import Path
 
-    from edgeq.artifacts import default_build_dir
+    from edgeq.artifacts import last_build_dir
     from edgeq.bench.runner import run_input
     from edgeq.toolchain.boards import resolve_target
 
     b = resolve_target(board=board)
-    d = Path(build_dir) if build_dir else default_build_dir(b.name).root
+    d = Path(build_dir) if build_dir else last_build_dir(b.name).root
     res = run_input(b, Path(input_file), build_dir=d, port=port, emulator=emulator)
     emit(res, as_json, lambda r: (f"output: {r['output']}\nargmax: {r['argmax']}  "
                                   f"({r['count']:,} {r['unit']})"))
@@ -741,10 +742,13 @@ def export_group() -> None:
 @click.option("--description", default=None, help="Model description in the metadata.")
 @click.option("--latency-runs", type=int, default=50, show_default=True,
               help="Timed invocations per variant and thread count (median reported).")
+@click.option("--max-accuracy-drop", type=float, default=0.02, show_default=True,
+              help="Refuse a variant scoring more than this fraction below the float model.")
 @json_option
 def export_android_cmd(model: str, out_dir: str, data: str | None, variants: str,
                        name: str | None, labels: str | None, model_version: str,
-                       description: str | None, latency_runs: int, as_json: bool) -> None:
+                       description: str | None, latency_runs: int, max_accuracy_drop: float,
+                       as_json: bool) -> None:
     """Android asset bundle for MODEL (Keras), validated with LiteRT on this host."""
     from pathlib import Path
 
@@ -763,6 +767,7 @@ def export_android_cmd(model: str, out_dir: str, data: str | None, variants: str
     config, files = export_android(
         model, out, data=data, variants=variants, name=name, labels=label_list,
         version=model_version, description=description, latency_runs=latency_runs,
+        max_accuracy_drop=max_accuracy_drop,
     )
     try:
         with atomic_output_dir(out) as tmp:
@@ -780,6 +785,8 @@ def export_android_cmd(model: str, out_dir: str, data: str | None, variants: str
             f"Android bundle for {c['name']} -> {out}\n"
             f"validated on {c['dataset']['test_samples']} '{c['dataset']['name']}' test samples; "
             f"latency: {c['latency']['label']} ({c['latency']['cpu']})\n"
+            f"float Keras model {c['float_model_accuracy'] * 100:.2f}%; every variant within "
+            f"{c['max_accuracy_drop'] * 100:g} points of it\n"
             + variant_table(c)
         )
 

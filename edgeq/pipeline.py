@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeq.artifacts import BuildDir, build_lock, refresh_manifest
+from edgeq.artifacts import BuildDir, build_lock, record_last_build, refresh_manifest
 from edgeq.errors import BuildError, DeviceError, ModelError
 from edgeq.toolchain.boards import Board, resolve_target
 
@@ -83,18 +83,33 @@ def run_build(req: BuildRequest) -> dict[str, Any]:
     model_file = find_model_file(req.model)
     stem = model_file.stem.removesuffix("_int8")
     bd = BuildDir(Path(req.out) if req.out else Path("build") / f"{stem}-{board.name}")
+    fresh = not bd.root.exists()
     with build_lock(bd):
         refresh_manifest(bd)
-        return _run_stages(req, board, model_file, stem, bd, will_run)
+        try:
+            report = _run_stages(req, board, bd, model_file, stem, will_run)
+        except BaseException:
+            if fresh:  # a failed build leaves no partial build directory behind
+                shutil.rmtree(bd.root, ignore_errors=True)
+            raise
+    record_last_build(bd, board.name)
+    return report
 
 
-def _run_stages(req: BuildRequest, board: Board, model_file: Path, stem: str, bd: BuildDir,
+def _run_stages(req: BuildRequest, board: Board, bd: BuildDir, model_file: Path, stem: str,
                 will_run: bool) -> dict[str, Any]:
     report: dict[str, Any] = {"model": str(model_file), "board": board.name, "core": board.core,
                               "build_dir": str(bd.root)}
 
-    float_model = quantize_stage(model_file, bd, req.data)
-    report["accuracy"] = evaluate_stage(bd, float_model, req.data)
+    generated = uses_generated_inputs(model_file, req.data)
+    float_model = quantize_stage(model_file, bd, None if generated else req.data)
+    if generated:
+        log.info("no labelled data: checking bit-exactness on %d generated inputs across the "
+                 "input's range (no accuracy)", req.samples)
+        report["accuracy"] = {"metric": "none (no labelled data)", "float": None,
+                              "int8_host": None, "host_samples": 0}
+    else:
+        report["accuracy"] = evaluate_stage(bd, float_model, req.data)
     gen, input_bytes = codegen_stage(bd, stem)
     report.update(firmware_stage(board, bd, gen, input_bytes, opt=req.opt,
                                  per_layer=req.per_layer, harness=_harness(req, bd)))
@@ -117,7 +132,7 @@ def _run_stages(req: BuildRequest, board: Board, model_file: Path, stem: str, bd
         bd.update_manifest("device", report["device"], [bd.elf, bd.model])
         return report
 
-    report["device"] = device_stage(board, bd, gen.model_hash, req)
+    report["device"] = device_stage(board, bd, gen.model_hash, req, generated=generated)
     report["accuracy"]["int8_device"] = report["device"].pop("device_accuracy")
     report["accuracy"]["int8_host_same_samples"] = report["device"].pop("host_accuracy")
     report["accuracy"]["device_samples"] = report["device"]["validation"]["samples"]
@@ -125,9 +140,28 @@ def _run_stages(req: BuildRequest, board: Board, model_file: Path, stem: str, bd
     return report
 
 
+def uses_generated_inputs(model_file: Path, data: str | None) -> bool:
+    """``--data random``, or an int8 ``.tflite`` with no dataset anywhere: build, run and check
+    bit-exactness on generated inputs (there is nothing to measure accuracy on)."""
+    from edgeq.models import read_sidecar
+    from edgeq.quantize.numerics import GENERATED
+
+    if data is not None and data != GENERATED:
+        return False
+    if model_file.suffix == ".tflite" and _needs_quantizing(model_file):
+        if data == GENERATED:
+            raise BuildError(f"{model_file}: a float .tflite needs real calibration data, not "
+                             "--data random; pass --data DATASET")
+        return False
+    if data == GENERATED:
+        return True
+    return model_file.suffix == ".tflite" and not read_sidecar(model_file).get("dataset")
+
+
 def quantize_stage(model_file: Path, bd: BuildDir, data: str | None) -> Path | None:
-    """1. quantize (a .tflite is taken as already quantized); returns the float model, if any."""
-    if model_file.suffix == ".tflite":
+    """1. quantize (an int8 .tflite is taken as is; a float or hybrid one is quantized);
+    returns the float Keras model, if any."""
+    if model_file.suffix == ".tflite" and not _needs_quantizing(model_file):
         log.info("using quantized model %s", model_file)
         if model_file.resolve() != bd.model.resolve():
             shutil.copyfile(model_file, bd.model)
@@ -140,7 +174,15 @@ def quantize_stage(model_file: Path, bd: BuildDir, data: str | None) -> Path | N
     log.info("quantizing %s to int8", model_file)
     quantize_model(model_file, bd.model, data=data, manifest=bd.manifest)
     bd.update_manifest("quantize", bd.manifest_section("quantize"), [model_file, bd.model])
-    return model_file
+    return None if model_file.suffix == ".tflite" else model_file
+
+
+def _needs_quantizing(tflite_file: Path) -> bool:
+    """A float32 or hybrid .tflite goes through quantize like a Keras model."""
+    from edgeq.models import load_model
+    from edgeq.quantize.ptq import detect_mode
+
+    return detect_mode(load_model(tflite_file).model) in ("float32", "dynamic")
 
 
 def evaluate_stage(bd: BuildDir, float_model: Path | None, data: str | None) -> dict[str, Any]:
@@ -229,7 +271,7 @@ def profiling_firmware(board: Board, build_dir: Path) -> Path:
 
 
 def device_stage(board: Board, bd: BuildDir, model_hash: str,
-                 req: BuildRequest) -> dict[str, Any]:
+                 req: BuildRequest, generated: bool = False) -> dict[str, Any]:
     """5. run on the device and compare with the host oracle, byte for byte."""
     from edgeq.bench.energy import estimate_energy
     from edgeq.bench.runner import layer_rows
@@ -237,9 +279,12 @@ def device_stage(board: Board, bd: BuildDir, model_hash: str,
     from edgeq.bench.validate import top1, validate_on_device
     from edgeq.device.connect import connect
     from edgeq.oracles import run_tflm
-    from edgeq.quantize.numerics import quantized_test_inputs
+    from edgeq.quantize.numerics import generated_test_inputs, quantized_test_inputs
 
-    x, y = quantized_test_inputs(bd.model, req.data, req.samples)
+    if generated:
+        x, y = generated_test_inputs(bd.model, req.samples), None
+    else:
+        x, y = quantized_test_inputs(bd.model, req.data, req.samples)
     expected = run_tflm(bd.model, x)
     if board.emulated:
         log.info("running %d samples in QEMU (%s)", len(x), board.qemu_machine)
@@ -287,6 +332,9 @@ def device_stage(board: Board, bd: BuildDir, model_hash: str,
         "host_accuracy": top1(list(expected[0]), y) if classification and y is not None
         else None,
     }
+    out["validation"]["inputs"] = (
+        "generated: input minimum, maximum and zero point, then uniform over the input range"
+        if generated else "test split")
     if layers is not None:
         out["layers"] = layers
     return out
@@ -299,7 +347,9 @@ def render_build_report(r: dict[str, Any]) -> str:
 
     lines = [f"edgeq build: {r['model']} -> {r['board']} ({r['core']})  [{r['build_dir']}]"]
     acc = r.get("accuracy", {})
-    if acc:
+    if acc and acc.get("host_samples") == 0:
+        lines.append(f"  accuracy: not measured ({acc['metric']})")
+    elif acc:
         dev = acc.get("int8_device")
         dev_txt = (f"{pct(dev)} on {acc.get('device_samples')} samples (host int8 on the same: "
                    f"{pct(acc.get('int8_host_same_samples'))})" if dev is not None else "-")
@@ -328,7 +378,9 @@ def render_build_report(r: dict[str, Any]) -> str:
                      + (f"; {us:,.1f} us/inference (m-lap-us)" if us is not None else ""))
         return "\n".join(lines)
     v, lat, e = d["validation"], d["latency"], d["energy"]
-    lines.append(f"  on-device check: {v['samples']} samples, "
+    gen_txt = (" (generated across the input range)"
+               if v.get("inputs", "").startswith("generated") else "")
+    lines.append(f"  on-device check: {v['samples']} samples{gen_txt}, "
                  + ("every output byte equal to the TFLM reference" if v["bit_exact"] else
                     f"{v['mismatched_samples']} samples differ"))
     from edgeq.bench.latency import render_latency

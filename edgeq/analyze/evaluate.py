@@ -39,7 +39,11 @@ class Metric:
 
 def _top1(outputs: np.ndarray, y: np.ndarray | None, _inputs: np.ndarray) -> float:
     if y is None:
-        raise AnalyzeError("top-1 accuracy needs labels; the dataset has none (use --metric mse)")
+        raise AnalyzeError(
+            "top-1 accuracy needs labels; the dataset has none: pass a labelled dataset, or for "
+            "an autoencoder set \"task\": \"reconstruction\" in the model's sidecar (or "
+            "`edgeq evaluate MODEL --metric mse`)"
+        )
     pred = np.argmax(outputs.reshape(len(outputs), -1), axis=1)
     return float(np.mean(pred == np.asarray(y).reshape(-1)))
 

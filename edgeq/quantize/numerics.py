@@ -231,6 +231,31 @@ def dequantize_outputs(y: np.ndarray, tensor: Any) -> np.ndarray:
     return dequantize(y, tensor.quant.scale[0], tensor.quant.zero_point[0]).astype(np.float32)
 
 
+GENERATED = "random"  # --data value: generated inputs instead of a labelled dataset
+
+
+def generated_test_inputs(tflite: str | os.PathLike[str], limit: int,
+                          seed: int = 0) -> np.ndarray:
+    """``limit`` inputs spanning the integer input's whole range, for bit-exactness checks
+    without data: the minimum, the maximum and the zero point everywhere, then uniform
+    random values (seeded: the same vectors on every run)."""
+    from edgeq.errors import DataError
+    from edgeq.tflite import read_tflite
+
+    in_t = read_tflite(tflite).input_tensors[0]
+    if in_t.dtype not in ("int8", "int16"):
+        raise DataError(f"{tflite}: generated inputs need an integer model input, not "
+                        f"{in_t.dtype}; pass --data DATASET")
+    info = np.iinfo(np.dtype(in_t.dtype))
+    shape = tuple(int(d) for d in in_t.shape[1:])
+    zp = int(in_t.quant.zero_point[0]) if in_t.quant is not None else 0
+    rng = np.random.default_rng(seed)
+    x = rng.integers(info.min, info.max, size=(limit, *shape), endpoint=True)
+    for k, v in enumerate((info.min, info.max, zp)[:limit]):
+        x[k] = v
+    return x.astype(np.dtype(in_t.dtype))
+
+
 def quantized_test_inputs(tflite: str | os.PathLike[str], data: str | None,
                           limit: int) -> tuple[np.ndarray, np.ndarray | None]:
     """The first ``limit`` test samples of ``data`` (or the sidecar's dataset), quantized for
