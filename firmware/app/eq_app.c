@@ -36,24 +36,31 @@ static eq_app_state g_app;
 /* A reply's payload is written straight into its frame (eqp_build's memmove is then a no-op). */
 #define REPLY_PAYLOAD (g_app.scratch + EQP_HEADER_BYTES)
 
-static void put_u16(uint8_t *p, uint32_t v) {
+static void put_u16(uint8_t *p, uint32_t v)
+{
     p[0] = (uint8_t)v;
     p[1] = (uint8_t)(v >> 8);
 }
 
-static void put_u32(uint8_t *p, uint32_t v) {
+static void put_u32(uint8_t *p, uint32_t v)
+{
     for (int i = 0; i < 4; ++i) {
         p[i] = (uint8_t)(v >> (8 * i));
     }
 }
 
-static uint32_t get_u16(const uint8_t *p) { return (uint32_t)p[0] | ((uint32_t)p[1] << 8); }
+static uint32_t get_u16(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8);
+}
 
-static uint32_t get_u32(const uint8_t *p) {
+static uint32_t get_u32(const uint8_t *p)
+{
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
-void eq_app_init(void) {
+void eq_app_init(void)
+{
     uint32_t offset = 0;
     for (int32_t i = 0; i < EDGEQ_MODEL_NUM_INPUTS; ++i) {
         g_app.input_offset[i] = offset;
@@ -63,7 +70,8 @@ void eq_app_init(void) {
 }
 
 #ifdef EDGEQ_PROFILE_LAYERS
-void edgeq_layer_hook(int32_t layer, int32_t end) {
+void edgeq_layer_hook(int32_t layer, int32_t end)
+{
     if (layer < 0 || layer >= EQ_APP_LAYER_SLOTS) {
         return;
     }
@@ -76,17 +84,20 @@ void edgeq_layer_hook(int32_t layer, int32_t end) {
 }
 #endif
 
-static size_t reply(uint8_t code, uint8_t seq, size_t n, uint8_t *out, size_t cap) {
+static size_t reply(uint8_t code, uint8_t seq, size_t n, uint8_t *out, size_t cap)
+{
     return eqp_build(code, seq, REPLY_PAYLOAD, n, g_app.scratch, sizeof g_app.scratch, out, cap);
 }
 
-static size_t error_reply(uint8_t err, uint8_t cmd, uint8_t seq, uint8_t *out, size_t cap) {
+static size_t error_reply(uint8_t err, uint8_t cmd, uint8_t seq, uint8_t *out, size_t cap)
+{
     uint8_t body[2] = {err, cmd};
     return eqp_build(EQP_ERROR, seq, body, sizeof body, g_app.scratch, sizeof g_app.scratch, out,
                      cap);
 }
 
-static size_t put_io(uint8_t *p, size_t room, const eq_io_info *info) {
+static size_t put_io(uint8_t *p, size_t room, const eq_io_info *info)
+{
     size_t need = 2u + 4u * (size_t)info->rank + 12u;
     if (info->rank < 0 || info->rank > 6 || need > room) {
         return 0;
@@ -105,7 +116,8 @@ static size_t put_io(uint8_t *p, size_t room, const eq_io_info *info) {
     return need;
 }
 
-static size_t put_str(uint8_t *p, size_t room, const char *s) {
+static size_t put_str(uint8_t *p, size_t room, const char *s)
+{
     size_t n = strlen(s);
     if (n > 32u) {
         n = 32u;
@@ -118,7 +130,8 @@ static size_t put_str(uint8_t *p, size_t room, const char *s) {
     return n + 1u;
 }
 
-static size_t cmd_hello(uint8_t seq, uint8_t *out, size_t cap) {
+static size_t cmd_hello(uint8_t seq, uint8_t *out, size_t cap)
+{
     uint8_t *p = REPLY_PAYLOAD;
     p[0] = (uint8_t)EQP_VERSION;
     p[1] = (uint8_t)EQ_FW_VERSION_MAJOR;
@@ -163,7 +176,8 @@ static size_t cmd_hello(uint8_t seq, uint8_t *out, size_t cap) {
     return reply(EQP_CMD_HELLO | EQP_REPLY, seq, k, out, cap);
 }
 
-static size_t cmd_load_input(const eqp_frame *f, uint8_t *out, size_t cap) {
+static size_t cmd_load_input(const eqp_frame *f, uint8_t *out, size_t cap)
+{
     if (f->payload_len < 5u) {
         return error_reply(EQP_E_ARG, f->code, f->seq, out, cap);
     }
@@ -184,14 +198,16 @@ static size_t cmd_load_input(const eqp_frame *f, uint8_t *out, size_t cap) {
     return reply(f->code | EQP_REPLY, f->seq, 6, out, cap);
 }
 
-static void restore_inputs(void) {
+static void restore_inputs(void)
+{
     for (int32_t i = 0; i < EDGEQ_MODEL_NUM_INPUTS; ++i) {
         memcpy(edgeq_model_input(i), g_app.staging + g_app.input_offset[i],
                (size_t)edgeq_model_input_info[i].bytes);
     }
 }
 
-static size_t cmd_invoke(const eqp_frame *f, uint8_t *out, size_t cap) {
+static size_t cmd_invoke(const eqp_frame *f, uint8_t *out, size_t cap)
+{
     if (f->payload_len != 4u) {
         return error_reply(EQP_E_ARG, f->code, f->seq, out, cap);
     }
@@ -221,7 +237,8 @@ static size_t cmd_invoke(const eqp_frame *f, uint8_t *out, size_t cap) {
     return reply(f->code | EQP_REPLY, f->seq, 3, out, cap);
 }
 
-static size_t cmd_read_output(const eqp_frame *f, uint8_t *out, size_t cap) {
+static size_t cmd_read_output(const eqp_frame *f, uint8_t *out, size_t cap)
+{
     if (f->payload_len != 7u) {
         return error_reply(EQP_E_ARG, f->code, f->seq, out, cap);
     }
@@ -239,7 +256,8 @@ static size_t cmd_read_output(const eqp_frame *f, uint8_t *out, size_t cap) {
     return reply(f->code | EQP_REPLY, f->seq, count, out, cap);
 }
 
-static size_t cmd_read_timing(const eqp_frame *f, uint8_t *out, size_t cap) {
+static size_t cmd_read_timing(const eqp_frame *f, uint8_t *out, size_t cap)
+{
     if (f->payload_len != 5u) {
         return error_reply(EQP_E_ARG, f->code, f->seq, out, cap);
     }
@@ -266,7 +284,8 @@ static size_t cmd_read_timing(const eqp_frame *f, uint8_t *out, size_t cap) {
     return reply(f->code | EQP_REPLY, f->seq, 4u * count, out, cap);
 }
 
-static size_t cmd_layer_info(const eqp_frame *f, uint8_t *out, size_t cap) {
+static size_t cmd_layer_info(const eqp_frame *f, uint8_t *out, size_t cap)
+{
     if (f->payload_len != 2u) {
         return error_reply(EQP_E_ARG, f->code, f->seq, out, cap);
     }
@@ -288,7 +307,8 @@ static size_t cmd_layer_info(const eqp_frame *f, uint8_t *out, size_t cap) {
 #endif
 }
 
-size_t eq_app_handle_rx(const eqp_rx *rx, int event, uint8_t *out, size_t cap) {
+size_t eq_app_handle_rx(const eqp_rx *rx, int event, uint8_t *out, size_t cap)
+{
     if (event == EQP_RX_OVERSIZE) {
         return error_reply(EQP_E_OVERSIZE, 0, 0, out, cap);
     }

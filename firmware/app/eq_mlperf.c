@@ -61,11 +61,16 @@ typedef struct {
 static eq_mlperf_state g_ml;
 
 /* Called at each timestamp in energy mode: a board with a timing-marker pin drives it here. */
-__attribute__((weak)) void eq_timestamp_marker(void) {}
+__attribute__((weak)) void eq_timestamp_marker(void)
+{}
 
-static void put(const char *s) { eq_uart_write((const uint8_t *)s, strlen(s)); }
+static void put(const char *s)
+{
+    eq_uart_write((const uint8_t *)s, strlen(s));
+}
 
-static void put_u64(uint64_t v) {
+static void put_u64(uint64_t v)
+{
     char buf[21];
     size_t i = sizeof buf;
     do {
@@ -75,14 +80,16 @@ static void put_u64(uint64_t v) {
     eq_uart_write((const uint8_t *)buf + i, sizeof buf - i);
 }
 
-static void put_hex2(uint8_t b) {
+static void put_hex2(uint8_t b)
+{
     static const char k_hex[] = "0123456789abcdef";
     char s[2] = {k_hex[b >> 4], k_hex[b & 0xFu]};
     eq_uart_write((const uint8_t *)s, 2u);
 }
 
 /* v with three decimals like printf("%.3f") (ties to even), without newlib's float printf */
-static void put_milli(double v) {
+static void put_milli(double v)
+{
     if (v != v) {
         put("nan");
         return;
@@ -102,12 +109,13 @@ static void put_milli(double v) {
         put("-");
     }
     put_u64(m / 1000u);
-    char digits[4] = {'.', (char)('0' + (int)(m / 100u % 10u)),
-                      (char)('0' + (int)(m / 10u % 10u)), (char)('0' + (int)(m % 10u))};
+    char digits[4] = {'.', (char)('0' + (int)(m / 100u % 10u)), (char)('0' + (int)(m / 10u % 10u)),
+                      (char)('0' + (int)(m % 10u))};
     eq_uart_write((const uint8_t *)digits, 4u);
 }
 
-static void timestamp(void) {
+static void timestamp(void)
+{
     uint32_t now = eq_counter_now();
     g_ml.elapsed_us_x += (uint64_t)(uint32_t)(now - g_ml.last_count) * 1000000u;
     g_ml.last_count = now;
@@ -120,7 +128,8 @@ static void timestamp(void) {
 #endif
 }
 
-static uint32_t input_bytes(void) {
+static uint32_t input_bytes(void)
+{
     uint32_t n = 0;
     for (int32_t i = 0; i < EDGEQ_MODEL_NUM_INPUTS; ++i) {
         n += (uint32_t)edgeq_model_input_info[i].bytes;
@@ -128,7 +137,8 @@ static uint32_t input_bytes(void) {
     return n;
 }
 
-static int parse_u32(const char *s, uint32_t *out) {
+static int parse_u32(const char *s, uint32_t *out)
+{
     uint32_t v = 0;
     if (s == NULL || *s == '\0') {
         return 0;
@@ -143,7 +153,8 @@ static int parse_u32(const char *s, uint32_t *out) {
     return 1;
 }
 
-static int hex_digit(char c) {
+static int hex_digit(char c)
+{
     if (c >= '0' && c <= '9') {
         return c - '0';
     }
@@ -156,7 +167,8 @@ static int hex_digit(char c) {
     return -1;
 }
 
-static void load_tensor(void) {
+static void load_tensor(void)
+{
     uint32_t off = 0;
     for (int32_t i = 0; i < EDGEQ_MODEL_NUM_INPUTS; ++i) {
         uint8_t *dst = (uint8_t *)edgeq_model_input(i);
@@ -168,7 +180,8 @@ static void load_tensor(void) {
     }
 }
 
-static double dequant(const eq_io_info *io, const void *base, uint32_t k) {
+static double dequant(const eq_io_info *io, const void *base, uint32_t k)
+{
     double q;
     switch (io->dtype) {
     case EQ_INT8:
@@ -189,14 +202,16 @@ static double dequant(const eq_io_info *io, const void *base, uint32_t k) {
     return io->scale != 0.0f ? (q - (double)io->zero_point) * (double)io->scale : q;
 }
 
-static uint32_t elements(const eq_io_info *io) {
+static uint32_t elements(const eq_io_info *io)
+{
     uint32_t size = io->dtype == EQ_INT8 || io->dtype == EQ_UINT8 ? 1u
-                    : io->dtype == EQ_INT16                     ? 2u
-                                                                : 4u;
+                    : io->dtype == EQ_INT16                       ? 2u
+                                                                  : 4u;
     return (uint32_t)io->bytes / size;
 }
 
-static void results(void) {
+static void results(void)
+{
     const eq_io_info *out = &edgeq_model_output_info[0];
     const void *y = edgeq_model_output(0);
     put("m-results-[");
@@ -229,7 +244,8 @@ static void results(void) {
     put("]\r\n");
 }
 
-static void cmd_db(char *arg, char *rest) {
+static void cmd_db(char *arg, char *rest)
+{
     uint32_t n;
     if (arg == NULL) {
         put("e-[Command 'db' requires a subcommand]\r\n");
@@ -281,7 +297,8 @@ static void cmd_db(char *arg, char *rest) {
     }
 }
 
-static void cmd_infer(char *a, char *b) {
+static void cmd_infer(char *a, char *b)
+{
     uint32_t n = 1, w = 10;
     if ((a != NULL && (!parse_u32(a, &n) || n == 0u)) || (b != NULL && !parse_u32(b, &w))) {
         put("e-[infer N W: N > 0 inferences after W >= 0 warm-up runs]\r\n");
@@ -320,7 +337,8 @@ static void cmd_infer(char *a, char *b) {
     results();
 }
 
-static void dispatch(char *line) {
+static void dispatch(char *line)
+{
     char *words[4] = {NULL, NULL, NULL, NULL};
     size_t nw = 0, len = strlen(line);
     for (size_t i = 0; i < len; ++i) {
@@ -350,15 +368,15 @@ static void dispatch(char *line) {
         results();
     } else if (strcmp(c, "help") == 0) {
         put(PROFILE "\r\n\r\n"
-            "help         : Print this information\r\n"
-            "name         : Print the name of the device\r\n"
-            "timestamp    : Generate a timestamp\r\n"
-            "db SUBCMD    : Manipulate a generic byte buffer\r\n"
-            "  load N     : Allocate N bytes and set load counter\r\n"
-            "  db HH[HH]* : Load 8-bit hex byte(s) until N bytes\r\n"
-            "  print      : Print the loaded bytes as hex\r\n"
-            "infer N [W=10]: Load input, execute N inferences after W warmup loops\r\n"
-            "results      : Return the result vector\r\n");
+                    "help         : Print this information\r\n"
+                    "name         : Print the name of the device\r\n"
+                    "timestamp    : Generate a timestamp\r\n"
+                    "db SUBCMD    : Manipulate a generic byte buffer\r\n"
+                    "  load N     : Allocate N bytes and set load counter\r\n"
+                    "  db HH[HH]* : Load 8-bit hex byte(s) until N bytes\r\n"
+                    "  print      : Print the loaded bytes as hex\r\n"
+                    "infer N [W=10]: Load input, execute N inferences after W warmup loops\r\n"
+                    "results      : Return the result vector\r\n");
     } else {
         put("e-[Unknown command: ");
         put(c);
@@ -367,7 +385,8 @@ static void dispatch(char *line) {
     put("m-ready\r\n");
 }
 
-int main(void) {
+int main(void)
+{
     eq_uart_init();
     if (eq_clock_status() != EQ_CLOCK_OK) {
         put("e-[clock setup failed: running at the reset clock]\r\n");

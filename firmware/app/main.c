@@ -2,7 +2,8 @@
 #include "eq_app.h"
 #include "eq_hal.h"
 
-static void put_text(const char *s) {
+static void put_text(const char *s)
+{
     while (*s != '\0') {
         eq_uart_putc((uint8_t)*s++);
     }
@@ -10,9 +11,13 @@ static void put_text(const char *s) {
 
 /* One text line, framed by 0x00 so a host's frame decoder drops it as a bad frame while a
  * terminal shows it: the board did not reach its operating point and runs at the reset clock. */
-static void report_clock_failure(uint32_t step) {
-    static const char *const k_step[] = {"", "oscillator not ready", "regulator not ready",
-                                         "flash latency not accepted", "PLL did not lock",
+static void report_clock_failure(uint32_t step)
+{
+    static const char *const k_step[] = {"",
+                                         "oscillator not ready",
+                                         "regulator not ready",
+                                         "flash latency not accepted",
+                                         "PLL did not lock",
                                          "SYSCLK switch not confirmed"};
     char hz[11];
     uint32_t v = eq_clock_hz();
@@ -34,7 +39,8 @@ static void report_clock_failure(uint32_t step) {
 static eqp_rx g_rx;
 static uint8_t g_tx[EQP_MAX_ENCODED + 1u];
 
-int main(void) {
+int main(void)
+{
     eq_uart_init();
     if (eq_clock_status() != EQ_CLOCK_OK) {
         report_clock_failure(eq_clock_status());

@@ -15,9 +15,13 @@
 
 static volatile uint32_t g_wraps;
 
-void SysTick_Handler(void) { g_wraps++; }
+void SysTick_Handler(void)
+{
+    g_wraps++;
+}
 
-void eq_counter_init(void) {
+void eq_counter_init(void)
+{
     SYST_CSR = 0u;
     SYST_RVR = RELOAD;
     SYST_CVR = 0u;
@@ -25,7 +29,8 @@ void eq_counter_init(void) {
     SYST_CSR = 0x7u; /* enable, interrupt, processor clock */
 }
 
-void eq_counter_start(void) {
+void eq_counter_start(void)
+{
     SYST_CVR = 0u; /* reads 0 until the next tick reloads it: wait for that edge */
     while (SYST_CVR == 0u) {
     }
@@ -33,7 +38,8 @@ void eq_counter_start(void) {
     g_wraps = 0u;
 }
 
-uint32_t eq_counter_now(void) {
+uint32_t eq_counter_now(void)
+{
     uint32_t wraps, val;
     do {
         wraps = g_wraps;
@@ -42,4 +48,7 @@ uint32_t eq_counter_now(void) {
     return wraps * (RELOAD + 1u) + (RELOAD - val);
 }
 
-uint32_t eq_counter_kind(void) { return EQ_COUNTER_INSTRUCTIONS; }
+uint32_t eq_counter_kind(void)
+{
+    return EQ_COUNTER_INSTRUCTIONS;
+}

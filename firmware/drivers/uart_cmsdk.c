@@ -10,24 +10,28 @@
 #define STATE_TX_FULL 0x1u
 #define STATE_RX_FULL 0x2u
 
-void eq_uart_init(void) {
+void eq_uart_init(void)
+{
     UART(UART_BAUDDIV) = EQ_UART_DIVISOR;
     UART(UART_CTRL) = 0x3u; /* TX and RX enable, no interrupts */
 }
 
-void eq_uart_putc(uint8_t c) {
+void eq_uart_putc(uint8_t c)
+{
     while (UART(UART_STATE) & STATE_TX_FULL) {
     }
     UART(UART_DATA) = c;
 }
 
-void eq_uart_write(const uint8_t *data, size_t n) {
+void eq_uart_write(const uint8_t *data, size_t n)
+{
     for (size_t i = 0; i < n; ++i) {
         eq_uart_putc(data[i]);
     }
 }
 
-int eq_uart_getc(uint8_t *c) {
+int eq_uart_getc(uint8_t *c)
+{
     if ((UART(UART_STATE) & STATE_RX_FULL) == 0u) {
         return 0;
     }

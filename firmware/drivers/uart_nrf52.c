@@ -20,13 +20,15 @@
 static volatile uint8_t g_rx_byte;
 static volatile uint8_t g_tx_byte;
 
-static void start_rx(void) {
+static void start_rx(void)
+{
     UARTE(RXD_PTR) = (uint32_t)(uintptr_t)&g_rx_byte;
     UARTE(RXD_MAXCNT) = 1u;
     UARTE(TASKS_STARTRX) = 1u;
 }
 
-void eq_uart_init(void) {
+void eq_uart_init(void)
+{
     UARTE(PSEL_TXD) = EQ_UART_TX_PIN;
     UARTE(PSEL_RXD) = EQ_UART_RX_PIN;
     UARTE(BAUDRATE) = EQ_UART_DIVISOR;
@@ -36,7 +38,8 @@ void eq_uart_init(void) {
     start_rx();
 }
 
-void eq_uart_putc(uint8_t c) {
+void eq_uart_putc(uint8_t c)
+{
     g_tx_byte = c;
     UARTE(TXD_PTR) = (uint32_t)(uintptr_t)&g_tx_byte;
     UARTE(TXD_MAXCNT) = 1u;
@@ -46,13 +49,15 @@ void eq_uart_putc(uint8_t c) {
     }
 }
 
-void eq_uart_write(const uint8_t *data, size_t n) {
+void eq_uart_write(const uint8_t *data, size_t n)
+{
     for (size_t i = 0; i < n; ++i) {
         eq_uart_putc(data[i]);
     }
 }
 
-int eq_uart_getc(uint8_t *c) {
+int eq_uart_getc(uint8_t *c)
+{
     if (UARTE(EVENTS_ENDRX) == 0u) {
         return 0;
     }

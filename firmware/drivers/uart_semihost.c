@@ -21,19 +21,22 @@ static int32_t g_in = -1, g_out = -1;
 /* edgeq.device.qemu finds this text in the ELF and starts QEMU with semihosting on. */
 const char eq_link_marker[] = "edgeq-link:semihosting";
 
-static int32_t semihost(uint32_t op, void *args) {
+static int32_t semihost(uint32_t op, void *args)
+{
     register uint32_t r0 __asm__("r0") = op;
     register void *r1 __asm__("r1") = args;
     __asm__ volatile("bkpt 0xab" : "+r"(r0) : "r"(r1) : "memory");
     return (int32_t)r0;
 }
 
-static int32_t open_console(uint32_t mode) {
+static int32_t open_console(uint32_t mode)
+{
     uint32_t args[3] = {(uint32_t)(uintptr_t) ":tt", mode, 3u};
     return semihost(SYS_OPEN, args);
 }
 
-void eq_uart_init(void) {
+void eq_uart_init(void)
+{
     if (*(const volatile char *)eq_link_marker == '\0') { /* keeps the marker in the image */
         return;
     }
@@ -42,7 +45,8 @@ void eq_uart_init(void) {
     g_rx_len = g_rx_pos = 0u;
 }
 
-void eq_uart_write(const uint8_t *data, size_t n) {
+void eq_uart_write(const uint8_t *data, size_t n)
+{
     while (n > 0u) {
         uint32_t args[3] = {(uint32_t)g_out, (uint32_t)(uintptr_t)data, (uint32_t)n};
         int32_t left = semihost(SYS_WRITE, args); /* bytes NOT written */
@@ -54,9 +58,13 @@ void eq_uart_write(const uint8_t *data, size_t n) {
     }
 }
 
-void eq_uart_putc(uint8_t c) { eq_uart_write(&c, 1u); }
+void eq_uart_putc(uint8_t c)
+{
+    eq_uart_write(&c, 1u);
+}
 
-int eq_uart_getc(uint8_t *c) {
+int eq_uart_getc(uint8_t *c)
+{
     if (g_rx_pos == g_rx_len) {
         /* Blocks (the emulated core halts) until the host sent at least one byte. */
         uint32_t args[3] = {(uint32_t)g_in, (uint32_t)(uintptr_t)g_rx, sizeof g_rx};

@@ -31,7 +31,8 @@
 #error "define EQ_STM32_USART_V1 or EQ_STM32_USART_V2"
 #endif
 
-void eq_uart_init(void) {
+void eq_uart_init(void)
+{
     USART(R_CR1) = 0u;
     /* the baud divisor follows the clock actually running (the reset clock if setup failed) */
     USART(R_BRR) = eq_clock_status() == EQ_CLOCK_OK ? EQ_UART_DIVISOR : EQ_UART_DIVISOR_RESET;
@@ -39,19 +40,22 @@ void eq_uart_init(void) {
     USART(R_CR1) = CR1_TE | CR1_RE | CR1_UE;
 }
 
-void eq_uart_putc(uint8_t c) {
+void eq_uart_putc(uint8_t c)
+{
     while ((USART(R_STATUS) & ST_TXE) == 0u) {
     }
     USART(R_TX) = c;
 }
 
-void eq_uart_write(const uint8_t *data, size_t n) {
+void eq_uart_write(const uint8_t *data, size_t n)
+{
     for (size_t i = 0; i < n; ++i) {
         eq_uart_putc(data[i]);
     }
 }
 
-int eq_uart_getc(uint8_t *c) {
+int eq_uart_getc(uint8_t *c)
+{
     uint32_t status = USART(R_STATUS);
     if ((status & ST_RXNE) == 0u) {
         if (status & ST_ORE) { /* overrun: clear it so reception resumes */

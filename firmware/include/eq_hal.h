@@ -17,8 +17,8 @@ int eq_uart_getc(uint8_t *c);
 #define EQ_COUNTER_CYCLES 1u       /* DWT->CYCCNT */
 
 void eq_counter_init(void);
-void eq_counter_start(void);    /* zero the counter (and align SysTick's phase) */
-uint32_t eq_counter_now(void);  /* counts since eq_counter_start */
+void eq_counter_start(void);   /* zero the counter (and align SysTick's phase) */
+uint32_t eq_counter_now(void); /* counts since eq_counter_start */
 uint32_t eq_counter_kind(void);
 
 /* Clock tree (firmware/startup/clock_<tree>.c): Reset_Handler runs eq_clock_init() before main.
@@ -33,7 +33,7 @@ uint32_t eq_counter_kind(void);
 
 uint32_t eq_clock_init(void);   /* EQ_CLOCK_OK or the failed step */
 uint32_t eq_clock_status(void); /* what eq_clock_init returned at boot */
-uint32_t eq_clock_hz(void);     /* core clock now running (the operating point or the reset clock) */
+uint32_t eq_clock_hz(void); /* core clock now running (the operating point or the reset clock) */
 
 /* MLPerf energy-mode timestamp: one falling edge on the timing-marker pin (eq_marker.h). */
 void eq_timestamp_marker(void);

@@ -3,7 +3,8 @@
 
 #include <string.h>
 
-void eqp_rx_reset(eqp_rx *rx) {
+void eqp_rx_reset(eqp_rx *rx)
+{
     rx->len = 0;
     rx->block_left = 0;
     rx->zero_next = 0;
@@ -14,7 +15,8 @@ void eqp_rx_reset(eqp_rx *rx) {
 
 static uint32_t crc_step(uint32_t crc, uint8_t byte);
 
-static void rx_append(eqp_rx *rx, uint8_t byte) {
+static void rx_append(eqp_rx *rx, uint8_t byte)
+{
     if (rx->len >= sizeof rx->buf) {
         rx->overflow = 1;
         return;
@@ -26,12 +28,13 @@ static void rx_append(eqp_rx *rx, uint8_t byte) {
     rx->len++;
 }
 
-int eqp_rx_push(eqp_rx *rx, uint8_t byte) {
+int eqp_rx_push(eqp_rx *rx, uint8_t byte)
+{
     if (byte == 0u) {
-        int event = rx->overflow       ? EQP_RX_OVERSIZE
-                    : !rx->started     ? EQP_RX_EMPTY
-                    : rx->block_left   ? EQP_RX_BAD
-                                       : EQP_RX_FRAME;
+        int event = rx->overflow     ? EQP_RX_OVERSIZE
+                    : !rx->started   ? EQP_RX_EMPTY
+                    : rx->block_left ? EQP_RX_BAD
+                                     : EQP_RX_FRAME;
         if (event != EQP_RX_FRAME) {
             eqp_rx_reset(rx);
         }
@@ -56,18 +59,20 @@ int eqp_rx_push(eqp_rx *rx, uint8_t byte) {
 
 /* CRC-32 (IEEE, reflected) four bits at a time: a 64-byte table instead of eight shifts per bit
  * or a 1 KB byte table. k_crc_nibble[n] is the CRC register after shifting nibble n out. */
-static const uint32_t k_crc_nibble[16] = {
-    0x00000000u, 0x1DB71064u, 0x3B6E20C8u, 0x26D930ACu, 0x76DC4190u, 0x6B6B51F4u,
-    0x4DB26158u, 0x5005713Cu, 0xEDB88320u, 0xF00F9344u, 0xD6D6A3E8u, 0xCB61B38Cu,
-    0x9B64C2B0u, 0x86D3D2D4u, 0xA00AE278u, 0xBDBDF21Cu};
+static const uint32_t k_crc_nibble[16] = {0x00000000u, 0x1DB71064u, 0x3B6E20C8u, 0x26D930ACu,
+                                          0x76DC4190u, 0x6B6B51F4u, 0x4DB26158u, 0x5005713Cu,
+                                          0xEDB88320u, 0xF00F9344u, 0xD6D6A3E8u, 0xCB61B38Cu,
+                                          0x9B64C2B0u, 0x86D3D2D4u, 0xA00AE278u, 0xBDBDF21Cu};
 
-static uint32_t crc_step(uint32_t crc, uint8_t byte) {
+static uint32_t crc_step(uint32_t crc, uint8_t byte)
+{
     crc ^= byte;
     crc = (crc >> 4) ^ k_crc_nibble[crc & 0xFu];
     return (crc >> 4) ^ k_crc_nibble[crc & 0xFu];
 }
 
-uint32_t eqp_crc32(const uint8_t *data, size_t n) {
+uint32_t eqp_crc32(const uint8_t *data, size_t n)
+{
     uint32_t crc = 0xFFFFFFFFu;
     for (size_t i = 0; i < n; ++i) {
         crc = crc_step(crc, data[i]);
@@ -75,7 +80,8 @@ uint32_t eqp_crc32(const uint8_t *data, size_t n) {
     return ~crc;
 }
 
-size_t eqp_cobs_decode(const uint8_t *in, size_t n, uint8_t *out, size_t cap) {
+size_t eqp_cobs_decode(const uint8_t *in, size_t n, uint8_t *out, size_t cap)
+{
     size_t i = 0, o = 0;
     while (i < n) {
         uint8_t code = in[i++];
@@ -98,7 +104,8 @@ size_t eqp_cobs_decode(const uint8_t *in, size_t n, uint8_t *out, size_t cap) {
     return o;
 }
 
-size_t eqp_cobs_encode(const uint8_t *in, size_t n, uint8_t *out, size_t cap) {
+size_t eqp_cobs_encode(const uint8_t *in, size_t n, uint8_t *out, size_t cap)
+{
     if (cap == 0u) {
         return 0;
     }
@@ -131,12 +138,14 @@ size_t eqp_cobs_encode(const uint8_t *in, size_t n, uint8_t *out, size_t cap) {
     return o;
 }
 
-static uint32_t read_u32(const uint8_t *p) {
+static uint32_t read_u32(const uint8_t *p)
+{
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
 /* The checks of eqp_parse given the CRC of raw[0..n-4) (computed by the caller). */
-static int parse_summed(const uint8_t *raw, size_t n, uint32_t crc, eqp_frame *f) {
+static int parse_summed(const uint8_t *raw, size_t n, uint32_t crc, eqp_frame *f)
+{
     f->code = 0;
     f->seq = 0;
     f->payload = raw;
@@ -161,17 +170,20 @@ static int parse_summed(const uint8_t *raw, size_t n, uint32_t crc, eqp_frame *f
     return 0;
 }
 
-int eqp_parse(const uint8_t *raw, size_t n, eqp_frame *f) {
+int eqp_parse(const uint8_t *raw, size_t n, eqp_frame *f)
+{
     uint32_t crc = n >= EQP_CRC_BYTES ? eqp_crc32(raw, n - EQP_CRC_BYTES) : 0u;
     return parse_summed(raw, n, crc, f);
 }
 
-int eqp_parse_rx(const eqp_rx *rx, eqp_frame *f) {
+int eqp_parse_rx(const eqp_rx *rx, eqp_frame *f)
+{
     return parse_summed(rx->buf, rx->len, ~rx->crc, f);
 }
 
 size_t eqp_build(uint8_t code, uint8_t seq, const uint8_t *payload, size_t n, uint8_t *scratch,
-                 size_t scratch_cap, uint8_t *out, size_t cap) {
+                 size_t scratch_cap, uint8_t *out, size_t cap)
+{
     size_t raw_len = EQP_HEADER_BYTES + n + EQP_CRC_BYTES;
     if (n > EQP_MAX_PAYLOAD || raw_len > scratch_cap) {
         return 0;

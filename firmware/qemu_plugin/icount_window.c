@@ -59,8 +59,7 @@ void qemu_plugin_register_vcpu_mem_cb(struct qemu_plugin_insn *insn, qemu_plugin
                                       enum qemu_plugin_cb_flags flags, enum qemu_plugin_mem_rw rw,
                                       void *userdata);
 bool qemu_plugin_mem_is_store(qemu_plugin_meminfo_t info);
-void qemu_plugin_register_atexit_cb(qemu_plugin_id_t id, qemu_plugin_udata_cb_t cb,
-                                    void *userdata);
+void qemu_plugin_register_atexit_cb(qemu_plugin_id_t id, qemu_plugin_udata_cb_t cb, void *userdata);
 
 __attribute__((visibility("default"))) int qemu_plugin_version = 1;
 
@@ -89,8 +88,8 @@ enum {
 
 enum { K_INSNS, K_TAKEN, K_TAKEN_FLASH, K_FLASH_READS, K_FLASH_MISSES, K_REGS, K_CLASS0 };
 #define N_COUNTERS (K_CLASS0 + C_COUNT)
-static const char *const g_names[K_CLASS0] = {"insns", "taken", "taken_flash", "flash_reads",
-                                              "flash_line_misses", "regs"};
+static const char *const g_names[K_CLASS0] = {
+    "insns", "taken", "taken_flash", "flash_reads", "flash_line_misses", "regs"};
 
 /* A small flash data cache like the STM32 ART's: 8 lines of 16 bytes, fully associative, LRU. */
 #define DLINES 8
@@ -113,12 +112,14 @@ typedef struct {
     uint64_t start, end;
 } tb_span;
 
-static unsigned popcount16(uint32_t v) {
+static unsigned popcount16(uint32_t v)
+{
     return (unsigned)__builtin_popcount(v & 0xFFFFu);
 }
 
 /* Coprocessor space (VFP = coprocessors 10 and 11); *regs gets the words a VLDM/VSTM moves. */
-static int classify_coproc(uint32_t hw1, uint32_t hw2, unsigned *regs) {
+static int classify_coproc(uint32_t hw1, uint32_t hw2, unsigned *regs)
+{
     unsigned cp = (hw2 >> 8) & 0xFu;
     if (cp != 10u && cp != 11u) {
         return C_ALU;
@@ -129,7 +130,10 @@ static int classify_coproc(uint32_t hw1, uint32_t hw2, unsigned *regs) {
         }
         unsigned opc1 = ((hw1 >> 4) & 0x3u) | ((hw1 >> 5) & 0x4u); /* bits 23,21,20 */
         switch (opc1) {
-        case 0: case 1: case 5: case 6:
+        case 0:
+        case 1:
+        case 5:
+        case 6:
             return C_VFP_MAC; /* VMLA/VMLS, VNMLA/VNMLS, VFNMA/VFNMS, VFMA/VFMS */
         case 4:
             return C_VFP_DIV;
@@ -154,7 +158,8 @@ static int classify_coproc(uint32_t hw1, uint32_t hw2, unsigned *regs) {
     return C_VFP_LDM;
 }
 
-static int classify32(uint32_t hw1, uint32_t hw2, unsigned *regs) {
+static int classify32(uint32_t hw1, uint32_t hw2, unsigned *regs)
+{
     unsigned op1 = (hw1 >> 11) & 0x3u;
     unsigned op2 = (hw1 >> 4) & 0x7Fu;
     if (op1 == 1u) {
@@ -212,7 +217,8 @@ static int classify32(uint32_t hw1, uint32_t hw2, unsigned *regs) {
     return C_ALU;
 }
 
-static int classify16(uint32_t hw, unsigned *regs) {
+static int classify16(uint32_t hw, unsigned *regs)
+{
     unsigned top6 = hw >> 10;
     if ((hw & 0xFFC0u) == 0x4340u) {
         return C_MUL; /* MULS */
@@ -257,11 +263,13 @@ static int classify16(uint32_t hw, unsigned *regs) {
     return C_ALU;
 }
 
-static void latch(void) {
+static void latch(void)
+{
     memcpy(g_base, g_cnt, sizeof g_cnt);
 }
 
-static void emit(const char *prefix) {
+static void emit(const char *prefix)
+{
     fputs(prefix, g_out);
     for (int k = 0; k < N_COUNTERS; ++k) {
         unsigned long long v = (unsigned long long)(g_cnt[k] - g_base[k]);
@@ -275,7 +283,8 @@ static void emit(const char *prefix) {
     fflush(g_out);
 }
 
-static void on_start(unsigned int vcpu, void *udata) {
+static void on_start(unsigned int vcpu, void *udata)
+{
     (void)vcpu;
     (void)udata;
     latch();
@@ -284,7 +293,8 @@ static void on_start(unsigned int vcpu, void *udata) {
     fputs("start\n", g_out);
 }
 
-static void on_stop(unsigned int vcpu, void *udata) {
+static void on_stop(unsigned int vcpu, void *udata)
+{
     (void)vcpu;
     (void)udata;
     if (g_in_window && g_in_hook) {
@@ -295,7 +305,8 @@ static void on_stop(unsigned int vcpu, void *udata) {
     }
 }
 
-static void on_mark(unsigned int vcpu, void *udata) {
+static void on_mark(unsigned int vcpu, void *udata)
+{
     (void)vcpu;
     (void)udata;
     if (g_in_window) {
@@ -304,7 +315,8 @@ static void on_mark(unsigned int vcpu, void *udata) {
     }
 }
 
-static void on_tb(unsigned int vcpu, void *udata) {
+static void on_tb(unsigned int vcpu, void *udata)
+{
     (void)vcpu;
     const tb_span *span = udata;
     if (span->start != g_expect_pc) {
@@ -316,7 +328,8 @@ static void on_tb(unsigned int vcpu, void *udata) {
     g_expect_pc = span->end;
 }
 
-static void on_read(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr, void *udata) {
+static void on_read(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr, void *udata)
+{
     (void)vcpu;
     (void)udata;
     if (qemu_plugin_mem_is_store(info) || vaddr < g_flash_lo || vaddr >= g_flash_hi) {
@@ -339,7 +352,8 @@ static void on_read(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vadd
     g_dage[victim] = ++g_dclock;
 }
 
-static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
+static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
+{
     (void)id;
     size_t n = qemu_plugin_tb_n_insns(tb);
     if (n == 0) {
@@ -387,8 +401,8 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
         if (g_classes != NULL) {
             fprintf(g_classes, "%llx %d\n", (unsigned long long)pc, cls);
         }
-        qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64, &g_cnt[K_INSNS],
-                                                   1);
+        qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64,
+                                                   &g_cnt[K_INSNS], 1);
         qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64,
                                                    &g_cnt[K_CLASS0 + cls], 1);
         if (regs != 0u) {
@@ -405,7 +419,8 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
     }
 }
 
-static void on_plugin_exit(qemu_plugin_id_t id, void *udata) {
+static void on_plugin_exit(qemu_plugin_id_t id, void *udata)
+{
     (void)id;
     (void)udata;
     if (g_out != NULL) {
@@ -418,9 +433,9 @@ static void on_plugin_exit(qemu_plugin_id_t id, void *udata) {
     }
 }
 
-__attribute__((visibility("default"))) int qemu_plugin_install(qemu_plugin_id_t id,
-                                                               const qemu_info_t *info, int argc,
-                                                               char **argv) {
+__attribute__((visibility("default"))) int
+qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, char **argv)
+{
     (void)info;
     const char *out = NULL;
     for (int i = 0; i < argc; ++i) {

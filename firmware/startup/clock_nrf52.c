@@ -10,7 +10,8 @@
 #define HFCLKSTAT (CLOCK + 0x40Cu)
 #define NVMC_ICACHECNF 0x4001E540u
 
-uint32_t eq_clock_init(void) {
+uint32_t eq_clock_init(void)
+{
 #if EQ_CLOCK_ART_ICACHE
     eq_modify(NVMC_ICACHECNF, 0u, 1u); /* CACHEEN */
 #endif

@@ -51,11 +51,12 @@
 #else
 #define PLL_SRC_BITS 0u
 #endif
-#define PLL_BITS                                                                                 \
+#define PLL_BITS                                                                                  \
     (EQ_CLOCK_PLL_M | (EQ_CLOCK_PLL_N << 6) | ((EQ_CLOCK_PLL_P / 2u - 1u) << 16) | PLL_SRC_BITS | \
      (EQ_CLOCK_PLL_Q << 24) | PLL_R_BITS)
 
-static uint32_t fall_back(uint32_t step) {
+static uint32_t fall_back(uint32_t step)
+{
     eq_modify(RCC_CFGR, CFGR_SW_MASK, 0u); /* SYSCLK = HSI */
     (void)eq_wait_field(RCC_CFGR, CFGR_SWS_MASK, 0u);
     eq_modify(RCC_CFGR, CFGR_BUS_MASK, 0u); /* buses undivided: the UART runs at the reset clock */
@@ -63,7 +64,8 @@ static uint32_t fall_back(uint32_t step) {
     return step; /* flash wait states stay raised: more than needed is always safe */
 }
 
-uint32_t eq_clock_init(void) {
+uint32_t eq_clock_init(void)
+{
 #if defined(EQ_CLOCK_SOURCE_HSE)
 #if EQ_CLOCK_HSE_BYPASS
     eq_modify(RCC_CR, 0u, CR_HSEBYP); /* external clock (ST-LINK MCO), written while HSE is off */
@@ -105,9 +107,9 @@ uint32_t eq_clock_init(void) {
     if ((REG32(FLASH_ACR) & 0xFu) != EQ_CLOCK_FLASH_WS) {
         return fall_back(EQ_CLOCK_FAIL_FLASH);
     }
-    eq_modify(FLASH_ACR, 0u, (EQ_CLOCK_PREFETCH ? ACR_PRFTEN : 0u) |
-                                 (EQ_CLOCK_ART_ICACHE ? ACR_ICEN : 0u) |
-                                 (EQ_CLOCK_ART_DCACHE ? ACR_DCEN : 0u));
+    eq_modify(FLASH_ACR, 0u,
+              (EQ_CLOCK_PREFETCH ? ACR_PRFTEN : 0u) | (EQ_CLOCK_ART_ICACHE ? ACR_ICEN : 0u) |
+                  (EQ_CLOCK_ART_DCACHE ? ACR_DCEN : 0u));
     eq_modify(RCC_CFGR, CFGR_BUS_MASK,
               (EQ_HPRE_BITS(EQ_CLOCK_AHB_DIV) << 4) | (EQ_PPRE_BITS(EQ_CLOCK_APB1_DIV) << 10) |
                   (EQ_PPRE_BITS(EQ_CLOCK_APB2_DIV) << 13));

@@ -46,16 +46,18 @@
 #endif
 /* PLL1 input range PLL1RGE [3:2] from the reference clock source/M: 1-2, 2-4, 4-8, 8-16 MHz. */
 #define PLL_REF_HZ (EQ_CLOCK_SOURCE_HZ / EQ_CLOCK_PLL_M)
-#define PLL_RGE (PLL_REF_HZ < 2000000u ? 0u : PLL_REF_HZ < 4000000u ? 1u : PLL_REF_HZ < 8000000u ? 2u : 3u)
+#define PLL_RGE \
+    (PLL_REF_HZ < 2000000u ? 0u : PLL_REF_HZ < 4000000u ? 1u : PLL_REF_HZ < 8000000u ? 2u : 3u)
 /* PLLCFGR: PLL1FRACEN [0] = 0, PLL1VCOSEL [1] = 0 (wide VCO), PLL1RGE [3:2], DIVP1EN [16],
  * DIVQ1EN [17], DIVR1EN [18]. */
 #define PLLCFGR_MASK (0xFu | (7u << 16))
 #define PLLCFGR_BITS ((PLL_RGE << 2) | (1u << 16) | (1u << 17) | (1u << 18))
-#define PLL1DIVR_BITS                                                                            \
-    ((EQ_CLOCK_PLL_N - 1u) | ((EQ_CLOCK_PLL_P - 1u) << 9) | ((EQ_CLOCK_PLL_Q - 1u) << 16) |      \
+#define PLL1DIVR_BITS                                                                       \
+    ((EQ_CLOCK_PLL_N - 1u) | ((EQ_CLOCK_PLL_P - 1u) << 9) | ((EQ_CLOCK_PLL_Q - 1u) << 16) | \
      ((EQ_CLOCK_PLL_R - 1u) << 24))
 
-static uint32_t fall_back(uint32_t step) {
+static uint32_t fall_back(uint32_t step)
+{
     eq_modify(RCC_CFGR, CFGR_SW_MASK, 0u); /* SYSCLK = HSI */
     (void)eq_wait_field(RCC_CFGR, CFGR_SWS_MASK, 0u);
     eq_modify(RCC_D1CFGR, 0xF7Fu, 0u); /* D1CPRE, HPRE, D1PPRE undivided */
@@ -65,7 +67,8 @@ static uint32_t fall_back(uint32_t step) {
     return step;
 }
 
-uint32_t eq_clock_init(void) {
+uint32_t eq_clock_init(void)
+{
     eq_modify(PWR_CR3, CR3_BYPASS | CR3_SCUEN, CR3_LDOEN); /* LDO supply; locks until reset */
     if (!eq_wait_field(PWR_CSR1, CSR1_ACTVOSRDY, CSR1_ACTVOSRDY)) {
         return fall_back(EQ_CLOCK_FAIL_VOLTAGE);

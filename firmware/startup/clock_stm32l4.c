@@ -46,11 +46,12 @@
 #else
 #define PLL_SRC 2u
 #endif
-#define PLL_BITS                                                                                 \
-    (PLL_SRC | ((EQ_CLOCK_PLL_M - 1u) << 4) | (EQ_CLOCK_PLL_N << 8) | (1u << 24) |              \
+#define PLL_BITS                                                                   \
+    (PLL_SRC | ((EQ_CLOCK_PLL_M - 1u) << 4) | (EQ_CLOCK_PLL_N << 8) | (1u << 24) | \
      ((EQ_CLOCK_PLL_R / 2u - 1u) << 25))
 
-static uint32_t fall_back(uint32_t step) {
+static uint32_t fall_back(uint32_t step)
+{
     eq_modify(RCC_CFGR, CFGR_SW_MASK, 0u); /* SYSCLK = MSI (reset source) */
     (void)eq_wait_field(RCC_CFGR, CFGR_SWS_MASK, 0u);
     eq_modify(RCC_CFGR, CFGR_HPRE_MASK | CFGR_PPRE_MASK, 0u);
@@ -58,7 +59,8 @@ static uint32_t fall_back(uint32_t step) {
     return step; /* wait states and boost mode stay: both are valid at the reset clock */
 }
 
-uint32_t eq_clock_init(void) {
+uint32_t eq_clock_init(void)
+{
     eq_modify(RCC_APB1ENR1, 0u, APB1ENR1_PWREN);
     (void)REG32(RCC_APB1ENR1);
 #if defined(EQ_CLOCK_SOURCE_HSE)
@@ -87,9 +89,9 @@ uint32_t eq_clock_init(void) {
     if ((REG32(FLASH_ACR) & 0xFu) != EQ_CLOCK_FLASH_WS) {
         return fall_back(EQ_CLOCK_FAIL_FLASH);
     }
-    eq_modify(FLASH_ACR, 0u, (EQ_CLOCK_PREFETCH ? ACR_PRFTEN : 0u) |
-                                 (EQ_CLOCK_ART_ICACHE ? ACR_ICEN : 0u) |
-                                 (EQ_CLOCK_ART_DCACHE ? ACR_DCEN : 0u));
+    eq_modify(FLASH_ACR, 0u,
+              (EQ_CLOCK_PREFETCH ? ACR_PRFTEN : 0u) | (EQ_CLOCK_ART_ICACHE ? ACR_ICEN : 0u) |
+                  (EQ_CLOCK_ART_DCACHE ? ACR_DCEN : 0u));
     eq_modify(RCC_CR, CR_PLLON, 0u);
     if (!eq_wait_field(RCC_CR, CR_PLLRDY, 0u)) {
         return fall_back(EQ_CLOCK_FAIL_PLL);

@@ -47,12 +47,19 @@ static const eq_reg_write k_marker_init[] = EQ_MARKER_INIT_WRITES;
 
 static uint32_t g_clock_status; /* in .bss: stored after the .bss is zeroed */
 
-uint32_t eq_clock_status(void) { return g_clock_status; }
+uint32_t eq_clock_status(void)
+{
+    return g_clock_status;
+}
 
-uint32_t eq_clock_hz(void) { return g_clock_status == EQ_CLOCK_OK ? EQ_CLOCK_HZ : EQ_CLOCK_RESET_HZ; }
+uint32_t eq_clock_hz(void)
+{
+    return g_clock_status == EQ_CLOCK_OK ? EQ_CLOCK_HZ : EQ_CLOCK_RESET_HZ;
+}
 
 #if EQ_BOARD_INIT_COUNT > 0 || EQ_MARKER_INIT_COUNT > 0
-static void apply_writes(const eq_reg_write *w, uint32_t n) {
+static void apply_writes(const eq_reg_write *w, uint32_t n)
+{
     for (uint32_t i = 0; i < n; ++i) {
         volatile uint32_t *reg = (volatile uint32_t *)w[i].addr;
         *reg = (*reg & ~w[i].clear) | w[i].set;
@@ -63,7 +70,8 @@ static void apply_writes(const eq_reg_write *w, uint32_t n) {
 #if defined(EQ_MARKER_SET_ADDR)
 /* MLPerf Tiny energy mode (eq_mlperf.c): a timestamp is a falling edge on the marker pin, made
  * by a short high pulse (the pin idles low). */
-void eq_timestamp_marker(void) {
+void eq_timestamp_marker(void)
+{
     EQ_MARKER_HIGH();
     for (volatile uint32_t i = 0; i < 16u; ++i) {
     }
@@ -75,7 +83,8 @@ void eq_timestamp_marker(void) {
 /* Cortex-M7 L1 caches: invalidate, then enable (ARMv7-M cache maintenance by set/way). Nothing
  * but the core touches the arena (the UART is polled; its registers are Device memory, never
  * cached), so no clean/invalidate is needed later. */
-static void enable_m7_caches(void) {
+static void enable_m7_caches(void)
+{
     __asm volatile("dsb\n\tisb" ::: "memory");
 #if EQ_M7_ICACHE
     REG32(SCB_ICIALLU) = 0u;
@@ -122,7 +131,8 @@ __attribute__((section(".isr_vector"), used)) static void (*const k_vectors[16])
     SysTick_Handler,
 };
 
-void Reset_Handler(void) {
+void Reset_Handler(void)
+{
 #if defined(__ARM_FP)
     /* Exception entry must preserve the interrupted code's FP registers once a handler uses the
      * FPU (the hard-float ABI keeps live values there): automatic + lazy FP context saving. */
@@ -158,10 +168,12 @@ void Reset_Handler(void) {
     Fault_Handler();
 }
 
-void Fault_Handler(void) {
+void Fault_Handler(void)
+{
     REG32(SCB_AIRCR) = 0x05FA0004u;
     for (;;) {
     }
 }
 
-void Default_Handler(void) {}
+void Default_Handler(void)
+{}

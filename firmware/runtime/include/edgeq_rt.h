@@ -10,19 +10,9 @@
 
 #define EQ_RT_ABI_VERSION 1
 
-typedef enum {
-    EQ_OK = 0,
-    EQ_ERR_ARG = 1,
-    EQ_ERR_UNSUPPORTED = 2
-} eq_status;
+typedef enum { EQ_OK = 0, EQ_ERR_ARG = 1, EQ_ERR_UNSUPPORTED = 2 } eq_status;
 
-typedef enum {
-    EQ_INT8 = 0,
-    EQ_INT16 = 1,
-    EQ_FLOAT32 = 2,
-    EQ_INT32 = 3,
-    EQ_UINT8 = 4
-} eq_dtype;
+typedef enum { EQ_INT8 = 0, EQ_INT16 = 1, EQ_FLOAT32 = 2, EQ_INT32 = 3, EQ_UINT8 = 4 } eq_dtype;
 
 /* Shape and quantization of a model input or output, for applications and the host protocol. */
 typedef struct {

@@ -41,17 +41,17 @@ static inline int8_t eq_conv_out_s8(const eq_requant *rq, int32_t acc, int32_t o
 typedef struct {
     const int32_t *multiplier;
     const int32_t *shift;
-    const int32_t *fast;    /* eq_requant.fast, or NULL */
+    const int32_t *fast; /* eq_requant.fast, or NULL */
     int32_t step;
     int32_t offset;
     int32_t act_min, act_max;
 } eq_out_q;
 
-static inline eq_out_q eq_out_q_make(const eq_requant *rq, int32_t output_offset,
-                                     int32_t act_min, int32_t act_max)
+static inline eq_out_q eq_out_q_make(const eq_requant *rq, int32_t output_offset, int32_t act_min,
+                                     int32_t act_max)
 {
     const eq_out_q q = {rq->multiplier, rq->shift, rq->fast, rq->per_channel ? 1 : 0,
-                        output_offset, act_min, act_max};
+                        output_offset,  act_min,   act_max};
     return q;
 }
 
@@ -103,7 +103,6 @@ static inline int32_t eq_out_q_fc(const eq_out_q *q, int32_t acc, int32_t oc)
     acc = eq_requantize(acc, q->multiplier[i], q->shift[i]);
     return eq_clamp_i32(acc + q->offset, q->act_min, q->act_max);
 }
-
 
 /* Fully-connected accumulator of output channel oc -> int8 output (the build's rounding). */
 static inline int8_t eq_fc_out_s8(const eq_requant *rq, int32_t acc, int32_t oc,
@@ -171,8 +170,8 @@ EQ_SPECIALIZE const int8_t *eq_dot4_packed_body(const int8_t *x, int32_t seg, co
 
 /* eq_dot4_packed_body out of line, specialized for the offset-free (whole window) case: the
  * loop gets every register, the caller's pixel loops keep theirs (inlined, both spilled). */
-EQ_OUTLINE const int8_t *eq_dot4_packed(const int8_t *x, int32_t seg, const int8_t *wp,
-                                        int32_t off, int32_t acc[4])
+EQ_OUTLINE const int8_t *eq_dot4_packed(const int8_t *x, int32_t seg, const int8_t *wp, int32_t off,
+                                        int32_t acc[4])
 {
     if (off == 0) {
         return eq_dot4_packed_body(x, seg, wp, 0, acc);

@@ -57,7 +57,7 @@ static inline int32_t eq_fp_rounding_half_sum(int32_t a, int32_t b)
 /* exp(a) for a in [-1/4, 0), Q0.31 in and out. */
 static inline int32_t eq_fp_exp_on_interval_neg_quarter_0(int32_t a)
 {
-    const int32_t constant_term = 1895147668;      /* exp(-1/8) */
+    const int32_t constant_term = 1895147668; /* exp(-1/8) */
     const int32_t constant_1_over_3 = 715827883;
     const int32_t x = eq_fp_add(a, INT32_C(1) << 28);
     const int32_t x2 = eq_fp_mul(x, x);
@@ -109,7 +109,8 @@ static inline int32_t eq_fp_newton_one_over_one_plus_x(int32_t a)
     const int32_t constant_48_over_17 = 1515870810;
     const int32_t constant_neg_32_over_17 = -1010580540;
     const int32_t f2_one = INT32_C(1) << 29; /* 1.0 in Q2.29 */
-    int32_t x = eq_fp_add(constant_48_over_17, eq_fp_mul(half_denominator, constant_neg_32_over_17));
+    int32_t x =
+        eq_fp_add(constant_48_over_17, eq_fp_mul(half_denominator, constant_neg_32_over_17));
     int i;
     for (i = 0; i < 3; ++i) {
         const int32_t half_denominator_times_x = eq_fp_mul(half_denominator, x);
@@ -171,7 +172,8 @@ static inline int32_t eq_clz32(uint32_t x)
 }
 
 /* 1/x for x in Q(x_integer_bits) > 0: returns Q0.31 of 1/(x / 2^num_bits_over_unit). */
-static inline int32_t eq_fp_reciprocal(int32_t x, int32_t x_integer_bits, int32_t *num_bits_over_unit)
+static inline int32_t eq_fp_reciprocal(int32_t x, int32_t x_integer_bits,
+                                       int32_t *num_bits_over_unit)
 {
     const int32_t headroom_plus_one = eq_clz32((uint32_t)x);
     const int32_t shifted_minus_one =

@@ -30,9 +30,9 @@ typedef struct {
 
 /* Requantization of an accumulator to the output grid, per output channel or per tensor. */
 typedef struct {
-    int32_t per_channel;    /* 1: one (multiplier, shift) per output channel; 0: entry 0 only */
+    int32_t per_channel; /* 1: one (multiplier, shift) per output channel; 0: entry 0 only */
     const int32_t *multiplier;
-    const int32_t *shift;   /* > 0 is a left shift */
+    const int32_t *shift; /* > 0 is a left shift */
     /* optional (NULL: not used), int8 conv/depthwise/FC kernels, double rounding: when every
      * shift is <= -2, per entry (multiplier, 2^(-shift-2), -shift-1) for
      * eq_requantize_double_pre, so no kernel derives them per output. */
@@ -47,11 +47,11 @@ typedef struct {
     int32_t filter_h, filter_w, filter_in_c;
     eq_hw stride;
     eq_hw dilation;
-    eq_hw padding;          /* top/left padding; the rest of the window is clipped */
-    int32_t input_offset;   /* -input zero point (0 for int16) */
-    int32_t output_offset;  /* output zero point */
+    eq_hw padding;         /* top/left padding; the rest of the window is clipped */
+    int32_t input_offset;  /* -input zero point (0 for int16) */
+    int32_t output_offset; /* output zero point */
     int32_t act_min, act_max;
-    int32_t bias_64;        /* int16 kernels: 1 = int64 bias and accumulator, 0 = int32 */
+    int32_t bias_64; /* int16 kernels: 1 = int64 bias and accumulator, 0 = int32 */
     eq_requant requant;
     /* int8 kernel, optional (NULL: not used): per output channel, bias + input_offset * the sum
      * of the channel's filter, i.e. the accumulator's start for a window that is wholly inside
@@ -105,7 +105,7 @@ typedef struct {
     int32_t input_offset;
     int32_t output_offset;
     int32_t act_min, act_max;
-    int32_t bias_64;        /* int16 kernel: 1 = int64 bias, 0 = int32 bias */
+    int32_t bias_64; /* int16 kernel: 1 = int64 bias, 0 = int32 bias */
     eq_requant requant;
 } eq_transpose_conv_params;
 
@@ -115,7 +115,7 @@ typedef struct {
     int32_t accum_depth;
     int32_t out_depth;
     int32_t input_offset;
-    int32_t filter_offset;  /* -filter zero point (0 for symmetric filters) */
+    int32_t filter_offset; /* -filter zero point (0 for symmetric filters) */
     int32_t output_offset;
     int32_t act_min, act_max;
     int32_t bias_64;
@@ -144,13 +144,13 @@ typedef struct {
     int32_t count;
     float scale;
     int32_t zero_point;
-    eq_dtype out_dtype;     /* EQ_INT8 or EQ_INT16 */
+    eq_dtype out_dtype; /* EQ_INT8 or EQ_INT16 */
 } eq_quantize_params;
 
 /* QUANTIZE between integer types: q = clamp(requant(x - in_zp) + out_zp). */
 typedef struct {
     int32_t count;
-    eq_dtype in_dtype;      /* EQ_INT8, EQ_INT16 or EQ_INT32 */
+    eq_dtype in_dtype; /* EQ_INT8, EQ_INT16 or EQ_INT32 */
     eq_dtype out_dtype;
     int32_t input_zero_point;
     int32_t output_zero_point;
@@ -161,7 +161,7 @@ typedef struct {
 /* DEQUANTIZE to float32: x = (float)(scale * (q - zero_point)), product in double. */
 typedef struct {
     int32_t count;
-    eq_dtype in_dtype;      /* EQ_INT8 or EQ_INT16 */
+    eq_dtype in_dtype; /* EQ_INT8 or EQ_INT16 */
     float scale;
     int32_t zero_point;
 } eq_dequantize_params;

@@ -28,10 +28,10 @@
  * input along that output dimension. With broadcast == 0 the inputs have the output's shape
  * and the kernel walks all three flat. */
 typedef struct {
-    int32_t count;               /* output elements */
+    int32_t count; /* output elements */
     int32_t broadcast;
-    const int32_t *dims;         /* output dims [EQ_MAX_RANK] */
-    const int32_t *in1_strides;  /* [EQ_MAX_RANK], in elements */
+    const int32_t *dims;        /* output dims [EQ_MAX_RANK] */
+    const int32_t *in1_strides; /* [EQ_MAX_RANK], in elements */
     const int32_t *in2_strides;
 } eq_broadcast_shape;
 
@@ -40,16 +40,16 @@ typedef struct {
 typedef struct {
     eq_broadcast_shape shape;
     int32_t left_shift;
-    int32_t input1_offset;       /* -zero point of input 1 */
+    int32_t input1_offset; /* -zero point of input 1 */
     int32_t input1_multiplier;
-    int32_t input1_shift;        /* <= 0 */
+    int32_t input1_shift; /* <= 0 */
     int32_t input2_offset;
     int32_t input2_multiplier;
     int32_t input2_shift;
-    int32_t output_offset;       /* output zero point */
+    int32_t output_offset; /* output zero point */
     int32_t output_multiplier;
     int32_t output_shift;
-    int32_t act_min, act_max;    /* fused activation, on the output grid */
+    int32_t act_min, act_max; /* fused activation, on the output grid */
 } eq_add_params;
 
 /* MUL: (x1 - z1) * (x2 - z2) requantized to the output. */
@@ -65,11 +65,11 @@ typedef struct {
 
 /* SOFTMAX over the last dimension, int8 input, int8 or int16 output (gemmlowp fixed point). */
 typedef struct {
-    int32_t outer;               /* rows */
-    int32_t depth;               /* length of the last dimension */
+    int32_t outer; /* rows */
+    int32_t depth; /* length of the last dimension */
     int32_t input_multiplier;
     int32_t input_left_shift;
-    int32_t diff_min;            /* differences below this contribute exp() = 0 */
+    int32_t diff_min; /* differences below this contribute exp() = 0 */
 } eq_softmax_params;
 
 /* SOFTMAX int16 -> int16 with TFLM's two 513-entry lookup tables. LiteRT's 1/(1+x) table
@@ -79,20 +79,20 @@ typedef struct {
     int32_t depth;
     int32_t input_multiplier;
     int32_t input_left_shift;
-    const int16_t *exp_lut;                         /* exp(x) on [-10, 0] */
-    const int16_t *one_over_one_plus_x_lut;         /* 1 / (1 + x) on [0, 1] (TFLM) */
-    const int16_t *litert_one_over_one_plus_x_lut;  /* the same, as LiteRT computes it */
+    const int16_t *exp_lut;                        /* exp(x) on [-10, 0] */
+    const int16_t *one_over_one_plus_x_lut;        /* 1 / (1 + x) on [0, 1] (TFLM) */
+    const int16_t *litert_one_over_one_plus_x_lut; /* the same, as LiteRT computes it */
 } eq_softmax_s16_params;
 
 /* MEAN over any set of axes: the sum minus count * zero point, requantized with 1/count folded
  * into the multiplier (TFLM's QuantizedMeanOrSum). */
 typedef struct {
     int32_t out_count;
-    const int32_t *kept_dims;       /* [EQ_MAX_RANK] extents of the kept axes, 1 elsewhere */
-    const int32_t *kept_strides;    /* input strides of the kept axes */
-    const int32_t *reduced_dims;    /* [EQ_MAX_RANK] extents of the reduced axes, 1 elsewhere */
+    const int32_t *kept_dims;    /* [EQ_MAX_RANK] extents of the kept axes, 1 elsewhere */
+    const int32_t *kept_strides; /* input strides of the kept axes */
+    const int32_t *reduced_dims; /* [EQ_MAX_RANK] extents of the reduced axes, 1 elsewhere */
     const int32_t *reduced_strides;
-    int32_t num_reduced;            /* elements summed per output */
+    int32_t num_reduced; /* elements summed per output */
     int32_t input_zero_point;
     int32_t output_zero_point;
     int32_t multiplier;
@@ -102,8 +102,8 @@ typedef struct {
 /* RELU / RELU6 / RELU_N1_TO_1 with requantization (TFLM's ReluQuantized). */
 typedef struct {
     int32_t count;
-    int32_t input_offset;        /* input zero point */
-    int32_t output_offset;       /* output zero point */
+    int32_t input_offset;  /* input zero point */
+    int32_t output_offset; /* output zero point */
     int32_t output_multiplier;
     int32_t output_shift;
     int32_t act_min, act_max;
@@ -139,7 +139,7 @@ typedef struct {
 typedef struct {
     int32_t count;
     int32_t input_zero_point;
-    int32_t input_range_radius;  /* |x - zp| at or beyond this saturates */
+    int32_t input_range_radius; /* |x - zp| at or beyond this saturates */
     int32_t input_multiplier;
     int32_t input_left_shift;
 } eq_sigmoid_params;
@@ -152,25 +152,25 @@ typedef struct {
     int32_t reluish_multiplier_fixedpoint_int16;
     int32_t reluish_multiplier_exponent;
     int32_t output_multiplier_fixedpoint_int16;
-    int32_t output_multiplier_exponent;  /* <= 0 */
+    int32_t output_multiplier_exponent; /* <= 0 */
 } eq_hard_swish_params;
 
 /* PAD / PADV2: output dims, and the input box [before, before + in_dims) it holds. */
 typedef struct {
     int32_t elem_bytes;
-    const int32_t *out_dims;     /* [EQ_MAX_RANK] */
+    const int32_t *out_dims; /* [EQ_MAX_RANK] */
     const int32_t *in_dims;
-    const int32_t *before;       /* padding before each dimension */
-    int32_t pad_value;           /* on the tensor's grid (output zero point by default) */
+    const int32_t *before; /* padding before each dimension */
+    int32_t pad_value;     /* on the tensor's grid (output zero point by default) */
 } eq_pad_params;
 
 /* TRANSPOSE / STRIDED_SLICE: output element [o_0..o_5] is input element
  * [in_offset + sum o_k * in_strides[k]] (strides may be negative). */
 typedef struct {
     int32_t elem_bytes;
-    int32_t in_offset;           /* elements */
-    const int32_t *out_dims;     /* [EQ_MAX_RANK] */
-    const int32_t *in_strides;   /* input step (elements) along output axis k */
+    int32_t in_offset;         /* elements */
+    const int32_t *out_dims;   /* [EQ_MAX_RANK] */
+    const int32_t *in_strides; /* input step (elements) along output axis k */
 } eq_strided_copy_params;
 
 /* CONCATENATION (inputs share the output's quantization, as TFLM requires for int8). The
@@ -179,7 +179,7 @@ typedef struct {
     int32_t elem_bytes;
     int32_t num_inputs;
     int32_t outer;
-    const int32_t *copy_elems;   /* [num_inputs] */
+    const int32_t *copy_elems; /* [num_inputs] */
 } eq_concat_params;
 
 eq_status eq_add_s8(const eq_add_params *p, const int8_t *input1, const int8_t *input2,
@@ -207,15 +207,13 @@ eq_status eq_relu_s16(const eq_relu_params *p, const int16_t *input, int16_t *ou
 eq_status eq_clamp_s8(const eq_clamp_params *p, const int8_t *input, int8_t *output);
 eq_status eq_clamp_s16(const eq_clamp_params *p, const int16_t *input, int16_t *output);
 eq_status eq_leaky_relu_s8(const eq_leaky_relu_params *p, const int8_t *input, int8_t *output);
-eq_status eq_leaky_relu_s16(const eq_leaky_relu_params *p, const int16_t *input,
-                            int16_t *output);
+eq_status eq_leaky_relu_s16(const eq_leaky_relu_params *p, const int16_t *input, int16_t *output);
 eq_status eq_logistic_s8(const eq_sigmoid_params *p, const int8_t *input, int8_t *output);
 eq_status eq_tanh_s8(const eq_sigmoid_params *p, const int8_t *input, int8_t *output);
 eq_status eq_hard_swish_s8(const eq_hard_swish_params *p, const int8_t *input, int8_t *output);
 
 eq_status eq_pad_x(const eq_pad_params *p, const void *input, void *output);
-eq_status eq_strided_copy_x(const eq_strided_copy_params *p, const void *input,
-                            void *output);
+eq_status eq_strided_copy_x(const eq_strided_copy_params *p, const void *input, void *output);
 eq_status eq_concat_x(const eq_concat_params *p, ...);
 
 #endif /* EQ_KERNELS_ELEMENTWISE_H */

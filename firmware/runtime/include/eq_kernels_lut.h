@@ -49,8 +49,7 @@ static inline int32_t eq_lut_weight(const eq_lut_weights *w, int32_t j, int32_t 
 
 static inline int eq_lut_valid(const eq_lut_weights *w)
 {
-    return w->indices != NULL && w->table != NULL &&
-           (w->bits == 1 || w->bits == 2 || w->bits == 4);
+    return w->indices != NULL && w->table != NULL && (w->bits == 1 || w->bits == 2 || w->bits == 4);
 }
 
 /* Sparse LUT coding, for pruned layers: per output channel a bitmap marks the nonzero
@@ -121,13 +120,13 @@ eq_status eq_depthwise_conv2d_s8_sparse_lut(const eq_depthwise_conv2d_sparse_lut
                                             const int8_t *input, const int32_t *bias,
                                             int8_t *output, int8_t *scratch);
 eq_status eq_fully_connected_s8_sparse_lut(const eq_fully_connected_sparse_lut_params *p,
-                                           const int8_t *input, const int32_t *bias,
-                                           int8_t *output, int8_t *scratch);
+                                           const int8_t *input, const int32_t *bias, int8_t *output,
+                                           int8_t *scratch);
 
-eq_status eq_conv2d_s8_lut(const eq_conv2d_lut_params *p, const int8_t *input,
-                           const int32_t *bias, int8_t *output);
-eq_status eq_depthwise_conv2d_s8_lut(const eq_depthwise_conv2d_lut_params *p,
-                                     const int8_t *input, const int32_t *bias, int8_t *output);
+eq_status eq_conv2d_s8_lut(const eq_conv2d_lut_params *p, const int8_t *input, const int32_t *bias,
+                           int8_t *output);
+eq_status eq_depthwise_conv2d_s8_lut(const eq_depthwise_conv2d_lut_params *p, const int8_t *input,
+                                     const int32_t *bias, int8_t *output);
 eq_status eq_fully_connected_s8_lut(const eq_fully_connected_lut_params *p, const int8_t *input,
                                     const int32_t *bias, int8_t *output);
 

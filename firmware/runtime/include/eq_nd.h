@@ -44,33 +44,33 @@ static inline void eq_nd_iter_next_row(eq_nd_iter *it, const int32_t *dims, cons
 
 /* Elementwise binary loop over an eq_broadcast_shape: evaluates ELEM (an expression of the
  * int32 values x1 and x2) for every output element and stores it as OUT_T. */
-#define EQ_BINARY_LOOP(shape, in1, in2, out, OUT_T, ELEM)                                  \
-    do {                                                                                   \
-        const eq_broadcast_shape *sh_ = &(shape);                                          \
-        if (!sh_->broadcast) {                                                             \
-            int32_t i_;                                                                    \
-            for (i_ = 0; i_ < sh_->count; ++i_) {                                          \
-                const int32_t x1 = (in1)[i_];                                              \
-                const int32_t x2 = (in2)[i_];                                              \
-                (out)[i_] = (OUT_T)(ELEM);                                                 \
-            }                                                                              \
-        } else {                                                                           \
-            const int32_t inner_ = sh_->dims[EQ_MAX_RANK - 1];                             \
-            const int32_t s1_ = sh_->in1_strides[EQ_MAX_RANK - 1];                         \
-            const int32_t s2_ = sh_->in2_strides[EQ_MAX_RANK - 1];                         \
-            eq_nd_iter it_;                                                                \
-            int32_t o_;                                                                    \
-            eq_nd_iter_init(&it_);                                                         \
-            for (o_ = 0; inner_ > 0 && o_ < sh_->count; o_ += inner_) {                    \
-                int32_t j_;                                                                \
-                for (j_ = 0; j_ < inner_; ++j_) {                                          \
-                    const int32_t x1 = (in1)[it_.off1 + j_ * s1_];                         \
-                    const int32_t x2 = (in2)[it_.off2 + j_ * s2_];                         \
-                    (out)[o_ + j_] = (OUT_T)(ELEM);                                        \
-                }                                                                          \
-                eq_nd_iter_next_row(&it_, sh_->dims, sh_->in1_strides, sh_->in2_strides);  \
-            }                                                                              \
-        }                                                                                  \
+#define EQ_BINARY_LOOP(shape, in1, in2, out, OUT_T, ELEM)                                 \
+    do {                                                                                  \
+        const eq_broadcast_shape *sh_ = &(shape);                                         \
+        if (!sh_->broadcast) {                                                            \
+            int32_t i_;                                                                   \
+            for (i_ = 0; i_ < sh_->count; ++i_) {                                         \
+                const int32_t x1 = (in1)[i_];                                             \
+                const int32_t x2 = (in2)[i_];                                             \
+                (out)[i_] = (OUT_T)(ELEM);                                                \
+            }                                                                             \
+        } else {                                                                          \
+            const int32_t inner_ = sh_->dims[EQ_MAX_RANK - 1];                            \
+            const int32_t s1_ = sh_->in1_strides[EQ_MAX_RANK - 1];                        \
+            const int32_t s2_ = sh_->in2_strides[EQ_MAX_RANK - 1];                        \
+            eq_nd_iter it_;                                                               \
+            int32_t o_;                                                                   \
+            eq_nd_iter_init(&it_);                                                        \
+            for (o_ = 0; inner_ > 0 && o_ < sh_->count; o_ += inner_) {                   \
+                int32_t j_;                                                               \
+                for (j_ = 0; j_ < inner_; ++j_) {                                         \
+                    const int32_t x1 = (in1)[it_.off1 + j_ * s1_];                        \
+                    const int32_t x2 = (in2)[it_.off2 + j_ * s2_];                        \
+                    (out)[o_ + j_] = (OUT_T)(ELEM);                                       \
+                }                                                                         \
+                eq_nd_iter_next_row(&it_, sh_->dims, sh_->in1_strides, sh_->in2_strides); \
+            }                                                                             \
+        }                                                                                 \
     } while (0)
 
 #endif /* EQ_ND_H */

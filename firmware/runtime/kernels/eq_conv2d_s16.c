@@ -39,10 +39,12 @@ eq_status eq_conv2d_s16(const eq_conv2d_params *p, const int16_t *input, const i
                             if (in_x < 0 || in_x >= p->in_w) {
                                 continue;
                             }
-                            const int16_t *in =
-                                input + ((b * p->in_h + in_y) * p->in_w + in_x) * p->in_c + group_c0;
+                            const int16_t *in = input +
+                                                ((b * p->in_h + in_y) * p->in_w + in_x) * p->in_c +
+                                                group_c0;
                             const int8_t *w =
-                                filter + ((oc * p->filter_h + fy) * p->filter_w + fx) * p->filter_in_c;
+                                filter +
+                                ((oc * p->filter_h + fy) * p->filter_w + fx) * p->filter_in_c;
                             for (int32_t ic = 0; ic < p->filter_in_c; ++ic) {
                                 acc += (int64_t)((int32_t)w[ic] * (int32_t)in[ic]);
                             }
@@ -54,13 +56,15 @@ eq_status eq_conv2d_s16(const eq_conv2d_params *p, const int16_t *input, const i
                         if (bias64 != NULL) {
                             acc += bias64[oc];
                         }
-                        scaled = eq_requantize_i64(acc, p->requant.multiplier[q], p->requant.shift[q]);
+                        scaled =
+                            eq_requantize_i64(acc, p->requant.multiplier[q], p->requant.shift[q]);
                     } else {
                         int32_t acc32 = (int32_t)acc;
                         if (bias32 != NULL) {
                             acc32 += bias32[oc];
                         }
-                        scaled = eq_requantize_double(acc32, p->requant.multiplier[q], p->requant.shift[q]);
+                        scaled = eq_requantize_double(acc32, p->requant.multiplier[q],
+                                                      p->requant.shift[q]);
                     }
                     scaled += p->output_offset;
                     out[oc] = (int16_t)eq_clamp_i32(scaled, p->act_min, p->act_max);

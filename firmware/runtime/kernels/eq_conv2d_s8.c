@@ -269,10 +269,12 @@ static void conv_generic(const eq_conv2d_params *p, const int8_t *input, const i
                             if (in_x < 0 || in_x >= p->in_w) {
                                 continue;
                             }
-                            const int8_t *in =
-                                input + ((b * p->in_h + in_y) * p->in_w + in_x) * p->in_c + group_c0;
+                            const int8_t *in = input +
+                                               ((b * p->in_h + in_y) * p->in_w + in_x) * p->in_c +
+                                               group_c0;
                             const int8_t *w =
-                                filter + ((oc * p->filter_h + fy) * p->filter_w + fx) * p->filter_in_c;
+                                filter +
+                                ((oc * p->filter_h + fy) * p->filter_w + fx) * p->filter_in_c;
                             for (int32_t ic = 0; ic < p->filter_in_c; ++ic) {
                                 acc += (int32_t)w[ic] * ((int32_t)in[ic] + p->input_offset);
                             }
@@ -297,8 +299,7 @@ eq_status eq_conv2d_s8(const eq_conv2d_params *p, const int8_t *input, const int
     }
     if (p->filter_packed != NULL && p->packed_row > 0) {
         if (p->in_c != p->filter_in_c || p->packed_row % 4 != 0 || p->dilation.w != 1 ||
-            p->dilation.h < 1 || p->bias_folded == NULL ||
-            p->packed_row < p->filter_w * p->in_c ||
+            p->dilation.h < 1 || p->bias_folded == NULL || p->packed_row < p->filter_w * p->in_c ||
             p->filter_h * p->packed_row > EQ_CONV_WINDOW_MAX) {
             return EQ_ERR_ARG;
         }
@@ -313,8 +314,7 @@ eq_status eq_conv2d_s8(const eq_conv2d_params *p, const int8_t *input, const int
         }
         if (p->filter_h == 1 && p->filter_w == 1 && p->padding.h == 0 && p->padding.w == 0 &&
             p->bias_folded != NULL) {
-            const eq_out_q q =
-                eq_out_q_make(&p->requant, p->output_offset, p->act_min, p->act_max);
+            const eq_out_q q = eq_out_q_make(&p->requant, p->output_offset, p->act_min, p->act_max);
             conv1x1_packed(p, &q, input, output);
         } else {
             conv_fast(p, input, NULL, bias, output);

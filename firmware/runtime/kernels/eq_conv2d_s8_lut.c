@@ -3,8 +3,8 @@
 #include "eq_kernels_lut.h"
 #include "eq_conv_common.h"
 
-eq_status eq_conv2d_s8_lut(const eq_conv2d_lut_params *lp, const int8_t *input,
-                           const int32_t *bias, int8_t *output)
+eq_status eq_conv2d_s8_lut(const eq_conv2d_lut_params *lp, const int8_t *input, const int32_t *bias,
+                           int8_t *output)
 {
     if (lp == NULL || input == NULL || output == NULL || !eq_lut_valid(&lp->lut)) {
         return EQ_ERR_ARG;
@@ -37,8 +37,9 @@ eq_status eq_conv2d_s8_lut(const eq_conv2d_lut_params *lp, const int8_t *input,
                             if (in_x < 0 || in_x >= p->in_w) {
                                 continue;
                             }
-                            const int8_t *in =
-                                input + ((b * p->in_h + in_y) * p->in_w + in_x) * p->in_c + group_c0;
+                            const int8_t *in = input +
+                                               ((b * p->in_h + in_y) * p->in_w + in_x) * p->in_c +
+                                               group_c0;
                             const int32_t w0 =
                                 ((oc * p->filter_h + fy) * p->filter_w + fx) * p->filter_in_c;
                             for (int32_t ic = 0; ic < p->filter_in_c; ++ic) {
@@ -50,9 +51,8 @@ eq_status eq_conv2d_s8_lut(const eq_conv2d_lut_params *lp, const int8_t *input,
                     if (bias != NULL) {
                         acc += bias[oc];
                     }
-                    out[oc] =
-                        eq_conv_out_s8(&p->requant, acc, oc, p->output_offset,
-                                       p->act_min, p->act_max);
+                    out[oc] = eq_conv_out_s8(&p->requant, acc, oc, p->output_offset, p->act_min,
+                                             p->act_max);
                 }
             }
         }

@@ -39,8 +39,9 @@ eq_status eq_conv2d_s8_sparse_lut(const eq_conv2d_sparse_lut_params *lp, const i
                             if (in_x < 0 || in_x >= p->in_w) {
                                 continue;
                             }
-                            const int8_t *in =
-                                input + ((b * p->in_h + in_y) * p->in_w + in_x) * p->in_c + group_c0;
+                            const int8_t *in = input +
+                                               ((b * p->in_h + in_y) * p->in_w + in_x) * p->in_c +
+                                               group_c0;
                             const int8_t *w = scratch + (fy * p->filter_w + fx) * p->filter_in_c;
                             for (int32_t ic = 0; ic < p->filter_in_c; ++ic) {
                                 acc += (int32_t)w[ic] * ((int32_t)in[ic] + p->input_offset);
@@ -50,9 +51,8 @@ eq_status eq_conv2d_s8_sparse_lut(const eq_conv2d_sparse_lut_params *lp, const i
                     if (bias != NULL) {
                         acc += bias[oc];
                     }
-                    output[((b * p->out_h + oy) * p->out_w + ox) * p->out_c + oc] =
-                        eq_conv_out_s8(&p->requant, acc, oc, p->output_offset,
-                                       p->act_min, p->act_max);
+                    output[((b * p->out_h + oy) * p->out_w + ox) * p->out_c + oc] = eq_conv_out_s8(
+                        &p->requant, acc, oc, p->output_offset, p->act_min, p->act_max);
                 }
             }
         }

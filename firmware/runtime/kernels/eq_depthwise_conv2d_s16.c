@@ -55,7 +55,7 @@ eq_status eq_depthwise_conv2d_s16(const eq_depthwise_conv2d_params *p, const int
                                 acc32 += bias32[oc];
                             }
                             scaled = eq_requantize_double(acc32, p->requant.multiplier[q],
-                                                   p->requant.shift[q]);
+                                                          p->requant.shift[q]);
                         }
                         scaled += p->output_offset;
                         out[oc] = (int16_t)eq_clamp_i32(scaled, p->act_min, p->act_max);

@@ -10,8 +10,7 @@
  * pixel is finished (all channels) before the next, in raster order (see ops_conv.raster_overlap). */
 #include "eq_conv_common.h"
 
-static inline int8_t requant_out(const eq_depthwise_conv2d_params *p, int32_t acc,
-                                 int32_t oc)
+static inline int8_t requant_out(const eq_depthwise_conv2d_params *p, int32_t acc, int32_t oc)
 {
     return eq_conv_out_s8(&p->requant, acc, oc, p->output_offset, p->act_min, p->act_max);
 }
@@ -19,9 +18,8 @@ static inline int8_t requant_out(const eq_depthwise_conv2d_params *p, int32_t ac
 /* Channels [0, out_c) in steps of four (depth multiplier 1) of one output pixel: `rows` x `cols`
  * taps, accumulators starting at init[c] (bias, or bias_folded with off == 0 for a full window). */
 EQ_SPECIALIZE int32_t dw_pixel4(const eq_depthwise_conv2d_params *p, const eq_out_q *q,
-                                const int8_t *in0,
-                                const int8_t *w_first, int32_t rows, int32_t cols,
-                                const int32_t *init, int32_t off, int8_t *out)
+                                const int8_t *in0, const int8_t *w_first, int32_t rows,
+                                int32_t cols, const int32_t *init, int32_t off, int8_t *out)
 {
     const int32_t out_c = p->out_c;
     const int32_t in_tap_step = p->dilation.w * p->in_c;
@@ -141,7 +139,8 @@ static void dw3x3_interior(const eq_depthwise_conv2d_params *p, const eq_out_q *
             const int8_t *x = in0 + oc;
             const int8_t *w = filter + oc;
             for (int32_t r = 0; r < 3; ++r) {
-                acc += (int32_t)w[0] * x[0] + (int32_t)w[c] * x[tap] + (int32_t)w[2 * c] * x[2 * tap];
+                acc +=
+                    (int32_t)w[0] * x[0] + (int32_t)w[c] * x[tap] + (int32_t)w[2 * c] * x[2 * tap];
                 x += row;
                 w += 3 * c;
             }
@@ -259,8 +258,8 @@ static void dw3x3_packed_run(const eq_depthwise_conv2d_params *p, const eq_out_q
     }
 }
 
-static void dw_packed(const eq_depthwise_conv2d_params *p, const int8_t *input,
-                      const int32_t *bias, int8_t *output)
+static void dw_packed(const eq_depthwise_conv2d_params *p, const int8_t *input, const int32_t *bias,
+                      int8_t *output)
 {
     const int32_t c = p->out_c;
     const eq_out_q oq = eq_out_q_make(&p->requant, p->output_offset, p->act_min, p->act_max);
@@ -290,8 +289,9 @@ static void dw_packed(const eq_depthwise_conv2d_params *p, const int8_t *input,
                 eq_valid_taps(in_x0, p->dilation.w, p->in_w, p->filter_w, &fx0, &fx1);
                 const int32_t rows = fy1 - fy0;
                 const int32_t cols = fx1 - fx0;
-                const int8_t *in0 = in_b + ((in_y0 + p->dilation.h * fy0) * p->in_w + in_x0 +
-                                            p->dilation.w * fx0) * c;
+                const int8_t *in0 =
+                    in_b +
+                    ((in_y0 + p->dilation.h * fy0) * p->in_w + in_x0 + p->dilation.w * fx0) * c;
                 const int32_t t0 = fy0 * p->filter_w + fx0;
                 if (rows == p->filter_h && cols == p->filter_w) {
                     dw_pixel_packed(p, q, in0, t0, rows, cols, p->bias_folded, 0, out_row + ox * c);
@@ -307,8 +307,8 @@ static void dw_packed(const eq_depthwise_conv2d_params *p, const int8_t *input,
 eq_status eq_depthwise_conv2d_s8(const eq_depthwise_conv2d_params *p, const int8_t *input,
                                  const int8_t *filter, const int32_t *bias, int8_t *output)
 {
-    if (p == NULL || input == NULL || output == NULL || p->dilation.h < 1 ||
-        p->dilation.w < 1 || p->out_c != p->in_c * p->depth_multiplier) {
+    if (p == NULL || input == NULL || output == NULL || p->dilation.h < 1 || p->dilation.w < 1 ||
+        p->out_c != p->in_c * p->depth_multiplier) {
         return EQ_ERR_ARG;
     }
     if (p->filter_packed != NULL) {
@@ -331,8 +331,8 @@ eq_status eq_depthwise_conv2d_s8(const eq_depthwise_conv2d_params *p, const int8
     const eq_out_q oq = eq_out_q_make(&p->requant, p->output_offset, p->act_min, p->act_max);
     const eq_out_q *const q = &oq;
     /* output columns [ox_lo, ox_hi) have windows wholly inside the image horizontally */
-    const int32_t fast3x3 = dm == 1 && p->bias_folded != NULL && p->filter_h == 3 &&
-                            p->filter_w == 3;
+    const int32_t fast3x3 =
+        dm == 1 && p->bias_folded != NULL && p->filter_h == 3 && p->filter_w == 3;
     const int32_t ox_lo = (p->padding.w + p->stride.w - 1) / p->stride.w;
     int32_t ox_hi = (p->in_w - 1 - 2 * p->dilation.w + p->padding.w) / p->stride.w + 1;
     ox_hi = p->in_w - 1 - 2 * p->dilation.w + p->padding.w < 0 ? 0 : ox_hi;
@@ -356,8 +356,9 @@ eq_status eq_depthwise_conv2d_s8(const eq_depthwise_conv2d_params *p, const int8
                 eq_valid_taps(in_x0, p->dilation.w, p->in_w, p->filter_w, &fx0, &fx1);
                 const int32_t rows = fy1 - fy0;
                 const int32_t cols = fx1 - fx0;
-                const int8_t *in0 = in_b + ((in_y0 + p->dilation.h * fy0) * p->in_w + in_x0 +
-                                            p->dilation.w * fx0) * in_c;
+                const int8_t *in0 =
+                    in_b +
+                    ((in_y0 + p->dilation.h * fy0) * p->in_w + in_x0 + p->dilation.w * fx0) * in_c;
                 const int8_t *w_first = filter + (fy0 * p->filter_w + fx0) * out_c;
                 int8_t *out = output + ((b * p->out_h + oy) * p->out_w + ox) * out_c;
                 int32_t oc = 0;

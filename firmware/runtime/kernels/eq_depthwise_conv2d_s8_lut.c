@@ -3,8 +3,8 @@
 #include "eq_kernels_lut.h"
 #include "eq_conv_common.h"
 
-eq_status eq_depthwise_conv2d_s8_lut(const eq_depthwise_conv2d_lut_params *lp,
-                                     const int8_t *input, const int32_t *bias, int8_t *output)
+eq_status eq_depthwise_conv2d_s8_lut(const eq_depthwise_conv2d_lut_params *lp, const int8_t *input,
+                                     const int32_t *bias, int8_t *output)
 {
     if (lp == NULL || input == NULL || output == NULL || !eq_lut_valid(&lp->lut)) {
         return EQ_ERR_ARG;
@@ -43,9 +43,8 @@ eq_status eq_depthwise_conv2d_s8_lut(const eq_depthwise_conv2d_lut_params *lp,
                         if (bias != NULL) {
                             acc += bias[oc];
                         }
-                        out[oc] =
-                            eq_conv_out_s8(&p->requant, acc, oc, p->output_offset,
-                                           p->act_min, p->act_max);
+                        out[oc] = eq_conv_out_s8(&p->requant, acc, oc, p->output_offset, p->act_min,
+                                                 p->act_max);
                     }
                 }
             }

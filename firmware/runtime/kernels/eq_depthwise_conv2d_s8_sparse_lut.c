@@ -43,9 +43,8 @@ eq_status eq_depthwise_conv2d_s8_sparse_lut(const eq_depthwise_conv2d_sparse_lut
                     if (bias != NULL) {
                         acc += bias[oc];
                     }
-                    output[((b * p->out_h + oy) * p->out_w + ox) * p->out_c + oc] =
-                        eq_conv_out_s8(&p->requant, acc, oc, p->output_offset,
-                                       p->act_min, p->act_max);
+                    output[((b * p->out_h + oy) * p->out_w + ox) * p->out_c + oc] = eq_conv_out_s8(
+                        &p->requant, acc, oc, p->output_offset, p->act_min, p->act_max);
                 }
             }
         }

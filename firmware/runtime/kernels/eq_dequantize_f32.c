@@ -10,8 +10,8 @@ eq_status eq_dequantize_f32(const eq_dequantize_params *p, const void *input, fl
     }
     const double scale = (double)p->scale;
     for (int32_t i = 0; i < p->count; ++i) {
-        const int32_t q = p->in_dtype == EQ_INT8 ? ((const int8_t *)input)[i]
-                                                 : ((const int16_t *)input)[i];
+        const int32_t q =
+            p->in_dtype == EQ_INT8 ? ((const int8_t *)input)[i] : ((const int16_t *)input)[i];
         output[i] = (float)(scale * (double)(q - p->zero_point));
     }
     return EQ_OK;

@@ -26,7 +26,7 @@ static void fc_packed(const eq_fully_connected_params *p, const int8_t *input, i
             eq_store4_s8(out + oc, eq_out_q_fc(q, acc[0], oc), eq_out_q_fc(q, acc[1], oc + 1),
                          eq_out_q_fc(q, acc[2], oc + 2), eq_out_q_fc(q, acc[3], oc + 3));
         }
-        for (; oc < p->out_depth; ++oc) {  /* plain row order after the last block */
+        for (; oc < p->out_depth; ++oc) { /* plain row order after the last block */
             const int8_t *w = p->filter_packed + oc * depth;
             int32_t acc = init[oc];
             for (int32_t d = 0; d < depth; ++d) {

@@ -24,8 +24,7 @@ eq_status eq_fully_connected_s8_lut(const eq_fully_connected_lut_params *lp, con
                 acc += bias[oc];
             }
             output[b * p->out_depth + oc] =
-                eq_fc_out_s8(&p->requant, acc, oc, p->output_offset,
-                               p->act_min, p->act_max);
+                eq_fc_out_s8(&p->requant, acc, oc, p->output_offset, p->act_min, p->act_max);
         }
     }
     return EQ_OK;

@@ -5,8 +5,8 @@
 #include "eq_conv_common.h"
 
 eq_status eq_fully_connected_s8_sparse_lut(const eq_fully_connected_sparse_lut_params *lp,
-                                           const int8_t *input, const int32_t *bias,
-                                           int8_t *output, int8_t *scratch)
+                                           const int8_t *input, const int32_t *bias, int8_t *output,
+                                           int8_t *scratch)
 {
     if (lp == NULL || input == NULL || output == NULL || !eq_sparse_lut_valid(&lp->lut, scratch)) {
         return EQ_ERR_ARG;
@@ -21,15 +21,14 @@ eq_status eq_fully_connected_s8_sparse_lut(const eq_fully_connected_sparse_lut_p
             const int8_t *in = input + b * p->accum_depth;
             int32_t acc = 0;
             for (int32_t d = 0; d < p->accum_depth; ++d) {
-                acc += ((int32_t)scratch[d] + p->filter_offset) *
-                       ((int32_t)in[d] + p->input_offset);
+                acc +=
+                    ((int32_t)scratch[d] + p->filter_offset) * ((int32_t)in[d] + p->input_offset);
             }
             if (bias != NULL) {
                 acc += bias[oc];
             }
             output[b * p->out_depth + oc] =
-                eq_fc_out_s8(&p->requant, acc, oc, p->output_offset,
-                               p->act_min, p->act_max);
+                eq_fc_out_s8(&p->requant, acc, oc, p->output_offset, p->act_min, p->act_max);
         }
     }
     return EQ_OK;

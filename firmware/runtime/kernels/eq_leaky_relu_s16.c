@@ -1,8 +1,7 @@
 /* LEAKY_RELU, int8 and int16: TFLM's QuantizeLeakyRelu (two requantizations, picked by sign). */
 #include "eq_leaky_relu_impl.h"
 
-eq_status eq_leaky_relu_s16(const eq_leaky_relu_params *p, const int16_t *input,
-                            int16_t *output)
+eq_status eq_leaky_relu_s16(const eq_leaky_relu_params *p, const int16_t *input, int16_t *output)
 {
     int32_t i;
     if (p == 0 || input == 0 || output == 0) {

@@ -7,9 +7,9 @@
 
 static inline int32_t relu_elem(const eq_relu_params *p, int32_t x)
 {
-    const int32_t v = p->output_offset + eq_requantize_double(x - p->input_offset,
-                                                              p->output_multiplier,
-                                                              p->output_shift);
+    const int32_t v =
+        p->output_offset +
+        eq_requantize_double(x - p->input_offset, p->output_multiplier, p->output_shift);
     return eq_clamp_i32(v, p->act_min, p->act_max);
 }
 

@@ -22,8 +22,8 @@ eq_status eq_requantize_x(const eq_requantize_params *p, const void *input, void
         } else {
             x = ((const int32_t *)input)[i];
         }
-        const int32_t y =
-            eq_requantize_double(x - p->input_zero_point, p->multiplier, p->shift) + p->output_zero_point;
+        const int32_t y = eq_requantize_double(x - p->input_zero_point, p->multiplier, p->shift) +
+                          p->output_zero_point;
         eq_store_int(output, p->out_dtype, i, eq_clamp_i32(y, lo, hi));
     }
     return EQ_OK;

@@ -42,7 +42,8 @@ eq_status eq_transpose_conv_s16(const eq_transpose_conv_params *p, const int8_t 
                             int64_t *a = acc + ((b * p->out_h + oy) * p->out_w + ox) * p->out_c;
                             for (int32_t oc = 0; oc < p->out_c; ++oc) {
                                 const int32_t w =
-                                    filter[((oc * p->filter_h + fy) * p->filter_w + fx) * p->in_c + ic];
+                                    filter[((oc * p->filter_h + fy) * p->filter_w + fx) * p->in_c +
+                                           ic];
                                 a[oc] += (int64_t)(x * w);
                             }
                         }
