@@ -38,10 +38,39 @@ def test_signed_data_is_clipped_on_both_sides() -> None:
     rng = np.random.default_rng(1)
     v = np.concatenate([rng.normal(0.0, 1.0, 200_000), [-60.0, 45.0]])
     s = C.stats_from_values(v)
-    for lo, hi in (C.calibrate_percentile(s, 99.99), C.calibrate_kl(s), C.calibrate_mse(s)):
-        assert -60.0 < lo < -1.0 and 1.0 < hi < 45.0
-        assert lo <= 0.0 <= hi
+    # percentile: numpy.percentile, rounded outwards to the histogram bin it falls in
+    lo, hi = C.calibrate_percentile(s, 99.99)
+    np_lo, np_hi = np.percentile(v, [0.01, 99.99])
+    assert np_lo - s.bin_width <= lo <= np_lo and np_hi <= hi <= np_hi + s.bin_width
+    # KL and MSE have no closed form here (MSE rightly keeps part of the two outliers: clipping
+    # 60 to 4 costs more squared error than coarser rounding of 200 000 values); both clip
+    for lo, hi in (C.calibrate_kl(s), C.calibrate_mse(s)):
+        assert -60.0 < lo < -1.0 and 1.0 < hi < 45.0 and lo <= 0.0 <= hi
     assert C.calibrate_minmax(s) == (-60.0, 45.0)
+
+
+@pytest.mark.parametrize("percentile", [90.0, 99.0, 99.9])
+@pytest.mark.parametrize("zero_fraction", [0.0, 0.3, 0.6])
+def test_percentile_matches_numpy_with_zeros_counted(percentile: float,
+                                                     zero_fraction: float) -> None:
+    """ReLU-like data with many exact zeros, and signed data with zeros: the range is
+    numpy.percentile over ALL values (zeros included), to within the one histogram bin kept."""
+    rng = np.random.default_rng(int(percentile * 10 + zero_fraction * 100))
+    n = 100_000
+    zeros = rng.random(n) < zero_fraction
+    relu = np.where(zeros, 0.0, np.abs(rng.normal(0.0, 1.0, n)))
+    signed = np.where(zeros, 0.0, rng.laplace(0.2, 1.0, n))
+    s = C.stats_from_values(relu)
+    lo, hi = C.calibrate_percentile(s, percentile)
+    expect_hi = np.percentile(relu, percentile)
+    assert lo == relu.min()  # one-signed data: the lower end is never clipped
+    assert expect_hi <= hi <= expect_hi + s.bin_width * 1.0001
+    s = C.stats_from_values(signed)
+    lo, hi = C.calibrate_percentile(s, percentile)
+    tail = 100.0 - percentile
+    expect_lo, expect_hi = np.percentile(signed, [tail, percentile])
+    assert expect_hi <= hi <= expect_hi + s.bin_width * 1.0001
+    assert expect_lo - s.bin_width * 1.0001 <= lo <= expect_lo
 
 
 def test_uniform_data_keeps_the_minmax_range_within_one_int8_step() -> None:
