@@ -14,6 +14,7 @@ import subprocess
 import pytest
 from helpers_device import ECHO_MODEL, ECHO_RUNTIME, FUZZ_DIR
 
+from edgeq.device import protocol as P
 from edgeq.toolchain.compiler import FIRMWARE_DIR
 
 
@@ -49,3 +50,21 @@ def test_firmware_parser_survives_random_streams(fuzz_binary, seed):
     assert counts["errors"] > 5000
     real = counts["replies"] - counts["errors"] - counts["hellos"]
     assert counts["valid_sent"] > 3000 and real > 0.15 * counts["valid_sent"]
+
+
+def test_c_hello_reply_decodes_in_python(fuzz_binary):
+    """The firmware's own HELLO reply (C encoder) read by the host codec (Python decoder): every
+    field matches the echo model, its board header and eq_app.h."""
+    proc = subprocess.run([str(fuzz_binary), "hello"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    wire = bytes.fromhex(proc.stdout.strip())
+    assert wire[-1] == 0 and 0 not in wire[:-1]
+    frame = P.decode_frame(wire[:-1])
+    assert frame.code == P.CMD_HELLO | P.REPLY and frame.seq == 42
+    assert P.parse_hello(frame.payload) == P.DeviceInfo(
+        protocol_version=P.VERSION, firmware_version="1.0", counter="instructions",
+        clock_hz=1_000_000, arena_bytes=128, num_layers=2, profile_layers=False,
+        max_payload=P.MAX_PAYLOAD, max_runs=64, staging_bytes=128,
+        model_hash="0123456789abcdef", model_name="fw_echo", board="host-fuzz",
+        inputs=(P.IoInfo("int8", (1, 8, 8, 1), 64, 0.0625, -128),),
+        outputs=(P.IoInfo("int8", (1, 10), 10, 0.00390625, -128),))
