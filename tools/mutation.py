@@ -30,21 +30,58 @@ OUT = ROOT / "build" / "mutation"
 
 # module name -> (source file, the fast tests that cover it)
 PY_TARGETS: dict[str, tuple[str, list[str]]] = {
-    "fit": ("edgeq/toolchain/fit.py", ["tests/toolchain/test_fit_and_size.py"]),
-    "lowering": ("edgeq/codegen/lowering.py", ["tests/codegen/test_edgeq_rt_elementwise.py"]),
-    "protocol": ("edgeq/device/protocol.py", ["tests/device/test_protocol.py"]),
+    "fit": ("edgeq/toolchain/fit.py",
+            ["tests/toolchain/test_fit_and_size.py", "-k", "fit_check"]),
+    "protocol": ("edgeq/device/protocol.py",
+                 ["tests/device/test_protocol.py", "tests/device/test_protocol_hello.py",
+                  "tests/device/test_protocol_fuzz.py", "-k", "not random_streams"]),
+    "layers": ("edgeq/analyze/layers.py",
+               ["tests/analyze/test_analyze_layers.py", "-k", "known_snr or sanity"]),
+    "calibration": ("edgeq/quantize/calibration.py",
+                    ["tests/quantize/test_calibration.py", "-k",
+                     "spec or signed or uniform or numpy"]),
+    "metadata": ("edgeq/export/metadata.py",
+                 ["tests/export/test_export_android.py", "-k", "metadata_flatbuffer or attach"]),
     "planner": ("edgeq/codegen/planner.py",
                 ["tests/codegen/test_edgeq_rt_codegen.py", "-k", "plan"]),
-    "numerics": ("edgeq/quantize/numerics.py", ["tests/quantize/test_numerics.py"]),
-    "metadata": ("edgeq/export/metadata.py",
-                 ["tests/export/test_export_android.py", "-k", "metadata or attach or parse"]),
-    "calibration": ("edgeq/quantize/calibration.py", ["tests/quantize/test_calibration.py"]),
-    "layers": ("edgeq/analyze/layers.py",
-               ["tests/analyze/test_analyze_layers.py", "-k", "sqnr or sanity"]),
+    "numerics": ("edgeq/quantize/numerics.py",
+                 ["tests/quantize/test_numerics.py", "tests/quantize/test_numerics_exact.py"]),
+    "lowering": ("edgeq/codegen/lowering.py",
+                 ["tests/codegen/test_edgeq_rt_elementwise.py", "-k",
+                  "registered or refusals or add_with_constant"]),
 }
 
 # hand-written C mutants: (name, file, exact text, replacement, tests that must go red)
-C_MUTANTS: list[tuple[str, str, str, str, list[str]]] = []
+PROTO_C = "firmware/proto/eq_proto.c"
+MATH_H = "firmware/runtime/include/eq_math.h"
+PROTO_TESTS = ["tests/device/test_protocol_fuzz.py"]
+REQUANT_TESTS = ["tests/quantize/test_numerics.py", "tests/codegen/test_edgeq_rt_ops.py", "-k",
+                 "c_requantize or fully_connected_sweep or extreme_quantization"]
+C_MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
+    ("cobs decode: 0xFF block followed by a zero", PROTO_C,
+     "if (code != 0xFFu && i < n) {", "if (i < n) {", PROTO_TESTS),
+    ("cobs encode: block ends at 254", PROTO_C,
+     "if (++code == 0xFFu) {", "if (++code == 0xFEu) {", PROTO_TESTS),
+    ("crc polynomial", PROTO_C, "0xEDB88320u", "0xEDB88321u", PROTO_TESTS),
+    ("crc not checked", PROTO_C,
+     "if (eqp_crc32(raw, body) != read_u32(raw + body)) {", "if (0) {", PROTO_TESTS),
+    ("version not checked", PROTO_C, "if (raw[0] != EQP_VERSION) {", "if (0) {", PROTO_TESTS),
+    ("short-frame limit off by one", PROTO_C,
+     "if (n < EQP_HEADER_BYTES + EQP_CRC_BYTES) {",
+     "if (n <= EQP_HEADER_BYTES + EQP_CRC_BYTES) {", PROTO_TESTS),
+    ("oversize limit off by one", PROTO_C,
+     "if (n > EQP_MAX_RAW) {", "if (n >= EQP_MAX_RAW) {", PROTO_TESTS),
+    ("rounding divide: negative threshold", MATH_H,
+     "const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);",
+     "const int32_t threshold = (mask >> 1);", REQUANT_TESTS),
+    ("high mul: negative nudge", MATH_H,
+     "(1 - (INT64_C(1) << 30))", "(INT64_C(1) << 30)", REQUANT_TESTS),
+    ("high mul: INT32_MIN*INT32_MIN saturation", MATH_H,
+     "if (a == INT32_MIN && b == INT32_MIN) {", "if (0) {", REQUANT_TESTS),
+    ("single rounding: no rounding term", MATH_H,
+     "const int64_t round = (int64_t)1 << (total_shift - 1);",
+     "const int64_t round = 0;", REQUANT_TESTS),
+]
 
 COPY_DIRS = ["edgeq", "tests", "firmware", "board_configs", "models", "benchmarks", "docs"]
 

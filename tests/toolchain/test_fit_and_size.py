@@ -86,11 +86,16 @@ def test_fit_check_counts_arena_input_staging_and_stack():
                                          rf"{b.stack_bytes} = {b.ram.length + 1} bytes > "
                                          rf"{b.ram.length} bytes \(over by 1\)"):
         check_fit(b, arena_bytes=room - 1000, input_bytes=1001)
-    with pytest.raises(BuildError, match="over by 1"):
+    with pytest.raises(BuildError, match="over by 1") as ram:
         check_fit(b, arena_bytes=room + 1, input_bytes=0)
     check_fit(b, arena_bytes=10, input_bytes=10, weight_bytes=b.flash.length)
-    with pytest.raises(BuildError, match=rf"weights need {b.flash.length + 1} bytes.*over by 1"):
+    with pytest.raises(BuildError, match=rf"weights need {b.flash.length + 1} bytes.*over by 1") \
+            as flash:
         check_fit(b, arena_bytes=10, input_bytes=10, weight_bytes=b.flash.length + 1)
+    # one line naming the problem and the fix
+    for err in (ram, flash):
+        assert str(err.value).endswith("; pick a larger board or a smaller model")
+        assert "\n" not in str(err.value)
 
 
 def _echo_with_arena(tmp_path, arena: int):
