@@ -44,6 +44,10 @@ def test_sqnr_of_signals_with_a_known_snr(snr_db: float) -> None:
     assert L._sqnr(float(np.sum(signal**2)), float(np.sum(noise**2))) == pytest.approx(
         snr_db, abs=1e-6)
     assert nx.sqnr_db(signal, signal) == math.inf
+    assert nx.sqnr_db(np.zeros(4), np.ones(4)) == -math.inf
+    # the accumulated form: equal powers are 0 dB, no noise is +inf, no signal is -inf
+    assert L._sqnr(1.0, 1.0) == 0.0 and L._sqnr(3.0, 0.0) == math.inf
+    assert L._sqnr(0.0, 2.0) == -math.inf and L._sqnr(1.0, 0.5) == pytest.approx(3.0103, 1e-4)
 
 
 def test_sanity_line_matches_6db_per_bit() -> None:
@@ -51,6 +55,8 @@ def test_sanity_line_matches_6db_per_bit() -> None:
     assert [r["bits"] for r in rows] == [4, 8, 16]
     for r in rows:
         assert abs(r["sqnr_db"] - 6.0206 * r["bits"]) < 0.5
+        assert r["theory_db"] == pytest.approx(20 * math.log10(2 ** r["bits"]))
+        assert r["delta_db"] == pytest.approx(r["sqnr_db"] - r["theory_db"])
 
 
 def test_per_layer_sqnr_is_finite_and_4bit_layer_is_worse_than_its_8bit_twin(digits) -> None:
