@@ -136,9 +136,12 @@ def run_python(name: str, children: int) -> dict:
         counts[s] = counts.get(s, 0) + 1
     killed = counts.get("killed", 0) + counts.get("timeout", 0)
     scored = sum(v for k, v in counts.items() if k not in ("skipped", "not checked"))
-    survivors = sorted(k for k, v in status.items() if v in ("survived", "no tests"))
+    survivors = sorted(k for k, v in status.items() if v == "survived")
+    reached = killed + counts.get("survived", 0)
     return {"module": source, "tests": tests, "counts": counts, "killed": killed,
             "total": scored, "score": round(100.0 * killed / scored, 1) if scored else None,
+            "reached": reached,
+            "reached_score": round(100.0 * killed / reached, 1) if reached else None,
             "survivors": survivors, "seconds": round(time.monotonic() - t0)}
 
 
@@ -178,8 +181,9 @@ def main() -> None:
         r = run_python(name, args.children)
         summary[name] = r
         summary_path.write_text(json.dumps(summary, indent=1))
-        print(f"{name}: {r['killed']}/{r['total']} killed ({r['score']} %), "
-              f"{len(r['survivors'])} survivors, {r['seconds']} s", flush=True)
+        print(f"{name}: {r['killed']}/{r['total']} killed ({r['score']} %); of the mutants its "
+              f"tests reach {r['killed']}/{r['reached']} ({r['reached_score']} %), "
+              f"{len(r['survivors'])} survived, {r['seconds']} s", flush=True)
     if args.c or not args.modules:
         summary["c"] = run_c()
         summary_path.write_text(json.dumps(summary, indent=1))
