@@ -77,7 +77,7 @@ def firmware_row(tflite: bytes, x_test: np.ndarray, work: Path, *, coding: str,
                  qemu_samples: int) -> dict[str, Any]:
     """Generate, build and run one variant; flash, ELF weight bytes, arena, instructions."""
     from edgeq.bench.validate import validate_on_device
-    from edgeq.codegen.edgeq_rt import generate_edgeq_rt
+    from edgeq.codegen.edgeq_rt import write_edgeq_rt
     from edgeq.device.qemu import QemuInstance
     from edgeq.device.session import DeviceSession
     from edgeq.oracles import run_litert_ref, run_tflm, tflm_supports
@@ -89,7 +89,7 @@ def firmware_row(tflite: bytes, x_test: np.ndarray, work: Path, *, coding: str,
     path = work / "model.tflite"
     path.write_bytes(tflite)
     board = resolve_target(board=BOARD)
-    gen = generate_edgeq_rt(path, work / "edgeq_rt", name="bench", weight_coding=coding,
+    gen = write_edgeq_rt(path, work / "edgeq_rt", name="bench", weight_coding=coding,
                             plan_json=False)
     info = read_tflite_bytes(tflite)
     it = info.input_tensors[0]

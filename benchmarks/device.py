@@ -2,7 +2,8 @@
 
 For ``digits_cnn`` (trained, PTQ on the digits set) and the MLPerf-Tiny-shaped builders (random
 weights, calibrated on random data): quantize -> edgeq-rt C -> firmware (-O2) -> QEMU with
-``-icount shift=0``. Instructions per inference are exact (TCG plugin, edgeq.device.icount);
+``-icount shift=0``. Instructions per inference are exact (TCG plugin, edgeq.device.icount), cycles and ms estimated
+(edgeq.device.timing);
 the firmware's own SysTick count (resolution 1e9/clock_hz instructions) is shown beside them.
 Every run is also checked bit-exact against the TFLM oracle on the same input.
 
@@ -64,17 +65,18 @@ def oracle_in_child(tflite: Path, x: np.ndarray) -> np.ndarray | None:
 
 
 def measure(name: str, board_name: str, work: Path) -> dict[str, object]:
-    from edgeq.codegen.edgeq_rt import generate_edgeq_rt
-    from edgeq.device.icount import build_plugin, plugin_args, read_counts
+    from edgeq.codegen.edgeq_rt import write_edgeq_rt
+    from edgeq.device.icount import PluginCounter
     from edgeq.device.qemu import QemuInstance
     from edgeq.device.session import DeviceSession
+    from edgeq.device.timing import estimate
     from edgeq.tflite import read_tflite
     from edgeq.toolchain.boards import resolve_target
     from edgeq.toolchain.compiler import build_firmware
 
     board = resolve_target(board=board_name)
     tflite = quantize(name, work)
-    gen = generate_edgeq_rt(tflite, work / f"{name}_rt", name=name)
+    gen = write_edgeq_rt(tflite, work / f"{name}_rt", name=name)
     info = read_tflite(tflite)
     fw = build_firmware(board, work / f"{name}_rt", work / f"{name}_fw",
                         input_bytes=sum(t.nbytes for t in info.input_tensors),
@@ -85,15 +87,19 @@ def measure(name: str, board_name: str, work: Path) -> dict[str, object]:
     x = rng.integers(np.iinfo(dt).min, np.iinfo(dt).max + 1, size=(1, *t_in.shape[1:]),
                      dtype=dt)
     want = oracle_in_child(tflite, x)
-    counts_file = work / f"{name}_exact.txt"
-    extra = plugin_args(fw.elf, build_plugin(work / "plugin"), counts_file)
-    with QemuInstance(board.qemu_machine or "", fw.elf, extra_args=extra) as q:
+    counter = PluginCounter(board, fw.elf, work / f"{name}_plugin")
+    with QemuInstance(board.qemu_machine or "", fw.elf, extra_args=counter.args) as q:
         s = DeviceSession(q.port, alive=q.check_alive)
         (got,), res = s.infer([x[0].reshape(t_in.shape)], runs=3, warmup=1)
-    exact = read_counts(counts_file)
-    macs = sum(layer.macs for layer in gen.layers)
-    instr = exact[0] if exact else res.counts[0]
+    windows = counter.windows()
+    exact = [w.total.insns for w in windows]
+    macs = sum(layer.macs for layer in gen.layers
+               if layer.op in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED",
+                               "TRANSPOSE_CONV"))
+    instr = exact[0]
+    est = estimate(windows[0].total, board)
     return {"model": name, "macs": macs, "instructions": instr, "systick": res.counts[0],
+            "cycles": est.cycles, "ms": est.ms,
             "instr_per_mac": instr / macs if macs else float("nan"),
             "flash": fw.size.flash, "ram": fw.size.ram, "arena": gen.arena_bytes,
             "bit_exact": None if want is None else bool(np.array_equal(got.reshape(-1),
@@ -112,14 +118,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"measuring {name} on {args.board} ...", file=sys.stderr)
             rows.append(measure(name, args.board, Path(tmp)))
     print(f"edgeq-rt on {args.board} (QEMU, -O2): exact instructions per inference from the TCG "
-          "plugin; SysTick = the firmware's own count (-icount shift=0)")
+          "plugin; SysTick = the firmware's own count (-icount shift=0); cycles and ms are "
+          "estimates (Cortex-M timing model) at the board clock; MACs = conv/depthwise/FC")
     head = (f"{'model':<18} {'MACs':>12} {'instructions':>14} {'SysTick':>14} {'instr/MAC':>10} "
+            f"{'est. cycles':>12} {'est. ms':>9} "
             f"{'flash B':>10} {'RAM B':>10} {'arena B':>9} {'bit-exact':>9}")
     print(head)
     print("-" * len(head))
     for r in rows:
         print(f"{r['model']:<18} {r['macs']:>12,} {r['instructions']:>14,} {r['systick']:>14,} "
-              f"{r['instr_per_mac']:>10.2f} {r['flash']:>10,} {r['ram']:>10,} {r['arena']:>9,} "
+              f"{r['instr_per_mac']:>10.2f} {r['cycles']:>12,} {r['ms']:>9.2f} {r['flash']:>10,} {r['ram']:>10,} {r['arena']:>9,} "
               f"{_verdict(r['bit_exact']):>9}")
     return 0 if all(r["bit_exact"] is not False for r in rows) else 1
 

@@ -102,12 +102,12 @@ def _size(obj: Path) -> int:
 def measure(name: str, data: bytes, work: Path) -> dict[str, Any]:
     from helpers_host_harness import compile_objects
 
-    from edgeq.codegen.edgeq_rt import generate_edgeq_rt
+    from edgeq.codegen.edgeq_rt import write_edgeq_rt
     from edgeq.oracles import tflm_min_arena
 
     path = work / f"{name}.tflite"
     path.write_bytes(data)
-    res = generate_edgeq_rt(path, work / name)
+    res = write_edgeq_rt(path, work / name)
     objs = compile_objects(work / name, work / f"{name}_obj", cc="arm-none-eabi-gcc",
                            cflags=M4_FLAGS, sources=res.kernel_sources)
     model_obj = next(o for o in objs if o.name.endswith("_model.o"))

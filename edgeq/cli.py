@@ -379,9 +379,9 @@ def codegen_cmd(model: str, out_dir: str, runtime: str, as_json: bool, **opts: A
         if tflm_only:
             flags = ", ".join("--" + k.replace("_", "-") for k in tflm_only)
             raise CodegenError(f"{flags}: only for --runtime tflm; drop them for --runtime edgeq")
-        from edgeq.codegen.edgeq_rt import generate_edgeq_rt
+        from edgeq.codegen.edgeq_rt import write_edgeq_rt
 
-        result = generate_edgeq_rt(model, out_dir, **given).as_dict()
+        result = write_edgeq_rt(model, out_dir, **given).as_dict()
         emit(result, as_json, lambda r: (
             f"edgeq-rt model {r['model_name']} -> {out_dir}: arena {r['arena_bytes']} bytes, "
             f"weights {r['weight_bytes']} bytes"))
@@ -431,31 +431,59 @@ def codegen_cmd(model: str, out_dir: str, runtime: str, as_json: bool, **opts: A
 
 
 def _render_boards(rows: list[dict[str, Any]]) -> str:
-    head = (f"{'board':<18} {'core':<11} {'clock run/max':>15} {'flash':>8} {'RAM':>8}  "
-            f"{'runs on':<22} flasher")
+    head = (f"{'board':<18} {'core':<11} {'clock':>8} {'operating point':<44} {'flash':>8} "
+            f"{'RAM':>8}  {'runs on':<22} flasher")
     lines = [head, "-" * len(head)]
     for r in rows:
-        run, top = r["clock_hz"] / 1e6, r["max_clock_hz"] / 1e6
-        clock = f"{run:g} MHz" if run == top else f"{run:g}/{top:g} MHz"
+        clock = f"{r['clock_hz'] / 1e6:g} MHz"
         runs = f"qemu {r['emulator']}" if r["emulator"] else "real board"
         flasher = f"pyocd {r['pyocd_target']}" if r["pyocd_target"] else "-"
         default = f"  (default for {r['default_for']})" if r["default_for"] else ""
-        lines.append(f"{r['name']:<18} {r['core']:<11} {clock:>15} {r['flash_bytes'] // 1024:>5} KB "
-                     f"{r['ram_bytes'] // 1024:>5} KB  {runs:<22} {flasher}{default}")
+        lines.append(f"{r['name']:<18} {r['core']:<11} {clock:>8} {r['operating_point']:<44} "
+                     f"{r['flash_bytes'] // 1024:>5} KB {r['ram_bytes'] // 1024:>5} KB  "
+                     f"{runs:<22} {flasher}{default}")
+        emu = ", ".join(r["verified_emulation"]) or "nothing"
+        hw = ", ".join(r["verified_hardware"]) or "not yet"
+        marker = f"; marker {r['marker']}" if r["marker"] else ""
+        lines.append(f"{'':<18} verified in emulation (unicorn/QEMU): {emu}; on hardware: {hw}"
+                     f"{marker}")
     return "\n".join(lines)
+
+
+def _operating_point(b: Any) -> str:
+    """One phrase: where the clock comes from and what the part needs for it."""
+    c = b.clock
+    if not c.configured:
+        return "fixed (emulator clock)"
+    if c.tree == "nrf52":
+        return f"{c.source.upper()}, NVMC cache {'on' if c.icache else 'off'}"
+    parts = [f"{c.source.upper()} {c.source_hz / 1e6:g} MHz PLL", f"{c.flash_ws} WS", c.voltage]
+    if b.max_clock_hz != b.clock_hz:
+        parts.append(f"max {b.max_clock_hz / 1e6:g}")
+    if not b.clock_setup:
+        parts.append("skipped in QEMU")
+    return ", ".join(parts)
 
 
 @cli.command("boards")
 @json_option
 def boards_cmd(as_json: bool) -> None:
-    """List the board configs: core, clock, flash, RAM, emulator and flasher."""
+    """List the board configs: core, clock, flash, RAM, emulator, flasher, what is verified."""
+    from dataclasses import asdict
+
     from edgeq.toolchain.boards import list_boards
 
     rows = [{
         "name": b.name, "core": b.core, "clock_hz": b.clock_hz, "max_clock_hz": b.max_clock_hz,
+        "reset_clock_hz": b.reset_clock_hz, "clock": asdict(b.clock),
+        "clock_setup_in_firmware": b.clock_setup, "operating_point": _operating_point(b),
         "flash_bytes": b.flash.length, "ram_bytes": b.ram.length, "emulator": b.qemu_machine,
         "pyocd_target": b.pyocd_target, "openocd_config": list(b.openocd_config),
-        "uart": b.uart_driver, "counter": b.counter_unit,
+        "uart": b.uart_driver, "uart_clock_hz": b.uart_clock_hz, "counter": b.counter_unit,
+        "marker": (f"{b.marker.port}.{b.marker.pin:02d}" if b.marker and b.clock.tree == "nrf52"
+                   else f"{b.marker.port}{b.marker.pin}" if b.marker else None),
+        "verified_emulation": list(b.verified_emulation),
+        "verified_hardware": list(b.verified_hardware),
         "default_for": b.core if b.default_for_core else None, "description": b.description,
     } for b in list_boards()]
     emit(rows, as_json, _render_boards)
@@ -472,10 +500,19 @@ def boards_cmd(as_json: bool) -> None:
 @click.option("--per-layer", is_flag=True, help="Compile per-layer profiling in and report it.")
 @click.option("--port", help="Serial port of a real board to validate on (after `edgeq flash`).")
 @click.option("--opt", default="-O2", show_default=True, help="Compiler optimization flag.")
+@click.option("--power-model", help="Real board whose power model the emulator's energy "
+              "estimate uses (default: the emulated board's reference board).")
+@click.option("--protocol", type=click.Choice(["edgeq", "mlperf"]), default="edgeq",
+              show_default=True,
+              help="What the firmware speaks: edgeq's protocol or the MLPerf Tiny harness.")
+@click.option("--mlperf-model", help="Harness model id (m-model-[...]): ic01, kws01, vww01, ad01.")
+@click.option("--mlperf-input-offset", type=click.IntRange(-255, 255), default=0,
+              show_default=True, help="Added to each db byte (-128: uint8 dataset, int8 model).")
 @json_option
 def build_cmd(model: str | None, target: str | None, board: str | None, data: str | None,
               out: str | None, samples: int, no_run: bool, per_layer: bool, port: str | None,
-              opt: str, as_json: bool) -> None:
+              opt: str, power_model: str | None, protocol: str, mlperf_model: str | None,
+              mlperf_input_offset: int, as_json: bool) -> None:
     """Quantize, evaluate, generate C, build the firmware and check it on the (emulated) board.
 
     With no MODEL, uses models/digits_cnn.
@@ -483,7 +520,9 @@ def build_cmd(model: str | None, target: str | None, board: str | None, data: st
     from edgeq.pipeline import BuildRequest, render_build_report, run_build
 
     req = BuildRequest(model=model, target=target, board=board, data=data, out=out,
-                       samples=samples, run=not no_run, per_layer=per_layer, port=port, opt=opt)
+                       samples=samples, run=not no_run, per_layer=per_layer, port=port, opt=opt,
+                       power_model=power_model, protocol=protocol, mlperf_model=mlperf_model,
+                       mlperf_input_offset=mlperf_input_offset)
     report = run_build(req)
     emit(report, as_json, render_build_report)
 
@@ -520,10 +559,15 @@ def flash_cmd(board: str, probe: str | None, build_dir: str | None, tool: str | 
 @click.option("--monitor", type=click.Choice(["ppk2", "joulescope"]),
               help="Measure energy with a power monitor (real boards).")
 @click.option("--monitor-port", help="Serial port of the PPK2.")
+@click.option("--power-model", help="[--emulator] Real board whose power model the energy "
+              "estimate uses (default: the emulated board's reference board).")
+@click.option("--protocol", type=click.Choice(["edgeq", "mlperf"]), default="edgeq",
+              show_default=True, help="Drive edgeq firmware or MLPerf Tiny harness firmware.")
 @json_option
 def bench_cmd(board: str, port: str | None, emulator: bool, runs: int, warmup: int,
               per_layer: bool, build_dir: str | None, monitor: str | None,
-              monitor_port: str | None, as_json: bool) -> None:
+              monitor_port: str | None, power_model: str | None, protocol: str,
+              as_json: bool) -> None:
     """Latency (median/min/max), per-layer table and energy estimate of a built firmware."""
     from pathlib import Path
 
@@ -534,9 +578,21 @@ def bench_cmd(board: str, port: str | None, emulator: bool, runs: int, warmup: i
 
     b = resolve_target(board=board)
     d = Path(build_dir) if build_dir else default_build_dir(b.name).root
+    if protocol == "mlperf":
+        from edgeq.bench.mlperf import bench_harness, render_harness_bench
+
+        if per_layer or monitor:
+            from edgeq.errors import DeviceError
+
+            raise DeviceError("--per-layer and --monitor need edgeq firmware; drop them or "
+                              "use --protocol edgeq")
+        emit(bench_harness(b, build_dir=d, port=port, emulator=emulator, runs=runs,
+                           warmup=warmup), as_json, render_harness_bench)
+        return
     elf = profiling_firmware(b, d) if per_layer and emulator else None
     emit(bench(b, build_dir=d, elf=elf, port=port, emulator=emulator, runs=runs, warmup=warmup,
-               per_layer=per_layer, monitor=monitor, monitor_port=monitor_port), as_json,
+               per_layer=per_layer, monitor=monitor, monitor_port=monitor_port,
+               power_model=power_model), as_json,
          render_bench)
 
 

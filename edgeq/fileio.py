@@ -39,9 +39,13 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def json_text(obj: Any) -> str:
+    """The JSON text edgeq writes (sorted keys, numpy scalars/arrays and paths allowed)."""
+    return json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"
+
+
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
-    text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default)
-    return atomic_write_text(path, text + "\n")
+    return atomic_write_text(path, json_text(obj))
 
 
 def _json_default(o: Any) -> Any:

@@ -39,6 +39,10 @@ class BuildRequest:
     per_layer: bool = False
     port: str | None = None
     opt: str = "-O2"
+    power_model: str | None = None
+    protocol: str = "edgeq"  # or "mlperf": the MLPerf Tiny harness instead of edgeq's protocol
+    mlperf_model: str | None = None  # the harness's m-model-[...] (ic01, kws01, vww01, ad01)
+    mlperf_input_offset: int = 0  # added to each db byte (-128: a uint8 dataset, int8 model)
 
 
 def find_model_file(model: str | None) -> Path:
@@ -87,11 +91,24 @@ def run_build(req: BuildRequest) -> dict[str, Any]:
     report["accuracy"] = evaluate_stage(bd, float_model, req.data)
     gen, input_bytes = codegen_stage(bd, stem)
     report.update(firmware_stage(board, bd, gen, input_bytes, opt=req.opt,
-                                 per_layer=req.per_layer))
+                                 per_layer=req.per_layer, harness=_harness(req, bd)))
     if not will_run:
         report["device"] = {"ran": False, "reason": "--no-run" if not req.run else
                             f"{board.name} is a real board: flash it (edgeq flash) and pass "
                             "--port to validate"}
+        return report
+
+    if req.protocol == "mlperf":
+        from edgeq.bench.mlperf import run_harness_validation
+
+        report["device"] = run_harness_validation(
+            board, bd.elf, bd.model, data=req.data, samples=req.samples, port=req.port,
+            input_offset=req.mlperf_input_offset)
+        h = report["device"]["harness"]
+        report["accuracy"]["int8_device"] = h.get("device_accuracy")
+        report["accuracy"]["int8_host_same_samples"] = h.get("host_accuracy")
+        report["accuracy"]["device_samples"] = h["samples"]
+        bd.update_manifest("device", report["device"])
         return report
 
     report["device"] = device_stage(board, bd, gen.model_hash, req)
@@ -132,10 +149,10 @@ def evaluate_stage(bd: BuildDir, float_model: Path | None, data: str | None) -> 
 
 def _generate(bd: BuildDir, name: str | None) -> tuple[Any, int]:
     """edgeq-rt C for the build's model, and the model's total input bytes."""
-    from edgeq.codegen.edgeq_rt import generate_edgeq_rt
+    from edgeq.codegen.edgeq_rt import write_edgeq_rt
     from edgeq.tflite import read_tflite
 
-    gen = generate_edgeq_rt(bd.model, bd.generated, name=name)
+    gen = write_edgeq_rt(bd.model, bd.generated, name=name)
     input_bytes = sum(t.nbytes for t in read_tflite(bd.model).input_tensors)
     return gen, input_bytes
 
@@ -151,9 +168,22 @@ def codegen_stage(bd: BuildDir, name: str) -> tuple[Any, int]:
     return gen, input_bytes
 
 
+def _harness(req: BuildRequest, bd: BuildDir) -> dict[str, Any] | None:
+    """The MLPerf Tiny harness configuration for ``--protocol mlperf``, else None."""
+    if req.protocol != "mlperf":
+        return None
+    from edgeq.bench.mlperf import harness_defines
+    from edgeq.tflite import read_tflite
+
+    return {"defines": harness_defines(read_tflite(bd.model), req.mlperf_input_offset,
+                                       req.mlperf_model),
+            "mlperf_input_offset": req.mlperf_input_offset}
+
+
 def firmware_stage(board: Board, bd: BuildDir, gen: Any, input_bytes: int, *, opt: str,
-                   per_layer: bool) -> dict[str, Any]:
-    """4. firmware: the fit check first, then compile and link; returns memory + firmware."""
+                   per_layer: bool, harness: dict[str, Any] | None = None) -> dict[str, Any]:
+    """4. firmware: the fit check first, then compile and link; returns memory + firmware.
+    ``harness`` (from ``_harness``) builds the MLPerf Tiny harness instead of edgeq's protocol."""
     from edgeq.toolchain.compiler import build_firmware
     from edgeq.toolchain.fit import check_fit
 
@@ -161,11 +191,15 @@ def firmware_stage(board: Board, bd: BuildDir, gen: Any, input_bytes: int, *, op
               input_bytes=input_bytes)
     log.info("building firmware for %s (%s)", board.name, board.core)
     fw = build_firmware(board, bd.generated, bd.firmware, opt=opt, profile_layers=per_layer,
-                        input_bytes=input_bytes, kernel_sources=gen.kernel_sources)
+                        input_bytes=input_bytes, kernel_sources=gen.kernel_sources,
+                        protocol="mlperf" if harness else "edgeq",
+                        defines=harness["defines"] if harness else ())
     out = {"memory": {**fw.size.to_dict(), "arena": gen.arena_bytes,
                       "weights": gen.weight_bytes},
            "firmware": {"elf": str(fw.elf), "bin": str(fw.bin), "hex": str(fw.hex), "opt": opt,
-                        "per_layer": per_layer}}
+                        "per_layer": per_layer, "protocol": fw.protocol}}
+    if harness:
+        out["firmware"]["mlperf_input_offset"] = harness["mlperf_input_offset"]
     bd.update_manifest("build", {"board": board.name, **out})
     return out
 
@@ -192,7 +226,7 @@ def device_stage(board: Board, bd: BuildDir, model_hash: str,
     """5. run on the device and compare with the host oracle, byte for byte."""
     from edgeq.bench.energy import estimate_energy
     from edgeq.bench.runner import layer_rows
-    from edgeq.bench.stats import latency_stats
+    from edgeq.bench.stats import clock_status, latency_stats
     from edgeq.bench.validate import top1, validate_on_device
     from edgeq.device.connect import connect
     from edgeq.oracles import run_tflm
@@ -204,22 +238,43 @@ def device_stage(board: Board, bd: BuildDir, model_hash: str,
         log.info("running %d samples in QEMU (%s)", len(x), board.qemu_machine)
     else:
         log.info("running %d samples on %s at %s", len(x), board.name, req.port)
+    counter = None
+    if board.emulated:  # exact instructions and the cycle estimate (edgeq.bench.latency)
+        from edgeq.device.icount import PluginCounter
+
+        counter = PluginCounter(board, bd.elf, bd.elf.parent)
     with connect(board, elf=bd.elf, port=None if board.emulated else req.port,
-                 emulator=board.emulated) as session:
+                 emulator=board.emulated, qemu_args=counter.args if counter else ()) as session:
         session.check_model(model_hash)
+        clock_hz = session.info.clock_hz  # what the firmware runs at (reset clock if setup failed)
         rep = validate_on_device(session, [x], expected)
         layers = layer_rows(session) if req.per_layer else None
+    clock_ok, clock_note = clock_status(board, clock_hz)
+    if not clock_ok:
+        log.warning(clock_note)
     if not rep.bit_exact:
         raise DeviceError(f"device outputs differ from the TFLM reference on "
                           f"{rep.mismatched_samples}/{rep.samples} samples (first: sample "
                           f"{rep.first_mismatch}, max |diff| {rep.max_abs_diff}); report this "
                           "edgeq-rt bug with the model")
-    stats = latency_stats(rep.counts, rep.unit, board.clock_hz)
-    energy = estimate_energy(board, stats.median, rep.unit)
+    if counter is not None:
+        from edgeq.bench.latency import emulator_latency
+
+        latency, energy, layers = emulator_latency(board, counter.windows(), req.power_model,
+                                                   bd.model, layers)
+    else:
+        from edgeq.bench.latency import measured_layer_rows
+
+        stats = latency_stats(rep.counts, rep.unit, clock_hz)
+        latency = stats.to_dict()
+        energy = estimate_energy(board, stats.median, rep.unit).to_dict()
+        if layers is not None and rep.unit == "cycles":
+            layers = measured_layer_rows(layers, bd.model)
     classification = y is not None and expected[0].reshape(len(x), -1).shape[1] > 1
     out: dict[str, Any] = {
-        "ran": True, "validation": rep.to_dict(), "latency": stats.to_dict(),
-        "energy": energy.to_dict(),
+        "ran": True, "validation": rep.to_dict(), "latency": latency,
+        "clock_hz": clock_hz, "clock_ok": clock_ok, "clock": clock_note,
+        "energy": energy,
         "device_accuracy": top1(rep.device_outputs, y) if classification and y is not None
         else None,
         "host_accuracy": top1(list(expected[0]), y) if classification and y is not None
@@ -256,22 +311,30 @@ def render_build_report(r: dict[str, Any]) -> str:
     if not d.get("ran"):
         lines.append(f"  device: not run ({d.get('reason', '')})")
         return "\n".join(lines)
+    if "harness" in d:
+        h = d["harness"]
+        acc_txt = (f"; top-1 {pct(h.get('device_accuracy'))} over the protocol, "
+                   f"{pct(h.get('host_accuracy'))} on the host" if "device_accuracy" in h else "")
+        us = h.get("us_per_inference")
+        lines.append(f"  MLPerf Tiny harness: {h['samples']} samples, printed results equal the "
+                     f"TFLM reference{acc_txt}"
+                     + (f"; {us:,.1f} us/inference (m-lap-us)" if us is not None else ""))
+        return "\n".join(lines)
     v, lat, e = d["validation"], d["latency"], d["energy"]
     lines.append(f"  on-device check: {v['samples']} samples, "
                  + ("every output byte equal to the TFLM reference" if v["bit_exact"] else
                     f"{v['mismatched_samples']} samples differ"))
-    per = f"{lat['median']:,.0f} {lat['unit']}/inference (median; min {lat['min']:,}, max " \
-          f"{lat['max']:,})"
-    if lat.get("median_ms") is not None:
-        per += f" = {lat['median_ms']:.3f} ms"
-    lines.append(f"  latency: {per}")
+    from edgeq.bench.latency import render_latency
+
+    lines.append(f"  latency: {render_latency(lat)}")
+    if d.get("clock"):
+        lines.append(f"  clock: {d['clock']}" if d.get("clock_ok", True)
+                     else f"  WARNING: {d['clock']}")
     lines.append(f"  energy: {e['microjoules']:.2f} uJ/inference ({e['note']})")
     if d.get("layers"):
-        from edgeq.bench.stats import layer_table, render_layers
+        from edgeq.bench.runner import render_layer_dicts
 
-        rows = layer_table([x["op"] for x in d["layers"]], [x["macs"] for x in d["layers"]],
-                           [x["count"] for x in d["layers"]])
-        lines.append(render_layers(rows, lat["unit"]))
+        lines.append(render_layer_dicts(d["layers"], lat["unit"]))
     return "\n".join(lines)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,27 @@ DATA = Path(__file__).resolve().parent / "fixtures"
 ECHO_MODEL = DATA / "fw_echo_model"
 ECHO_RUNTIME = ECHO_MODEL / "runtime"
 FUZZ_DIR = DATA / "fw_fuzz"
+BULK_MODEL = DATA / "fw_bulk_model"
 
 
 def build_echo(board: str, out: Path, **kw: Any) -> FirmwareBuild:
     """Firmware around the hand-written echo model (transport/protocol fixture)."""
     return build_firmware(resolve_target(board=board), ECHO_MODEL, out,
                           runtime_dir=ECHO_RUNTIME, **kw)
+
+
+def build_bulk(board: str, out: Path, **kw: Any) -> FirmwareBuild:
+    """Firmware around the bulk-transfer fixture (a 96x96x3 input, its CRC-32 as output)."""
+    return build_firmware(resolve_target(board=board), BULK_MODEL, out, runtime_dir=ECHO_RUNTIME,
+                          input_bytes=96 * 96 * 3, **kw)
+
+
+def bulk_reference(x: np.ndarray) -> np.ndarray:
+    """Python twin of tests/fixtures/fw_bulk_model/model.c: {zlib CRC-32, int8 sum}."""
+    raw = np.ascontiguousarray(x, dtype=np.int8).tobytes()
+    crc = np.array(zlib.crc32(raw), dtype=np.uint32).view(np.int32)
+    return np.array([[crc, int(np.frombuffer(raw, np.int8).astype(np.int64).sum())]],
+                    dtype=np.int32)
 
 
 def echo_reference(x: np.ndarray) -> np.ndarray:

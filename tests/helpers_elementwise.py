@@ -25,8 +25,9 @@ REPO = Path(__file__).resolve().parents[1]
 RUNTIME = REPO / "firmware" / "runtime"
 ELEMENTWISE_KERNELS = [
     "eq_add_s8.c", "eq_add_s16.c", "eq_sub_s8.c", "eq_sub_s16.c", "eq_mul_s8.c", "eq_mul_s16.c",
-    "eq_softmax_s8.c", "eq_softmax_s16.c", "eq_mean.c", "eq_relu.c", "eq_clamp.c",
-    "eq_leaky_relu.c", "eq_logistic_s8.c", "eq_tanh_s8.c", "eq_hard_swish_s8.c", "eq_pad_x.c",
+    "eq_softmax_s8.c", "eq_softmax_s8_s16.c", "eq_softmax_s16.c", "eq_mean_s8.c",
+    "eq_mean_s16.c", "eq_relu_s8.c", "eq_relu_s16.c", "eq_clamp_s8.c", "eq_clamp_s16.c",
+    "eq_leaky_relu_s8.c", "eq_leaky_relu_s16.c", "eq_logistic_s8.c", "eq_tanh_s8.c", "eq_hard_swish_s8.c", "eq_pad_x.c",
     "eq_strided_copy_x.c", "eq_concat_x.c",
 ]
 CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1"]

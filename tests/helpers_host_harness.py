@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeq.codegen.edgeq_rt import EdgeqRtResult, generate_edgeq_rt, kernel_index, runtime_dir
+from edgeq.codegen.edgeq_rt import EdgeqRtResult, runtime_dir, write_edgeq_rt
+from edgeq.codegen.kernels import kernel_sources
 from edgeq.errors import BuildError
 
 HOST_CFLAGS = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-O2")
@@ -117,7 +118,7 @@ def compile_objects(
 ) -> list[Path]:
     """Compile model.c and its kernels to objects (``-c``); used for the cross-compile check."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    srcs = [gen_dir / "model.c", *(sources if sources is not None else kernel_index().values())]
+    srcs = [gen_dir / "model.c", *(sources if sources is not None else kernel_sources())]
     objs = []
     for k, src in enumerate(sorted(set(srcs), key=str)):
         obj = out_dir / f"{k:03d}_{src.stem}.o"
@@ -186,7 +187,7 @@ def build_host_model(
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     if result is None:
-        result = generate_edgeq_rt(tflite_path, work / "gen", plan_json=False)
+        result = write_edgeq_rt(tflite_path, work / "gen", plan_json=False)
     gen = result.out_dir
     if shutil.which(cc) is None:
         raise BuildError(f"{cc} not found; install a C compiler")

@@ -55,17 +55,21 @@ PY_TARGETS: dict[str, tuple[str, list[str]]] = {
 # hand-written C mutants: (name, file, exact text, replacement, tests that must go red)
 PROTO_C = "firmware/proto/eq_proto.c"
 MATH_H = "firmware/runtime/include/eq_math.h"
-PROTO_TESTS = ["tests/device/test_protocol_fuzz.py"]
+PROTO_TESTS = ["tests/device/test_protocol_fuzz.py", "tests/device/test_cobs_oracle.py"]
 REQUANT_TESTS = ["tests/quantize/test_numerics.py", "tests/codegen/test_edgeq_rt_ops.py", "-k",
                  "c_requantize or fully_connected_sweep or extreme_quantization"]
 C_MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
+    ("rx: 0xFF block followed by a zero", PROTO_C,
+     "rx->zero_next = byte != 0xFFu;", "rx->zero_next = 1;", PROTO_TESTS),
+    ("rx: truncated block accepted", PROTO_C,
+     ": rx->block_left   ? EQP_RX_BAD", ": 0 ? EQP_RX_BAD", PROTO_TESTS),
     ("cobs decode: 0xFF block followed by a zero", PROTO_C,
      "if (code != 0xFFu && i < n) {", "if (i < n) {", PROTO_TESTS),
     ("cobs encode: block ends at 254", PROTO_C,
      "if (++code == 0xFFu) {", "if (++code == 0xFEu) {", PROTO_TESTS),
-    ("crc polynomial", PROTO_C, "0xEDB88320u", "0xEDB88321u", PROTO_TESTS),
+    ("crc table entry", PROTO_C, "0xEDB88320u", "0xEDB88321u", PROTO_TESTS),
     ("crc not checked", PROTO_C,
-     "if (eqp_crc32(raw, body) != read_u32(raw + body)) {", "if (0) {", PROTO_TESTS),
+     "if (crc != read_u32(raw + body)) {", "if (0) {", PROTO_TESTS),
     ("version not checked", PROTO_C, "if (raw[0] != EQP_VERSION) {", "if (0) {", PROTO_TESTS),
     ("short-frame limit off by one", PROTO_C,
      "if (n < EQP_HEADER_BYTES + EQP_CRC_BYTES) {",

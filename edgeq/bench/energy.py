@@ -2,8 +2,10 @@
 monitor's recorded samples.
 
 Estimate: run-mode current scales with clock (datasheet µA/MHz), so for ``cycles`` at clock f
-E = V · (k·f) · (cycles / f) = V · k · cycles — independent of the clock. Emulated boards borrow
-a real board's model and treat one instruction as one cycle; the report says so.
+E = V · (k·f) · (cycles / f) = V · k · cycles — independent of the clock. An emulated board has
+no power model: the estimate is for a named real board (``--power-model``, else the emulated
+board's ``power.reference_board``) from the cycles the timing model estimates for that board at
+its clock and wait states, and the note says so.
 Measurement: E = ∫ V·I dt over the window that bracketed N inferences, divided by N.
 """
 
@@ -37,6 +39,35 @@ class EnergyEstimate:
                 "power_model_board": self.model_board, "source": self.source, "note": self.note}
 
 
+def estimate_energy_for(power_board: Board, cycles: float, emulated: Board) -> EnergyEstimate:
+    """Energy on the real ``power_board`` of ``cycles`` estimated for it from a run of the same
+    firmware code on the ``emulated`` board."""
+    model = power_board.power
+    if model.supply_v is None or model.run_ua_per_mhz is None:
+        raise DeviceError(f"{power_board.name} has no power model of its own; pass a real board "
+                          "with a datasheet current to --power-model (e.g. nucleo-l4r5zi)")
+    clock = power_board.clock_hz
+    current = model.run_ua_per_mhz * 1e-6 * clock / 1e6
+    joules = model.supply_v * current * cycles / clock
+    note = (f"estimate for {power_board.name}, not {emulated.name} (emulated, no power model): "
+            f"{cycles:,.0f} estimated cycles at {clock / 1e6:g} MHz x "
+            f"{model.run_ua_per_mhz:g} uA/MHz at {model.supply_v:g} V")
+    return EnergyEstimate(joules=joules, supply_v=model.supply_v, current_a=current,
+                          clock_hz=clock, model_board=power_board.name, source=model.source,
+                          note=note)
+
+
+def power_board_for(board: Board, name: str | None) -> Board:
+    """The real board whose power model an emulated ``board``'s estimate uses."""
+    from edgeq.toolchain.boards import resolve_target
+
+    chosen = name or board.power.reference_board
+    if chosen is None:
+        raise DeviceError(f"{board.name} is emulated and names no power.reference_board; pass "
+                          "--power-model <real board>")
+    return resolve_target(board=chosen)
+
+
 def estimate_energy(board: Board, count: float, unit: str) -> EnergyEstimate:
     """Estimated energy of one inference that took ``count`` cycles (or instructions)."""
     from edgeq.toolchain.boards import resolve_target
@@ -44,7 +75,7 @@ def estimate_energy(board: Board, count: float, unit: str) -> EnergyEstimate:
     model, model_board = power_model(board)
     assert model.supply_v is not None and model.run_ua_per_mhz is not None
     ref = board if model_board == board.name else resolve_target(board=model_board)
-    clock = ref.clock_hz if model_board == board.name else ref.max_clock_hz
+    clock = ref.clock_hz  # the operating point its firmware runs at (board config [clock])
     current = model.run_ua_per_mhz * 1e-6 * clock / 1e6
     joules = model.supply_v * current * count / clock
     if unit == "instructions":
@@ -92,6 +123,35 @@ def integrate_energy(current_a: np.ndarray, voltage_v: float | np.ndarray, *,
     if inferences <= 0:
         raise DeviceError("inferences must be positive")
     return float(np.sum((p[1:] + p[:-1]) * np.diff(t)) / 2.0) / inferences
+
+
+def gpio_windows(times_s: np.ndarray, logic: np.ndarray) -> list[tuple[float, float]]:
+    """(start, end) of every complete high span of the marker channel, in order."""
+    lv = np.asarray(logic).astype(bool)
+    t = np.asarray(times_s, dtype=np.float64)
+    rises = np.flatnonzero(~lv[:-1] & lv[1:]) + 1
+    falls = np.flatnonzero(lv[:-1] & ~lv[1:]) + 1
+    spans = []
+    for r in rises:
+        after = falls[falls > r]
+        if len(after):
+            spans.append((float(t[r]), float(t[after[0]])))
+    return spans
+
+
+def marked_energy(current_a: np.ndarray, voltage_v: float | np.ndarray, times_s: np.ndarray,
+                  logic: np.ndarray, inferences: int) -> tuple[float, float]:
+    """Joules per inference over the marker's high spans (one per timed inference), and the
+    mean span in seconds. The span count must equal ``inferences``: a mismatch means a
+    miswired or bouncing marker input, and the figure would be wrong."""
+    spans = gpio_windows(times_s, logic)
+    if len(spans) != inferences:
+        raise DeviceError(f"the marker pin pulsed {len(spans)} times for {inferences} "
+                          "inferences; check the wiring to the monitor's digital input (or "
+                          "sample faster)")
+    total = sum(integrate_energy(current_a, voltage_v, times_s=times_s, window=w)
+                for w in spans)
+    return total / inferences, sum(b - a for a, b in spans) / inferences
 
 
 def gpio_window(times_s: np.ndarray, logic: np.ndarray) -> tuple[float, float]:

@@ -56,45 +56,86 @@ def bench_input(session: DeviceSession, build_dir: Path) -> list[np.ndarray]:
 
 def bench(board: Board, *, build_dir: Path, elf: Path | None = None, port: str | None = None,
           emulator: bool = False, runs: int = 20, warmup: int = 1, per_layer: bool = False,
-          monitor: str | None = None, monitor_port: str | None = None) -> dict[str, Any]:
+          monitor: str | None = None, monitor_port: str | None = None,
+          power_model: str | None = None) -> dict[str, Any]:
     """Latency (median/min/max), optional per-layer counts, the energy estimate, and with a
     power ``monitor`` (real boards) the measured energy of a burst of ``runs`` inferences.
 
     ``elf`` is the firmware QEMU runs (default: the build's); for ``per_layer`` on the
-    emulator pass the profiling firmware.
+    emulator pass the profiling firmware. In QEMU the latency is the plugin's exact instruction
+    count with estimated cycles and ms at the board's clock (``edgeq.bench.latency``), and the
+    energy is estimated for the real board ``power_model``.
     """
     from edgeq.bench.energy import estimate_energy
     from edgeq.bench.stats import latency_stats
 
     if runs <= 0:
         raise DeviceError("--runs must be positive")
+    if power_model is not None and not emulator:
+        raise DeviceError("--power-model is for emulated boards; a real board uses its own")
     bd = BuildDir(build_dir)
+    if bd.manifest_section("build").get("firmware", {}).get("protocol") == "mlperf":
+        raise DeviceError(f"{build_dir} holds MLPerf Tiny harness firmware; use `edgeq bench "
+                          "--protocol mlperf` or rebuild without --protocol mlperf")
+    fw = elf or bd.elf
+    counter = None
+    if emulator and fw.is_file():
+        from edgeq.device.icount import PluginCounter
+
+        counter = PluginCounter(board, fw, build_dir / "plugin")
     log.debug("%d timed runs after %d warm-up on %s", runs, warmup, board.name)
-    with connect(board, elf=elf or bd.elf, port=port, emulator=emulator) as s:
+    with connect(board, elf=fw, port=port, emulator=emulator,
+                 qemu_args=counter.args if counter else ()) as s:
         info = s.info
+        from edgeq.bench.stats import clock_status
+
+        clock_ok, clock_note = clock_status(board, info.clock_hz)
+        if not clock_ok:
+            log.warning(clock_note)
         expect = bd.manifest_section("codegen").get("model_hash")
         if expect:
             s.check_model(expect)
         inputs = bench_input(s, build_dir)
         _, res = s.infer(inputs, runs=runs, warmup=warmup)
+        transfer = s.transfer.to_dict()
         measured = None
         if monitor is not None:
             if emulator:
                 raise DeviceError("a power monitor measures a real board; drop --emulator")
-            measured = measure_energy(s, monitor, monitor_port, runs)
+            measured = measure_energy(s, monitor, monitor_port, runs,
+                                      use_marker=board.marker is not None)
         layers = layer_rows(s) if per_layer else None
-    stats = latency_stats(res.counts, res.unit, info.clock_hz)
-    return {"board": board.name, "model": info.model_name, "model_hash": info.model_hash,
-            "counter": info.counter, "arena_bytes": info.arena_bytes,
-            "latency": stats.to_dict(), "counts": res.counts,
-            "energy": estimate_energy(board, stats.median, res.unit).to_dict(),
-            "layers": layers, "measured_energy": measured}
+    out: dict[str, Any] = {"board": board.name, "model": info.model_name,
+                           "model_hash": info.model_hash, "counter": info.counter,
+                           "arena_bytes": info.arena_bytes, "measured_energy": measured,
+                           "counts": res.counts, "layers": layers, "transfer": transfer,
+                           "clock_hz": info.clock_hz, "clock_ok": clock_ok, "clock": clock_note}
+    if counter is not None:
+        from edgeq.bench.latency import emulator_latency
+
+        windows = counter.windows()[-runs:]
+        out["latency"], out["energy"], rows = emulator_latency(board, windows, power_model,
+                                                               bd.model, layers)
+        out["systick_counts"] = res.counts
+        out["counts"] = [w.total.insns for w in windows]
+        out["layers"] = rows
+    else:
+        from edgeq.bench.latency import measured_layer_rows
+
+        stats = latency_stats(res.counts, res.unit, info.clock_hz)
+        out["latency"] = stats.to_dict()
+        out["energy"] = estimate_energy(board, stats.median, res.unit).to_dict()
+        if layers is not None and res.unit == "cycles":
+            out["layers"] = measured_layer_rows(layers, bd.model)
+    return out
 
 
 def measure_energy(session: DeviceSession, monitor: str, monitor_port: str | None,
-                   runs: int) -> dict[str, Any]:
-    """Bracket ``runs`` back-to-back inferences with the monitor: ∫V·I dt over the window / N."""
-    from edgeq.bench.energy import integrate_energy
+                   runs: int, *, use_marker: bool = False) -> dict[str, Any]:
+    """Bracket ``runs`` back-to-back inferences with the monitor: ∫V·I dt / N over the marker
+    pin's high spans when the board has one and the monitor recorded it, else over the host's
+    command window."""
+    from edgeq.bench.energy import integrate_energy, marked_energy
     from edgeq.bench.monitors import open_monitor
 
     mon = open_monitor(monitor, monitor_port)
@@ -106,30 +147,57 @@ def measure_energy(session: DeviceSession, monitor: str, monitor_port: str | Non
         t1 = time.monotonic()
         time.sleep(0.2)
     finally:
-        times, current, voltage = mon.stop()
-    joules = integrate_energy(current, voltage, times_s=times, window=(t0, t1), inferences=runs)
+        rec = mon.stop()
+    if use_marker and rec.marker is not None and rec.marker.any():
+        joules, span = marked_energy(rec.current_a, rec.voltage_v, rec.times_s, rec.marker, runs)
+        return {"estimate": False, "monitor": monitor, "microjoules": joules * 1e6,
+                "window": "marker pin", "window_s": span * runs, "inferences": runs}
+    joules = integrate_energy(rec.current_a, rec.voltage_v, times_s=rec.times_s,
+                              window=(t0, t1), inferences=runs)
     return {"estimate": False, "monitor": monitor, "microjoules": joules * 1e6,
-            "window_s": t1 - t0, "inferences": runs}
+            "window": "command", "window_s": t1 - t0, "inferences": runs}
 
 
 def render_bench(r: dict[str, Any]) -> str:
-    from edgeq.bench.stats import layer_table, render_layers
+    from edgeq.bench.latency import render_latency
 
     lat, e = r["latency"], r["energy"]
-    line = (f"{r['model']} on {r['board']}: {lat['median']:,.0f} {lat['unit']}/inference "
-            f"(median of {lat['runs']}; min {lat['min']:,}, max {lat['max']:,})")
-    if lat.get("median_ms") is not None:
-        line += f" = {lat['median_ms']:.3f} ms"
-    lines = [line, f"energy: {e['microjoules']:.2f} uJ/inference ({e['note']})"]
+    lines = [f"{r['model']} on {r['board']}: {render_latency(lat)}"]
+    if r.get("clock"):
+        lines.append(f"clock: {r['clock']}" if r.get("clock_ok", True)
+                     else f"WARNING: {r['clock']}")
+    lines.append(f"energy: {e['microjoules']:.2f} uJ/inference ({e['note']})")
+    t = r.get("transfer") or {}
+    if t.get("bytes_per_s"):
+        lines.append(f"input transfer: {t['bytes']:,} bytes in {t['seconds'] * 1e3:.1f} ms = "
+                     f"{t['bytes_per_s'] / 1e3:,.1f} KB/s")
     if r.get("measured_energy"):
         m = r["measured_energy"]
         lines.append(f"measured energy: {m['microjoules']:.2f} uJ/inference ({m['monitor']}, "
-                     f"{m['inferences']} inferences in {m['window_s']:.3f} s)")
+                     f"{m['inferences']} inferences in {m['window_s']:.3f} s, "
+                     f"{m.get('window', 'command')} window)")
     if r.get("layers"):
-        rows = layer_table([x["op"] for x in r["layers"]], [x["macs"] for x in r["layers"]],
-                           [x["count"] for x in r["layers"]])
-        lines.append(render_layers(rows, lat["unit"]))
+        lines.append(render_layer_dicts(r["layers"], lat["unit"]))
     return "\n".join(lines)
+
+
+def render_layer_dicts(layers: list[dict[str, Any]], unit: str) -> str:
+    """The per-layer table from a report's layer dicts (plugin rows or device counts)."""
+    if "instructions" in layers[0]:
+        from edgeq.bench.latency import LayerRow, render_layer_rows
+
+        return render_layer_rows([LayerRow(x["index"], x["op"], x["shapes"], x["macs"],
+                                           x["elements"], x["instructions"],
+                                           x["cycles_estimate"]) for x in layers])
+    if "cycles" in layers[0]:
+        from edgeq.bench.latency import render_measured_layers
+
+        return render_measured_layers(layers)
+    from edgeq.bench.stats import layer_table, render_layers
+
+    rows = layer_table([x["op"] for x in layers], [x["macs"] for x in layers],
+                       [x["count"] for x in layers])
+    return render_layers(rows, unit)
 
 
 def run_input(board: Board, input_file: Path, *, build_dir: Path, port: str | None = None,

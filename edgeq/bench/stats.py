@@ -1,9 +1,11 @@
-"""Latency statistics and per-layer tables from device counts."""
+"""Latency statistics, per-layer tables and the clock they are converted at."""
 
 from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
+
+from edgeq.toolchain.boards import Board
 
 
 @dataclass(frozen=True)
@@ -63,3 +65,18 @@ def render_layers(rows: list[LayerRow], unit: str) -> str:
     lines.append(f"{'':>3} {'total':<22} {sum(r.count for r in rows):>14,} {'':>7} {macs:>10,} "
                  f"{(macs / total):>14.3f}")
     return "\n".join(lines)
+
+
+def clock_status(board: Board, reported_hz: int) -> tuple[bool, str]:
+    """Compare the clock the firmware reports (HELLO) with the board config's operating point.
+    A real board below it failed its clock setup at boot and fell back to the reset clock."""
+    want = board.clock_hz
+    if reported_hz == want:
+        where = "emulated machine clock" if board.emulated else "board config operating point"
+        return True, f"{want / 1e6:g} MHz ({where})"
+    note = (f"{board.name} runs at {reported_hz / 1e6:g} MHz, not the configured "
+            f"{want / 1e6:g} MHz: its clock setup failed at boot (the firmware printed the "
+            "failed step on the UART); figures are at the clock it runs at")
+    if reported_hz == board.reset_clock_hz:
+        note += " (the reset clock)"
+    return False, note

@@ -6,6 +6,7 @@ offsets from the memory planner, and weights become ``const`` arrays that stay i
 rendering is a pure function of the model (no timestamps, stable order), so the same ``.tflite``
 always gives the same bytes. A model with anything the runtime cannot reproduce bit-exactly is
 refused with one line naming every offending operator, before any file is written.
+``generate_edgeq_rt`` returns the files as text; ``write_edgeq_rt`` is the one that writes.
 """
 
 from __future__ import annotations
@@ -20,12 +21,16 @@ from typing import Any
 import numpy as np
 
 import edgeq.codegen.ops_conv  # noqa: F401  (registers the conv-family lowerings)
+from edgeq.codegen import cwriter
+from edgeq.codegen.kernels import kernel_source, runtime_dir
 from edgeq.codegen.lowering import KernelCall, lower_operator, registered_ops
 from edgeq.codegen.ops_conv import C_DTYPE_ENUM
 from edgeq.codegen.planner import ArenaPlan, Buffer, plan_arena, plot_timeline
 from edgeq.errors import CodegenError
-from edgeq.fileio import atomic_output_dir
+from edgeq.fileio import atomic_output_dir, json_text
 from edgeq.tflite import Tensor, TfliteModel, read_tflite_bytes
+
+__all__ = ["EdgeqRtModel", "EdgeqRtResult", "generate_edgeq_rt", "runtime_dir", "write_edgeq_rt"]
 
 ABI_VERSION = 1
 _OPTIONAL_OP_MODULES = ("edgeq.codegen.ops_elementwise", "edgeq.codegen.ops_lut")
@@ -36,12 +41,7 @@ C_TYPES = {
     "int8": "int8_t", "int16": "int16_t", "int32": "int32_t", "int64": "int64_t",
     "uint8": "uint8_t", "float32": "float", "bool": "uint8_t",
 }
-_NP_C_TYPES = {
-    np.dtype(np.int8): "int8_t", np.dtype(np.int16): "int16_t", np.dtype(np.int32): "int32_t",
-    np.dtype(np.int64): "int64_t", np.dtype(np.uint8): "uint8_t", np.dtype(np.uint16): "uint16_t",
-    np.dtype(np.uint32): "uint32_t", np.dtype(np.float32): "float",
-}
-_INT_LIMITS = {"int8_t": 8, "int16_t": 16, "int32_t": 32, "int64_t": 64}
+
 
 
 def _load_op_modules() -> None:
@@ -51,39 +51,6 @@ def _load_op_modules() -> None:
         except ModuleNotFoundError as exc:
             if exc.name != name:
                 raise
-
-
-def runtime_dir() -> Path:
-    """``firmware/runtime`` of this checkout: kernels and headers the generated C links with."""
-    return Path(__file__).resolve().parents[2] / "firmware" / "runtime"
-
-
-_KERNEL_DEF = re.compile(r"^\s*eq_status\s+(eq_\w+)\s*\(", re.MULTILINE)
-
-
-def kernel_index(root: Path | None = None) -> dict[str, Path]:
-    """Map each kernel function to the ``firmware/runtime/kernels/*.c`` file that defines it.
-
-    Functions are those declared in the runtime headers; a file defines one if it has the
-    definition, or else instantiates it through a macro (the name appears in the file).
-    """
-    base = root or runtime_dir()
-    sources = {src: src.read_text(encoding="utf-8", errors="replace")
-               for src in sorted((base / "kernels").glob("*.c"))}
-    index: dict[str, Path] = {}
-    for src, text in sources.items():
-        for name in _KERNEL_DEF.findall(text):
-            index.setdefault(name, src)
-    declared: set[str] = set()
-    for hdr in sorted((base / "include").glob("*.h")):
-        declared.update(_KERNEL_DEF.findall(hdr.read_text(encoding="utf-8", errors="replace")))
-    for name in sorted(declared - set(index)):
-        pattern = re.compile(rf"\b{re.escape(name)}\b")
-        for src, text in sources.items():
-            if pattern.search(text):
-                index[name] = src
-                break
-    return index
 
 
 @dataclass
@@ -99,8 +66,9 @@ class LayerInfo:
 
 
 @dataclass
-class EdgeqRtResult:
-    out_dir: Path
+class EdgeqRtModel:
+    """What generation decided for one model (no files yet)."""
+
     model_name: str
     model_hash: str
     arena_bytes: int
@@ -111,11 +79,9 @@ class EdgeqRtResult:
     functions: list[str]
     kernel_sources: list[Path]
     include_dir: Path
-    files: list[Path] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "out_dir": str(self.out_dir),
             "model_name": self.model_name,
             "model_hash": self.model_hash,
             "arena_bytes": self.arena_bytes,
@@ -126,9 +92,20 @@ class EdgeqRtResult:
             "functions": self.functions,
             "kernel_sources": [str(p) for p in self.kernel_sources],
             "include_dir": str(self.include_dir),
-            "files": [str(p) for p in self.files],
             "memory_plan": self.plan.as_dict(),
         }
+
+
+@dataclass
+class EdgeqRtResult(EdgeqRtModel):
+    """An ``EdgeqRtModel`` whose files were written into ``out_dir``."""
+
+    out_dir: Path = Path()
+    files: list[Path] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"out_dir": str(self.out_dir)} | super().as_dict() | {
+            "files": [str(p) for p in self.files]}
 
 
 @dataclass
@@ -205,7 +182,7 @@ def lower_model(
     for i in model.inputs + model.outputs:
         t = model.tensors[i]
         if t.dtype not in C_DTYPE_ENUM:
-            problems.append(f"model input/output '{t.name}' ({t.dtype} not supported)")
+            problems.append(f"model input/output {t.name!r} ({t.dtype} not supported)")
     if problems:
         raise CodegenError(
             f"{source}: edgeq-rt cannot compile {len(problems)} operator(s): "
@@ -297,38 +274,8 @@ def _used_later(kernels: list[KernelCall], step: int, src: int, find: Any) -> bo
 
 
 # --- C rendering ---------------------------------------------------------------------------------
-
-
-def _c_int(v: int, ctype: str = "int32_t") -> str:
-    bits = _INT_LIMITS.get(ctype, 32)
-    if v == -(1 << (bits - 1)):
-        return f"({v + 1} - 1)"
-    return str(v)
-
-
-def _c_float(v: float) -> str:
-    f = float(np.float32(v))
-    if not np.isfinite(f):
-        raise CodegenError(f"non-finite constant {f} in model parameters")
-    text = repr(f)
-    return text + "f"
-
-
-def _c_array_body(arr: np.ndarray, per_line: int = 16) -> str:
-    flat = np.asarray(arr).reshape(-1)
-    ctype = _NP_C_TYPES.get(flat.dtype)
-    if ctype == "float":
-        items = [_c_float(x) for x in flat.tolist()]
-        per_line = 6
-    elif flat.dtype == np.bool_:
-        items = [str(int(x)) for x in flat.tolist()]
-    else:
-        items = [_c_int(int(x), ctype or "int32_t") for x in flat.tolist()]
-    lines = [
-        "    " + ", ".join(items[k : k + per_line]) + ","
-        for k in range(0, len(items), per_line)
-    ]
-    return "\n".join(lines)
+# Every literal, identifier and comment below comes from edgeq.codegen.cwriter: model text
+# (tensor names, the model name) is untrusted and must not be able to end a comment or string.
 
 
 def _render_params(name: str, params: dict[str, Any], arrays: list[str]) -> str:
@@ -337,42 +284,42 @@ def _render_params(name: str, params: dict[str, Any], arrays: list[str]) -> str:
     def value(path: str, v: Any, indent: str) -> str:
         if isinstance(v, dict):
             inner = ",\n".join(
-                f"{indent}    .{k} = {value(f'{path}_{k}', x, indent + '    ')}" for k, x in v.items()
+                f"{indent}    .{cwriter.check_identifier(k, 'parameter field')} = "
+                f"{value(f'{path}_{k}', x, indent + '    ')}" for k, x in v.items()
             )
             return "{\n" + inner + f"\n{indent}}}"
         if isinstance(v, np.ndarray):
             arr = v.reshape(-1)
             if arr.size == 0:
                 return "NULL"
-            ctype = _NP_C_TYPES.get(arr.dtype)
-            if ctype is None:
+            ctype = cwriter.c_type(arr.dtype)
+            if ctype is None or ctype == "bool":
                 raise CodegenError(f"parameter {path} has unsupported dtype {arr.dtype}")
             arrays.append(
-                f"static const {ctype} {path}[{arr.size}] = {{\n{_c_array_body(arr)}\n}};"
+                f"static const {ctype} {path}[{arr.size}] = {{\n{_array_body(arr)}\n}};"
             )
             return path
         if isinstance(v, bool | np.bool_):
             return "1" if v else "0"
         if isinstance(v, int | np.integer):
-            return _c_int(int(v))
+            return cwriter.int_literal(int(v))
         if isinstance(v, float | np.floating):
-            return _c_float(float(v))
-        if isinstance(v, str):  # a C expression, e.g. an enum constant
-            return v
+            return cwriter.float_literal(float(v))
+        if isinstance(v, str):  # a C expression from a lowering, e.g. an enum constant
+            return cwriter.check_identifier(v, f"parameter {path}")
         raise CodegenError(f"parameter {path} has unsupported value type {type(v).__name__}")
 
     return value(name, params, "")
 
 
-def _comment(text: str) -> str:
-    return text.replace("*/", "* /").replace("\n", " ")
-
-
-def _c_string(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def _array_body(arr: np.ndarray) -> str:
+    per_line = 6 if arr.dtype.kind == "f" else 16
+    return cwriter.array_items(arr, per_line=per_line)
 
 
 def _sanitize_name(name: str) -> str:
+    """The model's display name (``EDGEQ_MODEL_NAME``, memory_plan.json): a file-name-safe
+    spelling, so it reads the same everywhere it is shown."""
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "model"
 
 
@@ -380,23 +327,24 @@ def _io_info(t: Tensor) -> str:
     dims = [int(d) for d in t.shape][:6]
     dims_c = ", ".join(str(d) for d in dims + [0] * (6 - len(dims)))
     if t.quant is not None and t.quant.scale.size and t.dtype != "float32":
-        scale, zp = _c_float(float(t.quant.scale[0])), int(t.quant.zero_point[0])
+        scale = cwriter.float_literal(float(t.quant.scale[0]))
+        zp = cwriter.int_literal(int(t.quant.zero_point[0]))
     else:
-        scale, zp = "0.0f", 0
+        scale, zp = "0.0f", "0"
     return (
         f"    {{ .dtype = {C_DTYPE_ENUM[t.dtype]}, .rank = {len(dims)}, .dims = {{ {dims_c} }}, "
         f".bytes = {t.nbytes}, .scale = {scale}, .zero_point = {zp} }},"
     )
 
 
-def render_model(low: _Lowered, name: str, model_hash: str) -> tuple[str, str]:
-    """The generated ``model.c`` and ``model.h`` text (pure, deterministic)."""
+def _render_header(low: _Lowered, name: str, model_hash: str) -> str:
+    """``model.h``: the model API (docs/interfaces.md) and its size constants."""
     m = low.model
-    n_layers = len(low.calls)
     guard = "EDGEQ_MODEL_H"
-    h = [
-        f"/* Generated by edgeq codegen (edgeq-rt) from {_comment(name)}.tflite. Do not edit:",
-        " * regenerate instead. Model API: docs/interfaces.md. */",
+    return "\n".join([
+        cwriter.block_comment(
+            f"Generated by edgeq codegen (edgeq-rt) from {name}.tflite. Do not edit:",
+            "regenerate instead. Model API: docs/interfaces.md."),
         f"#ifndef {guard}",
         f"#define {guard}",
         "",
@@ -407,12 +355,12 @@ def render_model(low: _Lowered, name: str, model_hash: str) -> tuple[str, str]:
         'edgeq codegen --runtime edgeq"',
         "#endif",
         "",
-        f"#define EDGEQ_MODEL_NAME {_c_string(name)}",
-        f'#define EDGEQ_MODEL_HASH "{model_hash}"',
+        f"#define EDGEQ_MODEL_NAME {cwriter.string_literal(name)}",
+        f"#define EDGEQ_MODEL_HASH {cwriter.string_literal(model_hash)}",
         f"#define EDGEQ_MODEL_ARENA_BYTES {low.plan.arena_bytes}",
         f"#define EDGEQ_MODEL_NUM_INPUTS {len(m.inputs)}",
         f"#define EDGEQ_MODEL_NUM_OUTPUTS {len(m.outputs)}",
-        f"#define EDGEQ_MODEL_NUM_LAYERS {n_layers}",
+        f"#define EDGEQ_MODEL_NUM_LAYERS {len(low.calls)}",
         f"#define EDGEQ_MODEL_WEIGHT_BYTES {_weight_bytes(low)}",
         f"#define EDGEQ_MODEL_INPUTS_PRESERVED {int(low.preserve_inputs)}",
         "",
@@ -444,10 +392,13 @@ def render_model(low: _Lowered, name: str, model_hash: str) -> tuple[str, str]:
         "",
         f"#endif /* {guard} */",
         "",
-    ]
+    ])
 
-    c: list[str] = [
-        f"/* Generated by edgeq codegen (edgeq-rt) from {_comment(name)}.tflite. Do not edit. */",
+
+def _source_preamble(low: _Lowered, name: str) -> list[str]:
+    return [
+        cwriter.block_comment(
+            f"Generated by edgeq codegen (edgeq-rt) from {name}.tflite. Do not edit."),
         '#include "model.h"',
         "",
         '#include "eq_kernels.h"',
@@ -462,67 +413,86 @@ def render_model(low: _Lowered, name: str, model_hash: str) -> tuple[str, str]:
         "",
         "#define EQ_ARENA(type, offset) ((type *)(void *)&edgeq_arena[(offset)])",
         "",
-        f"/* Activations: {len(low.plan.buffers)} buffers planned into one arena "
-        f"({low.plan.strategy}). */",
+        cwriter.block_comment(f"Activations: {len(low.plan.buffers)} buffers planned into one "
+                              f"arena ({low.plan.strategy})."),
         "static uint8_t edgeq_arena[EDGEQ_MODEL_ARENA_BYTES] EQ_ALIGN16;",
         "",
     ]
 
-    # constants (weights, biases, constant operands), each once, in tensor order
-    const_ids = sorted({
+
+def _constant_ids(low: _Lowered) -> list[int]:
+    """Constant tensors the kernels read (weights, biases, operands), each once, in order."""
+    return sorted({
         low.root.get(i, i) for call in low.calls for i in call.inputs
-        if i >= 0 and m.tensors[low.root.get(i, i)].is_constant
+        if i >= 0 and low.model.tensors[low.root.get(i, i)].is_constant
     })
-    for ti in const_ids:
-        t = m.tensors[ti]
+
+
+def _constant_arrays(low: _Lowered) -> list[str]:
+    out: list[str] = []
+    for ti in _constant_ids(low):
+        t = low.model.tensors[ti]
         ctype = C_TYPES.get(t.dtype)
         if ctype is None:
-            raise CodegenError(f"constant tensor '{t.name}' is {t.dtype}; not supported")
+            raise CodegenError(f"constant tensor {ti} is {t.dtype}; not supported")
         data = np.asarray(t.data).astype(np.dtype(t.dtype) if t.dtype != "bool" else np.uint8)
-        c.append(f"/* {_comment(t.name)} {t.dtype}{list(t.shape)} */")
-        c.append(f"static const {ctype} tensor{ti}[{max(data.size, 1)}] EQ_ALIGN16 = {{")
-        c.append(_c_array_body(data) if data.size else "    0,")
-        c.append("};")
-        c.append("")
+        out += [
+            cwriter.block_comment(f"{t.name} {t.dtype}{list(t.shape)}"),
+            f"static const {ctype} tensor{ti}[{max(data.size, 1)}] EQ_ALIGN16 = {{",
+            _array_body(data) if data.size else "    0,",
+            "};",
+            "",
+        ]
+    return out
 
-    # per-layer parameter structs
+
+def _param_structs(low: _Lowered) -> list[str]:
+    out: list[str] = []
     for call in low.calls:
         arrays: list[str] = []
         init = _render_params(f"op{call.layer}", call.params, arrays)
-        c.append(f"/* op {call.layer}: {call.op} -> {call.function} */")
-        c.extend(arrays)
-        c.append(f"static const {call.params_type} op{call.layer}_params = {init};")
-        c.append("")
+        params_type = cwriter.check_identifier(call.params_type, f"op {call.layer} params type")
+        out.append(cwriter.block_comment(f"op {call.layer}: {call.op} -> {call.function}"))
+        out += arrays
+        out += [f"static const {params_type} op{call.layer}_params = {init};", ""]
+    return out
 
-    c.append("const eq_io_info edgeq_model_input_info[EDGEQ_MODEL_NUM_INPUTS] = {")
-    c.extend(_io_info(m.tensors[i]) for i in m.inputs)
-    c.append("};")
-    c.append("const eq_io_info edgeq_model_output_info[EDGEQ_MODEL_NUM_OUTPUTS] = {")
-    c.extend(_io_info(m.tensors[i]) for i in m.outputs)
-    c.append("};")
-    c.append("const char *const edgeq_model_layer_names[EDGEQ_MODEL_NUM_LAYERS] = {")
-    c.extend(f"    {_c_string(call.op)}," for call in low.calls)
-    c.append("};")
-    c.append("const uint32_t edgeq_model_layer_macs[EDGEQ_MODEL_NUM_LAYERS] = {")
-    c.extend(f"    {int(call.macs)}u," for call in low.calls)
-    c.append("};")
-    c.append("")
 
-    def offset(t: int) -> int:
-        return low.plan.offset_of(low.buffer_of[low.root[t]])
+def _io_tables(low: _Lowered) -> list[str]:
+    m = low.model
+    return [
+        "const eq_io_info edgeq_model_input_info[EDGEQ_MODEL_NUM_INPUTS] = {",
+        *(_io_info(m.tensors[i]) for i in m.inputs),
+        "};",
+        "const eq_io_info edgeq_model_output_info[EDGEQ_MODEL_NUM_OUTPUTS] = {",
+        *(_io_info(m.tensors[i]) for i in m.outputs),
+        "};",
+        "const char *const edgeq_model_layer_names[EDGEQ_MODEL_NUM_LAYERS] = {",
+        *(f"    {cwriter.string_literal(call.op)}," for call in low.calls),
+        "};",
+        "const uint32_t edgeq_model_layer_macs[EDGEQ_MODEL_NUM_LAYERS] = {",
+        *(f"    {int(call.macs)}u," for call in low.calls),
+        "};",
+        "",
+    ]
 
-    for kind, ids in (("input", m.inputs), ("output", m.outputs)):
-        c.append(f"void *edgeq_model_{kind}(int32_t i)")
-        c.append("{")
-        c.append("    switch (i) {")
+
+def _arena_offset(low: _Lowered, t: int) -> int:
+    return low.plan.offset_of(low.buffer_of[low.root[t]])
+
+
+def _io_accessors(low: _Lowered) -> list[str]:
+    out: list[str] = []
+    for kind, ids in (("input", low.model.inputs), ("output", low.model.outputs)):
+        out += [f"void *edgeq_model_{kind}(int32_t i)", "{", "    switch (i) {"]
         for k, t in enumerate(ids):
-            c.append(f"    case {k}:")
-            c.append(f"        return &edgeq_arena[{offset(t)}];")
-        c.append("    default:")
-        c.append("        return NULL;")
-        c.append("    }")
-        c.append("}")
-        c.append("")
+            out += [f"    case {k}:", f"        return &edgeq_arena[{_arena_offset(low, t)}];"]
+        out += ["    default:", "        return NULL;", "    }", "}", ""]
+    return out
+
+
+def _invoke_function(low: _Lowered) -> list[str]:
+    m = low.model
 
     def pointer(t: int) -> str:
         if t < 0:
@@ -530,46 +500,45 @@ def render_model(low: _Lowered, name: str, model_hash: str) -> tuple[str, str]:
         r = low.root[t]
         if m.tensors[r].is_constant:
             return f"tensor{r}"
-        ctype = C_TYPES[m.tensors[t].dtype]
-        return f"EQ_ARENA({ctype}, {offset(t)})"
+        return f"EQ_ARENA({C_TYPES[m.tensors[t].dtype]}, {_arena_offset(low, t)})"
 
-    c.append("eq_status edgeq_model_invoke(void)")
-    c.append("{")
-    c.append("    eq_status status;")
+    out = ["eq_status edgeq_model_invoke(void)", "{", "    eq_status status;"]
     for step, call in enumerate(low.calls):
         args = [f"&op{call.layer}_params"]
         args += [pointer(t) for t in call.inputs]
         args += [pointer(t) for t in call.outputs]
         if step in low.scratch_of:
-            off = low.plan.offset_of(low.scratch_of[step])
-            args.append(f"(void *)&edgeq_arena[{off}]")
-        c.append("")
-        c.append(f"    /* layer {step}: op {call.layer} {call.op} */")
-        c.append(f"    EQ_LAYER_BEGIN({step});")
-        c.append(f"    status = {call.function}({', '.join(args)});")
-        c.append(f"    EQ_LAYER_END({step});")
-        c.append("    if (status != EQ_OK) {")
-        c.append("        return status;")
-        c.append("    }")
-    c.append("    return EQ_OK;")
-    c.append("}")
-    c.append("")
-    return "\n".join(c), "\n".join(h)
+            args.append(f"(void *)&edgeq_arena[{low.plan.offset_of(low.scratch_of[step])}]")
+        function = cwriter.check_identifier(call.function, f"op {call.layer} kernel")
+        out += [
+            "",
+            "    " + cwriter.block_comment(f"layer {step}: op {call.layer} {call.op}"),
+            f"    EQ_LAYER_BEGIN({step});",
+            f"    status = {function}({', '.join(args)});",
+            f"    EQ_LAYER_END({step});",
+            "    if (status != EQ_OK) {",
+            "        return status;",
+            "    }",
+        ]
+    return out + ["    return EQ_OK;", "}", ""]
+
+
+def render_model(low: _Lowered, name: str, model_hash: str) -> tuple[str, str]:
+    """The generated ``model.c`` and ``model.h`` text (pure, deterministic)."""
+    source = (_source_preamble(low, name) + _constant_arrays(low) + _param_structs(low)
+              + _io_tables(low) + _io_accessors(low) + _invoke_function(low))
+    return "\n".join(source), _render_header(low, name, model_hash)
 
 
 def _weight_bytes(low: _Lowered) -> int:
-    ids = {
-        low.root.get(i, i) for call in low.calls for i in call.inputs
-        if i >= 0 and low.model.tensors[low.root.get(i, i)].is_constant
-    }
     lut = sum(  # LUT-coded filters (ops_lut) live in the params: indices + tables
         int(v.nbytes) for call in low.calls for v in call.params.get("lut", {}).values()
         if isinstance(v, np.ndarray)
     )
-    return sum(low.model.tensors[i].nbytes for i in ids) + lut
+    return sum(low.model.tensors[i].nbytes for i in _constant_ids(low)) + lut
 
 
-# --- entry point ---------------------------------------------------------------------------------
+# --- entry points --------------------------------------------------------------------------------
 
 
 def compile_model(
@@ -590,18 +559,15 @@ def compile_model(
 
 def generate_edgeq_rt(
     tflite_path: str | Path,
-    out_dir: str | Path,
     *,
     name: str | None = None,
-    timeline_png: bool = False,
     plan_json: bool = True,
     weight_coding: str = "int8",
     preserve_inputs: bool = False,
-) -> EdgeqRtResult:
-    """Write ``model.c``/``model.h`` (and ``memory_plan.json``) for ``tflite_path`` into
-    ``out_dir``. Raises ``CodegenError``/``ModelError`` before writing anything."""
-    from edgeq.fileio import atomic_write_json
-
+) -> tuple[EdgeqRtModel, dict[str, str]]:
+    """``model.c``/``model.h`` (and ``memory_plan.json``) for ``tflite_path`` as
+    ``{file name: text}``, with what was decided; writes nothing (see ``write_edgeq_rt``).
+    Raises ``CodegenError``/``ModelError`` for a model edgeq-rt cannot reproduce."""
     path = Path(tflite_path)
     if not path.is_file():
         raise CodegenError(f"{path}: no such .tflite file; check the path")
@@ -611,39 +577,45 @@ def generate_edgeq_rt(
                                                       weight_coding=weight_coding,
                                                       preserve_inputs=preserve_inputs)
     functions = sorted({call.function for call in low.calls})
-    index = kernel_index()
-    missing = [f for f in functions if f not in index]
-    if missing:
-        raise CodegenError(
-            f"runtime kernels missing from {runtime_dir() / 'kernels'}: {', '.join(missing)}; "
-            "update the edgeq checkout"
-        )
     layers = [
         LayerInfo(step, call.layer, call.op, call.function, int(call.macs),
                   int(call.scratch_bytes))
         for step, call in enumerate(low.calls)
     ]
+    model = EdgeqRtModel(
+        model_name=model_name, model_hash=model_hash, arena_bytes=low.plan.arena_bytes,
+        weight_bytes=_weight_bytes(low), layers=layers, views=[v.layer for v in low.views],
+        plan=low.plan, functions=functions,
+        kernel_sources=sorted({kernel_source(f) for f in functions}),
+        include_dir=runtime_dir() / "include",
+    )
+    files = {"model.c": model_c, "model.h": model_h}
+    if plan_json:
+        files["memory_plan.json"] = json_text({
+            "model": model_name, "hash": model_hash, "arena_bytes": low.plan.arena_bytes,
+            "layers": [f"{layer.op_index}:{layer.op}" for layer in layers],
+            "plan": low.plan.as_dict(),
+        })
+    return model, files
+
+
+def write_edgeq_rt(
+    tflite_path: str | Path,
+    out_dir: str | Path,
+    *,
+    timeline_png: bool = False,
+    **options: Any,
+) -> EdgeqRtResult:
+    """``generate_edgeq_rt`` (``options`` are its keywords), then write the files into
+    ``out_dir`` all at once (nothing appears if anything fails), plus the memory timeline PNG
+    on request."""
+    model, files = generate_edgeq_rt(tflite_path, **options)
     out = Path(out_dir)
-    files = [out / "model.c", out / "model.h"]
+    names = list(files) + (["memory_timeline.png"] if timeline_png else [])
     with atomic_output_dir(out) as tmp:
-        (tmp / "model.c").write_text(model_c, encoding="utf-8")
-        (tmp / "model.h").write_text(model_h, encoding="utf-8")
-        result = EdgeqRtResult(
-            out_dir=out, model_name=model_name, model_hash=model_hash,
-            arena_bytes=low.plan.arena_bytes, weight_bytes=_weight_bytes(low), layers=layers,
-            views=[v.layer for v in low.views], plan=low.plan, functions=functions,
-            kernel_sources=sorted({index[f] for f in functions}),
-            include_dir=runtime_dir() / "include", files=files,
-        )
-        if plan_json:
-            atomic_write_json(tmp / "memory_plan.json", {
-                "model": model_name, "hash": model_hash, "arena_bytes": low.plan.arena_bytes,
-                "layers": [f"{layer.op_index}:{layer.op}" for layer in layers],
-                "plan": low.plan.as_dict(),
-            })
-            files.append(out / "memory_plan.json")
+        for fname, text in files.items():
+            (tmp / fname).write_text(text, encoding="utf-8")
         if timeline_png:
-            plot_timeline(low.plan, [f"{layer.op_index}:{layer.op}" for layer in layers],
+            plot_timeline(model.plan, [f"{layer.op_index}:{layer.op}" for layer in model.layers],
                           tmp / "memory_timeline.png")
-            files.append(out / "memory_timeline.png")
-    return result
+    return EdgeqRtResult(**vars(model), out_dir=out, files=[out / n for n in names])

@@ -33,7 +33,7 @@ def tensor(model: TfliteModel, index: int) -> Tensor:
 def scale_of(t: Tensor) -> float:
     """The per-tensor scale as TFLM reads it (float32 widened to double)."""
     if t.quant is None or t.quant.scale.size == 0:
-        raise CodegenError(f"tensor '{t.name}' has no quantization")
+        raise CodegenError(f"tensor {t.name!r} has no quantization")
     return float(np.float32(t.quant.scale[0]))
 
 
@@ -354,7 +354,7 @@ def lower_quantize(model: TfliteModel, op: Operator) -> KernelCall:
             "input_zero_point": zero_point_of(inp), "output_zero_point": zero_point_of(out),
             "multiplier": m, "shift": s,
         }
-        fn, ptype = "eq_quantize_int", "eq_requantize_params"
+        fn, ptype = "eq_requantize_x", "eq_requantize_params"
     return KernelCall(
         layer=op.index, op=op.opcode, function=fn, params_type=ptype, params=params,
         inputs=[op.inputs[0]], outputs=[op.outputs[0]], macs=count,

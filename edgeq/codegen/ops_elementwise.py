@@ -45,10 +45,10 @@ def _t(model: TfliteModel, idx: int) -> Tensor:
 def _qparams(op: Operator, t: Tensor) -> tuple[np.float32, int]:
     """(float32 scale, zero point) of a per-tensor quantized tensor."""
     if t.quant is None or t.quant.scale.size == 0:
-        raise _fail(op, f"tensor '{t.name}' is not quantized",
+        raise _fail(op, f"tensor {t.name!r} is not quantized",
                     "quantize the model to int8 (edgeq quantize) before codegen")
     if t.quant.scale.size != 1:
-        raise _fail(op, f"tensor '{t.name}' is quantized per channel",
+        raise _fail(op, f"tensor {t.name!r} is quantized per channel",
                     "this op needs per-tensor activations")
     return np.float32(t.quant.scale[0]), int(t.quant.zero_point[0])
 
@@ -614,7 +614,7 @@ def lower_concatenation(model: TfliteModel, op: Operator) -> KernelCall:
         raise _fail(op, f"{len(ins)} inputs (edgeq-rt has at most 16)", "split the concat")
     for t in ins:
         if dtype == "int8" and not _same_quant(op, t, out):
-            raise _fail(op, f"input '{t.name}' has another scale or zero point than the output",
+            raise _fail(op, f"input {t.name!r} has another scale or zero point than the output",
                         "TFLM needs them equal for int8; re-quantize the model")
         if dtype == "int16" and _qparams(op, t)[1] != 0:
             raise _fail(op, "int16 inputs need zero point 0", "use symmetric int16 activations")

@@ -1,43 +1,81 @@
-"""The host side of the edgeq wire protocol (mirror of ``firmware/include/eq_proto.h``).
+"""The host side of the edgeq wire protocol.
 
 A frame is ``COBS(raw) + b"\\x00"`` with ``raw = version | code | seq | payload | crc32_le``; the
 CRC-32 is zlib's. Decoding is strict: anything that is not valid COBS, has a wrong CRC, version
 or length raises ``FrameError`` — the session never acts on a corrupt frame.
+
+The numbers (version, sizes, command and error codes) are defined once, in the firmware's
+``firmware/include/eq_proto.h``, and read from it here, so the two sides cannot drift.
 """
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
-VERSION = 1
-MAX_PAYLOAD = 256
-HEADER_BYTES = 3
-CRC_BYTES = 4
+_FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
+PROTO_HEADER = _FIRMWARE / "include" / "eq_proto.h"
+HAL_HEADER = _FIRMWARE / "include" / "eq_hal.h"  # counter kinds in HELLO
+RUNTIME_HEADER = _FIRMWARE / "runtime" / "include" / "edgeq_rt.h"  # dtypes in HELLO
 
-CMD_HELLO = 0x01
-CMD_LOAD_INPUT = 0x02
-CMD_INVOKE = 0x03
-CMD_READ_OUTPUT = 0x04
-CMD_READ_TIMING = 0x05
-CMD_LAYER_INFO = 0x06
-ERROR = 0x7F
-REPLY = 0x80
+
+def header_constants(path: Path = PROTO_HEADER, prefix: str = "EQP_") -> dict[str, int]:
+    """``prefix*`` names -> values from a header's integer ``#define``s and enumerators."""
+    text = re.sub(r"/\*.*?\*/", " ", path.read_text(), flags=re.S)
+    found: dict[str, int] = {}
+    for name, value in re.findall(rf"#define\s+({prefix}\w+)\s+\(?(0x[0-9A-Fa-f]+|\d+)u?\)?\s*$",
+                                  text, flags=re.M):
+        found.setdefault(name, int(value, 0))  # the first (default) value of an #ifndef
+    for name, value in re.findall(rf"\b({prefix}\w+)\s*=\s*(0x[0-9A-Fa-f]+|\d+)\s*[,}}]",
+                                  text):
+        found[name] = int(value, 0)
+    return found
+
+
+_C = header_constants()
+VERSION = _C["EQP_VERSION"]
+MAX_PAYLOAD = _C["EQP_MAX_PAYLOAD"]  # the largest any firmware uses; HELLO says what it takes
+HEADER_BYTES = _C["EQP_HEADER_BYTES"]
+CRC_BYTES = _C["EQP_CRC_BYTES"]
+
+CMD_HELLO = _C["EQP_CMD_HELLO"]
+CMD_LOAD_INPUT = _C["EQP_CMD_LOAD_INPUT"]
+CMD_INVOKE = _C["EQP_CMD_INVOKE"]
+CMD_READ_OUTPUT = _C["EQP_CMD_READ_OUTPUT"]
+CMD_READ_TIMING = _C["EQP_CMD_READ_TIMING"]
+CMD_LAYER_INFO = _C["EQP_CMD_LAYER_INFO"]
+ERROR = _C["EQP_ERROR"]
+REPLY = _C["EQP_REPLY"]
+
+E_CRC = _C["EQP_E_CRC"]
+E_VERSION = _C["EQP_E_VERSION"]
+E_OVERSIZE = _C["EQP_E_OVERSIZE"]
+E_FRAMING = _C["EQP_E_FRAMING"]
+E_UNKNOWN_CMD = _C["EQP_E_UNKNOWN_CMD"]
+E_ARG = _C["EQP_E_ARG"]
+E_INVOKE = _C["EQP_E_INVOKE"]
+E_SHORT = _C["EQP_E_SHORT"]
 
 ERROR_NAMES = {
-    1: "bad CRC",
-    2: "unsupported protocol version",
-    3: "frame too long",
-    4: "bad framing",
-    5: "unknown command",
-    6: "bad argument",
-    7: "invoke failed",
-    8: "frame too short",
+    E_CRC: "bad CRC",
+    E_VERSION: "unsupported protocol version",
+    E_OVERSIZE: "frame too long",
+    E_FRAMING: "bad framing",
+    E_UNKNOWN_CMD: "unknown command",
+    E_ARG: "bad argument",
+    E_INVOKE: "invoke failed",
+    E_SHORT: "frame too short",
 }
 
-COUNTER_KINDS = {0: "instructions", 1: "cycles"}
-DTYPES = {0: "int8", 1: "int16", 2: "float32", 3: "int32", 4: "uint8"}
+_HAL = header_constants(HAL_HEADER, "EQ_COUNTER_")
+COUNTER_KINDS = {_HAL["EQ_COUNTER_INSTRUCTIONS"]: "instructions", _HAL["EQ_COUNTER_CYCLES"]: "cycles"}
+# eq_dtype enumerators EQ_INT8 ... -> "int8" ...
+DTYPES = {v: k.removeprefix("EQ_").lower()
+          for k, v in header_constants(RUNTIME_HEADER, "EQ_").items()
+          if k in ("EQ_INT8", "EQ_INT16", "EQ_FLOAT32", "EQ_INT32", "EQ_UINT8")}
 
 
 class FrameError(ValueError):
@@ -45,21 +83,17 @@ class FrameError(ValueError):
 
 
 def cobs_encode(data: bytes) -> bytes:
-    out = bytearray([0])
-    code_at, code = 0, 1
-    for b in data:
-        if b == 0:
-            out[code_at] = code
-            code_at, code = len(out), 1
-            out.append(0)
-        else:
-            out.append(b)
-            code += 1
-            if code == 0xFF:
-                out[code_at] = code
-                code_at, code = len(out), 1
-                out.append(0)
-    out[code_at] = code
+    """COBS, block by block (bytes.split and slices, not a Python loop per byte: a 4 KB
+    frame is encoded in microseconds, which matters at the top of a real UART's line rate)."""
+    out = bytearray()
+    for seg in bytes(data).split(b"\x00"):
+        view = memoryview(seg)
+        while len(view) >= 254:  # a full block: code 0xFF, no zero implied after it
+            out.append(0xFF)
+            out += view[:254]
+            view = view[254:]
+        out.append(len(view) + 1)
+        out += view
     return bytes(out)
 
 

@@ -2,12 +2,17 @@
 operations (handshake, load input, invoke, read output/timing) built on them.
 
 Works over anything pyserial-like (``read``, ``write``, ``timeout``, ``in_waiting``): a real
-serial port and QEMU's UART on ``socket://`` take the same path.
+serial port, QEMU's UART on ``socket://`` and QEMU's semihosting pipes take the same path.
+
+Replies are matched to requests strictly: only a frame carrying the request's sequence number
+answers it. The session starts by flushing whatever an earlier user left on the line (stale
+replies, error frames the device sent about noise), so it never mistakes them for answers.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import struct
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +27,12 @@ from edgeq.errors import DeviceError
 log = logging.getLogger(__name__)
 
 # Device errors that mean "your request arrived damaged": resend it.
-_TRANSMISSION_ERRORS = {1, 3, 4, 8}
+_TRANSMISSION_ERRORS = {P.E_CRC, P.E_OVERSIZE, P.E_FRAMING, P.E_SHORT}
+# After an unattributable (sequence 0) damage report, wait this long for the real answer
+# before resending: the report may be about old noise, and our request may still be answered.
+_GRACE_S = 0.25
+# At session start, the line counts as flushed once it stayed quiet this long.
+_QUIET_S = 0.05
 _COMMAND_NAMES = {P.CMD_HELLO: "HELLO", P.CMD_LOAD_INPUT: "LOAD_INPUT", P.CMD_INVOKE: "INVOKE",
                   P.CMD_READ_OUTPUT: "READ_OUTPUT", P.CMD_READ_TIMING: "READ_TIMING",
                   P.CMD_LAYER_INFO: "LAYER_INFO"}
@@ -36,6 +46,21 @@ class InvokeResult:
     unit: str
 
 
+@dataclass
+class TransferStats:
+    """Input bytes moved to the device and the wall time it took (acknowledged chunks)."""
+
+    bytes: int = 0
+    seconds: float = 0.0
+
+    @property
+    def bytes_per_s(self) -> float | None:
+        return self.bytes / self.seconds if self.seconds > 0 else None
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        return {"bytes": self.bytes, "seconds": self.seconds, "bytes_per_s": self.bytes_per_s}
+
+
 class DeviceSession:
     """One request/reply conversation; sequence numbers discard stale or duplicate replies."""
 
@@ -46,9 +71,11 @@ class DeviceSession:
         self.retries = retries
         self.name = name
         self._alive = alive
-        self._seq = 0
+        self._seq = random.randrange(255)  # another session's late replies rarely match
         self._buf = bytearray()
         self._info: P.DeviceInfo | None = None
+        self._synced = False
+        self.transfer = TransferStats()
 
     # --- transport level ---------------------------------------------------------------------
     def _next_seq(self) -> int:
@@ -89,8 +116,34 @@ class DeviceSession:
                 self._alive()
             self._buf += chunk
 
+    def resync(self) -> None:
+        """Drop whatever is on the line: bytes already received, a partial frame in the device's
+        receiver (closed by delimiters), and the device's error replies about it."""
+        reset = getattr(self.port, "reset_input_buffer", None)
+        try:
+            if reset is not None:
+                reset()
+            self.port.write(b"\x00\x00")
+            deadline = time.monotonic() + 10 * _QUIET_S
+            self.port.timeout = _QUIET_S
+            while time.monotonic() < deadline:
+                if not self.port.read(max(1, self.port.in_waiting)):
+                    break
+        except Exception as exc:  # noqa: BLE001 - pyserial/socket errors vary by transport
+            if isinstance(exc, DeviceError):
+                raise
+            if self._alive is not None:  # prefer "emulator exited" when that is the cause
+                time.sleep(0.3)
+                self._alive()
+            raise DeviceError(f"{self.name}: connection lost ({exc}); check the port or "
+                              "emulator") from None
+        self._buf.clear()
+        self._synced = True
+
     def request(self, code: int, payload: bytes = b"", *, timeout: float | None = None) -> bytes:
         """Send one command and return the payload of its valid reply (retrying as needed)."""
+        if not self._synced:
+            self.resync()
         seq = self._next_seq()
         wire = b"\x00" + P.encode_frame(code, seq, payload)
         name = _COMMAND_NAMES.get(code, f"command {code:#x}")
@@ -99,6 +152,7 @@ class DeviceSession:
         for attempt in range(self.retries + 1):
             if attempt:
                 log.debug("%s: retrying %s (%s)", self.name, name, problem)
+            damage: str | None = None
             try:
                 self.port.write(wire)
             except Exception as exc:  # noqa: BLE001 - pyserial/socket errors vary by transport
@@ -108,24 +162,28 @@ class DeviceSession:
             while True:
                 enc = self._read_frame(deadline)
                 if enc is None:
-                    problem = f"no reply within {wait:g} s"
+                    problem = damage or f"no reply within {wait:g} s"
                     break
                 try:
                     frame = P.decode_frame(enc)
                 except P.FrameError as exc:
                     problem = f"corrupt reply ({exc})"
                     break
+                if frame.seq != seq:
+                    if frame.code == P.ERROR and frame.seq == 0 and frame.payload[:1] and \
+                            frame.payload[0] in _TRANSMISSION_ERRORS:
+                        # damage the device cannot attribute: maybe ours, maybe old noise
+                        damage = ("device saw a damaged frame "
+                                  f"({P.ERROR_NAMES[frame.payload[0]]})")
+                        deadline = min(deadline, time.monotonic() + _GRACE_S)
+                    continue  # stale reply to an earlier request or attempt
                 if frame.code == P.ERROR and len(frame.payload) >= 2:
                     err = frame.payload[0]
-                    if err in _TRANSMISSION_ERRORS and frame.seq in (0, seq):
+                    if err in _TRANSMISSION_ERRORS:
                         problem = f"device saw a damaged request ({P.ERROR_NAMES[err]})"
                         break
-                    if frame.seq == seq:
-                        raise DeviceError(f"{self.name} rejected {name}: "
-                                          f"{P.ERROR_NAMES.get(err, f'error {err}')}")
-                    continue
-                if frame.seq != seq:
-                    continue  # stale reply to an earlier attempt
+                    raise DeviceError(f"{self.name} rejected {name}: "
+                                      f"{P.ERROR_NAMES.get(err, f'error {err}')}")
                 if frame.code != (code | P.REPLY):
                     problem = f"unexpected reply code {frame.code:#x}"
                     continue
@@ -161,12 +219,20 @@ class DeviceSession:
         if len(data) != info.bytes:
             raise DeviceError(f"input {index} has {len(data)} bytes, the model expects "
                               f"{info.bytes}")
-        step = P.MAX_PAYLOAD - 5
+        step = self.max_payload - 5
+        t0 = time.perf_counter()
         for off in range(0, len(data), step):
             chunk = data[off:off + step]
             rep = self.request(P.CMD_LOAD_INPUT, struct.pack("<BI", index, off) + chunk)
             if rep != struct.pack("<IH", off, len(chunk)):
                 raise DeviceError(f"{self.name} acknowledged the wrong input chunk")
+        self.transfer.seconds += time.perf_counter() - t0
+        self.transfer.bytes += len(data)
+
+    @property
+    def max_payload(self) -> int:
+        """The largest payload both sides take (the firmware says its own in HELLO)."""
+        return max(64, min(self.info.max_payload, P.MAX_PAYLOAD))
 
     def invoke(self, runs: int = 1, warmup: int = 0, timeout: float = 120.0) -> InvokeResult:
         max_runs = self.info.max_runs
@@ -186,7 +252,7 @@ class DeviceSession:
 
     def _read_timing(self, kind: int, total: int) -> list[int]:
         out: list[int] = []
-        step = P.MAX_PAYLOAD // 4
+        step = self.max_payload // 4
         for first in range(0, total, step):
             n = min(step, total - first)
             rep = self.request(P.CMD_READ_TIMING, struct.pack("<BHH", kind, first, n))
@@ -213,8 +279,9 @@ class DeviceSession:
     def read_output(self, index: int) -> bytes:
         total = self.info.outputs[index].bytes
         out = bytearray()
-        for off in range(0, total, P.MAX_PAYLOAD):
-            n = min(P.MAX_PAYLOAD, total - off)
+        step = self.max_payload
+        for off in range(0, total, step):
+            n = min(step, total - off)
             rep = self.request(P.CMD_READ_OUTPUT, struct.pack("<BIH", index, off, n))
             if len(rep) != n:
                 raise DeviceError(f"{self.name} returned {len(rep)} output bytes, asked {n}")

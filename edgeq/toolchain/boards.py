@@ -20,6 +20,14 @@ from edgeq.errors import BuildError
 CORES = ("cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
 UART_DRIVERS = ("cmsdk", "stm32_usart_v1", "stm32_usart_v2", "nrf52_uarte")
 COUNTER_KINDS = ("systick_icount", "dwt")
+# Clock-tree procedures in firmware/startup/clock_<tree>.c ("none": the part runs as reset/QEMU).
+CLOCK_TREES = ("none", "stm32f4", "stm32l4", "stm32h7", "nrf52")
+CLOCK_SOURCES = ("reset", "hsi", "hse", "msi", "hfxo")
+VOLTAGES = ("default", "scale1", "scale1-overdrive", "range1", "range1-boost", "vos1")
+# Regulator modes each clock_<tree>.c implements (H7 VOS0 for 480 MHz is not implemented).
+TREE_VOLTAGES = {"stm32f4": ("scale1", "scale1-overdrive"), "stm32l4": ("range1", "range1-boost"),
+                 "stm32h7": ("vos1",), "nrf52": ("default",)}
+UART_BUSES = ("core", "apb1", "apb2")
 FPUS = ("none", "fpv4-sp-d16", "fpv5-sp-d16", "fpv5-d16")
 
 
@@ -50,6 +58,65 @@ class PowerModel:
 
 
 @dataclass(frozen=True)
+class MarkerPin:
+    """GPIO driven high for exactly the timed window (one pulse per timed inference)."""
+
+    port: str  # "PA".."PK" (STM32) or "P0"/"P1" (nRF52)
+    pin: int
+    set_addr: int  # write set_value here to drive the pin high (BSRR / OUTSET)
+    set_value: int
+    clear_addr: int  # ... and clear_value here to drive it low (BSRR upper half / OUTCLR)
+    clear_value: int
+    init: tuple[tuple[int, int, int], ...]  # [address, clear, set]: clock enable, output mode
+
+
+@dataclass(frozen=True)
+class ClockConfig:
+    """The operating point the startup code establishes (``[clock]``), as the reference manual
+    defines it: PLL factors, bus dividers, flash wait states, regulator mode, caches.
+
+    ``pll_*`` are the divider/multiplier values (not register encodings); 0 means "not used".
+    """
+
+    tree: str = "none"
+    source: str = "reset"
+    source_hz: int = 0
+    hse_bypass: bool = False
+    pll_m: int = 0
+    pll_n: int = 0
+    pll_p: int = 0
+    pll_q: int = 0
+    pll_r: int = 0
+    ahb_div: int = 1
+    apb1_div: int = 1
+    apb2_div: int = 1
+    flash_ws: int = 0
+    flash_delay: int = 0  # STM32H7 FLASH_ACR.WRHIGHFREQ (programming delay) for the AXI clock
+    voltage: str = "default"
+    prefetch: bool = False
+    icache: bool = False
+    dcache: bool = False
+
+    @property
+    def configured(self) -> bool:
+        """True when the firmware changes the clock at all."""
+        return self.tree != "none"
+
+    @property
+    def bus_ahb_div(self) -> int:
+        """AHB divider between the core clock and the APB buses: on the STM32H7 HPRE divides
+        the bus clock only (the core runs at SYSCLK / D1CPRE); elsewhere the core runs at HCLK."""
+        return self.ahb_div if self.tree == "stm32h7" else 1
+
+    def pll_hz(self) -> int:
+        """PLL output used as SYSCLK: source / M * N / (P, or R on the L4 family)."""
+        if not self.pll_m or not self.pll_n:
+            return self.source_hz
+        post = self.pll_r if self.tree == "stm32l4" else self.pll_p
+        return self.source_hz * self.pll_n // (self.pll_m * post)
+
+
+@dataclass(frozen=True)
 class Board:
     name: str
     description: str
@@ -57,23 +124,32 @@ class Board:
     mcpu: str
     fpu: str
     float_abi: str
-    clock_hz: int
-    max_clock_hz: int
+    clock_hz: int  # core clock (HCLK to the Cortex-M) after startup: the operating point
+    max_clock_hz: int  # datasheet maximum
+    reset_clock_hz: int  # core clock after reset; the firmware falls back here if setup fails
+    clock: ClockConfig
     memory: tuple[MemoryRegion, ...]
     uart_driver: str
     uart_base: int
     uart_baud: int
-    uart_clock_hz: int
+    uart_clock_hz: int  # UART kernel clock at the operating point
+    uart_reset_clock_hz: int  # ... and at the reset clock (the fallback's baud divisor)
     uart_lpuart: bool
     uart_pins: tuple[int, int]
     init_writes: tuple[tuple[int, int, int], ...]
     counter: str
     stack_bytes: int
+    frame_payload: int  # protocol frame payload (EQP_MAX_PAYLOAD): 3 buffers of it in RAM
     qemu_machine: str | None
+    emulator_link: str  # "semihosting" (fast, QEMU only) or "uart" (the board's UART model)
     pyocd_target: str | None
     openocd_config: tuple[str, ...]
     flasher: str | None
     power: PowerModel
+    marker: MarkerPin | None
+    verified_emulation: tuple[str, ...]
+    verified_hardware: tuple[str, ...]
+    clock_setup: bool  # False: this build skips the clock tree (QEMU has no RCC model)
     default_for_core: bool
     path: Path
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
@@ -148,6 +224,7 @@ def load_board_file(path: str | os.PathLike[str]) -> Board:
     cpu, clock, uart = top.sub("cpu"), top.sub("clock"), top.sub("uart")
     counter, fw, emu = top.sub("counter"), top.sub("firmware", False), top.sub("emulator", False)
     flasher_t, power_t = top.sub("flasher", False), top.sub("power", False)
+    verified_t = top.sub("verified", False)
 
     regions = []
     mem = data.get("memory")
@@ -188,6 +265,14 @@ def load_board_file(path: str | os.PathLike[str]) -> Board:
     if power.reference_board is None and (power.supply_v is None or power.run_ua_per_mhz is None):
         raise BuildError(f"{p.name}: [power] needs supply_v and run_ua_per_mhz (datasheet) or "
                          "reference_board")
+    clk = _clock_config(clock, p)
+    hz = clock.get("hz", int)
+    reset_hz = clock.get("reset_hz", int, hz)
+    bus = uart.get("bus", str, "core", choices=UART_BUSES)
+    bus_div = {"core": 1, "apb1": clk.apb1_div, "apb2": clk.apb2_div}[bus]
+    if bus != "core":
+        bus_div *= clk.bus_ahb_div
+    marker = _marker_pin(top.sub("marker", False), clk.tree, p)
     board = Board(
         name=top.get("name", str),
         description=top.get("description", str, ""),
@@ -195,23 +280,32 @@ def load_board_file(path: str | os.PathLike[str]) -> Board:
         mcpu=cpu.get("mcpu", str),
         fpu=fpu,
         float_abi=float_abi,
-        clock_hz=clock.get("hz", int),
-        max_clock_hz=clock.get("max_hz", int, clock.get("hz", int)),
+        clock_hz=hz,
+        max_clock_hz=clock.get("max_hz", int, hz),
+        reset_clock_hz=reset_hz,
+        clock=clk,
         memory=tuple(regions),
         uart_driver=uart.get("driver", str, choices=UART_DRIVERS),
         uart_base=uart.get("base", int),
         uart_baud=uart.get("baud", int, 115200),
-        uart_clock_hz=uart.get("clock_hz", int, clock.get("hz", int)),
+        uart_clock_hz=uart.get("clock_hz", int, hz // bus_div),
+        uart_reset_clock_hz=uart.get("reset_clock_hz", int, reset_hz),
         uart_lpuart=uart.get("lpuart", bool, False),
         uart_pins=(uart.get("tx_pin", int, 0), uart.get("rx_pin", int, 0)),
         init_writes=tuple(init),
         counter=counter.get("kind", str, choices=COUNTER_KINDS),
         stack_bytes=fw.get("stack_bytes", int, 8192),
+        frame_payload=fw.get("frame_payload", int, 4096),
         qemu_machine=emu.get("qemu_machine", str, None),
+        emulator_link=emu.get("link", str, "semihosting", choices=("semihosting", "uart")),
         pyocd_target=flasher_t.get("pyocd_target", str, None),
         openocd_config=tuple(str(c) for c in openocd),
         flasher=flasher_t.get("default", str, None, choices=("pyocd", "openocd")),
         power=power,
+        marker=marker,
+        verified_emulation=tuple(str(v) for v in verified_t.get("emulation", list, [])),
+        verified_hardware=tuple(str(v) for v in verified_t.get("hardware", list, [])),
+        clock_setup=emu.get("clock_setup", bool, True) and clk.configured,
         default_for_core=top.get("default_for_core", bool, False),
         path=p,
         raw=data,
@@ -222,9 +316,92 @@ def load_board_file(path: str | os.PathLike[str]) -> Board:
     if board.counter == "systick_icount" and not board.emulated:
         raise BuildError(f"{p.name}: counter kind systick_icount needs an [emulator]; real boards "
                          "use \"dwt\"")
+    if not 64 <= board.frame_payload <= 4096:
+        raise BuildError(f"{p.name}: firmware.frame_payload must be in 64..4096 bytes")
     if board.clock_hz <= 0 or board.clock_hz > board.max_clock_hz:
         raise BuildError(f"{p.name}: clock.hz must be in 1..clock.max_hz")
+    _check_operating_point(board, p)
     return board
+
+
+def _clock_config(clock: _Fields, p: Path) -> ClockConfig:
+    tree = clock.get("tree", str, "none", choices=CLOCK_TREES)
+    if tree == "none":
+        return ClockConfig()
+    factors = {k: clock.get(k, int, 0) for k in ("pll_m", "pll_n", "pll_p", "pll_q", "pll_r")}
+    if any(v < 0 for v in factors.values()):
+        raise BuildError(f"{p.name}: clock.pll_* factors must be positive; fix the board config")
+    return ClockConfig(
+        tree=tree,
+        source=clock.get("source", str, choices=CLOCK_SOURCES),
+        source_hz=clock.get("source_hz", int),
+        hse_bypass=clock.get("hse_bypass", bool, False),
+        **factors,
+        ahb_div=clock.get("ahb_div", int, 1),
+        apb1_div=clock.get("apb1_div", int, 1),
+        apb2_div=clock.get("apb2_div", int, 1),
+        flash_ws=clock.get("flash_ws", int, 0),
+        flash_delay=clock.get("flash_delay", int, 0),
+        voltage=clock.get("voltage", str, "default", choices=VOLTAGES),
+        prefetch=clock.get("prefetch", bool, False),
+        icache=clock.get("icache", bool, False),
+        dcache=clock.get("dcache", bool, False),
+    )
+
+
+def _check_operating_point(board: Board, p: Path) -> None:
+    """The stated ``hz`` must be what the PLL factors and AHB divider produce."""
+    c = board.clock
+    if not c.configured:
+        return
+    if c.voltage not in TREE_VOLTAGES[c.tree]:
+        raise BuildError(f"{p.name}: clock.voltage = \"{c.voltage}\" is not implemented for "
+                         f"clock.tree = \"{c.tree}\"; use one of "
+                         f"{', '.join(TREE_VOLTAGES[c.tree])}")
+    if c.tree == "nrf52":
+        if board.clock_hz != 64_000_000 or c.source != "hfxo":
+            raise BuildError(f"{p.name}: the nRF52 core always runs at 64 MHz; set clock.hz = "
+                             "64_000_000 and clock.source = \"hfxo\"")
+        return
+    for div, name in ((c.ahb_div, "ahb_div"), (c.apb1_div, "apb1_div"), (c.apb2_div, "apb2_div")):
+        if div not in (1, 2, 4, 8, 16):
+            raise BuildError(f"{p.name}: clock.{name} = {div} is not 1, 2, 4, 8 or 16")
+    if min(c.pll_m, c.pll_n, c.pll_p if c.tree != "stm32l4" else c.pll_r) <= 0:
+        raise BuildError(f"{p.name}: clock.pll_m, pll_n and pll_p (pll_r on stm32l4) are needed "
+                         f"for clock.tree = \"{c.tree}\"")
+    got = c.pll_hz() // (1 if c.tree == "stm32h7" else c.ahb_div)
+    if got != board.clock_hz:
+        raise BuildError(f"{p.name}: the PLL factors give {got} Hz (source {c.source_hz} / M "
+                         f"{c.pll_m} x N {c.pll_n} / {'R' if c.tree == 'stm32l4' else 'P'} / AHB "
+                         f"{c.ahb_div}), not clock.hz = {board.clock_hz}; fix the factors or hz")
+    if not 0 <= c.flash_ws <= 15:
+        raise BuildError(f"{p.name}: clock.flash_ws must be 0..15")
+
+
+def _marker_pin(t: _Fields, tree: str, p: Path) -> MarkerPin | None:
+    """Registers of the timing-marker GPIO from its port letter and pin, per family."""
+    if not t.data:
+        return None
+    port, pin = t.get("port", str), t.get("pin", int)
+    if tree == "nrf52":
+        if port not in ("P0", "P1") or not 0 <= pin < 32:
+            raise BuildError(f"{p.name}: marker must be P0/P1 pin 0..31 on the nRF52")
+        base = 0x50000000 if port == "P0" else 0x50000300
+        return MarkerPin(port, pin, base + 0x508, 1 << pin, base + 0x50C, 1 << pin,
+                         ((base + 0x518, 0, 1 << pin),))  # OUTSET, OUTCLR, DIRSET
+    layout = {"stm32f4": (0x40020000, 0x40023830), "stm32l4": (0x48000000, 0x4002104C),
+              "stm32h7": (0x58020000, 0x580244E0)}  # GPIOA base, RCC AHBxENR (port clocks)
+    if tree not in layout or len(port) != 2 or port[0] != "P" or not "A" <= port[1] <= "K" \
+            or not 0 <= pin < 16:
+        raise BuildError(f"{p.name}: marker needs an STM32/nRF52 clock.tree and a port PA..PK "
+                         "with pin 0..15")
+    gpio0, enr = layout[tree]
+    idx = ord(port[1]) - ord("A")
+    base = gpio0 + 0x400 * idx
+    return MarkerPin(port, pin, base + 0x18, 1 << pin, base + 0x18, 1 << (pin + 16), (
+        (enr, 0, 1 << idx),                            # port clock on
+        (base + 0x00, 3 << (2 * pin), 1 << (2 * pin)),  # MODER: general-purpose output
+    ))
 
 
 def list_boards(directory: Path | None = None) -> list[Board]:

@@ -37,6 +37,13 @@ UART_SOURCES = {
     "stm32_usart_v2": ("uart_stm32.c", ["-DEQ_STM32_USART_V2"]),
     "nrf52_uarte": ("uart_nrf52.c", []),
 }
+# Emulated boards talk over semihosting by default (see firmware/drivers/uart_semihost.c);
+# link="uart" keeps the board's UART driver (as on the real part) in the emulator too.
+LINKS = ("uart", "semihosting")
+# What the firmware speaks to the host: edgeq's framed binary protocol, or the MLPerf Tiny
+# (EEMBC) text test harness (firmware/app/eq_mlperf.c) that the MLPerf Tiny runner drives.
+PROTOCOLS = ("edgeq", "mlperf")
+SEMIHOST_SOURCE = ("uart_semihost.c", [])
 COUNTER_SOURCES = {"systick_icount": "counter_systick.c", "dwt": "counter_dwt.c"}
 
 
@@ -74,6 +81,8 @@ class FirmwareBuild:
     size: SizeReport
     arena_bytes: int
     profile_layers: bool
+    link: str = "uart"
+    protocol: str = "edgeq"
 
 
 def find_tool(name: str) -> str:
@@ -131,17 +140,36 @@ def _first_error(text: str) -> str:
     return lines[0] if lines else "no compiler output"
 
 
+def resolve_link(board: Board, link: str | None, protocol: str = "edgeq") -> str:
+    """The host link a firmware uses: ``uart`` on real boards, the board's choice in QEMU
+    (MLPerf firmware keeps the UART: its runner opens a serial port, e.g. QEMU's pty)."""
+    if link is None:
+        return board.emulator_link if board.emulated and protocol == "edgeq" else "uart"
+    if link not in LINKS:
+        raise BuildError(f"unknown link {link!r}; use one of {', '.join(LINKS)}")
+    if link == "semihosting" and not board.emulated:
+        raise BuildError(f"{board.name} is a real board: semihosting needs a debugger attached; "
+                         "use link uart")
+    return link
+
+
 def _sources(board: Board, model_dir: Path, runtime_dir: Path,
-             kernel_sources: list[Path] | None) -> list[tuple[Path, list[str]]]:
-    uart_file, uart_flags = UART_SOURCES[board.uart_driver]
+             kernel_sources: list[Path] | None, link: str, protocol: str,
+             clock_setup: bool) -> list[tuple[Path, list[str]]]:
+    uart_file, uart_flags = (SEMIHOST_SOURCE if link == "semihosting"
+                             else UART_SOURCES[board.uart_driver])
     srcs: list[tuple[Path, list[str]]] = [
         (FIRMWARE_DIR / "startup" / "startup.c", []),
+        *([(FIRMWARE_DIR / "startup" / f"clock_{board.clock.tree}.c", [])] if clock_setup else []),
         (FIRMWARE_DIR / "drivers" / uart_file, uart_flags),
         (FIRMWARE_DIR / "drivers" / COUNTER_SOURCES[board.counter], []),
-        (FIRMWARE_DIR / "proto" / "eq_proto.c", []),
-        (FIRMWARE_DIR / "app" / "eq_app.c", []),
-        (FIRMWARE_DIR / "app" / "main.c", []),
     ]
+    if protocol == "mlperf":
+        srcs.append((FIRMWARE_DIR / "app" / "eq_mlperf.c", []))
+    else:
+        srcs += [(FIRMWARE_DIR / "proto" / "eq_proto.c", []),
+                 (FIRMWARE_DIR / "app" / "eq_app.c", []),
+                 (FIRMWARE_DIR / "app" / "main.c", [])]
     srcs += [(p, []) for p in sorted(model_dir.glob("*.c"))]
     kernels = runtime_dir / "kernels"
     if kernel_sources is not None:
@@ -163,39 +191,54 @@ def build_firmware(
     input_bytes: int | None = None,
     kernel_sources: list[Path] | None = None,
     defines: tuple[str, ...] = (),
+    link: str | None = None,
+    protocol: str = "edgeq",
+    clock_setup: bool | None = None,
 ) -> FirmwareBuild:
     """Compile the app, drivers, generated model and runtime kernels into fw.elf/.bin/.hex.
 
     ``input_bytes`` (the sum of the model's input sizes) sizes the app's input staging buffer;
     without it the arena size is used as a safe upper bound. ``kernel_sources`` (from codegen)
     limits the runtime kernels compiled to those the model calls; default: all of them.
+    ``link`` picks the host link (``uart`` or, emulated boards only, ``semihosting``);
+    ``protocol`` what the firmware speaks (``edgeq`` framed binary, or ``mlperf``).
+    ``clock_setup`` overrides whether the startup runs the board's clock tree (default: the
+    board config's choice; QEMU boards without an RCC model skip it).
     """
+    if protocol not in PROTOCOLS:
+        raise BuildError(f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
     model_dir = Path(model_dir)
+    setup = board.clock_setup if clock_setup is None else clock_setup and board.clock.configured
     runtime = Path(runtime_dir) if runtime_dir is not None else RUNTIME_DIR
     out = Path(out_dir)
     gcc, objcopy, size_tool = find_tool("gcc"), find_tool("objcopy"), find_tool("size")
     if not (runtime / "include").is_dir():
         raise BuildError(f"edgeq-rt runtime headers not found in {runtime / 'include'}; "
                          "restore firmware/runtime or pass runtime_dir")
+    host_link = resolve_link(board, link, protocol)
     arena = model_arena_bytes(model_dir)
     staging = input_bytes if input_bytes is not None else arena
     check_fit(board, arena_bytes=arena, input_bytes=staging)
     cflags = [
         *board.gcc_cpu_flags(), opt, "-std=c99", "-g", "-Wall", "-Wextra", "-Werror",
         "-ffunction-sections", "-fdata-sections", "-fno-common",
-        f"-DEQ_APP_STAGING_BYTES={max(staging, 1)}", *[f"-D{d}" for d in defines],
+        f"-DEQ_APP_STAGING_BYTES={max(staging, 1)}",
+        *([] if any(d.startswith("EQP_MAX_PAYLOAD=") for d in defines)
+          else [f"-DEQP_MAX_PAYLOAD={board.frame_payload}u"]),
+        *[f"-D{d}" for d in defines],
     ]
     if profile_layers:
         cflags.append("-DEDGEQ_PROFILE_LAYERS")
     log: list[str] = []
     with atomic_output_dir(out) as tmp:
-        (tmp / "board_config.h").write_text(board_header(board))
+        (tmp / "board_config.h").write_text(board_header(board, clock_setup=setup))
         (tmp / "linker.ld").write_text(linker_script(board))
         includes = [f"-I{p}" for p in (tmp, FIRMWARE_DIR / "include", model_dir,
                                        runtime / "include")]
         (tmp / "obj").mkdir()
         jobs = []
-        for i, (src, extra) in enumerate(_sources(board, model_dir, runtime, kernel_sources)):
+        sources = _sources(board, model_dir, runtime, kernel_sources, host_link, protocol, setup)
+        for i, (src, extra) in enumerate(sources):
             obj = tmp / "obj" / f"{i:03d}_{src.stem}.o"
             jobs.append((src, obj, [gcc, *cflags, *extra, *includes, "-c", str(src), "-o",
                                     str(obj)]))
@@ -239,7 +282,7 @@ def build_firmware(
     return FirmwareBuild(board=board, out_dir=out, elf=stem.with_suffix(".elf"),
                          bin=stem.with_suffix(".bin"), hex=stem.with_suffix(".hex"),
                          size=report, arena_bytes=arena,
-                         profile_layers=profile_layers)
+                         profile_layers=profile_layers, link=host_link, protocol=protocol)
 
 
 def _does_not_fit(board: Board, rep: SizeReport) -> str:

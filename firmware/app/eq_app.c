@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "eq_hal.h"
+#include "eq_marker.h"
 #include "model.h"
 
 #ifndef EQ_APP_STAGING_BYTES
@@ -22,9 +23,7 @@
 #endif
 
 typedef struct {
-    uint8_t raw[EQP_MAX_RAW];
-    uint8_t scratch[EQP_MAX_RAW];
-    uint8_t payload[EQP_MAX_PAYLOAD];
+    uint8_t scratch[EQP_MAX_RAW]; /* replies: payload written at EQP_HEADER_BYTES, framed here */
     uint8_t staging[EQ_APP_STAGING_BYTES];
     uint32_t input_offset[EDGEQ_MODEL_NUM_INPUTS];
     uint32_t run_counts[EQ_APP_MAX_RUNS];
@@ -34,6 +33,8 @@ typedef struct {
 } eq_app_state;
 
 static eq_app_state g_app;
+/* A reply's payload is written straight into its frame (eqp_build's memmove is then a no-op). */
+#define REPLY_PAYLOAD (g_app.scratch + EQP_HEADER_BYTES)
 
 static void put_u16(uint8_t *p, uint32_t v) {
     p[0] = (uint8_t)v;
@@ -76,7 +77,7 @@ void edgeq_layer_hook(int32_t layer, int32_t end) {
 #endif
 
 static size_t reply(uint8_t code, uint8_t seq, size_t n, uint8_t *out, size_t cap) {
-    return eqp_build(code, seq, g_app.payload, n, g_app.scratch, sizeof g_app.scratch, out, cap);
+    return eqp_build(code, seq, REPLY_PAYLOAD, n, g_app.scratch, sizeof g_app.scratch, out, cap);
 }
 
 static size_t error_reply(uint8_t err, uint8_t cmd, uint8_t seq, uint8_t *out, size_t cap) {
@@ -118,12 +119,12 @@ static size_t put_str(uint8_t *p, size_t room, const char *s) {
 }
 
 static size_t cmd_hello(uint8_t seq, uint8_t *out, size_t cap) {
-    uint8_t *p = g_app.payload;
+    uint8_t *p = REPLY_PAYLOAD;
     p[0] = (uint8_t)EQP_VERSION;
     p[1] = (uint8_t)EQ_FW_VERSION_MAJOR;
     p[2] = (uint8_t)EQ_FW_VERSION_MINOR;
     p[3] = (uint8_t)eq_counter_kind();
-    put_u32(p + 4, (uint32_t)EQ_CLOCK_HZ);
+    put_u32(p + 4, eq_clock_hz()); /* the clock actually running (reset clock if setup failed) */
     put_u32(p + 8, (uint32_t)EDGEQ_MODEL_ARENA_BYTES);
     put_u16(p + 12, (uint32_t)EDGEQ_MODEL_NUM_LAYERS);
 #ifdef EDGEQ_PROFILE_LAYERS
@@ -178,8 +179,8 @@ static size_t cmd_load_input(const eqp_frame *f, uint8_t *out, size_t cap) {
         return error_reply(EQP_E_ARG, f->code, f->seq, out, cap);
     }
     memcpy(g_app.staging + base + offset, f->payload + 5, count);
-    put_u32(g_app.payload, offset);
-    put_u16(g_app.payload + 4, count);
+    put_u32(REPLY_PAYLOAD, offset);
+    put_u16(REPLY_PAYLOAD + 4, count);
     return reply(f->code | EQP_REPLY, f->seq, 6, out, cap);
 }
 
@@ -208,13 +209,15 @@ static size_t cmd_invoke(const eqp_frame *f, uint8_t *out, size_t cap) {
     for (uint32_t i = 0; i < runs && status == 0; ++i) {
         restore_inputs();
         memset(g_app.layer_counts, 0, sizeof g_app.layer_counts);
+        EQ_MARKER_HIGH(); /* the marker pin brackets exactly what the counter measures */
         eq_counter_start();
         status = (int32_t)edgeq_model_invoke();
         g_app.run_counts[i] = eq_counter_now();
+        EQ_MARKER_LOW();
         g_app.n_runs = (uint16_t)(i + 1u);
     }
-    g_app.payload[0] = (uint8_t)status;
-    put_u16(g_app.payload + 1, g_app.n_runs);
+    REPLY_PAYLOAD[0] = (uint8_t)status;
+    put_u16(REPLY_PAYLOAD + 1, g_app.n_runs);
     return reply(f->code | EQP_REPLY, f->seq, 3, out, cap);
 }
 
@@ -232,7 +235,7 @@ static size_t cmd_read_output(const eqp_frame *f, uint8_t *out, size_t cap) {
     if (offset > bytes || count > bytes - offset) {
         return error_reply(EQP_E_ARG, f->code, f->seq, out, cap);
     }
-    memcpy(g_app.payload, (const uint8_t *)edgeq_model_output((int32_t)idx) + offset, count);
+    memcpy(REPLY_PAYLOAD, (const uint8_t *)edgeq_model_output((int32_t)idx) + offset, count);
     return reply(f->code | EQP_REPLY, f->seq, count, out, cap);
 }
 
@@ -258,7 +261,7 @@ static size_t cmd_read_timing(const eqp_frame *f, uint8_t *out, size_t cap) {
         return error_reply(EQP_E_ARG, f->code, f->seq, out, cap);
     }
     for (uint32_t i = 0; i < count; ++i) {
-        put_u32(g_app.payload + 4u * i, values[first + i]);
+        put_u32(REPLY_PAYLOAD + 4u * i, values[first + i]);
     }
     return reply(f->code | EQP_REPLY, f->seq, 4u * count, out, cap);
 }
@@ -272,26 +275,31 @@ static size_t cmd_layer_info(const eqp_frame *f, uint8_t *out, size_t cap) {
         return error_reply(EQP_E_ARG, f->code, f->seq, out, cap);
     }
 #if EDGEQ_MODEL_NUM_LAYERS > 0
-    put_u32(g_app.payload, edgeq_model_layer_macs[layer]);
+    put_u32(REPLY_PAYLOAD, edgeq_model_layer_macs[layer]);
     const char *name = edgeq_model_layer_names[layer];
     size_t n = strlen(name);
     if (n > EQP_MAX_PAYLOAD - 4u) {
         n = EQP_MAX_PAYLOAD - 4u;
     }
-    memcpy(g_app.payload + 4, name, n);
+    memcpy(REPLY_PAYLOAD + 4, name, n);
     return reply(f->code | EQP_REPLY, f->seq, 4u + n, out, cap);
 #else
     return error_reply(EQP_E_ARG, f->code, f->seq, out, cap);
 #endif
 }
 
-size_t eq_app_handle_encoded(const uint8_t *enc, size_t n, uint8_t *out, size_t cap) {
-    size_t raw_len = eqp_cobs_decode(enc, n, g_app.raw, sizeof g_app.raw);
-    if (raw_len == (size_t)-1) {
+size_t eq_app_handle_rx(const eqp_rx *rx, int event, uint8_t *out, size_t cap) {
+    if (event == EQP_RX_OVERSIZE) {
+        return error_reply(EQP_E_OVERSIZE, 0, 0, out, cap);
+    }
+    if (event == EQP_RX_BAD) {
         return error_reply(EQP_E_FRAMING, 0, 0, out, cap);
     }
+    if (event != EQP_RX_FRAME) {
+        return 0;
+    }
     eqp_frame f;
-    int err = eqp_parse(g_app.raw, raw_len, &f);
+    int err = eqp_parse_rx(rx, &f);
     if (err != 0) {
         return error_reply((uint8_t)err, f.code, f.seq, out, cap);
     }
@@ -311,8 +319,4 @@ size_t eq_app_handle_encoded(const uint8_t *enc, size_t n, uint8_t *out, size_t 
     default:
         return error_reply(EQP_E_UNKNOWN_CMD, f.code, f.seq, out, cap);
     }
-}
-
-size_t eq_app_oversize_reply(uint8_t *out, size_t cap) {
-    return error_reply(EQP_E_OVERSIZE, 0, 0, out, cap);
 }

@@ -21,6 +21,12 @@ void eq_uart_putc(uint8_t c) {
     UART(UART_DATA) = c;
 }
 
+void eq_uart_write(const uint8_t *data, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+        eq_uart_putc(data[i]);
+    }
+}
+
 int eq_uart_getc(uint8_t *c) {
     if ((UART(UART_STATE) & STATE_RX_FULL) == 0u) {
         return 0;

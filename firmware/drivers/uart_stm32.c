@@ -33,7 +33,8 @@
 
 void eq_uart_init(void) {
     USART(R_CR1) = 0u;
-    USART(R_BRR) = EQ_UART_DIVISOR;
+    /* the baud divisor follows the clock actually running (the reset clock if setup failed) */
+    USART(R_BRR) = eq_clock_status() == EQ_CLOCK_OK ? EQ_UART_DIVISOR : EQ_UART_DIVISOR_RESET;
     USART(R_CR1) = CR1_TE | CR1_RE;
     USART(R_CR1) = CR1_TE | CR1_RE | CR1_UE;
 }
@@ -42,6 +43,12 @@ void eq_uart_putc(uint8_t c) {
     while ((USART(R_STATUS) & ST_TXE) == 0u) {
     }
     USART(R_TX) = c;
+}
+
+void eq_uart_write(const uint8_t *data, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+        eq_uart_putc(data[i]);
+    }
 }
 
 int eq_uart_getc(uint8_t *c) {

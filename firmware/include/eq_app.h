@@ -20,10 +20,9 @@
 #endif
 
 void eq_app_init(void);
-/* Handles one encoded frame (as collected by eqp_rx, without delimiter); writes the encoded
- * reply (with delimiter) into out and returns its length (0: no reply). */
-size_t eq_app_handle_encoded(const uint8_t *enc, size_t n, uint8_t *out, size_t cap);
-/* Reply for a frame dropped by the receiver for being too long. */
-size_t eq_app_oversize_reply(uint8_t *out, size_t cap);
+/* Answers one receiver event (eqp_rx_push's return): a decoded frame, or a damaged or
+ * oversized one (an ERROR reply). Writes the encoded reply (with delimiter) into out and
+ * returns its length (0: no reply). */
+size_t eq_app_handle_rx(const eqp_rx *rx, int event, uint8_t *out, size_t cap);
 
 #endif

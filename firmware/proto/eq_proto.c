@@ -5,44 +5,72 @@
 
 void eqp_rx_reset(eqp_rx *rx) {
     rx->len = 0;
+    rx->block_left = 0;
+    rx->zero_next = 0;
+    rx->started = 0;
     rx->overflow = 0;
+    rx->crc = 0xFFFFFFFFu;
+}
+
+static uint32_t crc_step(uint32_t crc, uint8_t byte);
+
+static void rx_append(eqp_rx *rx, uint8_t byte) {
+    if (rx->len >= sizeof rx->buf) {
+        rx->overflow = 1;
+        return;
+    }
+    rx->buf[rx->len] = byte;
+    if (rx->len >= EQP_CRC_BYTES) { /* the byte 4 back can no longer be part of the CRC */
+        rx->crc = crc_step(rx->crc, rx->buf[rx->len - EQP_CRC_BYTES]);
+    }
+    rx->len++;
 }
 
 int eqp_rx_push(eqp_rx *rx, uint8_t byte) {
     if (byte == 0u) {
-        int event;
-        if (rx->overflow) {
-            event = EQP_RX_OVERSIZE;
-        } else if (rx->len == 0u) {
-            event = EQP_RX_EMPTY;
-        } else {
-            event = EQP_RX_FRAME;
-        }
-        rx->overflow = 0;
+        int event = rx->overflow       ? EQP_RX_OVERSIZE
+                    : !rx->started     ? EQP_RX_EMPTY
+                    : rx->block_left   ? EQP_RX_BAD
+                                       : EQP_RX_FRAME;
         if (event != EQP_RX_FRAME) {
-            rx->len = 0;
+            eqp_rx_reset(rx);
         }
         return event;
     }
     if (rx->overflow) {
         return EQP_RX_NONE;
     }
-    if (rx->len >= sizeof rx->buf) {
-        rx->overflow = 1;
-        rx->len = 0;
-        return EQP_RX_NONE;
+    rx->started = 1;
+    if (rx->block_left == 0u) { /* a code byte: the previous block's implied zero, if any */
+        if (rx->zero_next) {
+            rx_append(rx, 0u);
+        }
+        rx->block_left = (uint8_t)(byte - 1u);
+        rx->zero_next = byte != 0xFFu;
+    } else {
+        rx_append(rx, byte);
+        rx->block_left--;
     }
-    rx->buf[rx->len++] = byte;
     return EQP_RX_NONE;
+}
+
+/* CRC-32 (IEEE, reflected) four bits at a time: a 64-byte table instead of eight shifts per bit
+ * or a 1 KB byte table. k_crc_nibble[n] is the CRC register after shifting nibble n out. */
+static const uint32_t k_crc_nibble[16] = {
+    0x00000000u, 0x1DB71064u, 0x3B6E20C8u, 0x26D930ACu, 0x76DC4190u, 0x6B6B51F4u,
+    0x4DB26158u, 0x5005713Cu, 0xEDB88320u, 0xF00F9344u, 0xD6D6A3E8u, 0xCB61B38Cu,
+    0x9B64C2B0u, 0x86D3D2D4u, 0xA00AE278u, 0xBDBDF21Cu};
+
+static uint32_t crc_step(uint32_t crc, uint8_t byte) {
+    crc ^= byte;
+    crc = (crc >> 4) ^ k_crc_nibble[crc & 0xFu];
+    return (crc >> 4) ^ k_crc_nibble[crc & 0xFu];
 }
 
 uint32_t eqp_crc32(const uint8_t *data, size_t n) {
     uint32_t crc = 0xFFFFFFFFu;
     for (size_t i = 0; i < n; ++i) {
-        crc ^= data[i];
-        for (int b = 0; b < 8; ++b) {
-            crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
-        }
+        crc = crc_step(crc, data[i]);
     }
     return ~crc;
 }
@@ -107,7 +135,8 @@ static uint32_t read_u32(const uint8_t *p) {
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
-int eqp_parse(const uint8_t *raw, size_t n, eqp_frame *f) {
+/* The checks of eqp_parse given the CRC of raw[0..n-4) (computed by the caller). */
+static int parse_summed(const uint8_t *raw, size_t n, uint32_t crc, eqp_frame *f) {
     f->code = 0;
     f->seq = 0;
     f->payload = raw;
@@ -119,7 +148,7 @@ int eqp_parse(const uint8_t *raw, size_t n, eqp_frame *f) {
         return EQP_E_OVERSIZE;
     }
     size_t body = n - EQP_CRC_BYTES;
-    if (eqp_crc32(raw, body) != read_u32(raw + body)) {
+    if (crc != read_u32(raw + body)) {
         return EQP_E_CRC;
     }
     f->code = raw[1];
@@ -130,6 +159,15 @@ int eqp_parse(const uint8_t *raw, size_t n, eqp_frame *f) {
     f->payload = raw + EQP_HEADER_BYTES;
     f->payload_len = (uint16_t)(body - EQP_HEADER_BYTES);
     return 0;
+}
+
+int eqp_parse(const uint8_t *raw, size_t n, eqp_frame *f) {
+    uint32_t crc = n >= EQP_CRC_BYTES ? eqp_crc32(raw, n - EQP_CRC_BYTES) : 0u;
+    return parse_summed(raw, n, crc, f);
+}
+
+int eqp_parse_rx(const eqp_rx *rx, eqp_frame *f) {
+    return parse_summed(rx->buf, rx->len, ~rx->crc, f);
 }
 
 size_t eqp_build(uint8_t code, uint8_t seq, const uint8_t *payload, size_t n, uint8_t *scratch,

@@ -12,10 +12,11 @@ from edgeq.toolchain.boards import resolve_target
 
 
 def test_estimate_on_a_real_board_uses_its_datasheet_current():
-    b = resolve_target(board="nucleo-l4r5zi")  # 110 uA/MHz, 3.3 V, firmware at 4 MHz
-    e = estimate_energy(b, 4_000_000, "cycles")  # one second of work at 4 MHz
-    assert e.current_a == pytest.approx(110e-6 * 4)
-    assert e.joules == pytest.approx(3.3 * 440e-6 * 1.0)
+    b = resolve_target(board="nucleo-l4r5zi")  # 110 uA/MHz, 3.3 V, firmware at 120 MHz
+    e = estimate_energy(b, 120_000_000, "cycles")  # one second of work at 120 MHz
+    assert e.current_a == pytest.approx(110e-6 * 120) and e.clock_hz == 120_000_000
+    assert e.joules == pytest.approx(3.3 * 13.2e-3 * 1.0)
+    assert "120 MHz" in e.note
     assert "estimate" in e.note and e.to_dict()["estimate"] is True
 
 
@@ -30,6 +31,9 @@ def test_emulated_board_estimate_is_labelled_with_its_reference_board():
     e = estimate_energy(resolve_target(board="mps2-an386"), 1_000_000, "instructions")
     assert e.model_board == "nucleo-l4r5zi"
     assert e.joules == pytest.approx(3.3 * 110e-6 * 1.0)  # 1e6 cycles -> V * k * cycles
+    assert e.clock_hz == 120_000_000  # the reference board's operating point
+    m7 = estimate_energy(resolve_target(board="mps2-an500"), 1_000_000, "instructions")
+    assert m7.model_board == "nucleo-h743zi" and m7.clock_hz == 400_000_000  # not max 480
     assert "emulated" in e.note and "instructions counted as cycles" in e.note
 
 
@@ -91,7 +95,9 @@ def test_ppk2_chunks_become_one_timestamped_series():
 
     rate = 100_000.0
     chunks = [(1.0, np.full(100, 2e-3)), (1.001, np.full(100, 4e-3))]
-    t, i, v = chunks_to_series(chunks, rate, 3.3)
+    rec = chunks_to_series(chunks, rate, 3.3)
+    t, i, v = rec.times_s, rec.current_a, rec.voltage_v
+    assert rec.marker is None
     assert len(t) == 200 and np.all(np.diff(t) > 0)
     assert t[99] == pytest.approx(1.0) and t[0] == pytest.approx(1.0 - 99 / rate)
     assert t[-1] == pytest.approx(1.001) and set(v) == {3.3}
@@ -100,6 +106,37 @@ def test_ppk2_chunks_become_one_timestamped_series():
     assert e == pytest.approx(3.3 * 4e-3 * 0.0004 / 2)
     with pytest.raises(DeviceError, match="no samples"):
         chunks_to_series([], rate, 3.3)
+
+
+def test_marker_spans_give_energy_of_exactly_the_timed_inferences():
+    from edgeq.bench.energy import gpio_windows, marked_energy
+    from edgeq.bench.monitors import chunks_to_series
+
+    # 3 inferences of 1 ms at 10 mA, separated by 2 ms of 50 mA UART/copy work that the
+    # command window would include; sampled at 100 kS/s and split into two chunks.
+    rate = 100_000.0
+    n = 1200
+    t_idx = np.arange(n)
+    marker = np.zeros(n, dtype=bool)
+    for k in range(3):
+        marker[200 + 300 * k:300 + 300 * k] = True
+    current = np.where(marker, 10e-3, 50e-3)
+    rec = chunks_to_series([(5.0 + 599 / rate, current[:600]), (5.0 + 1199 / rate, current[600:])],
+                           rate, 3.0, [marker[:600], marker[600:]])
+    assert rec.marker is not None and rec.marker.sum() == 300
+    spans = gpio_windows(rec.times_s, rec.marker)
+    assert len(spans) == 3 and spans[0][0] == pytest.approx(5.0 + 200 / rate)
+    joules, span = marked_energy(rec.current_a, rec.voltage_v, rec.times_s, rec.marker, 3)
+    assert span == pytest.approx(1e-3)
+    # the 0.01 ms edge samples interpolate between 10 and 50 mA: 1 ms at 10 mA, +/- one sample
+    assert joules == pytest.approx(3.0 * 10e-3 * 1e-3, rel=0.03)
+    # over the command window the same burst reads ~3x higher: the marker is what removes it
+    whole = integrate_energy(rec.current_a, rec.voltage_v, times_s=rec.times_s,
+                             window=(rec.times_s[150], rec.times_s[950]), inferences=3)
+    assert whole > 2 * joules
+    with pytest.raises(DeviceError, match="pulsed 3 times for 4 inferences"):
+        marked_energy(rec.current_a, rec.voltage_v, rec.times_s, rec.marker, 4)
+    assert t_idx.size == n
 
 
 def test_monitor_adapters_say_what_is_missing():
@@ -115,3 +152,30 @@ def test_monitor_adapters_say_what_is_missing():
     if importlib.util.find_spec("joulescope") is None:
         with pytest.raises(DeviceError, match="pip install joulescope"):
             open_monitor("joulescope", None)
+
+
+def test_clock_status_flags_a_board_that_fell_back_to_its_reset_clock():
+    from edgeq.bench.stats import clock_status
+
+    b = resolve_target(board="nucleo-l4r5zi")
+    ok, note = clock_status(b, 120_000_000)
+    assert ok and note.startswith("120 MHz")
+    ok, note = clock_status(b, 4_000_000)
+    assert not ok and "runs at 4 MHz, not the configured 120 MHz" in note
+    assert note.endswith("(the reset clock)")
+
+
+def test_emulated_energy_is_for_a_named_real_board_from_estimated_cycles():
+    from edgeq.bench.energy import estimate_energy_for, power_board_for
+
+    emu = resolve_target(board="mps2-an386")
+    f446 = power_board_for(emu, "nucleo-f446re")
+    assert f446.name == "nucleo-f446re"
+    e = estimate_energy_for(f446, 2_000_000, emu)
+    v, k = f446.power.supply_v, f446.power.run_ua_per_mhz
+    assert e.joules == pytest.approx(v * k * 1e-6 * 2.0)  # V x uA/MHz x Mcycles
+    assert e.model_board == "nucleo-f446re" and e.clock_hz == f446.clock_hz
+    assert "estimate for nucleo-f446re, not mps2-an386" in e.note
+    assert power_board_for(emu, None).name == emu.power.reference_board
+    with pytest.raises(DeviceError, match="no power model of its own"):
+        estimate_energy_for(resolve_target(board="mps2-an385"), 1000, emu)

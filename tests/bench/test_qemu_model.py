@@ -8,7 +8,7 @@ import pytest
 from helpers_device import quantized_digits
 
 from edgeq.bench.validate import top1, validate_on_device
-from edgeq.codegen.edgeq_rt import generate_edgeq_rt
+from edgeq.codegen.edgeq_rt import write_edgeq_rt
 from edgeq.device.qemu import QemuInstance
 from edgeq.device.session import DeviceSession
 from edgeq.oracles import run_tflm
@@ -24,7 +24,7 @@ SAMPLES = 100
 def digits(tmp_path_factory):
     root = tmp_path_factory.mktemp("digits_qemu")
     tflite = quantized_digits(root)
-    gen = generate_edgeq_rt(tflite, root / "edgeq_rt", name="digits_cnn")
+    gen = write_edgeq_rt(tflite, root / "edgeq_rt", name="digits_cnn")
     x, y = quantized_test_inputs(tflite, None, SAMPLES)
     expected = run_tflm(tflite, x)
     return {"root": root, "tflite": tflite, "gen": gen, "x": x, "y": y, "expected": expected}

@@ -50,8 +50,15 @@ def test_build_reports_bit_exact_device_run(built):
     mem = r["memory"]
     assert mem["flash"] == mem["text"] + mem["rodata"] + mem["data"]
     assert mem["ram"] == mem["data"] + mem["bss"] + mem["stack"] and mem["bss"] >= mem["arena"]
-    assert dev["latency"]["unit"] == "instructions" and dev["latency"]["median_ms"] is None
+    lat = dev["latency"]
+    assert lat["unit"] == "instructions" and lat["median_ms"] is None
+    assert lat["source"] == "QEMU plugin (exact)" and lat["runs"] == 100
+    est = lat["estimate"]  # cycles >= instructions (no Cortex-M4 instruction takes < 1 cycle)
+    assert est["estimate"] is True and est["cycles"] > lat["median"] and est["clock_hz"] == 25e6
+    assert est["ms"] == pytest.approx(est["cycles"] / 25e3)
     assert dev["energy"]["estimate"] is True and dev["energy"]["microjoules"] > 0
+    assert dev["energy"]["power_model_board"] == "nucleo-l4r5zi"
+    assert "not mps2-an386" in dev["energy"]["note"]
     for name in ("model_int8.tflite", "edgeq_rt/model.c", "firmware/fw.elf", "firmware/fw.bin",
                  "firmware/fw.hex"):
         assert (out / name).is_file(), name
@@ -70,9 +77,16 @@ def test_bench_per_layer_and_run_on_the_emulator(built, tmp_path):
     assert len(b["model_hash"]) == 16 and b["counter"] == "instructions"
     assert [x["op"] for x in b["layers"]][0] == "CONV_2D"
     assert sum(x["count"] for x in b["layers"]) <= b["latency"]["median"]
+    assert b["transfer"]["bytes"] == 64 and b["transfer"]["bytes_per_s"] > 0  # 8x8x1 int8
+    # exact plugin counts, not SysTick steps of 40; each within one tick of the firmware's own
+    assert b["counts"][0] % 40 != 0 or b["counts"][0] != b["systick_counts"][0]
+    for x in b["layers"]:
+        assert abs(x["instructions"] - x["device_count"]) <= 80, x
     text = _run(["bench", "--board", "mps2-an386", "--emulator", "--build-dir", str(out),
-                 "--runs", "2", "--per-layer"]).output
-    assert "MACs/instruction" in text and "estimate" in text
+                 "--runs", "2", "--per-layer", "--power-model", "nucleo-f446re"]).output
+    assert "instr/MAC" in text and "est. cycles" in text and "estimate" in text
+    assert "estimate for nucleo-f446re, not mps2-an386" in text
+    assert "input transfer: 64 bytes in" in text
 
     x, _ = quantized_test_inputs(out / "model_int8.tflite", None, 1)
     np.save(tmp_path / "x.npy", x[0])
@@ -123,6 +137,9 @@ def test_missing_cross_compiler_and_qemu(tmp_path):
 
 
 def test_bench_and_run_argument_errors(tmp_path):
+    _one_line_error(_run(["bench", "--board", "nucleo-l4r5zi", "--port", "/dev/null",
+                          "--power-model", "nucleo-f446re", "--build-dir", str(tmp_path)]),
+                    "--power-model is for emulated boards")
     _one_line_error(_run(["bench", "--emulator", "--port", "/dev/null", "--build-dir",
                           str(tmp_path)]), "exactly one of --port PORT or --emulator")
     _one_line_error(_run(["bench", "--emulator", "--build-dir", str(tmp_path)]),
@@ -138,8 +155,14 @@ def test_bench_and_run_argument_errors(tmp_path):
 
 def test_boards_listing_is_fast_and_complete():
     res = _run(["boards"])
-    assert res.exit_code == 0 and len(res.output.splitlines()) == 2 + len(
+    # header + rule, then per board its line and what was verified where
+    assert res.exit_code == 0 and len(res.output.splitlines()) == 2 + 2 * len(
         list(Path(board_dir()).glob("*.toml")))
+    lines = res.output.splitlines()
+    l4 = lines.index(next(ln for ln in lines if ln.startswith("nucleo-l4r5zi")))
+    assert "120 MHz" in lines[l4] and "5 WS" in lines[l4] and "range1-boost" in lines[l4]
+    assert "emulation (unicorn/QEMU): clock-tree" in lines[l4 + 1]
+    assert "on hardware: not yet" in lines[l4 + 1] and "marker PF15" in lines[l4 + 1]
 
 
 @pytest.mark.slow

@@ -12,7 +12,8 @@ import pytest
 from helpers_edgeq_rt import keras_layers, random_inputs
 from helpers_host_harness import CORTEX_M4_CFLAGS, build_host_model, compile_objects
 
-from edgeq.codegen.edgeq_rt import generate_edgeq_rt, kernel_index, runtime_dir
+from edgeq.codegen.edgeq_rt import runtime_dir, write_edgeq_rt
+from edgeq.codegen.kernels import kernel_sources
 from edgeq.codegen.planner import Buffer, check_plan, plan_arena
 from edgeq.errors import CodegenError, EdgeqError, ModelError
 
@@ -33,7 +34,7 @@ def person_detect(shared_models: Path) -> Path:
 def _refused(path: Path, tmp_path: Path, exc: type[EdgeqError] = CodegenError) -> str:
     out = tmp_path / "out"
     with pytest.raises(exc) as err:
-        generate_edgeq_rt(path, out)
+        write_edgeq_rt(path, out)
     assert not out.exists(), "a refused model must not leave files behind"
     assert not list(tmp_path.glob(".out.*")), "no temp directory left behind"
     msg = str(err.value)
@@ -117,15 +118,15 @@ def test_missing_file_is_refused(tmp_path: Path) -> None:
 
 
 def test_generation_is_deterministic(person_detect: Path, tmp_path: Path) -> None:
-    a = generate_edgeq_rt(person_detect, tmp_path / "a")
-    b = generate_edgeq_rt(person_detect, tmp_path / "b")
+    a = write_edgeq_rt(person_detect, tmp_path / "a")
+    b = write_edgeq_rt(person_detect, tmp_path / "b")
     for name in ("model.c", "model.h", "memory_plan.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     assert a.arena_bytes == b.arena_bytes
 
 
 def test_header_matches_the_pinned_api(person_detect: Path, tmp_path: Path) -> None:
-    res = generate_edgeq_rt(person_detect, tmp_path / "g", name="person")
+    res = write_edgeq_rt(person_detect, tmp_path / "g", name="person")
     h = (tmp_path / "g" / "model.h").read_text()
     c = (tmp_path / "g" / "model.c").read_text()
     sha = hashlib.sha256(person_detect.read_bytes()).hexdigest()[:16]
@@ -177,8 +178,8 @@ def test_preserved_inputs_survive_repeated_invokes(shared_models: Path, tmp_path
     import subprocess
 
     path = shared_models / "tflm" / "micro_speech_quantized.tflite"
-    default = generate_edgeq_rt(path, tmp_path / "reuse")
-    kept = generate_edgeq_rt(path, tmp_path / "keep", preserve_inputs=True)
+    default = write_edgeq_rt(path, tmp_path / "reuse")
+    kept = write_edgeq_rt(path, tmp_path / "keep", preserve_inputs=True)
     assert kept.arena_bytes >= default.arena_bytes
     (tmp_path / "main.c").write_text(REPEAT_MAIN)
     for res in (default, kept):
@@ -194,7 +195,7 @@ def test_preserved_inputs_survive_repeated_invokes(shared_models: Path, tmp_path
 
 
 def test_abi_mismatch_refuses_to_compile(hello_world: Path, tmp_path: Path) -> None:
-    generate_edgeq_rt(hello_world, tmp_path / "g")
+    write_edgeq_rt(hello_world, tmp_path / "g")
     inc = tmp_path / "include"
     shutil.copytree(runtime_dir() / "include", inc)
     rt = inc / "edgeq_rt.h"
@@ -209,7 +210,7 @@ def test_abi_mismatch_refuses_to_compile(hello_world: Path, tmp_path: Path) -> N
 
 @pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="needs arm-none-eabi-gcc")
 def test_cross_compiles_for_cortex_m4(person_detect: Path, tmp_path: Path) -> None:
-    res = generate_edgeq_rt(person_detect, tmp_path / "g")
+    res = write_edgeq_rt(person_detect, tmp_path / "g")
     objs = compile_objects(tmp_path / "g", tmp_path / "obj", cc="arm-none-eabi-gcc",
                            cflags=CORTEX_M4_CFLAGS, sources=res.kernel_sources)
     assert len(objs) == len(res.kernel_sources) + 1
@@ -220,7 +221,7 @@ def test_cross_compiles_for_cortex_m4(person_detect: Path, tmp_path: Path) -> No
 def test_every_conv_family_kernel_cross_compiles(tmp_path: Path) -> None:
     import subprocess
 
-    kernels = sorted({p for p in kernel_index().values() if _is_conv_family(p)})
+    kernels = sorted({p for p in kernel_sources() if _is_conv_family(p)})
     assert len(kernels) >= 16
     for src in kernels:
         for defs in ([], ["-DEDGEQ_RT_SINGLE_ROUNDING"]):
@@ -238,7 +239,7 @@ def _is_conv_family(p: Path) -> bool:
 
 
 def test_timeline_png_is_written(hello_world: Path, tmp_path: Path) -> None:
-    res = generate_edgeq_rt(hello_world, tmp_path / "g", timeline_png=True)
+    res = write_edgeq_rt(hello_world, tmp_path / "g", timeline_png=True)
     png = tmp_path / "g" / "memory_timeline.png"
     assert png in res.files and png.read_bytes()[:4] == b"\x89PNG"
 
@@ -253,7 +254,7 @@ def test_views_share_storage_and_cost_nothing(shared_models: Path, tmp_path: Pat
     model = read_tflite(path)
     reshape = model.operators[0]
     assert reshape.opcode == "RESHAPE"
-    res = generate_edgeq_rt(path, tmp_path)
+    res = write_edgeq_rt(path, tmp_path)
     names = {b.name for b in res.plan.buffers}
     assert f"t{reshape.inputs[0]}" in names  # the model input holds the data ...
     assert f"t{reshape.outputs[0]}" not in names  # ... and the reshaped view is no new buffer

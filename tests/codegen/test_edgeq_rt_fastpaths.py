@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from helpers_edgeq_rt import assert_bit_exact, convert_keras, keras_layers
 
-from edgeq.codegen.edgeq_rt import generate_edgeq_rt
+from edgeq.codegen.edgeq_rt import write_edgeq_rt
 from edgeq.codegen.ops_conv import folded_bias
 from edgeq.tflite import load_model_t, read_tflite_bytes, serialize_model_t
 
@@ -78,7 +78,7 @@ def test_folded_bias_with_extreme_input_zero_points(tmp_path: Path, op: str, zp:
     }[op]
     path = tmp_path / "m.tflite"
     path.write_bytes(_input_zero_point(convert_keras(_model((6, 6, 4), make)), zp))
-    generate_edgeq_rt(path, tmp_path / "gen")
+    write_edgeq_rt(path, tmp_path / "gen")
     assert "bias_folded" in (tmp_path / "gen" / "model.c").read_text()  # the fold is in use
     assert_bit_exact(path, tmp_path, n=N)
 

@@ -16,7 +16,7 @@ import pytest
 from helpers_edgeq_rt import assert_bit_exact, convert_keras, random_inputs
 from helpers_host_harness import build_host_model
 
-from edgeq.codegen.edgeq_rt import generate_edgeq_rt
+from edgeq.codegen.edgeq_rt import write_edgeq_rt
 from edgeq.errors import CodegenError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -84,7 +84,7 @@ def test_unsupported_third_party_models_are_refused(
 ) -> None:
     out = tmp_path / "out"
     with pytest.raises(CodegenError) as err:
-        generate_edgeq_rt(shared_models / "tflm" / f"{name}.tflite", out)
+        write_edgeq_rt(shared_models / "tflm" / f"{name}.tflite", out)
     msg = str(err.value)
     assert "\n" not in msg
     assert ("SVDF" in msg) if "keyword" in name else ("UNIDIRECTIONAL_SEQUENCE_LSTM" in msg)

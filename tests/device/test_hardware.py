@@ -61,8 +61,33 @@ def test_bench_cycles_on_board(flashed):
                                        os.environ["EDGEQ_PORT"], "--build-dir", str(out),
                                        "--runs", "10", "--json"]))
     lat = r["latency"]
+    # the board reached its configured operating point (a failed clock setup reports the reset
+    # clock in the handshake), and ms are computed at that clock
+    assert r["clock_ok"] and r["clock_hz"] == resolve_target(board=board).clock_hz
+    assert lat["median_ms"] == pytest.approx(lat["median"] * 1e3 / r["clock_hz"])
     assert lat["unit"] == "cycles" and lat["min"] > 1000
     assert lat["max"] - lat["min"] <= 0.02 * lat["median"]  # cycle counts are near-constant
+
+
+def test_cycle_estimate_against_dwt(flashed, tmp_path):
+    """The timing model's estimate for this board (its clock, wait states, caches) from the same
+    model run on the emulated Cortex-M4, against the board's own DWT cycle count."""
+    from edgeq.device.timing import Events, estimate
+
+    board, out = flashed
+    b = resolve_target(board=board)
+    if b.core != "cortex-m4":
+        pytest.skip("the timing model has a Cortex-M4 table only")
+    hw = _json(CliRunner().invoke(cli, ["bench", "--board", board, "--port",
+                                        os.environ["EDGEQ_PORT"], "--runs", "5", "--json"]))
+    emu_dir = tmp_path / "emu"
+    _json(CliRunner().invoke(cli, ["build", str(out / "model_int8.tflite"), "--target",
+                                   "cortex-m4", "-o", str(emu_dir), "--samples", "2", "--json"]))
+    emu = _json(CliRunner().invoke(cli, ["bench", "--board", "mps2-an386", "--emulator",
+                                         "--build-dir", str(emu_dir), "--runs", "2", "--json"]))
+    est = estimate(Events(**emu["latency"]["events"]), b).cycles
+    measured = hw["latency"]["median"]
+    assert abs(est - measured) <= 0.25 * measured, (est, measured)
 
 
 def test_board_survives_garbage(flashed):

@@ -48,8 +48,8 @@ def test_firmware_parser_survives_random_streams(fuzz_binary, seed):
     # ~3 350 valid frames sent per seed, ~690 real replies (the rest carry random payloads the
     # dispatcher rightly refuses, or are glued to a truncated frame before them)
     assert counts["errors"] > 5000
-    real = counts["replies"] - counts["errors"] - counts["hellos"]
-    assert counts["valid_sent"] > 3000 and real > 0.15 * counts["valid_sent"]
+    assert counts["answers"] == counts["replies"] - counts["errors"] - counts["hellos"]
+    assert counts["valid_sent"] > 3000 and counts["answers"] > 0.15 * counts["valid_sent"]
 
 
 def test_c_hello_reply_decodes_in_python(fuzz_binary):

@@ -65,13 +65,16 @@ def _raw_frame(body: bytes) -> bytes:
 
 
 def test_frame_length_limits_are_exact() -> None:
-    full = P.encode_frame(P.CMD_LOAD_INPUT, 300, bytes(range(256)))
+    biggest = bytes(k % 251 + 1 for k in range(P.MAX_PAYLOAD))
+    full = P.encode_frame(P.CMD_LOAD_INPUT, 300, biggest)
     f = P.decode_frame(full[:-1])
-    assert f == P.Frame(P.CMD_LOAD_INPUT, 300 & 0xFF, bytes(range(256)))
-    with pytest.raises(ValueError, match="payload of 257 bytes exceeds 256"):
-        P.encode_frame(P.CMD_LOAD_INPUT, 0, bytes(257))
-    with pytest.raises(P.FrameError, match="frame of 264 bytes is too long"):
-        P.decode_frame(_raw_frame(bytes([P.VERSION, 2, 0]) + bytes(257)))
+    assert f == P.Frame(P.CMD_LOAD_INPUT, 300 & 0xFF, biggest)
+    with pytest.raises(ValueError, match=f"payload of {P.MAX_PAYLOAD + 1} bytes exceeds "
+                                         f"{P.MAX_PAYLOAD}"):
+        P.encode_frame(P.CMD_LOAD_INPUT, 0, bytes(P.MAX_PAYLOAD + 1))
+    too_long = P.HEADER_BYTES + P.MAX_PAYLOAD + 1 + P.CRC_BYTES
+    with pytest.raises(P.FrameError, match=f"frame of {too_long} bytes is too long"):
+        P.decode_frame(_raw_frame(bytes([P.VERSION, 2, 0]) + bytes(P.MAX_PAYLOAD + 1)))
     assert P.decode_frame(_raw_frame(bytes([P.VERSION, 5, 9]))) == P.Frame(5, 9, b"")
     assert P.encode_frame(5, 9) == _raw_frame(bytes([P.VERSION, 5, 9])) + b"\x00"
     # two header bytes + CRC (6 bytes) is too short even with a matching CRC

@@ -137,7 +137,7 @@ def _int8_inputs(model_bytes: bytes, x: np.ndarray) -> np.ndarray:
 def test_lut_kernels_bit_exact_with_tflm(tmp_path: Path, grid: str, bits: int) -> None:
     from helpers_host_harness import build_host_model
 
-    from edgeq.codegen.edgeq_rt import generate_edgeq_rt
+    from edgeq.codegen.edgeq_rt import write_edgeq_rt
     from edgeq.oracles import run_tflm
 
     rng = np.random.default_rng(3)
@@ -147,8 +147,8 @@ def test_lut_kernels_bit_exact_with_tflm(tmp_path: Path, grid: str, bits: int) -
     path.write_bytes(data)
     xq = _int8_inputs(data, x)
     ref = run_tflm(path, xq)[0]
-    plain = generate_edgeq_rt(path, tmp_path / "plain", plan_json=False)
-    lut = generate_edgeq_rt(path, tmp_path / "lut", plan_json=False, weight_coding="lut")
+    plain = write_edgeq_rt(path, tmp_path / "plain", plan_json=False)
+    lut = write_edgeq_rt(path, tmp_path / "lut", plan_json=False, weight_coding="lut")
     coded = {f.split("_s8")[0] for f in lut.functions if f.endswith("_lut")}  # dense or sparse
     assert "eq_fully_connected" in coded
     if bits <= 2:  # 16-entry per-channel tables would not pay for themselves on the tiny convs
@@ -163,7 +163,7 @@ def test_lut_kernels_bit_exact_with_tflm(tmp_path: Path, grid: str, bits: int) -
 def test_sparse_lut_kernels_bit_exact_with_tflm(tmp_path: Path) -> None:
     from helpers_host_harness import build_host_model
 
-    from edgeq.codegen.edgeq_rt import generate_edgeq_rt
+    from edgeq.codegen.edgeq_rt import write_edgeq_rt
     from edgeq.codegen.weight_coding import sparse_lut_encode
     from edgeq.oracles import run_tflm
 
@@ -174,7 +174,7 @@ def test_sparse_lut_kernels_bit_exact_with_tflm(tmp_path: Path) -> None:
     path.write_bytes(data)
     xq = _int8_inputs(data, x)
     ref = run_tflm(path, xq)[0]
-    res = generate_edgeq_rt(path, tmp_path / "g", plan_json=False, weight_coding="lut")
+    res = write_edgeq_rt(path, tmp_path / "g", plan_json=False, weight_coding="lut")
     sparse = {f for f in res.functions if f.endswith("_sparse_lut")}
     assert {"eq_conv2d_s8_sparse_lut", "eq_fully_connected_s8_sparse_lut"} <= sparse
     out = build_host_model(path, tmp_path / "h", result=res).run(xq)[0]
@@ -222,7 +222,7 @@ def test_sparse_scratch_size_matches_c(tmp_path: Path) -> None:
 def test_lut_firmware_bit_exact_in_qemu(tmp_path: Path) -> None:
     """Sparse and dense LUT kernels, cross-compiled for Cortex-M4, in QEMU vs TFLM."""
     from edgeq.bench.validate import validate_on_device
-    from edgeq.codegen.edgeq_rt import generate_edgeq_rt
+    from edgeq.codegen.edgeq_rt import write_edgeq_rt
     from edgeq.device.qemu import QemuInstance
     from edgeq.device.session import DeviceSession
     from edgeq.oracles import run_tflm
@@ -236,7 +236,7 @@ def test_lut_firmware_bit_exact_in_qemu(tmp_path: Path) -> None:
     path.write_bytes(data)
     xq = _int8_inputs(data, x)[:6]
     expected = run_tflm(path, xq)
-    gen = generate_edgeq_rt(path, tmp_path / "gen", plan_json=False, weight_coding="lut")
+    gen = write_edgeq_rt(path, tmp_path / "gen", plan_json=False, weight_coding="lut")
     assert any(f.endswith("_lut") for f in gen.functions)
     board = resolve_target(board="mps2-an386")
     fw = build_firmware(board, tmp_path / "gen", tmp_path / "fw", input_bytes=xq[0].size,
@@ -249,7 +249,7 @@ def test_lut_firmware_bit_exact_in_qemu(tmp_path: Path) -> None:
 
 
 def test_lut_keeps_plain_kernel_for_dense_weights(tmp_path: Path) -> None:
-    from edgeq.codegen.edgeq_rt import generate_edgeq_rt
+    from edgeq.codegen.edgeq_rt import write_edgeq_rt
     from edgeq.tfenv import import_tf_keras
 
     keras = import_tf_keras()
@@ -259,7 +259,7 @@ def test_lut_keeps_plain_kernel_for_dense_weights(tmp_path: Path) -> None:
     x = np.random.default_rng(0).normal(size=(40, 20)).astype(np.float32)
     path = tmp_path / "d.tflite"
     path.write_bytes(_quantize_int8(model, x))
-    res = generate_edgeq_rt(path, tmp_path / "g", plan_json=False, weight_coding="lut")
+    res = write_edgeq_rt(path, tmp_path / "g", plan_json=False, weight_coding="lut")
     assert "eq_fully_connected_s8" in res.functions
     assert "eq_fully_connected_s8_lut" not in res.functions
 
@@ -282,7 +282,7 @@ def test_int4_conv_bit_exact_with_tflm(tmp_path: Path) -> None:
     """int4 CONV_2D filters: TFLM accepts them, so it is the oracle (double rounding)."""
     from helpers_host_harness import build_host_model
 
-    from edgeq.codegen.edgeq_rt import generate_edgeq_rt
+    from edgeq.codegen.edgeq_rt import write_edgeq_rt
     from edgeq.oracles import run_tflm
     from edgeq.tfenv import import_tf_keras
     from edgeq.tflite import read_tflite_bytes
@@ -302,7 +302,7 @@ def test_int4_conv_bit_exact_with_tflm(tmp_path: Path) -> None:
     path.write_bytes(data)
     xq = _int8_inputs(data, x)
     ref = run_tflm(path, xq)[0]
-    res = generate_edgeq_rt(path, tmp_path / "g", plan_json=False)  # int4 needs no option
+    res = write_edgeq_rt(path, tmp_path / "g", plan_json=False)  # int4 needs no option
     assert "eq_conv2d_s8_lut" in res.functions
     out = build_host_model(path, tmp_path / "h", result=res).run(xq)[0]
     assert np.array_equal(out.reshape(ref.shape), ref)
@@ -312,7 +312,7 @@ def test_int4_fully_connected_bit_exact_with_litert_ref(tmp_path: Path) -> None:
     """int4 FULLY_CONNECTED: TFLM's wheel refuses it, LiteRT reference (single rounding) rules."""
     from helpers_host_harness import build_host_model
 
-    from edgeq.codegen.edgeq_rt import generate_edgeq_rt
+    from edgeq.codegen.edgeq_rt import write_edgeq_rt
     from edgeq.oracles import run_litert_ref, tflm_supports
     from edgeq.tfenv import import_tf_keras
 
@@ -328,7 +328,7 @@ def test_int4_fully_connected_bit_exact_with_litert_ref(tmp_path: Path) -> None:
     assert not tflm_supports(path)[0]
     xq = _int8_inputs(data, x)
     ref = run_litert_ref(path, xq)[0]
-    res = generate_edgeq_rt(path, tmp_path / "g", plan_json=False)
+    res = write_edgeq_rt(path, tmp_path / "g", plan_json=False)
     assert res.functions.count("eq_fully_connected_s8_lut") == 1
     out = build_host_model(path, tmp_path / "h", result=res, single_rounding=True).run(xq)[0]
     assert np.array_equal(out.reshape(ref.shape), ref)

@@ -114,11 +114,48 @@ def test_linker_script_uses_board_regions():
 
 def test_uart_divisors_and_board_header():
     assert uart_divisor(resolve_target(board="mps2-an386")) == 217  # 25 MHz / 115200
-    assert uart_divisor(resolve_target(board="nucleo-f446re")) == 139  # 16 MHz / 115200
-    assert uart_divisor(resolve_target(board="nucleo-l4r5zi")) == 8889  # LPUART: 256*4 MHz/baud
+    f446, l4 = resolve_target(board="nucleo-f446re"), resolve_target(board="nucleo-l4r5zi")
+    assert uart_divisor(f446) == 391  # PCLK1 = 180 MHz / 4 = 45 MHz; 45e6 / 115200 = 390.6
+    assert uart_divisor(f446, at_reset_clock=True) == 139  # HSI 16 MHz / 115200
+    assert uart_divisor(l4) == 266_667  # LPUART: 256 * 120 MHz / 115200
+    assert uart_divisor(l4, at_reset_clock=True) == 8889  # 256 * MSI 4 MHz / 115200
+    assert uart_divisor(resolve_target(board="nucleo-h743zi")) == 868  # 100 MHz / 115200
     assert uart_divisor(resolve_target(board="nrf52840dk")) == 0x01D7E000  # datasheet value
     h = board_header(resolve_target(board="nucleo-f446re"))
     assert "#define EQ_BOARD_INIT_COUNT 4u" in h and "0x40023830u" in h
+    assert "#define EQ_UART_DIVISOR 0x187u" in h and "#define EQ_UART_DIVISOR_RESET 0x8bu" in h
+    assert "#define EQ_CLOCK_SETUP 1" in h and "#define EQ_CLOCK_PLL_N 180u" in h
+    assert "#define EQ_MARKER_SET_ADDR 0x40020018u" in h  # GPIOA BSRR (PA10)
+    assert "#define EQ_MARKER_CLEAR_VALUE 0x04000000u" in h  # BSRR reset half, bit 10 + 16
+    qemu = board_header(resolve_target(board="netduinoplus2"))
+    assert "#define EQ_CLOCK_SETUP 0" in qemu and "EQ_MARKER_SET_ADDR" not in qemu
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda t: t.replace("pll_n = 30", "pll_n = 31"), "PLL factors give 124000000 Hz"),
+    (lambda t: t.replace('tree = "stm32l4"', 'tree = "stm32x9"'), "clock.tree = 'stm32x9'"),
+    (lambda t: t.replace('port = "PF"', 'port = "PZ"'), "marker needs"),
+    (lambda t: t.replace('voltage = "range1-boost"', 'voltage = "vos1"'),
+     "voltage = \"vos1\" is not implemented for clock.tree = \"stm32l4\""),
+    (lambda t: t.replace("apb1_div = 1", "apb1_div = 3") if "apb1_div" in t
+     else t.replace("flash_ws = 5", "flash_ws = 5\napb1_div = 3"), "apb1_div = 3 is not"),
+])
+def test_invalid_clock_config_is_refused(tmp_path, edit, message):
+    src = board_dir() / "nucleo-l4r5zi.toml"
+    dst = tmp_path / "nucleo-l4r5zi.toml"
+    dst.write_text(edit(src.read_text()))
+    with pytest.raises(BuildError, match=message):
+        load_board_file(dst)
+
+
+def test_operating_point_facts_on_the_board_object():
+    b = resolve_target(board="nucleo-l4r5zi")
+    assert (b.clock_hz, b.reset_clock_hz, b.clock.flash_ws, b.clock.voltage) == (
+        120_000_000, 4_000_000, 5, "range1-boost")
+    assert (b.uart_clock_hz, b.uart_reset_clock_hz) == (120_000_000, 4_000_000)
+    h7 = resolve_target(board="nucleo-h743zi")
+    assert (h7.clock_hz, h7.uart_clock_hz) == (400_000_000, 100_000_000)  # core /1, bus /2 /2
+    assert resolve_target(board="mps2-an386").clock.configured is False
 
 
 def test_emulated_boards_borrow_a_real_power_model():

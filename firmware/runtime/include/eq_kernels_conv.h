@@ -170,7 +170,7 @@ eq_status eq_max_pool_s8(const eq_pool_params *p, const int8_t *input, int8_t *o
 eq_status eq_max_pool_s16(const eq_pool_params *p, const int16_t *input, int16_t *output);
 
 eq_status eq_quantize_f32(const eq_quantize_params *p, const float *input, void *output);
-eq_status eq_quantize_int(const eq_requantize_params *p, const void *input, void *output);
+eq_status eq_requantize_x(const eq_requantize_params *p, const void *input, void *output);
 eq_status eq_dequantize_f32(const eq_dequantize_params *p, const void *input, float *output);
 
 #endif /* EQ_KERNELS_CONV_H */

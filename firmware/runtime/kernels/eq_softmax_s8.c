@@ -3,57 +3,7 @@
  * exp() of the (non-positive) differences to the row maximum is evaluated in Q5.26, summed in
  * Q12.19, and the reciprocal of the sum scales each exp() to the output grid (zero point at
  * the type's minimum). */
-#include "eq_fixedpoint.h"
-#include "eq_kernels_elementwise.h"
-
-enum { EQ_SCALED_DIFF_INT_BITS = 5, EQ_ACCUM_INT_BITS = 12 };
-
-static int32_t scaled_diff(const eq_softmax_params *p, int32_t diff)
-{
-    /* MultiplyByQuantizedMultiplierGreaterThanOne: left shift, then doubling high multiply. */
-    return eq_requantize_double(diff, p->input_multiplier, p->input_left_shift);
-}
-
-static void softmax_row(const eq_softmax_params *p, const int8_t *in, int32_t out_bits,
-                        int32_t out_min, int32_t out_max, int8_t *out8, int16_t *out16)
-{
-    int32_t max_in_row = -128;
-    int32_t sum_of_exps = 0;
-    int32_t num_bits_over_unit = 0;
-    int32_t shifted_scale;
-    int32_t exponent;
-    int32_t c;
-    for (c = 0; c < p->depth; ++c) {
-        max_in_row = in[c] > max_in_row ? in[c] : max_in_row;
-    }
-    for (c = 0; c < p->depth; ++c) {
-        const int32_t diff = (int32_t)in[c] - max_in_row;
-        if (diff >= p->diff_min) {
-            const int32_t e = eq_fp_exp_on_negative_values(scaled_diff(p, diff),
-                                                           EQ_SCALED_DIFF_INT_BITS);
-            sum_of_exps = eq_fp_add(sum_of_exps,
-                                    eq_fp_sat_rounding_mul_pot(e, -EQ_ACCUM_INT_BITS));
-        }
-    }
-    shifted_scale = eq_fp_reciprocal(sum_of_exps, EQ_ACCUM_INT_BITS, &num_bits_over_unit);
-    exponent = num_bits_over_unit + 31 - out_bits;
-    for (c = 0; c < p->depth; ++c) {
-        const int32_t diff = (int32_t)in[c] - max_in_row;
-        int32_t result = out_min;
-        if (diff >= p->diff_min) {
-            const int32_t e = eq_fp_exp_on_negative_values(scaled_diff(p, diff),
-                                                           EQ_SCALED_DIFF_INT_BITS);
-            const int32_t unsat =
-                eq_rounding_divide_by_pot(eq_fp_mul(shifted_scale, e), exponent);
-            result = eq_clamp_i32(unsat + out_min, out_min, out_max);
-        }
-        if (out8 != 0) {
-            out8[c] = (int8_t)result;
-        } else {
-            out16[c] = (int16_t)result;
-        }
-    }
-}
+#include "eq_softmax_s8_impl.h"
 
 eq_status eq_softmax_s8(const eq_softmax_params *p, const int8_t *input, int8_t *output)
 {
@@ -63,18 +13,6 @@ eq_status eq_softmax_s8(const eq_softmax_params *p, const int8_t *input, int8_t 
     }
     for (r = 0; r < p->outer; ++r) {
         softmax_row(p, input + r * p->depth, 8, -128, 127, output + r * p->depth, 0);
-    }
-    return EQ_OK;
-}
-
-eq_status eq_softmax_s8_s16(const eq_softmax_params *p, const int8_t *input, int16_t *output)
-{
-    int32_t r;
-    if (p == 0 || input == 0 || output == 0) {
-        return EQ_ERR_ARG;
-    }
-    for (r = 0; r < p->outer; ++r) {
-        softmax_row(p, input + r * p->depth, 16, -32768, 32767, 0, output + r * p->depth);
     }
     return EQ_OK;
 }

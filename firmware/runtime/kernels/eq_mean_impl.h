@@ -1,5 +1,7 @@
-/* MEAN, int8 and int16: TFLM's integer reference (QuantizedMeanOrSum, 1/count folded into the
- * output multiplier). */
+/* Shared by eq_mean_s8.c and eq_mean_s16.c: the kernel body, instantiated per type. */
+#ifndef EQ_MEAN_IMPL_H
+#define EQ_MEAN_IMPL_H
+
 #include "eq_kernels_elementwise.h"
 #include "eq_math.h"
 #include "eq_nd.h"
@@ -53,7 +55,4 @@
         return EQ_OK;                                                                      \
     }
 
-EQ_MEAN_SUM(int8_t)
-EQ_MEAN_SUM(int16_t)
-EQ_MEAN_KERNEL(int8_t, eq_mean_s8, -128, 127)
-EQ_MEAN_KERNEL(int16_t, eq_mean_s16, -32768, 32767)
+#endif /* EQ_MEAN_IMPL_H */

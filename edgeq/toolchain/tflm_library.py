@@ -1,0 +1,141 @@
+"""TFLite Micro static libraries built once from ``../shared/third_party/tflite-micro`` and cached.
+
+A TFLM library build takes minutes, so each variant (host, Cortex-M4 + CMSIS-NN, Cortex-M4
+reference kernels) is built once with TFLM's own Makefile in a private copy of the tree under
+``~/.cache/edgeq/tflm/<key>/`` (``EDGEQ_CACHE_DIR`` overrides ``~/.cache/edgeq``) and reused by
+everything that links TFLM: the runtime speed benchmark, the TFLM bundle test, a TFLM firmware.
+The copy is built in a temporary directory and renamed into place, so an interrupted build leaves
+no half-built cache entry. Builds run at ``nice 10`` with ``-j2``: the machine is shared.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeq.errors import BuildError
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MAKEFILE = "tensorflow/lite/micro/tools/make/Makefile"
+M4_FLAGS = ("-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard", "-mthumb")
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    make_args: tuple[str, ...]
+    gen_dir: str  # under gen/
+    cross: bool
+
+
+VARIANTS = {
+    "host": Variant("host", (), "linux_x86_64_default_gcc", False),
+    "cm4_cmsis_nn": Variant("cm4_cmsis_nn", ("TARGET=cortex_m_generic", "TARGET_ARCH=cortex-m4+fp",
+                                             "OPTIMIZED_KERNEL_DIR=cmsis_nn",
+                                             "TARGET_TOOLCHAIN_ROOT=/usr/bin/"),
+                            "cortex_m_generic_cortex-m4+fp_default_cmsis_nn_gcc", True),
+    "cm4_reference": Variant("cm4_reference", ("TARGET=cortex_m_generic",
+                                               "TARGET_ARCH=cortex-m4+fp",
+                                               "TARGET_TOOLCHAIN_ROOT=/usr/bin/"),
+                             "cortex_m_generic_cortex-m4+fp_default_gcc", True),
+}
+
+
+@dataclass(frozen=True)
+class TflmLibrary:
+    variant: str
+    root: Path  # the built copy of the TFLM tree
+    library: Path  # libtensorflow-microlite.a
+
+    @property
+    def include_dirs(self) -> list[Path]:
+        dl = self.root / "tensorflow/lite/micro/tools/make/downloads"
+        return [self.root, dl / "flatbuffers/include", dl / "gemmlowp"]
+
+    @property
+    def defines(self) -> list[str]:
+        return ["-DTF_LITE_STATIC_MEMORY"]
+
+
+def tflm_source() -> Path:
+    """The offline TFLM tree (``EDGEQ_TFLM_DIR`` overrides ``../shared/third_party/tflite-micro``)."""
+    env = os.environ.get("EDGEQ_TFLM_DIR")
+    src = Path(env) if env else REPO_ROOT.parent / "shared" / "third_party" / "tflite-micro"
+    if not (src / MAKEFILE).is_file():
+        raise BuildError(f"TFLite Micro tree not found at {src}; check out ../shared next to the "
+                         "repository or set EDGEQ_TFLM_DIR")
+    return src
+
+
+def cache_root() -> Path:
+    env = os.environ.get("EDGEQ_CACHE_DIR")
+    return (Path(env) if env else Path.home() / ".cache" / "edgeq") / "tflm"
+
+
+def cache_key(variant: Variant, src: Path) -> str:
+    """Variant name + a digest of the tree identity and the make arguments."""
+    h = hashlib.sha256()
+    h.update(str(src.resolve()).encode())
+    h.update((src / MAKEFILE).read_bytes())
+    readme = src.parent / "README.md"
+    if readme.is_file():
+        h.update(readme.read_bytes())  # names the pinned commits
+    h.update(" ".join(variant.make_args).encode())
+    return f"{variant.name}-{h.hexdigest()[:12]}"
+
+
+def tflm_library(variant: str, *, jobs: int = 2, build: bool = True) -> TflmLibrary:
+    """The cached library of ``variant``, built first if absent (and ``build`` is true)."""
+    if variant not in VARIANTS:
+        raise BuildError(f"unknown TFLM variant {variant!r}; use one of {', '.join(VARIANTS)}")
+    v = VARIANTS[variant]
+    src = tflm_source()
+    dest = cache_root() / cache_key(v, src)
+    lib = dest / "gen" / v.gen_dir / "lib" / "libtensorflow-microlite.a"
+    if lib.is_file():
+        return TflmLibrary(variant, dest, lib)
+    if not build:
+        raise BuildError(f"TFLM library {variant} is not built yet (expected {lib})")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest.with_name(dest.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent build of the same key: wait for it
+        if lib.is_file():
+            return TflmLibrary(variant, dest, lib)
+        _build(v, src, dest, jobs)
+    return TflmLibrary(variant, dest, lib)
+
+
+def _build(v: Variant, src: Path, dest: Path, jobs: int) -> None:
+    variant = v.name
+    if v.cross and shutil.which("arm-none-eabi-gcc") is None:
+        raise BuildError("arm-none-eabi-gcc not found; install gcc-arm-none-eabi (make setup)")
+    tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    log.info("building TFLM %s in %s (a few minutes, once)", variant, tmp)
+    shutil.copytree(src, tmp, symlinks=True)
+    for p in tmp.rglob("*"):  # the shared tree is read-only; the copy must be writable
+        if not p.is_symlink():
+            p.chmod(p.stat().st_mode | 0o200)
+    tmp.chmod(tmp.stat().st_mode | 0o200)
+    env = dict(os.environ)
+    # TFLM's Makefile runs a python3 that needs numpy and Pillow while it parses
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    cmd = ["nice", "-n", "10", "make", "-f", MAKEFILE, f"-j{jobs}", *v.make_args, "microlite"]
+    proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        (tmp.parent / f"{dest.name}.log").write_text(proc.stdout + proc.stderr)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        raise BuildError(f"TFLM {variant} build failed ({tail[:160]}); log in "
+                         f"{tmp.parent / (dest.name + '.log')}")
+    tmp.rename(dest)
