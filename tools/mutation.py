@@ -128,6 +128,14 @@ def run_python(name: str, children: int) -> dict:
     log = (work / "mutmut.log").open("w")
     subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(children)],
                    cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return collect(name, round(time.monotonic() - t0))
+
+
+def collect(name: str, seconds: int | None = None) -> dict:
+    """Statuses of one module's finished run, read back from its mutmut directory."""
+    source, tests = PY_TARGETS[name]
+    work = OUT / name
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     res = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=work,
                          env=env, capture_output=True, text=True)
     status: dict[str, str] = {}
@@ -146,7 +154,7 @@ def run_python(name: str, children: int) -> dict:
             "total": scored, "score": round(100.0 * killed / scored, 1) if scored else None,
             "reached": reached,
             "reached_score": round(100.0 * killed / reached, 1) if reached else None,
-            "survivors": survivors, "seconds": round(time.monotonic() - t0)}
+            "survivors": survivors, "seconds": seconds}
 
 
 def run_c() -> list[dict]:
@@ -176,20 +184,26 @@ def main() -> None:
     ap.add_argument("modules", nargs="*", help=f"subset of {sorted(PY_TARGETS)}")
     ap.add_argument("--c", action="store_true", help="run only the hand-written C mutants")
     ap.add_argument("--children", type=int, default=1, help="parallel mutmut workers")
+    ap.add_argument("--report", action="store_true",
+                    help="only read back the finished runs under build/mutation/")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     summary_path = OUT / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     names = [] if args.c else (args.modules or list(PY_TARGETS))
     for name in names:
-        r = run_python(name, args.children)
+        if args.report and not (OUT / name / "mutants").is_dir():
+            continue
+        r = collect(name) if args.report else run_python(name, args.children)
+        summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
         summary[name] = r
         summary_path.write_text(json.dumps(summary, indent=1))
         print(f"{name}: {r['killed']}/{r['total']} killed ({r['score']} %); of the mutants its "
               f"tests reach {r['killed']}/{r['reached']} ({r['reached_score']} %), "
               f"{len(r['survivors'])} survived, {r['seconds']} s", flush=True)
-    if args.c or not args.modules:
-        summary["c"] = run_c()
+    if args.c or not (args.modules or args.report):
+        c = run_c()
+        summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+        summary["c"] = c
         summary_path.write_text(json.dumps(summary, indent=1))
 
 
