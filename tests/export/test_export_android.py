@@ -494,3 +494,39 @@ def test_non_square_image_metadata_reads_back(wide_digits_model: Path, md_schema
         assert meta["image"] == (md_schema.ColorSpaceType.GRAYSCALE, 8, 6), v["variant"]
         assert meta["stats"] == ([float(x_train.min())], [float(x_train.max())])
         assert meta["mean"] == [3.0] and meta["std"] == [32.0]
+
+
+def test_feature_vector_metadata_and_model_fields_read_back(md_schema: ModuleType,
+                                                            shared_models: Path) -> None:
+    """A non-image input (FeatureProperties), only a mean given (std defaults to 1), one-sided
+    stats absent, author/license/subgraph name set; the attached files are stored, not
+    deflated, with a fixed date so exports are byte-for-byte reproducible."""
+    info = ModelInfo(
+        name="feat", description="d", version="1", author="edgeq team", license="Apache-2.0",
+        inputs=(TensorInfo("input", "features", mean=(2.0,)),),
+        outputs=(TensorInfo("score", "logits"),),
+    )
+    buf = build_metadata(info)
+    root = md_schema.ModelMetadata.GetRootAs(buf, 0)
+    assert root.Author() == b"edgeq team" and root.License() == b"Apache-2.0"
+    sg = root.SubgraphMetadata(0)
+    assert sg.Name() == b"feat"
+    tin = sg.InputTensorMetadata(0)
+    assert tin.Name() == b"input" and tin.Description() == b"features"
+    assert tin.Content().ContentPropertiesType() == md_schema.ContentProperties.FeatureProperties
+    assert tin.Stats() is None
+    norm = md_schema.NormalizationOptions()
+    opts = tin.ProcessUnits(0).Options()
+    norm.Init(opts.Bytes, opts.Pos)
+    assert norm.MeanAsNumpy().tolist() == [2.0] and norm.StdAsNumpy().tolist() == [1.0]
+    assert sg.OutputTensorMetadata(0).ProcessUnitsLength() == 0
+    with pytest.raises(ExportError, match="unknown color space 'cmyk'; use rgb or grayscale"):
+        build_metadata(ModelInfo("x", "", "1", (TensorInfo("i", "", image=("cmyk", 2, 2)),), ()))
+    plain = (shared_models / "tflm" / "hello_world_int8.tflite").read_bytes()
+    a = attach_metadata(plain, buf, {"labels.txt": b"a\nb\n"})
+    assert a == attach_metadata(plain, buf, {"labels.txt": b"a\nb\n"})
+    entry = zipfile.ZipFile(io.BytesIO(a)).getinfo("labels.txt")
+    assert entry.compress_type == zipfile.ZIP_STORED and entry.date_time == (1980, 1, 1, 0, 0, 0)
+    with pytest.raises(ExportError, match="^metadata buffer lacks the M001 identifier; build it "
+                                          "with build_metadata$"):
+        attach_metadata(plain, b"\x00" * 16, {})
