@@ -68,3 +68,27 @@ def test_c_hello_reply_decodes_in_python(fuzz_binary):
         model_hash="0123456789abcdef", model_name="fw_echo", board="host-fuzz",
         inputs=(P.IoInfo("int8", (1, 8, 8, 1), 64, 0.0625, -128),),
         outputs=(P.IoInfo("int8", (1, 10), 10, 0.00390625, -128),))
+
+
+def _c_replies(fuzz_binary, wire: bytes) -> list[P.Frame]:
+    proc = subprocess.run([str(fuzz_binary), "feed", wire.hex()], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return [P.decode_frame(bytes.fromhex(line)[:-1]) for line in proc.stdout.split()]
+
+
+def test_c_dispatcher_answers_python_frames(fuzz_binary):
+    """Frames built by the Python codec, answered by the C firmware app, read back in Python:
+    a HELLO, a frame of the wrong protocol version, a bad CRC, an unknown command."""
+    good = P.encode_frame(P.CMD_HELLO, 5)
+    wrong_version = P.encode_frame(P.CMD_HELLO, 6, version=2)
+    raw = P.cobs_decode(P.encode_frame(P.CMD_HELLO, 7)[:-1])
+    bad_crc = P.cobs_encode(raw[:-1] + bytes([raw[-1] ^ 1])) + b"\x00"
+    unknown = P.encode_frame(0x33, 8)
+    replies = _c_replies(fuzz_binary, good + wrong_version + bad_crc + unknown)
+    assert [(f.code, f.seq) for f in replies] == [
+        (P.CMD_HELLO | P.REPLY, 5), (P.ERROR, 6), (P.ERROR, 0), (P.ERROR, 8)]
+    errors = {name: code for code, name in P.ERROR_NAMES.items()}
+    assert replies[1].payload[0] == errors["unsupported protocol version"]
+    assert replies[2].payload[0] == errors["bad CRC"]
+    assert replies[3].payload[:2] == bytes([errors["unknown command"], 0x33])
