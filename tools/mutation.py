@@ -85,8 +85,8 @@ C_MUTANTS: list[tuple[str, str, str, str, list[str]]] = [
     ("high mul: INT32_MIN*INT32_MIN saturation", MATH_H,
      "if (a == INT32_MIN && b == INT32_MIN) {", "if (0) {", REQUANT_TESTS),
     ("single rounding: no rounding term", MATH_H,
-     "const int64_t round = (int64_t)1 << (total_shift - 1);",
-     "const int64_t round = 0;", REQUANT_TESTS),
+     "31 - shift;\n    const int64_t round = (int64_t)1 << (total_shift - 1);",
+     "31 - shift;\n    const int64_t round = 0;", REQUANT_TESTS),
 ]
 
 COPY_DIRS = ["edgeq", "tests", "firmware", "board_configs", "models", "benchmarks", "docs"]
