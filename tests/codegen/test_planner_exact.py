@@ -61,7 +61,7 @@ def test_random_plans_are_valid_tight_and_described() -> None:
         assert d["timeline"] == rows
         assert d["buffers"] == [{"name": b.name, "size": b.size, "offset": b.offset,
                                  "first": b.first, "last": b.last} for b in plan.buffers]
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="nope"):
         plan.offset_of("nope")
 
 
@@ -77,7 +77,8 @@ def test_known_optima() -> None:
     assert plan.offset_of("y") == 0
     # empty sizes cost nothing; an empty model still gets the minimum arena
     assert plan_arena([Buffer("e", 0, 0, 1)], 2).arena_bytes == 16
-    assert plan_arena([], 0).arena_bytes == 16
+    empty = plan_arena([], 0)
+    assert (empty.arena_bytes, empty.strategy, empty.buffers) == (16, "empty", [])
 
 
 def test_raster_overlap_lets_an_output_sit_on_its_input() -> None:
