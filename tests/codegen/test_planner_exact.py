@@ -78,7 +78,7 @@ def test_known_optima() -> None:
     # empty sizes cost nothing; an empty model still gets the minimum arena
     assert plan_arena([Buffer("e", 0, 0, 1)], 2).arena_bytes == 16
     empty = plan_arena([], 0)
-    assert (empty.arena_bytes, empty.strategy, empty.buffers) == (16, "empty", [])
+    assert (empty.arena_bytes, empty.buffers, empty.timeline) == (16, [], [])
 
 
 def test_raster_overlap_lets_an_output_sit_on_its_input() -> None:
