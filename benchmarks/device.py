@@ -27,6 +27,8 @@ def quantize(name: str, out: Path) -> Path:
     from edgeq.quantize.ptq import convert_ptq, quantize_model
 
     tflite = out / f"{name}_int8.tflite"
+    if tflite.exists():  # --keep DIR from an earlier run: same seed, same model
+        return tflite
     if name == "digits_cnn":
         quantize_model(REPO / "models" / "digits_cnn" / "digits_cnn.h5", tflite, data="digits")
         return tflite
@@ -111,12 +113,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--board", default="mps2-an386")
     ap.add_argument("--models", nargs="+", default=MODELS)
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="work directory kept between runs (quantized models are reused)")
     args = ap.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        work = args.keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         for name in args.models:
             print(f"measuring {name} on {args.board} ...", file=sys.stderr)
-            rows.append(measure(name, args.board, Path(tmp)))
+            rows.append(measure(name, args.board, work))
     print(f"edgeq-rt on {args.board} (QEMU, -O2): exact instructions per inference from the TCG "
           "plugin; SysTick = the firmware's own count (-icount shift=0); cycles and ms are "
           "estimates (Cortex-M timing model) at the board clock; MACs = conv/depthwise/FC")

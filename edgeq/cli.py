@@ -73,11 +73,23 @@ class EdgeqGroup(click.Group):
                 import traceback
 
                 traceback.print_exc()
-            click.echo(f"edgeq: error: {exc}", err=True)
+            text = " ".join(str(exc).split())  # one line, whatever text the message quotes
+            click.echo(f"edgeq: error: {text}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo("edgeq: interrupted", err=True)
             sys.exit(130)
+        except OSError as exc:  # the environment (disk, rights, paths) failed under a stage
+            from edgeq.tfenv import is_verbose
+
+            if is_verbose():
+                import traceback
+
+                traceback.print_exc()
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"edgeq: error: {where}{exc.strerror or exc}; check the path, its "
+                       "permissions and free disk space", err=True)
+            sys.exit(1)
 
 
 @click.group(cls=EdgeqGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -95,12 +107,63 @@ def cli(verbose: bool) -> None:
 # --- quantize / evaluate (foundation) -------------------------------------------------------
 
 
+def drop_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--max-drop`` / ``--allow-drop``: the accuracy check after quantize, mixed and compress."""
+    f = click.option("--allow-drop", is_flag=True,
+                     help="Keep exit status 0 even if accuracy drops more than --max-drop.")(f)
+    return click.option("--max-drop", type=click.FloatRange(min=0.0), default=1.0,
+                        show_default=True,
+                        help="Largest accepted top-1 drop vs float on the test split, in "
+                             "percentage points.")(f)
+
+
+def drop_gate(result: dict[str, Any], tflite: str, model: str, data: str | None,
+              max_drop: float, allow_drop: bool) -> None:
+    """Measure float vs quantized accuracy; one line and exit 1 if it dropped too far."""
+    from edgeq.analyze.drop import check_files
+
+    check = check_files(tflite, model, data=data, max_drop_pt=max_drop)
+    result["drop_check"] = None if check is None else check.as_dict()
+    if check is None or not check.failed:
+        return
+    if allow_drop:
+        click.echo(f"edgeq: warning: {check.line()}", err=True)
+        return
+    click.echo(f"edgeq: error: {check.line()}", err=True)
+    sys.exit(1)
+
+
+def render_drop(r: dict[str, Any]) -> str:
+    c = r.get("drop_check")
+    if not c:
+        return ""
+    return (f"\naccuracy on {c['samples']} test samples ({c['oracle']}): float "
+            f"{c['float_accuracy_pct']:.1f} %, quantized {c['quantized_accuracy_pct']:.1f} % "
+            f"(drop {c['drop_pt']:.1f} pt, limit {c['max_drop_pt']:g} pt)")
+
+
 def _default_quantized_path(model: str, mode: str) -> str:
     from pathlib import Path
 
     p = Path(model.rstrip("/"))
     stem = p.name if p.is_dir() else p.stem
     return str(Path("build") / stem / f"{stem}_{mode}.tflite")
+
+
+def describe_preprocess(pre: dict[str, Any]) -> str:
+    """One phrase for what --equalize/--bias-correction did (quantize output and analyze)."""
+    parts = []
+    if pre.get("folded_batchnorm"):
+        parts.append(f"{len(pre['folded_batchnorm'])} BN folded")
+    if pre.get("equalize"):
+        before, after = pre["weight_spread_before"], pre["weight_spread_after"]
+        worst_b = max(before.values(), default=1.0)
+        worst_a = max(after.values(), default=1.0)
+        parts.append(f"{len(pre['equalized_pairs'])} layer pairs equalized (worst channel "
+                     f"spread {worst_b:.0f}x -> {worst_a:.0f}x)")
+    if pre.get("bias_correction"):
+        parts.append(f"{len(pre['bias_corrected'])} biases corrected")
+    return ", ".join(parts)
 
 
 def _render_quantize(r: dict[str, Any]) -> str:
@@ -112,7 +175,11 @@ def _render_quantize(r: dict[str, Any]) -> str:
         how = f"{r['mode']}, {granularity} weights, {r['io_dtype']} I/O"
         cal = r.get("calibration")
         if cal:
-            how += f", calibrated on {cal['samples']} samples of {cal['dataset']}"
+            how += (f", calibrated on {cal['samples']} samples of {cal['dataset']} "
+                    f"({cal.get('method', 'minmax')} ranges)")
+        pre = r.get("weights_preprocess")
+        if pre:
+            how += "; " + describe_preprocess(pre)
     lines = [f"wrote {out['path']} ({out['bytes']:,} bytes): {how}"]
     for kind in ("inputs", "outputs"):
         for t in r[kind]:
@@ -144,11 +211,19 @@ def _render_quantize(r: dict[str, Any]) -> str:
 @click.option("--manifest", type=str, default=None,
               help="JSON manifest to write/update [default: <output>.json].")
 @click.option("--calibration", type=str, default="minmax", show_default=True,
-              help="Activation ranges: minmax | percentile[:99.99] | kl | mse (int8 mode).")
+              help="Activation ranges: minmax | percentile[:99.99] | kl | mse | auto (int8 mode; "
+                   "auto picks per tensor what measures best on the model output).")
+@click.option("--equalize", is_flag=True,
+              help="Cross-layer equalization of ReLU-joined layers (BN folded first); same float "
+                   "function, even channel ranges for per-tensor weights.")
+@click.option("--bias-correction", is_flag=True,
+              help="Subtract the mean error int8 weights add to each output channel.")
+@drop_options
 @json_option
 def quantize(model: str, output: str | None, data: str | None, mode: str, io_dtype: str | None,
              per_tensor: bool, samples: int, seed: int, target: str | None,
-             manifest: str | None, calibration: str, as_json: bool) -> None:
+             manifest: str | None, calibration: str, equalize: bool, bias_correction: bool,
+             max_drop: float, allow_drop: bool, as_json: bool) -> None:
     """Post-training quantization of MODEL (.keras, .h5, SavedModel dir) to a .tflite."""
     from edgeq.quantize.ptq import check_mode, quantize_model
     from edgeq.toolchain.boards import board_names
@@ -173,9 +248,13 @@ def quantize(model: str, output: str | None, data: str | None, mode: str, io_dty
         manifest=manifest,
         progress=sys.stderr.isatty(),
         range_hook=hook,
+        equalize=equalize,
+        bias_correction=bias_correction,
     )
     if hook is not None:
         result["range_calibration"] = hook.summary()
+    if not result["quantization_skipped"]:
+        drop_gate(result, result["output"]["path"], model, data, max_drop, allow_drop)
 
     def render(r: dict[str, Any]) -> str:
         text = _render_quantize(r)
@@ -183,7 +262,7 @@ def quantize(model: str, output: str | None, data: str | None, mode: str, io_dty
         if rc:
             text += (f"\nactivation ranges: {rc['method']} on {rc.get('calibrated', 0)} tensors, "
                      f"{rc.get('narrowed', 0)} narrower than min-max (verified in the .tflite)")
-        return text
+        return text + render_drop(r)
 
     emit(result, as_json, render)
 
@@ -280,12 +359,22 @@ def analyze_cmd(model: str, float_model: str, data: str | None, limit: int,
     analysis = analyze_files(model, float_model, data=data, limit=limit,
                              with_suggestions=suggest)
     result = analysis.as_dict()
+    from edgeq.analyze.layers import manifest_section
+
+    section = manifest_section(model)
+    pre = section.get("weights_preprocess")
+    cal = (section.get("calibration") or {}).get("method")
+    result["made_with"] = {"calibration": cal, "weights_preprocess": pre}
+    made = ([f"activation ranges: {cal}"] if cal else []) + (
+        [f"weights: {describe_preprocess(pre)}"] if pre else [])
     if report_dir:
         result["report"] = str(write_report(analysis, report_dir, title=f"edgeq analyze {model}"))
     if as_json:
         emit(result, True, str)
     else:
         text = format_table(analysis)
+        if made:
+            text += "\nmade with " + "; ".join(made)
         if report_dir:
             text += f"\nreport {result['report']}"
         click.echo(text)
@@ -308,19 +397,23 @@ def analyze_cmd(model: str, float_model: str, data: str | None, limit: int,
               help="STE fine-tuning epochs for int4 layers (0: plain rounding).")
 @click.option("--pareto", "pareto_png", type=str, default=None,
               help="Also sweep budgets 0.5x..1.0x and write this size-vs-accuracy PNG.")
+@click.option("--rounding", type=click.Choice(["adaround", "nearest"]), default="adaround",
+              show_default=True, help="How int4 weights are rounded: learned (AdaRound) or nearest.")
+@drop_options
 @json_option
 def mixed_cmd(model: str, output: str, data: str | None, budget_kb: float | None,
               budget_fraction: float | None, budget_ram_kb: float | None, int16: bool,
-              objective: str, finetune_epochs: int, pareto_png: str | None,
-              as_json: bool) -> None:
+              objective: str, finetune_epochs: int, pareto_png: str | None, rounding: str,
+              max_drop: float, allow_drop: bool, as_json: bool) -> None:
     """Mixed int4/int8 (/int16) precision of MODEL under a flash budget, built and measured."""
     from edgeq.quantize.mixed import mixed_to_file, render_mixed
 
     result = mixed_to_file(model, output, data=data, budget_kb=budget_kb,
                            budget_fraction=budget_fraction, ram_budget_kb=budget_ram_kb,
                            int16=int16, objective=objective, finetune_epochs=finetune_epochs,
-                           pareto_png=pareto_png)
-    emit(result, as_json, render_mixed)
+                           pareto_png=pareto_png, rounding=rounding)
+    drop_gate(result, output, model, data, max_drop, allow_drop)
+    emit(result, as_json, lambda r: render_mixed(r) + render_drop(r))
 
 
 @cli.command("compress")
@@ -335,9 +428,14 @@ def mixed_cmd(model: str, output: str, data: str | None, budget_kb: float | None
 @click.option("--ternary", is_flag=True, help="Ternary weights {-a,0,+a} instead of clustering.")
 @click.option("--binary", is_flag=True, help="Binary weights {-a,+a} instead of clustering.")
 @click.option("--epochs", type=int, default=4, show_default=True, help="Fine-tuning epochs per step.")
+@click.option("--max-epochs", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Cap on fine-tuning epochs in total: more are added, two at a time, while the "
+                   "int8 model is more than --max-drop below float on held-aside training data.")
+@drop_options
 @json_option
 def compress_cmd(model: str, output: str, data: str | None, sparsity: float, clusters: int,
-                 ternary: bool, binary: bool, epochs: int, as_json: bool) -> None:
+                 ternary: bool, binary: bool, epochs: int, max_epochs: int, max_drop: float,
+                 allow_drop: bool, as_json: bool) -> None:
     """Prune, cluster (or ternarize/binarize), fine-tune and int8-quantize MODEL; measure it."""
     from edgeq.errors import QuantizeError
     from edgeq.pipeline import render_compress, run_compress
@@ -346,8 +444,10 @@ def compress_cmd(model: str, output: str, data: str | None, sparsity: float, clu
         raise QuantizeError("choose one of --ternary and --binary")
     grid = "ternary" if ternary else "binary" if binary else None
     result = run_compress(model, output, data=data, sparsity=sparsity,
-                              clusters=clusters or None, grid=grid, epochs=epochs)
-    emit(result, as_json, render_compress)
+                          clusters=clusters or None, grid=grid, epochs=epochs,
+                          max_drop_pt=max_drop, max_epochs=max_epochs)
+    drop_gate(result, output, model, data, max_drop, allow_drop)
+    emit(result, as_json, lambda r: render_compress(r) + render_drop(r))
 
 # --- codegen ---------------------------------------------------------------------------------
 
@@ -493,7 +593,8 @@ def boards_cmd(as_json: bool) -> None:
 @click.argument("model", required=False)
 @click.option("--target", help="Core (cortex-m4 -> its default board) or board name.")
 @click.option("--board", help="Board name (see `edgeq boards`) or a board .toml path.")
-@click.option("--data", help="Dataset for calibration and checks (default: the model's sidecar).")
+@click.option("--data", help="Dataset for calibration and checks (default: the model's sidecar); "
+              "random: check an int8 .tflite on generated inputs (no accuracy).")
 @click.option("-o", "--out", help="Build directory (default build/<model>-<board>).")
 @click.option("--samples", default=100, show_default=True, help="Test samples run on the device.")
 @click.option("--no-run", is_flag=True, help="Stop after the firmware build.")
@@ -531,18 +632,18 @@ def build_cmd(model: str | None, target: str | None, board: str | None, data: st
 @click.option("--board", required=True, help="Board name (see `edgeq boards`).")
 @click.option("--probe", help="Debug probe serial/UID when several are connected.")
 @click.option("--build-dir", type=click.Path(path_type=str),
-              help="Build directory (default build/digits_cnn-<board>).")
+              help="Build directory (default: the last `edgeq build` for the board).")
 @click.option("--tool", type=click.Choice(["pyocd", "openocd"]), help="Override the flasher.")
 def flash_cmd(board: str, probe: str | None, build_dir: str | None, tool: str | None) -> None:
     """Program the built firmware into a real board (pyocd or openocd)."""
     from pathlib import Path
 
-    from edgeq.artifacts import BuildDir, default_build_dir
+    from edgeq.artifacts import BuildDir, last_build_dir
     from edgeq.device.flash import flash_firmware
     from edgeq.toolchain.boards import resolve_target
 
     b = resolve_target(board=board)
-    d = BuildDir(Path(build_dir)) if build_dir else default_build_dir(b.name)
+    d = BuildDir(Path(build_dir)) if build_dir else last_build_dir(b.name)
     cmd = flash_firmware(b, d.elf, probe=probe, tool=tool)
     click.echo(f"flashed {b.name} with {' '.join(cmd)}")
 
@@ -555,7 +656,7 @@ def flash_cmd(board: str, probe: str | None, build_dir: str | None, tool: str | 
 @click.option("--warmup", default=1, show_default=True, help="Untimed inferences first.")
 @click.option("--per-layer", is_flag=True, help="Per-layer counts with MACs (profiled firmware).")
 @click.option("--build-dir", type=click.Path(path_type=str),
-              help="Build directory (default build/digits_cnn-<board>).")
+              help="Build directory (default: the last `edgeq build` for the board).")
 @click.option("--monitor", type=click.Choice(["ppk2", "joulescope"]),
               help="Measure energy with a power monitor (real boards).")
 @click.option("--monitor-port", help="Serial port of the PPK2.")
@@ -571,13 +672,13 @@ def bench_cmd(board: str, port: str | None, emulator: bool, runs: int, warmup: i
     """Latency (median/min/max), per-layer table and energy estimate of a built firmware."""
     from pathlib import Path
 
-    from edgeq.artifacts import default_build_dir
+    from edgeq.artifacts import last_build_dir
     from edgeq.bench.runner import bench, render_bench
     from edgeq.pipeline import profiling_firmware
     from edgeq.toolchain.boards import resolve_target
 
     b = resolve_target(board=board)
-    d = Path(build_dir) if build_dir else default_build_dir(b.name).root
+    d = Path(build_dir) if build_dir else last_build_dir(b.name).root
     if protocol == "mlperf":
         from edgeq.bench.mlperf import bench_harness, render_harness_bench
 
@@ -602,19 +703,19 @@ def bench_cmd(board: str, port: str | None, emulator: bool, runs: int, warmup: i
 @click.option("--port", help="Serial port of the real board.")
 @click.option("--emulator", is_flag=True, help="Run the firmware in QEMU.")
 @click.option("--build-dir", type=click.Path(path_type=str),
-              help="Build directory (default build/digits_cnn-<board>).")
+              help="Build directory (default: the last `edgeq build` for the board).")
 @json_option
 def run_cmd(input_file: str, board: str, port: str | None, emulator: bool,
             build_dir: str | None, as_json: bool) -> None:
     """Run one input (.npy) on the device and print its output."""
     from pathlib import Path
 
-    from edgeq.artifacts import default_build_dir
+    from edgeq.artifacts import last_build_dir
     from edgeq.bench.runner import run_input
     from edgeq.toolchain.boards import resolve_target
 
     b = resolve_target(board=board)
-    d = Path(build_dir) if build_dir else default_build_dir(b.name).root
+    d = Path(build_dir) if build_dir else last_build_dir(b.name).root
     res = run_input(b, Path(input_file), build_dir=d, port=port, emulator=emulator)
     emit(res, as_json, lambda r: (f"output: {r['output']}\nargmax: {r['argmax']}  "
                                   f"({r['count']:,} {r['unit']})"))
@@ -641,10 +742,13 @@ def export_group() -> None:
 @click.option("--description", default=None, help="Model description in the metadata.")
 @click.option("--latency-runs", type=int, default=50, show_default=True,
               help="Timed invocations per variant and thread count (median reported).")
+@click.option("--max-accuracy-drop", type=float, default=0.02, show_default=True,
+              help="Refuse a variant scoring more than this fraction below the float model.")
 @json_option
 def export_android_cmd(model: str, out_dir: str, data: str | None, variants: str,
                        name: str | None, labels: str | None, model_version: str,
-                       description: str | None, latency_runs: int, as_json: bool) -> None:
+                       description: str | None, latency_runs: int, max_accuracy_drop: float,
+                       as_json: bool) -> None:
     """Android asset bundle for MODEL (Keras), validated with LiteRT on this host."""
     from pathlib import Path
 
@@ -663,6 +767,7 @@ def export_android_cmd(model: str, out_dir: str, data: str | None, variants: str
     config, files = export_android(
         model, out, data=data, variants=variants, name=name, labels=label_list,
         version=model_version, description=description, latency_runs=latency_runs,
+        max_accuracy_drop=max_accuracy_drop,
     )
     try:
         with atomic_output_dir(out) as tmp:
@@ -680,6 +785,8 @@ def export_android_cmd(model: str, out_dir: str, data: str | None, variants: str
             f"Android bundle for {c['name']} -> {out}\n"
             f"validated on {c['dataset']['test_samples']} '{c['dataset']['name']}' test samples; "
             f"latency: {c['latency']['label']} ({c['latency']['cpu']})\n"
+            f"float Keras model {c['float_model_accuracy'] * 100:.2f}%; every variant within "
+            f"{c['max_accuracy_drop'] * 100:g} points of it\n"
             + variant_table(c)
         )
 

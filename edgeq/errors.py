@@ -33,6 +33,10 @@ class BuildError(EdgeqError):
     """Firmware could not be configured, compiled, or does not fit the board."""
 
 
+class OutputError(EdgeqError):
+    """An artifact could not be written (read-only or missing directory, full disk, no rights)."""
+
+
 class DeviceError(EdgeqError):
     """Talking to a board or emulator failed (port, timeout, protocol)."""
 

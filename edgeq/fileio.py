@@ -1,4 +1,8 @@
-"""Atomic file output: an artifact is either complete or absent, never half-written."""
+"""Atomic file output: an artifact is either complete or absent, never half-written.
+
+Any ``OSError`` while writing (read-only directory, full disk, a file where a directory should
+be) becomes one ``OutputError`` line naming the path, and the temp file or directory is removed.
+"""
 
 from __future__ import annotations
 
@@ -11,20 +15,34 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from edgeq.errors import OutputError
+
+
+def write_failed(target: str | os.PathLike[str], exc: OSError) -> OutputError:
+    """The one-line error for a failed write of ``target``."""
+    reason = exc.strerror or type(exc).__name__
+    return OutputError(f"cannot write {target}: {reason}; choose a writable location with free "
+                       "space")
+
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to a temp file beside ``path`` and rename it into place."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise write_failed(target, exc) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; artifacts get normal modes
         os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise write_failed(target, exc) from None
         raise
     return target
 
@@ -72,17 +90,26 @@ def atomic_output_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(path)
     parent = target.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
     try:
-        yield tmp
-        target.mkdir(parents=True, exist_ok=True)
-        for src in sorted(tmp.rglob("*")):
-            if src.is_dir():
-                continue
-            dst = target / src.relative_to(tmp)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, dst)
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
+    except OSError as exc:
+        raise write_failed(target, exc) from None
+    try:
+        try:
+            yield tmp
+        except OSError as exc:  # the block writes into tmp: disk full, quota, ...
+            raise write_failed(target, exc) from None
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            for src in sorted(tmp.rglob("*")):
+                if src.is_dir():
+                    continue
+                dst = target / src.relative_to(tmp)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dst)
+        except OSError as exc:
+            raise write_failed(target, exc) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -13,13 +13,18 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from edgeq.errors import AnalyzeError, ModelError, first_line
+from edgeq.oracle_worker import isolated
 from edgeq.tfenv import quiet_native_output
+from edgeq.tflite import read_tflite_bytes
+
+__all__ = ["isolated", "litert_ref_interpreter", "run_litert_ref", "run_tflm", "tflm_allocates",
+           "tflm_min_arena", "tflm_supports"]
 
 TFLM_ALIGNMENT = 16
 
@@ -57,12 +62,13 @@ def _stack(outputs: list[list[np.ndarray]]) -> list[np.ndarray]:
     return [np.concatenate([o[j] for o in outputs], axis=0) for j in range(len(outputs[0]))]
 
 
-def _progress(it: Iterable[int], total: int, desc: str, progress: bool) -> Iterable[int]:
-    if not progress:
-        return it
-    from tqdm import tqdm
+def _source(model: ModelSource) -> str:
+    return "the model" if isinstance(model, bytes | bytearray) else str(model)
 
-    return tqdm(it, total=total, desc=desc, unit="sample", leave=False)
+
+def _validated(data: bytes, model: ModelSource) -> None:
+    """Refuse a corrupt flatbuffer here, before any native interpreter parses it."""
+    read_tflite_bytes(data, source=_source(model))
 
 
 def _tflm_interpreter(data: bytes, arena_size: int | None = None):  # noqa: ANN202
@@ -81,10 +87,19 @@ def run_tflm(
     """Run every sample through TFLite Micro; returns one stacked array per model output.
 
     ``inputs`` are in the model's input dtype (already quantized), first axis = samples.
+    Runs in the oracle worker process (see :func:`isolated`).
     """
     data = _model_bytes(model)
-    from edgeq.tflite import read_tflite_bytes
+    _validated(data, model)
+    return isolated(_run_tflm_here, data, inputs, source=_source(model), progress_desc="TFLM"
+                    if progress else None)
 
+
+def _run_tflm_here(
+    data: bytes,
+    inputs: np.ndarray | Sequence[np.ndarray],
+    report: Callable[[int, int], None] | None = None,
+) -> list[np.ndarray]:
     info = read_tflite_bytes(data)
     try:
         interp = _tflm_interpreter(data, arena_size=max(len(data) * 10, 1 << 20))
@@ -92,7 +107,9 @@ def run_tflm(
         raise AnalyzeError(f"TFLite Micro cannot load this model: {_first_line(exc)}") from None
     samples = _as_samples(inputs, len(info.inputs))
     outs: list[list[np.ndarray]] = []
-    for k in _progress(range(len(samples)), len(samples), "TFLM", progress):
+    for k in range(len(samples)):
+        if report is not None:
+            report(k, len(samples))
         for i, x in enumerate(samples[k]):
             want = np.dtype(info.input_tensors[i].dtype) if info.input_tensors[i].dtype else None
             if want is not None and x.dtype != want:
@@ -135,14 +152,29 @@ def run_litert_ref(
     *,
     progress: bool = False,
 ) -> list[np.ndarray]:
-    """Run every sample through LiteRT's reference kernels; one stacked array per output."""
+    """Run every sample through LiteRT's reference kernels; one stacked array per output.
+
+    Runs in the oracle worker process (see :func:`isolated`).
+    """
     data = _model_bytes(model)
+    _validated(data, model)
+    return isolated(_run_litert_ref_here, data, inputs, source=_source(model),
+                    progress_desc="LiteRT-ref" if progress else None)
+
+
+def _run_litert_ref_here(
+    data: bytes,
+    inputs: np.ndarray | Sequence[np.ndarray],
+    report: Callable[[int, int], None] | None = None,
+) -> list[np.ndarray]:
     interp = litert_ref_interpreter(data)
     in_details = interp.get_input_details()
     out_details = interp.get_output_details()
     samples = _as_samples(inputs, len(in_details))
     outs: list[list[np.ndarray]] = []
-    for k in _progress(range(len(samples)), len(samples), "LiteRT-ref", progress):
+    for k in range(len(samples)):
+        if report is not None:
+            report(k, len(samples))
         for d, x in zip(in_details, samples[k], strict=True):
             if x.dtype != d["dtype"]:
                 raise AnalyzeError(
@@ -159,9 +191,14 @@ def tflm_min_arena(model: ModelSource, *, upper: int | None = None) -> int:
     """Smallest arena TFLM can allocate this model in, by bisection (16-byte aligned).
 
     The Python interpreter has no arena getter, but allocation fails below the minimum, so the
-    boundary is found exactly. An inference is run at the found size to be sure it works.
+    boundary is found exactly. Runs in the oracle worker, which forks once per probed size.
     """
     data = _model_bytes(model)
+    _validated(data, model)
+    return int(isolated(_tflm_min_arena_here, data, upper, source=_source(model)))
+
+
+def _tflm_min_arena_here(data: bytes, upper: int | None) -> int:
 
     def fits(size: int) -> bool:
         return _allocates_in_child(data, size)
@@ -204,8 +241,26 @@ def _allocates_in_child(data: bytes, size: int) -> bool:
 def tflm_supports(model: ModelSource) -> tuple[bool, str]:
     """Whether TFLM can load (allocate) the model; the reason when it cannot."""
     data = _model_bytes(model)
+    return tflm_allocates(data, max(len(data) * 10, 1 << 20), source=_source(model))
+
+
+def tflm_allocates(model: ModelSource, arena_size: int, *, source: str | None = None
+                   ) -> tuple[bool, str]:
+    """Whether TFLM allocates the model in ``arena_size`` bytes; the reason when it cannot
+    (a native crash while allocating counts as a refusal)."""
+    data = _model_bytes(model)
+    src = source or _source(model)
+    read_tflite_bytes(data, source=src)
     try:
-        _tflm_interpreter(data, arena_size=max(len(data) * 10, 1 << 20))
+        ok, reason = isolated(_tflm_allocates_here, data, arena_size, source=src)
+    except AnalyzeError as exc:
+        return False, str(exc)
+    return bool(ok), str(reason)
+
+
+def _tflm_allocates_here(data: bytes, arena_size: int) -> tuple[bool, str]:
+    try:
+        _tflm_interpreter(data, arena_size=arena_size)
     except (RuntimeError, ValueError) as exc:
         return False, _first_line(exc)
     return True, ""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeq.artifacts import BuildDir
+from edgeq.artifacts import BuildDir, build_lock, record_last_build, refresh_manifest
 from edgeq.errors import BuildError, DeviceError, ModelError
 from edgeq.toolchain.boards import Board, resolve_target
 
@@ -83,12 +83,33 @@ def run_build(req: BuildRequest) -> dict[str, Any]:
     model_file = find_model_file(req.model)
     stem = model_file.stem.removesuffix("_int8")
     bd = BuildDir(Path(req.out) if req.out else Path("build") / f"{stem}-{board.name}")
-    bd.root.mkdir(parents=True, exist_ok=True)
+    fresh = not bd.root.exists()
+    with build_lock(bd):
+        refresh_manifest(bd)
+        try:
+            report = _run_stages(req, board, bd, model_file, stem, will_run)
+        except BaseException:
+            if fresh:  # a failed build leaves no partial build directory behind
+                shutil.rmtree(bd.root, ignore_errors=True)
+            raise
+    record_last_build(bd, board.name)
+    return report
+
+
+def _run_stages(req: BuildRequest, board: Board, bd: BuildDir, model_file: Path, stem: str,
+                will_run: bool) -> dict[str, Any]:
     report: dict[str, Any] = {"model": str(model_file), "board": board.name, "core": board.core,
                               "build_dir": str(bd.root)}
 
-    float_model = quantize_stage(model_file, bd, req.data)
-    report["accuracy"] = evaluate_stage(bd, float_model, req.data)
+    generated = uses_generated_inputs(model_file, req.data)
+    float_model = quantize_stage(model_file, bd, None if generated else req.data)
+    if generated:
+        log.info("no labelled data: checking bit-exactness on %d generated inputs across the "
+                 "input's range (no accuracy)", req.samples)
+        report["accuracy"] = {"metric": "none (no labelled data)", "float": None,
+                              "int8_host": None, "host_samples": 0}
+    else:
+        report["accuracy"] = evaluate_stage(bd, float_model, req.data)
     gen, input_bytes = codegen_stage(bd, stem)
     report.update(firmware_stage(board, bd, gen, input_bytes, opt=req.opt,
                                  per_layer=req.per_layer, harness=_harness(req, bd)))
@@ -108,20 +129,39 @@ def run_build(req: BuildRequest) -> dict[str, Any]:
         report["accuracy"]["int8_device"] = h.get("device_accuracy")
         report["accuracy"]["int8_host_same_samples"] = h.get("host_accuracy")
         report["accuracy"]["device_samples"] = h["samples"]
-        bd.update_manifest("device", report["device"])
+        bd.update_manifest("device", report["device"], [bd.elf, bd.model])
         return report
 
-    report["device"] = device_stage(board, bd, gen.model_hash, req)
+    report["device"] = device_stage(board, bd, gen.model_hash, req, generated=generated)
     report["accuracy"]["int8_device"] = report["device"].pop("device_accuracy")
     report["accuracy"]["int8_host_same_samples"] = report["device"].pop("host_accuracy")
     report["accuracy"]["device_samples"] = report["device"]["validation"]["samples"]
-    bd.update_manifest("device", report["device"])
+    bd.update_manifest("device", report["device"], [bd.elf, bd.model])
     return report
 
 
+def uses_generated_inputs(model_file: Path, data: str | None) -> bool:
+    """``--data random``, or an int8 ``.tflite`` with no dataset anywhere: build, run and check
+    bit-exactness on generated inputs (there is nothing to measure accuracy on)."""
+    from edgeq.models import read_sidecar
+    from edgeq.quantize.numerics import GENERATED
+
+    if data is not None and data != GENERATED:
+        return False
+    if model_file.suffix == ".tflite" and _needs_quantizing(model_file):
+        if data == GENERATED:
+            raise BuildError(f"{model_file}: a float .tflite needs real calibration data, not "
+                             "--data random; pass --data DATASET")
+        return False
+    if data == GENERATED:
+        return True
+    return model_file.suffix == ".tflite" and not read_sidecar(model_file).get("dataset")
+
+
 def quantize_stage(model_file: Path, bd: BuildDir, data: str | None) -> Path | None:
-    """1. quantize (a .tflite is taken as already quantized); returns the float model, if any."""
-    if model_file.suffix == ".tflite":
+    """1. quantize (an int8 .tflite is taken as is; a float or hybrid one is quantized);
+    returns the float Keras model, if any."""
+    if model_file.suffix == ".tflite" and not _needs_quantizing(model_file):
         log.info("using quantized model %s", model_file)
         if model_file.resolve() != bd.model.resolve():
             shutil.copyfile(model_file, bd.model)
@@ -133,7 +173,16 @@ def quantize_stage(model_file: Path, bd: BuildDir, data: str | None) -> Path | N
 
     log.info("quantizing %s to int8", model_file)
     quantize_model(model_file, bd.model, data=data, manifest=bd.manifest)
-    return model_file
+    bd.update_manifest("quantize", bd.manifest_section("quantize"), [model_file, bd.model])
+    return None if model_file.suffix == ".tflite" else model_file
+
+
+def _needs_quantizing(tflite_file: Path) -> bool:
+    """A float32 or hybrid .tflite goes through quantize like a Keras model."""
+    from edgeq.models import load_model
+    from edgeq.quantize.ptq import detect_mode
+
+    return detect_mode(load_model(tflite_file).model) in ("float32", "dynamic")
 
 
 def evaluate_stage(bd: BuildDir, float_model: Path | None, data: str | None) -> dict[str, Any]:
@@ -142,7 +191,7 @@ def evaluate_stage(bd: BuildDir, float_model: Path | None, data: str | None) -> 
 
     log.info("evaluating on the host (TFLM reference kernels)")
     ev = evaluate(bd.model, float_model=float_model, data=data, arena=False)
-    bd.update_manifest("evaluate", ev)
+    bd.update_manifest("evaluate", ev, [bd.model])
     return {"metric": ev["metric"]["name"], "float": ev.get("float", {}).get("value"),
             "int8_host": ev["tflm"]["value"], "host_samples": ev["dataset"]["samples"]}
 
@@ -164,7 +213,7 @@ def codegen_stage(bd: BuildDir, name: str) -> tuple[Any, int]:
     bd.update_manifest("codegen", {"runtime": "edgeq", "arena_bytes": gen.arena_bytes,
                                    "weight_bytes": gen.weight_bytes,
                                    "model_hash": gen.model_hash, "model_name": gen.model_name,
-                                   "layers": len(gen.layers)})
+                                   "layers": len(gen.layers)}, [bd.model, bd.generated])
     return gen, input_bytes
 
 
@@ -200,7 +249,7 @@ def firmware_stage(board: Board, bd: BuildDir, gen: Any, input_bytes: int, *, op
                         "per_layer": per_layer, "protocol": fw.protocol}}
     if harness:
         out["firmware"]["mlperf_input_offset"] = harness["mlperf_input_offset"]
-    bd.update_manifest("build", {"board": board.name, **out})
+    bd.update_manifest("build", {"board": board.name, **out}, [bd.generated, fw.elf])
     return out
 
 
@@ -222,7 +271,7 @@ def profiling_firmware(board: Board, build_dir: Path) -> Path:
 
 
 def device_stage(board: Board, bd: BuildDir, model_hash: str,
-                 req: BuildRequest) -> dict[str, Any]:
+                 req: BuildRequest, generated: bool = False) -> dict[str, Any]:
     """5. run on the device and compare with the host oracle, byte for byte."""
     from edgeq.bench.energy import estimate_energy
     from edgeq.bench.runner import layer_rows
@@ -230,9 +279,12 @@ def device_stage(board: Board, bd: BuildDir, model_hash: str,
     from edgeq.bench.validate import top1, validate_on_device
     from edgeq.device.connect import connect
     from edgeq.oracles import run_tflm
-    from edgeq.quantize.numerics import quantized_test_inputs
+    from edgeq.quantize.numerics import generated_test_inputs, quantized_test_inputs
 
-    x, y = quantized_test_inputs(bd.model, req.data, req.samples)
+    if generated:
+        x, y = generated_test_inputs(bd.model, req.samples), None
+    else:
+        x, y = quantized_test_inputs(bd.model, req.data, req.samples)
     expected = run_tflm(bd.model, x)
     if board.emulated:
         log.info("running %d samples in QEMU (%s)", len(x), board.qemu_machine)
@@ -280,6 +332,9 @@ def device_stage(board: Board, bd: BuildDir, model_hash: str,
         "host_accuracy": top1(list(expected[0]), y) if classification and y is not None
         else None,
     }
+    out["validation"]["inputs"] = (
+        "generated: input minimum, maximum and zero point, then uniform over the input range"
+        if generated else "test split")
     if layers is not None:
         out["layers"] = layers
     return out
@@ -292,7 +347,9 @@ def render_build_report(r: dict[str, Any]) -> str:
 
     lines = [f"edgeq build: {r['model']} -> {r['board']} ({r['core']})  [{r['build_dir']}]"]
     acc = r.get("accuracy", {})
-    if acc:
+    if acc and acc.get("host_samples") == 0:
+        lines.append(f"  accuracy: not measured ({acc['metric']})")
+    elif acc:
         dev = acc.get("int8_device")
         dev_txt = (f"{pct(dev)} on {acc.get('device_samples')} samples (host int8 on the same: "
                    f"{pct(acc.get('int8_host_same_samples'))})" if dev is not None else "-")
@@ -321,7 +378,9 @@ def render_build_report(r: dict[str, Any]) -> str:
                      + (f"; {us:,.1f} us/inference (m-lap-us)" if us is not None else ""))
         return "\n".join(lines)
     v, lat, e = d["validation"], d["latency"], d["energy"]
-    lines.append(f"  on-device check: {v['samples']} samples, "
+    gen_txt = (" (generated across the input range)"
+               if v.get("inputs", "").startswith("generated") else "")
+    lines.append(f"  on-device check: {v['samples']} samples{gen_txt}, "
                  + ("every output byte equal to the TFLM reference" if v["bit_exact"] else
                     f"{v['mismatched_samples']} samples differ"))
     from edgeq.bench.latency import render_latency
@@ -350,6 +409,8 @@ def run_compress(
     clusters: int | None = 16,
     grid: str | None = None,
     epochs: int = 4,
+    max_drop_pt: float | None = 1.0,
+    max_epochs: int = 16,
 ) -> dict[str, Any]:
     """The ``edgeq compress`` job: compress, quantize, measure, write .tflite + JSON."""
     from edgeq.codegen.weight_coding import weight_report
@@ -363,7 +424,7 @@ def run_compress(
     setup = load_setup(model_path, data)
     result = compress(setup.model, (setup.x_train, setup.y_train),
                       (setup.x_test, setup.y_test), sparsity=sparsity, clusters=clusters,
-                      grid=grid, epochs=epochs)
+                      grid=grid, epochs=epochs, max_drop_pt=max_drop_pt, max_epochs=max_epochs)
     weights = weight_report(result.model)
     out = Path(output)
     summary = result.summary()
@@ -388,7 +449,10 @@ def render_compress(s: dict[str, Any]) -> str:
         f"weights+biases: float32 {s['float32_bytes']:,.0f} B, int8 {s['int8_bytes']:,.0f} B "
         f"({s['ratio_int8']:.1f}x), LUT-coded {s['lut_bytes']:,.0f} B ({s['ratio_lut']:.1f}x), "
         f"Huffman bound {s['huffman_bytes']:,.0f} B ({s['ratio_huffman']:.1f}x)",
+        f"fine-tuning: {s.get('epochs_used', '-')} epochs in total",
     ]
+    for name, why in s.get("not_pruned", {}).items():
+        lines.append(f"  not pruned: {name} ({why})")
     for layer in s["layers"]:
         lines.append(f"  {layer['name']}: zeros {layer['zeros']:.0%}, <= {layer['max_distinct']} "
                      f"values/channel, LUT bits {layer['lut_bits'] or '-'}")

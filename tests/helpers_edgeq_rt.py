@@ -109,3 +109,27 @@ def keras_layers():  # noqa: ANN201
     from edgeq.tfenv import import_tf_keras
 
     return import_tf_keras()
+
+
+def mlperf_lookalike(name: str) -> Callable[[], Any]:
+    """An edgeq.models builder (MLPerf-Tiny look-alike, random weights) with batch-norm
+    statistics measured on random inputs, so that no layer collapses to a constant and every
+    layer's numerics are exercised."""
+
+    def make() -> Any:
+        from edgeq.models import builders
+        from edgeq.tfenv import import_tf_keras
+
+        keras = import_tf_keras()
+        model = builders.BUILDERS[name](seed=0)
+        shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+        x = np.random.default_rng(1).standard_normal((16, *shape)).astype(np.float32)
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                a = keras.Model(model.inputs, layer.input).predict(x, verbose=0)
+                axes = tuple(range(a.ndim - 1))
+                gamma, beta, _, _ = layer.get_weights()
+                layer.set_weights([gamma, beta, a.mean(axis=axes), a.var(axis=axes) + 1e-3])
+        return model
+
+    return make

@@ -39,7 +39,11 @@ class Metric:
 
 def _top1(outputs: np.ndarray, y: np.ndarray | None, _inputs: np.ndarray) -> float:
     if y is None:
-        raise AnalyzeError("top-1 accuracy needs labels; the dataset has none (use --metric mse)")
+        raise AnalyzeError(
+            "top-1 accuracy needs labels; the dataset has none: pass a labelled dataset, or for "
+            "an autoencoder set \"task\": \"reconstruction\" in the model's sidecar (or "
+            "`edgeq evaluate MODEL --metric mse`)"
+        )
     pred = np.argmax(outputs.reshape(len(outputs), -1), axis=1)
     return float(np.mean(pred == np.asarray(y).reshape(-1)))
 
@@ -69,6 +73,11 @@ def metric_for(task: str, name: str | None) -> Metric:
 
 def compare_outputs(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
     """Element-wise agreement of two output arrays (first axis = samples)."""
+    if a.shape != b.shape:
+        raise AnalyzeError(
+            f"TFLite Micro produced shape {a.shape} where LiteRT produced {b.shape}; the model's "
+            "tensor shapes are inconsistent (corrupt file?) - re-export the model"
+        )
     diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
     mism = diff != 0
     per_sample = mism.reshape(len(a), -1).any(axis=1) if len(a) else np.zeros(0, bool)
@@ -175,10 +184,18 @@ def evaluate(
     in_shape: tuple[int | None, ...] = (None, *in_t.shape[1:])
     ds = load_dataset(spec, input_shape=tuple(in_shape[1:]))
     x_raw, y = ds.x_test, ds.y_test
+    if limit is not None and limit < 1:
+        raise AnalyzeError(f"--limit must be a positive number of samples, got {limit}")
     if limit is not None:
         x_raw, y = x_raw[:limit], (None if y is None else y[:limit])
     task = str(meta.get("task", "classification"))
     m = metric_for(task, metric)
+    if m is METRICS["top1"] and y is not None:
+        from edgeq.data.checks import check_labels
+
+        classes = int(np.prod(out_t.shape[1:])) if len(out_t.shape) > 1 else 1
+        check_labels(np.asarray(y), f"dataset '{ds.name}' test labels",
+                     classes if classes > 1 else None)
     x = prepare_inputs(
         x_raw, in_shape, Normalization.from_meta(meta), source=f"dataset '{ds.name}'"
     )
@@ -202,10 +219,12 @@ def evaluate(
             )
         float_out = predict_keras(fmodel.model, x)
         report["float"] = {"value": m.fn(float_out, y, x)}
-    tflm_raw = run_tflm(tflite_bytes, x_q, progress=progress)[0]
+    tflm_raw = _checked_output(run_tflm(tflite_bytes, x_q, progress=progress)[0], len(x_q),
+                               "TFLite Micro")
     report["tflm"] = {"value": m.fn(dequantize_outputs(tflm_raw, out_t), y, x)}
     try:
-        ref_raw = run_litert_ref(tflite_bytes, x_q, progress=progress)[0]
+        ref_raw = _checked_output(run_litert_ref(tflite_bytes, x_q, progress=progress)[0],
+                                  len(x_q), "LiteRT")
     except AnalyzeError as exc:
         report["litert_ref"] = {"error": str(exc)}
         report["agreement"] = {"verdict": "not compared (LiteRT refused the model)"}
@@ -230,6 +249,14 @@ def evaluate(
     report["output"] = _io_desc(out_t)
     report["percent_metric"] = m.percent
     return report
+
+
+def _checked_output(raw: np.ndarray, samples: int, who: str) -> np.ndarray:
+    """One non-empty output per sample, or the model's shapes are broken."""
+    if raw.ndim == 0 or raw.shape[0] != samples or raw.size == 0:
+        raise AnalyzeError(f"{who} returned an output of shape {raw.shape} for {samples} "
+                           "samples; the model's output shape is broken - re-export the model")
+    return raw
 
 
 def _io_desc(t: Any) -> dict[str, Any]:

@@ -43,10 +43,32 @@ class LayerStats:
     weight_spread: float | None = None  # max/min of per-channel |w| max: the per-tensor danger sign
     weight_bits: int | None = None  # distinct levels actually used, as bits
     weight_channel_absmax: list[float] = field(default_factory=list, repr=False)
+    dtype: str = "int8"
+    input_sqnr_db: float = math.inf  # SQNR of the activation this op reads (errors so far)
+
+    @property
+    def own_drop_db(self) -> float:
+        """SQNR lost across this op (input minus output); ``inf`` when its input was exact."""
+        if self.sqnr_db == math.inf:
+            return 0.0
+        return self.input_sqnr_db - self.sqnr_db
+
+    @property
+    def own_sqnr_db(self) -> float:
+        """The SQNR this op would have on an exact input: the noise it *adds*, not inherits.
+
+        Noise-to-signal ratios add (independent errors, unit gain), so the op's own share is
+        ``NSR_out - NSR_in``; an op that removes noise (ReLU, pooling) gets ``inf``.
+        """
+        own = _nsr(self.sqnr_db) - _nsr(self.input_sqnr_db)
+        return math.inf if own <= 0 else -10.0 * math.log10(own)
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["sqnr_db"] = _finite(self.sqnr_db)
+        d["input_sqnr_db"] = _finite(self.input_sqnr_db)
+        d["own_drop_db"] = _finite(self.own_drop_db)
+        d["own_sqnr_db"] = _finite(self.own_sqnr_db)
         return d
 
 
@@ -82,6 +104,10 @@ class Analysis:
         }
 
 
+def _nsr(sqnr_db: float) -> float:
+    return 0.0 if sqnr_db == math.inf else math.inf if sqnr_db == -math.inf else 10 ** (-sqnr_db / 10)
+
+
 def _finite(v: float) -> float | str:
     return v if math.isfinite(v) else ("inf" if v > 0 else "-inf")
 
@@ -114,9 +140,9 @@ def float_tflite(model: Any) -> bytes:
     """A float ``.tflite`` of a Keras model (tf-keras or Keras 3), for tensor-by-tensor reference."""
     from edgeq.tfenv import import_tf
 
-    tf = import_tf()
     if isinstance(model, bytes | bytearray):
         return bytes(model)
+    tf = import_tf()
     try:
         if type(model).__module__.startswith("tf_keras"):
             converter = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -213,6 +239,74 @@ def _probabilities(y: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def _run_pairs(q_bytes: bytes, f_bytes: bytes, x: np.ndarray, pair_ids: list[tuple[int, int]],
+               used: list[tuple[float, float, float, float]],
+               in_ids: list[tuple[int, int] | None]) -> dict[str, Any]:
+    """Both models on the reference kernels, sample by sample (runs in the oracle worker)."""
+    from edgeq.oracles import litert_ref_interpreter
+    from edgeq.tflite import read_tflite_bytes
+
+    q_model = read_tflite_bytes(q_bytes)
+    qi = litert_ref_interpreter(q_bytes)
+    fi = litert_ref_interpreter(f_bytes)
+    q_in = qi.get_input_details()[0]
+    f_in = fi.get_input_details()[0]
+    want = tuple(int(d) for d in f_in["shape"][1:])
+    if tuple(x.shape[1:]) != want:
+        if int(np.prod(x.shape[1:])) != int(np.prod(want)):
+            raise AnalyzeError(f"samples have shape {x.shape[1:]} but the model input is {want}; "
+                               "use the dataset the model was trained on")
+        x = x.reshape((len(x), *want))
+    n = len(pair_ids)
+    sig = np.zeros(n)
+    noise = np.zeros(n)
+    obs_lo = np.full(n, np.inf)
+    obs_hi = np.full(n, -np.inf)
+    clipped = np.zeros(n)
+    count = np.zeros(n)
+    hist: list[list[np.ndarray]] = [[] for _ in range(n)]
+    kept = np.zeros(n, dtype=np.int64)
+    in_sig = np.zeros(n)
+    in_noise = np.zeros(n)
+    f_outs, q_outs = [], []
+    for k in range(len(x)):
+        xs = x[k : k + 1]
+        fi.set_tensor(f_in["index"], xs.reshape(f_in["shape"]))
+        qi.set_tensor(q_in["index"], _quantize_input(xs, q_in).reshape(q_in["shape"]))
+        fi.invoke()
+        qi.invoke()
+        for j, (q_idx, fidx) in enumerate(pair_ids):
+            fv = fi.get_tensor(fidx).astype(np.float64).reshape(-1)
+            t = q_model.tensors[q_idx]
+            qv = _dequant(qi.get_tensor(t.index), t).reshape(-1)
+            if fv.size != qv.size:
+                raise AnalyzeError(f"tensor '{t.name}' has {qv.size} values in the int8 model but "
+                                   f"{fv.size} in the float model; pass the matching float model")
+            if in_ids[j] is not None:
+                q_in_idx, f_in_idx = in_ids[j]
+                qt = q_model.tensors[q_in_idx]
+                fin_v = fi.get_tensor(f_in_idx).astype(np.float64).reshape(-1)
+                qin_v = _dequant(qi.get_tensor(qt.index), qt).reshape(-1)
+                if fin_v.size == qin_v.size:
+                    in_sig[j] += float(np.sum(fin_v**2))
+                    in_noise[j] += float(np.sum((fin_v - qin_v) ** 2))
+            sig[j] += float(np.sum(fv**2))
+            noise[j] += float(np.sum((fv - qv) ** 2))
+            obs_lo[j] = min(obs_lo[j], float(fv.min()))
+            obs_hi[j] = max(obs_hi[j], float(fv.max()))
+            clipped[j] += int(np.sum((fv < used[j][2]) | (fv > used[j][3])))
+            count[j] += fv.size
+            if kept[j] < HIST_VALUES:
+                hist[j].append(fv[: HIST_VALUES - kept[j]].astype(np.float32))
+                kept[j] += min(fv.size, HIST_VALUES - kept[j])
+        f_outs.append([fi.get_tensor(d["index"]).copy() for d in fi.get_output_details()])
+        q_outs.append([_dequant(qi.get_tensor(d["index"]), q_model.tensors[d["index"]])
+                       for d in qi.get_output_details()])
+    return {"sig": sig, "noise": noise, "obs_lo": obs_lo, "obs_hi": obs_hi, "clipped": clipped,
+            "count": count, "hist": hist, "f_outs": f_outs, "q_outs": q_outs, "x": x,
+            "in_sig": in_sig, "in_noise": in_noise}
+
+
 def analyze(
     int8_model: bytes | str | Path,
     float_model: Any,
@@ -222,11 +316,12 @@ def analyze(
     max_samples: int = 500,
 ) -> Analysis:
     """Compare the int8 model with its float source on ``x`` (float inputs the float model takes)."""
-    from edgeq.oracles import litert_ref_interpreter
+    from edgeq.oracles import isolated
     from edgeq.tflite import read_tflite_bytes
 
     q_bytes = int8_model if isinstance(int8_model, bytes) else Path(int8_model).read_bytes()
-    q_model = read_tflite_bytes(q_bytes, source=str(int8_model)[:80] if not isinstance(int8_model, bytes) else "<int8>")
+    q_source = "the model" if isinstance(int8_model, bytes) else str(int8_model)
+    q_model = read_tflite_bytes(q_bytes, source=q_source)
     if not any(t.dtype in ("int8", "int16", "uint8") and not t.is_constant for t in q_model.tensors):
         raise AnalyzeError("the model to analyze has no quantized activations; pass an int8 .tflite")
     f_bytes = float_tflite(float_model)
@@ -246,26 +341,14 @@ def analyze(
         y = None if y is None else y[:max_samples]
     pairs = pair_tensors(q_model, f_model)
 
-    qi = litert_ref_interpreter(q_bytes)
-    fi = litert_ref_interpreter(f_bytes)
-    q_in = qi.get_input_details()[0]
-    f_in = fi.get_input_details()[0]
-    want = tuple(int(d) for d in f_in["shape"][1:])
-    if tuple(x.shape[1:]) != want:
-        if int(np.prod(x.shape[1:])) != int(np.prod(want)):
-            raise AnalyzeError(f"samples have shape {x.shape[1:]} but the model input is {want}; "
-                               "use the dataset the model was trained on")
-        x = x.reshape((len(x), *want))
-
-    n = len(pairs)
-    sig = np.zeros(n)
-    noise = np.zeros(n)
-    obs_lo = np.full(n, np.inf)
-    obs_hi = np.full(n, -np.inf)
-    clipped = np.zeros(n)
-    count = np.zeros(n)
-    hist: list[list[np.ndarray]] = [[] for _ in range(n)]
-    kept = np.zeros(n, dtype=np.int64)
+    # the activation each op reads: another op's output (paired) or the model input
+    q2f = {op.outputs[0]: fidx for op, fidx in pairs}
+    q2f[q_model.inputs[0]] = f_model.inputs[0]
+    for op in q_model.operators:  # float I/O: the QUANTIZE of the input carries the same values
+        if op.opcode == "QUANTIZE" and op.inputs and op.inputs[0] in q2f:
+            q2f[op.outputs[0]] = q2f[op.inputs[0]]
+    in_pair = [next((i for i in op.inputs if i in q2f), None) for op, _ in pairs]
+    in_ids = [None if i is None else (i, q2f[i]) for i in in_pair]
     used = []
     for op, _ in pairs:
         t = q_model.tensors[op.outputs[0]]
@@ -275,32 +358,12 @@ def analyze(
         s, z = float(t.quant.scale[0]), int(t.quant.zero_point[0])
         lo_q, hi_q = numerics.qrange(t.dtype) if t.dtype in ("int8", "int16", "uint8") else (-128, 127)
         used.append((s, z, (lo_q - z - 0.5) * s, (hi_q - z + 0.5) * s))
-    f_outs, q_outs = [], []
-    for k in range(len(x)):
-        xs = x[k : k + 1]
-        fi.set_tensor(f_in["index"], xs.reshape(f_in["shape"]))
-        qi.set_tensor(q_in["index"], _quantize_input(xs, q_in).reshape(q_in["shape"]))
-        fi.invoke()
-        qi.invoke()
-        for j, (op, fidx) in enumerate(pairs):
-            fv = fi.get_tensor(fidx).astype(np.float64).reshape(-1)
-            t = q_model.tensors[op.outputs[0]]
-            qv = _dequant(qi.get_tensor(t.index), t).reshape(-1)
-            if fv.size != qv.size:
-                raise AnalyzeError(f"tensor '{t.name}' has {qv.size} values in the int8 model but "
-                                   f"{fv.size} in the float model; pass the matching float model")
-            sig[j] += float(np.sum(fv**2))
-            noise[j] += float(np.sum((fv - qv) ** 2))
-            obs_lo[j] = min(obs_lo[j], float(fv.min()))
-            obs_hi[j] = max(obs_hi[j], float(fv.max()))
-            clipped[j] += int(np.sum((fv < used[j][2]) | (fv > used[j][3])))
-            count[j] += fv.size
-            if kept[j] < HIST_VALUES:
-                hist[j].append(fv[: HIST_VALUES - kept[j]].astype(np.float32))
-                kept[j] += min(fv.size, HIST_VALUES - kept[j])
-        f_outs.append([fi.get_tensor(d["index"]).copy() for d in fi.get_output_details()])
-        q_outs.append([_dequant(qi.get_tensor(d["index"]), q_model.tensors[d["index"]])
-                       for d in qi.get_output_details()])
+    pair_ids = [(op.outputs[0], fidx) for op, fidx in pairs]
+    run = isolated(_run_pairs, q_bytes, f_bytes, x, pair_ids, used, in_ids, source=q_source)
+    sig, noise, obs_lo, obs_hi = run["sig"], run["noise"], run["obs_lo"], run["obs_hi"]
+    clipped, count, hist = run["clipped"], run["count"], run["hist"]
+    f_outs, q_outs, x = run["f_outs"], run["q_outs"], run["x"]
+    in_sig, in_noise = run["in_sig"], run["in_noise"]
 
     layers: list[LayerStats] = []
     histograms: dict[str, np.ndarray] = {}
@@ -316,6 +379,8 @@ def analyze(
             clipped_fraction=float(clipped[j] / max(count[j], 1)),
             weight_per_channel=per_ch, weight_spread=spread, weight_bits=wbits,
             weight_channel_absmax=absmax,
+            dtype=t.dtype,
+            input_sqnr_db=_sqnr(in_sig[j], in_noise[j]) if in_pair[j] is not None else math.inf,
         ))
         histograms[t.name] = np.concatenate(hist[j]) if hist[j] else np.zeros(0, np.float32)
         if histograms[t.name].size:
@@ -361,43 +426,71 @@ def _sqnr(signal: float, noise: float) -> float:
 # --- what to try -----------------------------------------------------------------------------------
 
 
-def suggest(analysis: Analysis, n: int = 3, gap_db: float = 6.0) -> list[str]:
-    """Name the layers that hurt most and what to try for each.
+NOISE_PT = 0.2  # accuracy changes below this many points are run-to-run noise on 1,000 samples
 
-    A layer is a suspect when it is among the ``n`` worst and at least ``gap_db`` below the best
-    layer, or under 20 dB. The advice follows the symptom: big channel spread with per-tensor
-    weights -> per-channel; values clipped -> a wider calibrator; a used range much wider than
-    where the values live -> a clipping calibrator; otherwise int16 activations or QAT.
+
+def blame(analysis: Analysis, n: int = 3) -> list[LayerStats]:
+    """The ``n`` layers that *add* the most error, worst first (own SQNR, then clipping).
+
+    Accumulated SQNR names every layer downstream of the culprit; the noise a layer adds on
+    top of its input (:attr:`LayerStats.own_sqnr_db`) names the culprit itself.
     """
-    finite = [s.sqnr_db for s in analysis.layers if math.isfinite(s.sqnr_db)]
-    if not finite:
-        return ["every layer is exact; nothing to improve"]
-    best = max(finite)
-    tips: list[str] = []
     from edgeq.quantize.calibration import FIXED_RANGE_OPS
 
-    for s in analysis.worst(n + 1):
-        if s.op in FIXED_RANGE_OPS:
+    cands = [s for s in analysis.layers if s.op not in FIXED_RANGE_OPS]
+    return sorted(cands, key=lambda s: (s.own_sqnr_db, -s.clipped_fraction))[:n]
+
+
+def lost_nothing(analysis: Analysis) -> bool:
+    m = analysis.model
+    if m.float_accuracy is not None and m.int8_accuracy is not None:
+        return 100 * (m.float_accuracy - m.int8_accuracy) <= NOISE_PT
+    return m.top1_agreement is not None and m.top1_agreement >= 0.995
+
+
+def suggest(analysis: Analysis, n: int = 3, *, calibration: str | None = None) -> list[str]:
+    """Name the layers that add the most error and what to try for each — only what is not in use.
+
+    ``calibration`` is the calibrator the model was made with (from its manifest), so it is
+    never suggested again. A model that lost nothing (accuracy within noise, or top-1 agreement
+    >= 99.5 % without labels) gets "nothing to do".
+    """
+    m = analysis.model
+    if lost_nothing(analysis):
+        if m.float_accuracy is not None and m.int8_accuracy is not None:
+            why = (f"int8 {100 * m.int8_accuracy:.1f} % vs float {100 * m.float_accuracy:.1f} % "
+                   f"on {m.samples} samples")
+        else:
+            why = f"top-1 agreement with float {100 * (m.top1_agreement or 0):.1f} %"
+        return [f"nothing to do: the model lost nothing beyond noise ({why})"]
+    int16 = any(s.dtype == "int16" for s in analysis.layers)
+    in_use = (calibration or "minmax").split(":")[0]
+    tips: list[str] = []
+    for s in blame(analysis, n):
+        if s.own_sqnr_db >= 40.0 and s.clipped_fraction <= 1e-3:
             continue
-        if not (s.sqnr_db < 20.0 or best - s.sqnr_db >= gap_db):
-            continue
-        name = f"op {s.op_index} {s.op} ('{s.tensor}', {s.sqnr_db:.1f} dB)"
+        own = "exact" if s.own_sqnr_db == math.inf else f"{s.own_sqnr_db:.1f} dB"
+        name = f"op {s.op_index} {s.op} ('{s.tensor}', own {own}, accumulated {s.sqnr_db:.1f} dB)"
         if s.weight_bits is not None and s.weight_bits < 8:
             tips.append(f"{name}: weights use only {s.weight_bits} bits; requantize them at 8 bits")
         elif s.weight_spread is not None and s.weight_spread > 10 and not s.weight_per_channel:
             tips.append(f"{name}: channel weight ranges differ {s.weight_spread:.0f}x under "
-                        "per-tensor scales; quantize per-channel")
+                        "per-tensor scales; quantize per-channel, or --equalize")
         elif s.clipped_fraction > 1e-3:
-            tips.append(f"{name}: {100 * s.clipped_fraction:.2f}% of values clipped; use "
-                        "--calibration minmax or a higher percentile")
-        elif _utilization(s) < 0.25:
+            fix = ("calibrate on more samples (--samples), or --calibration auto"
+                   if in_use == "minmax" else "use --calibration minmax or auto"
+                   if in_use != "auto" else "use --calibration minmax")
+            tips.append(f"{name}: {100 * s.clipped_fraction:.2f}% of values clipped; {fix}")
+        elif _utilization(s) < 0.25 and in_use == "minmax":
             tips.append(f"{name}: values use {100 * _utilization(s):.0f}% of the int8 range "
-                        "(outliers widen it); try --calibration percentile, kl or mse")
+                        "(outliers widen it); try --calibration auto (or percentile, mse)")
+        elif not int16:
+            tips.append(f"{name}: try int16 activations for this layer (edgeq mixed --int16), "
+                        "or QAT (edgeq train-qat)")
         else:
-            tips.append(f"{name}: try int16 activations for this layer (16x8), or QAT "
-                        "(edgeq train-qat)")
+            tips.append(f"{name}: try QAT (edgeq train-qat)")
     if not tips:
-        tips.append(f"no layer stands out (worst {min(finite):.1f} dB, best {best:.1f} dB)")
+        tips.append("no single layer stands out; try QAT (edgeq train-qat)")
     return tips
 
 
@@ -414,6 +507,7 @@ def analyze_files(
     data: str | None = None,
     limit: int = 500,
     with_suggestions: bool = False,
+    calibration: str | None = None,
 ) -> Analysis:
     """The file-level job behind ``edgeq analyze``: load both models and the test split."""
     from edgeq.data import Normalization, load_dataset, prepare_inputs
@@ -439,5 +533,23 @@ def analyze_files(
     y = None if ds.y_test is None else ds.y_test[:limit]
     a = analyze(Path(model_path).read_bytes(), loaded.model, x, y, max_samples=limit)
     if with_suggestions:
-        a.suggestions = suggest(a)
+        a.suggestions = suggest(a, calibration=calibration or _manifest_calibration(model_path))
     return a
+
+
+def manifest_section(model_path: str) -> dict[str, Any]:
+    """The ``quantize`` section of ``<model>.json`` written by ``edgeq quantize`` ({} if none)."""
+    import json
+
+    try:
+        doc = json.loads(Path(model_path).with_suffix(".json").read_text())
+        section = doc.get("quantize") if isinstance(doc, dict) else None
+        return section if isinstance(section, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _manifest_calibration(model_path: str) -> str | None:
+    """The calibrator written into ``<model>.json`` by ``edgeq quantize``, if there is one."""
+    cal = manifest_section(model_path).get("calibration") or {}
+    return str(cal["method"]) if isinstance(cal, dict) and "method" in cal else None

@@ -29,16 +29,19 @@ def _pct(v: float | None) -> str:
 
 def format_table(a: Analysis) -> str:
     """The terminal view: one row per op, then model-level figures and the 6.02·b line."""
-    head = (f"{'#':>3} {'op':<18} {'SQNR dB':>7} {'scale':>10} {'zp':>5} "
+    head = (f"{'#':>3} {'op':<18} {'SQNR dB':>7} {'own dB':>7} {'scale':>10} {'zp':>5} "
             f"{'range used':>19} {'observed':>19} {'clipped':>8} {'w spread':>8}")
     lines = [head, "-" * len(head)]
-    worst = {id(s) for s in a.worst(1)}
+    from edgeq.analyze.layers import blame
+
+    worst = {id(s) for s in blame(a, 1)}
     for s in a.layers:
         used = f"[{s.range_used[0]:.3g}, {s.range_used[1]:.3g}]"
         obs = f"[{s.range_observed[0]:.3g}, {s.range_observed[1]:.3g}]"
         spread = "-" if s.weight_spread is None else f"{s.weight_spread:.1f}x"
-        mark = " <- worst" if id(s) in worst else ""
-        lines.append(f"{s.op_index:>3} {s.op[:18]:<18} {_fmt_db(s.sqnr_db):>7} {s.scale:>10.4g} "
+        mark = " <- adds most error" if id(s) in worst else ""
+        lines.append(f"{s.op_index:>3} {s.op[:18]:<18} {_fmt_db(s.sqnr_db):>7} "
+                     f"{_fmt_db(s.own_sqnr_db):>7} {s.scale:>10.4g} "
                      f"{s.zero_point:>5} {used:>19} {obs:>19} {_pct(s.clipped_fraction):>8} "
                      f"{spread:>8}{mark}")
     m = a.model

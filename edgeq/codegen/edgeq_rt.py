@@ -165,7 +165,8 @@ def lower_model(
     if model.num_subgraphs != 1:
         raise CodegenError(
             f"{source}: model has {model.num_subgraphs} subgraphs; edgeq-rt runs single-graph "
-            "models only (no control flow): use --runtime tflm"
+            "models only (no control flow): generate a TFLite Micro bundle instead with "
+            "`edgeq codegen MODEL -o DIR --runtime tflm`"
         )
     check_quantized(model, source)
     supported = registered_ops()
@@ -187,7 +188,8 @@ def lower_model(
         raise CodegenError(
             f"{source}: edgeq-rt cannot compile {len(problems)} operator(s): "
             + "; ".join(problems)
-            + ". Fix: replace or remove them, or deploy with --runtime tflm"
+            + ". Fix: replace or remove them, or generate a TFLite Micro bundle instead with "
+            "`edgeq codegen MODEL -o DIR --runtime tflm`"
         )
     if not any(not c.view for c in calls):
         raise CodegenError(f"{source}: model has no operator that computes anything")
@@ -535,7 +537,11 @@ def _weight_bytes(low: _Lowered) -> int:
         int(v.nbytes) for call in low.calls for v in call.params.get("lut", {}).values()
         if isinstance(v, np.ndarray)
     )
-    return sum(low.model.tensors[i].nbytes for i in _constant_ids(low)) + lut
+    packed = sum(  # filters packed by ops_conv into the kernels' read order replace the tensor
+        int(call.params["filter_packed"].nbytes) for call in low.calls
+        if isinstance(call.params.get("filter_packed"), np.ndarray)
+    )
+    return sum(low.model.tensors[i].nbytes for i in _constant_ids(low)) + lut + packed
 
 
 # --- entry points --------------------------------------------------------------------------------

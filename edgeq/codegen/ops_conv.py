@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeq.codegen import weight_packing
 from edgeq.codegen.lowering import KernelCall, lowering
 from edgeq.errors import CodegenError
 from edgeq.quantize.numerics import (
@@ -134,6 +135,23 @@ def requant_params(inp: Tensor, filt: Tensor, out: Tensor, channels: int) -> dic
     }
 
 
+def fast_requant(requant: dict[str, Any]) -> np.ndarray | None:
+    """Per entry (multiplier, 2^(e-2), e-1) with e = -shift, for the int8 kernels'
+    ``eq_requantize_double_pre`` (TFLM's double rounding as one SMLAL and one shift); None
+    unless every shift is a right shift by at least 2 (then the kernels use the generic path)."""
+    e = -np.asarray(requant["shift"], dtype=np.int64)
+    if e.size == 0 or np.any(e < 2) or np.any(e > 31):
+        return None
+    mult = np.asarray(requant["multiplier"], dtype=np.int64)
+    return np.stack([mult, 2 ** (e - 2), e - 1], axis=1).astype(np.int32).reshape(-1)
+
+
+def _add_fast_requant(requant: dict[str, Any]) -> None:
+    fast = fast_requant(requant)
+    if fast is not None:
+        requant["fast"] = fast
+
+
 def _overlap(params: dict[str, Any], inp: Tensor, out: Tensor) -> int:
     c_in = params.get("in_c", params.get("channels"))
     c_out = params.get("out_c", params.get("channels"))
@@ -218,12 +236,29 @@ def lower_conv2d(model: TfliteModel, op: Operator) -> KernelCall:
         "act_min": lo, "act_max": hi, "bias_64": bias_64,
         "requant": requant_params(inp, filt, out, oc),
     }
+    filter_input = op.inputs[1]
+    if dt == "int8":
+        _add_fast_requant(params["requant"])
     if dt == "int8" and fic == ic:
         params["bias_folded"] = folded_bias(filt, bias, -zero_point_of(inp))
+        rows = np.asarray(filt.data, dtype=np.int8).reshape(oc, fh, fw * ic)
+        padded = weight_packing.padded_row(fw * ic)
+        if dil[1] == 1 and weight_packing.can_pack(ic):
+            # the kernel reads the packed copy; the plain filter is not emitted
+            params["filter_packed"] = weight_packing.pack_blocks(rows.reshape(oc, -1))
+            params["packed_row"] = 0
+            filter_input = -1
+        elif (dil[1] == 1 and oc >= weight_packing.WINDOW_MIN_CHANNELS
+              and fh * padded <= weight_packing.CONV_WINDOW_MAX):
+            # small in_c: whole windows (rows zero-padded to whole words) through the same tile
+            params["filter_packed"] = weight_packing.pack_blocks(
+                weight_packing.pad_rows(rows, padded).reshape(oc, -1))
+            params["packed_row"] = padded
+            filter_input = -1
     return KernelCall(
         layer=op.index, op=op.opcode, function=f"eq_conv2d_{_SUFFIX[dt]}",
         params_type="eq_conv2d_params", params=params,
-        inputs=[op.inputs[0], op.inputs[1], bias.index if bias is not None else -1],
+        inputs=[op.inputs[0], filter_input, bias.index if bias is not None else -1],
         outputs=[op.outputs[0]], macs=n * oh * ow * oc * fh * fw * fic,
         extra={"overlap_bytes": _overlap(params, inp, out)},
     )
@@ -251,12 +286,18 @@ def lower_depthwise_conv2d(model: TfliteModel, op: Operator) -> KernelCall:
         "act_min": lo, "act_max": hi, "bias_64": bias_64,
         "requant": requant_params(inp, filt, out, oc),
     }
+    filter_input = op.inputs[1]
+    if dt == "int8":
+        _add_fast_requant(params["requant"])
     if dt == "int8" and oc == ic:
         params["bias_folded"] = folded_bias(filt, bias, -zero_point_of(inp), channel_axis=3)
+        if weight_packing.can_pack_depthwise(oc, 1):
+            params["filter_packed"] = weight_packing.pack_depthwise(filt.data)
+            filter_input = -1
     return KernelCall(
         layer=op.index, op=op.opcode, function=f"eq_depthwise_conv2d_{_SUFFIX[dt]}",
         params_type="eq_depthwise_conv2d_params", params=params,
-        inputs=[op.inputs[0], op.inputs[1], bias.index if bias is not None else -1],
+        inputs=[op.inputs[0], filter_input, bias.index if bias is not None else -1],
         outputs=[op.outputs[0]], macs=n * oh * ow * oc * fh * fw,
         extra={"overlap_bytes": _overlap(params, inp, out)},
     )
@@ -287,10 +328,18 @@ def lower_fully_connected(model: TfliteModel, op: Operator) -> KernelCall:
         "act_min": lo, "act_max": hi, "bias_64": bias_64,
         "requant": requant_params(inp, filt, out, out_depth),
     }
+    filter_input = op.inputs[1]
+    if dt == "int8" and params["filter_offset"] == 0:
+        # every FC "window" is whole: the input offset always folds into the bias
+        params["bias_folded"] = folded_bias(filt, bias, params["input_offset"])
+        if weight_packing.can_pack(depth):
+            params["filter_packed"] = weight_packing.pack_blocks(
+                np.asarray(filt.data, dtype=np.int8).reshape(out_depth, depth))
+            filter_input = -1
     return KernelCall(
         layer=op.index, op=op.opcode, function=f"eq_fully_connected_{_SUFFIX[dt]}",
         params_type="eq_fully_connected_params", params=params,
-        inputs=[op.inputs[0], op.inputs[1], bias.index if bias is not None else -1],
+        inputs=[op.inputs[0], filter_input, bias.index if bias is not None else -1],
         outputs=[op.outputs[0]], macs=batches * out_depth * depth,
     )
 

@@ -70,13 +70,22 @@ def _lut_call(base: KernelCall, opcode: str, bits: int, packed: np.ndarray, tabl
         base,
         function=function,
         params_type=params_type,
-        params={inner: base.params, "lut": {
+        params={inner: _lut_base_params(base), "lut": {
             "bits": bits, "table_per_channel": int(per_channel),
             "indices": packed.astype(np.uint8), "table": table.astype(np.int8),
         }},
         inputs=[base.inputs[0], base.inputs[2]],  # the filter lives in the params now
         extra={**base.extra, "lut_bits": bits},
     )
+
+
+def _lut_base_params(base: KernelCall) -> dict:
+    """The plain lowering's parameters minus what only the int8 kernels read (the packed filter:
+    the LUT kernels decode their own weights, the copy would undo the flash saving)."""
+    params = {k: v for k, v in base.params.items() if k != "filter_packed"}
+    if isinstance(params.get("requant"), dict):
+        params["requant"] = {k: v for k, v in params["requant"].items() if k != "fast"}
+    return params
 
 
 def _plain(opcode: str):  # noqa: ANN202
@@ -127,7 +136,7 @@ def _sparse_call(base: KernelCall, opcode: str, enc: SparseLut) -> KernelCall:
         base,
         function=function,
         params_type=params_type,
-        params={inner: base.params, "lut": {
+        params={inner: _lut_base_params(base), "lut": {
             "bits": enc.bits, "table_per_channel": int(enc.per_channel),
             "channel_size": enc.channel_size, "mask": enc.mask, "offsets": enc.offsets,
             "indices": enc.indices, "table": enc.table,

@@ -372,67 +372,27 @@ def _labels_from_sidecar(tflite_path: Path) -> list[str] | None:
     return [str(x) for x in labels] if labels else None
 
 
-_ARENA_PROBE = """
-import sys
-from edgeq.oracles import tflm_min_arena
-from edgeq.errors import EdgeqError
-data = sys.stdin.buffer.read()
-size = int(sys.argv[1])
-try:
-    if size:
-        from tflite_micro.python.tflite_micro import runtime
-        runtime.Interpreter.from_bytes(data, arena_size=size)
-        print(size)
-    else:
-        print(tflm_min_arena(data))
-except EdgeqError as exc:
-    sys.exit(f"{exc}")
-except (RuntimeError, ValueError) as exc:
-    sys.exit(f"TFLite Micro cannot allocate the model in {size} bytes ({exc})".splitlines()[0])
-"""
-ARENA_PROBE_TIMEOUT_S = 900
-
-
 def measure_tflm_arena(data: bytes, check_size: int = 0) -> int:
     """TFLM's minimum arena (bisection), or ``check_size`` once TFLM has allocated in it.
 
-    Runs in a child process: the TFLM interpreter crashes (SIGSEGV) on some models at some
-    too-small arenas (seen: keyword_scrambled_8bit.tflite at 9.5-11 KB), which must not take
-    the caller down with it.
+    Both run in the oracle worker process: the TFLM interpreter crashes (SIGSEGV) on some models
+    at some too-small arenas (seen: keyword_scrambled_8bit.tflite at 9.5-11 KB), which must not
+    take the caller down with it.
     """
-    import os
-    import subprocess
-    import sys
+    from edgeq.errors import AnalyzeError
+    from edgeq.oracles import tflm_allocates, tflm_min_arena
 
-    import edgeq
-
-    env = dict(os.environ)
-    package_root = str(Path(edgeq.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    if check_size:
+        ok, reason = tflm_allocates(data, check_size)
+        if not ok:
+            raise CodegenError(f"TFLite Micro cannot allocate the model in {check_size} bytes "
+                               f"({reason}); state a working arena with --arena-bytes")
+        return check_size
     try:
-        log.debug("measuring the TFLM arena in a child process (check_size=%d)", check_size)
-        proc = subprocess.run(
-            [sys.executable, "-c", _ARENA_PROBE, str(check_size)],
-            input=data,
-            capture_output=True,
-            env=env,
-            timeout=ARENA_PROBE_TIMEOUT_S,
-        )
-    except subprocess.TimeoutExpired:
-        raise CodegenError(
-            f"sizing the TFLM arena took over {ARENA_PROBE_TIMEOUT_S} s; "
-            "state the arena with --arena-bytes"
-        ) from None
-    if proc.returncode < 0:
-        raise CodegenError(
-            f"TFLite Micro crashed (signal {-proc.returncode}) while "
-            + ("allocating the model in the given arena" if check_size else "sizing the arena")
-            + "; state a working arena with --arena-bytes"
-        )
-    if proc.returncode != 0:
-        msg = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise CodegenError(msg[-1] if msg else f"arena probe failed (exit {proc.returncode})")
-    return int(proc.stdout.decode().strip().splitlines()[-1])
+        log.debug("measuring the TFLM arena in the oracle worker")
+        return tflm_min_arena(data)
+    except AnalyzeError as exc:
+        raise CodegenError(f"sizing the TFLM arena failed: {exc}") from None
 
 
 def plan_tflm_bundle(

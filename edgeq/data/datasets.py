@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeq.data.checks import check_labels, check_samples
 from edgeq.errors import DataError
 
 BUILTINS = ("digits", "mnist5k")
@@ -89,6 +90,8 @@ def load_dataset(
         elif path.suffix == ".npz":
             split = _load_npz(path, x_key, y_key)
             if isinstance(split, Dataset):
+                _check_arrays(text, {"x_train": split.x_train, "x_test": split.x_test},
+                              {"y_train": split.y_train, "y_test": split.y_test}, split.labels)
                 split.name = name
                 return _checked(split)
             x, y = split
@@ -101,9 +104,26 @@ def load_dataset(
                 f"{path}: unsupported dataset format '{path.suffix}'; "
                 "use .npz, .npy, an image folder, or a built-in name"
             )
-    if y is not None and not labels:
+    _check_arrays(text, {"x": x}, {"y": y}, labels)
+    if y is not None and not labels and y.dtype.kind in "iub":
         labels = [str(c) for c in range(int(np.max(y)) + 1)] if len(y) else []
     return _checked(split_dataset(name, x, y, labels, test_fraction=test_fraction, seed=seed))
+
+
+def _check_arrays(source: str, xs: dict[str, np.ndarray], ys: dict[str, np.ndarray | None],
+                  labels: list[str]) -> None:
+    """Samples finite and numeric, labels valid class indices, each named as in the file."""
+    for key, x in xs.items():
+        check_samples(np.asarray(x), f"dataset '{source}' {key}")
+    for key, y in ys.items():
+        if y is None:
+            continue
+        y = np.asarray(y)
+        if y.dtype.kind == "f":  # regression targets
+            check_samples(y, f"dataset '{source}' {key}", warn=False)
+        else:
+            check_labels(y, f"dataset '{source}' {key}", len(labels) or None,
+                         classes_from="'label_names'")
 
 
 def split_dataset(
@@ -201,13 +221,15 @@ def _load_npz(
         keys = set(npz.files)
         if x_key is None and {"x_train", "x_test"} <= keys:
             get_y = "y_train" in keys and "y_test" in keys
+            y_train = _as_labels(_array(npz, "y_train", path), path) if get_y else None
+            y_test = _as_labels(_array(npz, "y_test", path), path) if get_y else None
             return Dataset(
                 name=path.stem,
-                x_train=npz["x_train"],
-                y_train=npz["y_train"] if get_y else None,
-                x_test=npz["x_test"],
-                y_test=npz["y_test"] if get_y else None,
-                labels=_labels_from(npz, npz["y_train"] if get_y else None),
+                x_train=_array(npz, "x_train", path),
+                y_train=y_train,
+                x_test=_array(npz, "x_test", path),
+                y_test=y_test,
+                labels=_labels_from(npz, y_train, path),
             )
         xk = x_key or _first_present(keys, ("x", "X", "images", "inputs", "data"))
         if xk is None or xk not in keys:
@@ -221,20 +243,33 @@ def _load_npz(
                 f"{path}: no label array '{y_key}' (keys: {', '.join(sorted(keys))}); "
                 "save the labels as 'y'"
             )
-        x = npz[xk]
-        y = npz[yk] if yk else None
+        x = _array(npz, xk, path)
+        y = _array(npz, yk, path) if yk else None
     return x, _as_labels(y, path)
+
+
+def _array(npz: Any, key: str, path: Path) -> np.ndarray:
+    """One array of an ``.npz``; object arrays (pickles) are refused, never unpickled."""
+    try:
+        return np.asarray(npz[key])
+    except ValueError:
+        raise DataError(f"{path}: array '{key}' holds Python objects (dtype object); save it "
+                        "as a numeric array, e.g. np.asarray(x, dtype=np.float32)") from None
+    except Exception as exc:
+        raise DataError(f"{path}: array '{key}' is unreadable ({type(exc).__name__}); "
+                        "save the file again with numpy.savez") from None
 
 
 def _first_present(keys: set[str], names: tuple[str, ...]) -> str | None:
     return next((n for n in names if n in keys), None)
 
 
-def _labels_from(npz: Any, y: np.ndarray | None) -> list[str]:
+def _labels_from(npz: Any, y: np.ndarray | None, path: Path) -> list[str]:
     if "label_names" in npz.files:
-        return [str(s) for s in npz["label_names"]]
-    if y is None or len(y) == 0:
+        return [str(s) for s in _array(npz, "label_names", path)]
+    if y is None or len(y) == 0 or y.dtype.kind not in "iub":
         return []
+    check_labels(y, f"dataset '{path}' y_train")
     return [str(c) for c in range(int(np.max(y)) + 1)]
 
 
@@ -242,6 +277,13 @@ def _as_labels(y: np.ndarray | None, path: Path) -> np.ndarray | None:
     if y is None:
         return None
     y = np.asarray(y)
+    if y.dtype.kind in "OUS" or y.dtype.kind not in "fiub":
+        raise DataError(f"{path}: labels are {y.dtype}; save integer class indices (names can "
+                        "go in a 'label_names' array)")
+    if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+        first = int(np.flatnonzero(~np.isfinite(y.reshape(-1)))[0])
+        raise DataError(f"{path}: labels[{first}] is {y.reshape(-1)[first]}; labels must be "
+                        "finite numbers")
     if y.ndim == 2 and y.shape[1] > 1:  # one-hot
         y = np.argmax(y, axis=1)
     y = y.reshape(len(y), *y.shape[1:]) if y.ndim > 1 else y

@@ -7,12 +7,14 @@ wrong dataset fails with both shapes named instead of deep inside TensorFlow.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from edgeq.data.checks import check_samples
 from edgeq.errors import DataError
 
 
@@ -28,8 +30,12 @@ class Normalization:
         norm = (meta or {}).get("normalization") or {}
         mean = tuple(float(v) for v in _as_list(norm.get("mean", 0.0)))
         std = tuple(float(v) for v in _as_list(norm.get("std", 1.0)))
-        if any(s == 0.0 for s in std):
-            raise DataError("model sidecar normalization has std 0; fix 'normalization.std'")
+        if any(s == 0.0 or not math.isfinite(s) for s in std):
+            raise DataError("model sidecar normalization has std 0 or non-finite; fix "
+                            "'normalization.std'")
+        if not all(math.isfinite(m) for m in mean):
+            raise DataError("model sidecar normalization has a non-finite mean; fix "
+                            "'normalization.mean'")
         return cls(mean=mean, std=std)
 
     @property
@@ -42,7 +48,8 @@ class Normalization:
             return x
         mean = np.asarray(self.mean, dtype=np.float32)
         std = np.asarray(self.std, dtype=np.float32)
-        return ((x - mean) / std).astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked by the caller
+            return ((x - mean) / std).astype(np.float32)
 
     def as_dict(self) -> dict[str, list[float]]:
         return {"mean": list(self.mean), "std": list(self.std)}
@@ -94,7 +101,11 @@ def prepare_inputs(
     """Raw samples -> the float32 tensor the float model takes (shape checked, normalized)."""
     if len(x) == 0:
         raise DataError(f"{source} is empty (0 samples); point to a file with data")
-    return normalization.apply(fit_to_input(np.asarray(x), input_shape, source=source))
+    x = np.asarray(x)
+    check_samples(x, f"{source} samples", warn=False)
+    out = normalization.apply(fit_to_input(x, input_shape, source=source))
+    check_samples(out, f"{source} samples after normalization", warn=False)
+    return out
 
 
 class RepresentativeDataset:

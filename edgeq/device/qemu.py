@@ -12,15 +12,19 @@ parallel); an emulator that exits before or during the session is reported with 
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import fcntl
 import functools
 import logging
 import os
 import select
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -139,6 +143,57 @@ class PipeLink:
                 pass
 
 
+# Every emulator this process started and has not stopped yet. SIGTERM is turned into SystemExit
+# while any is alive (so ``with`` blocks and ``finally`` run, as they do for Ctrl-C), the kernel
+# kills QEMU if this process dies without cleaning up (PR_SET_PDEATHSIG), and atexit stops the
+# rest: no exit path leaves a qemu-system-arm behind.
+_live: set[QemuInstance] = set()
+_live_lock = threading.Lock()
+_saved_sigterm: Any = None
+
+
+def _on_sigterm(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _register(q: QemuInstance) -> None:
+    global _saved_sigterm
+    with _live_lock:
+        if not _live and threading.current_thread() is threading.main_thread():
+            _saved_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
+        _live.add(q)
+
+
+def _unregister(q: QemuInstance) -> None:
+    global _saved_sigterm
+    with _live_lock:
+        _live.discard(q)
+        if not _live and _saved_sigterm is not None and \
+                threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _saved_sigterm)
+            _saved_sigterm = None
+
+
+@atexit.register
+def stop_all() -> None:
+    """Stop every emulator still running (interpreter exit, or a caller's own cleanup)."""
+    for q in list(_live):
+        q.close()
+
+
+def _death_signal() -> Any:
+    """PR_SET_PDEATHSIG fires when the *thread* that forked exits: only the main thread (which
+    lives as long as the process) may ask for it."""
+    return _die_with_parent if threading.current_thread() is threading.main_thread() else None
+
+
+def _die_with_parent() -> None:  # runs in the forked child before exec
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 class QemuInstance:
     """Context manager: start QEMU, connect to its UART, and always shut it down."""
 
@@ -176,6 +231,15 @@ class QemuInstance:
         self.close()
 
     def start(self) -> None:
+        """Start and connect; on any failure or interrupt (even mid-connect) QEMU is stopped."""
+        _register(self)
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> None:
         import serial
 
         if not self.kernel.is_file():
@@ -188,6 +252,7 @@ class QemuInstance:
             cmd = qemu_command(self.machine, self.kernel, self.tcp_port, extra, link=self.link)
             if self.paused:
                 del cmd[cmd.index("-monitor"):cmd.index("-monitor") + 2]
+            _register(self)  # again after a retry's close()
             log.debug("starting %s", " ".join(cmd))
             self._stderr = tempfile.TemporaryFile()
             # append-only: our reads (seek 0) never move where QEMU's next message lands
@@ -200,13 +265,15 @@ class QemuInstance:
                     raise DeviceError(f"QEMU ({self.machine}) exited early: unsupported machine "
                                       f"type {self.machine!r} (see {QEMU} -M help)")
                 self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                             stderr=self._stderr, bufsize=0)
+                                             stderr=self._stderr, bufsize=0,
+                                             preexec_fn=_death_signal())
                 self.port = PipeLink(self.proc, self.read_timeout)
                 return
             # with -serial pty, QEMU names the pty on stdout: keep it with the messages
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                          stdout=self._stderr if self.link == "pty"
-                                         else subprocess.DEVNULL, stderr=self._stderr)
+                                         else subprocess.DEVNULL, stderr=self._stderr,
+                                         preexec_fn=_death_signal())
             deadline = time.monotonic() + self.connect_timeout
             if self.link == "pty":
                 self._wait_for_pty(deadline)
@@ -303,3 +370,4 @@ class QemuInstance:
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
+        _unregister(self)

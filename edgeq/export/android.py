@@ -35,6 +35,8 @@ CONFIG_FILE = "edgeq_model.json"
 LITERT_ANDROID_VERSION = "2.3.0"  # com.google.ai.edge.litert:litert, same release as the host wheel
 DEFAULT_LATENCY_RUNS = 50
 CALIBRATION_SAMPLES = 200
+# a variant may score at most this much (fraction) below the float Keras model, else it is refused
+DEFAULT_MAX_ACCURACY_DROP = 0.02
 
 
 @dataclass
@@ -100,29 +102,35 @@ def check_writable(out_dir: Path) -> None:
 
 
 def convert_float32(keras_model: Any) -> bytes:
-    """Plain float32 conversion (no optimizations): the reference every variant is held to."""
-    from edgeq.quantize.ptq import is_keras3_model
-    from edgeq.tfenv import import_tf
+    """Plain float32 conversion (no optimizations), variables frozen in, batch 1 as apps run it."""
+    from edgeq.quantize.ptq import keras_converter
+    from edgeq.tfenv import import_tf, quiet_native_output
 
     tf = import_tf()
     try:
-        if is_keras3_model(keras_model):
-            specs = [tf.TensorSpec([None, *t.shape[1:]], t.dtype) for t in keras_model.inputs]
-            fn = tf.function(
-                lambda *xs: keras_model(xs[0] if len(xs) == 1 else list(xs), training=False)
-            )
-            conv = tf.lite.TFLiteConverter.from_concrete_functions(
-                [fn.get_concrete_function(*specs)], keras_model
-            )
-        else:
-            conv = tf.lite.TFLiteConverter.from_keras_model(keras_model)
-        from edgeq.tfenv import quiet_native_output
-
+        conv = keras_converter(tf, keras_model)
         with quiet_native_output():
             return bytes(conv.convert())
     except Exception as exc:
         first = first_line(exc, None)
         raise ExportError(f"float32 conversion failed: {first[:160]}") from None
+
+
+def keras_accuracy(keras_model: Any, x: np.ndarray, y: np.ndarray) -> float:
+    """Top-1 accuracy of the float Keras model itself: what every variant is held to."""
+    pred = np.asarray(keras_model.predict(x, batch_size=64, verbose=0))
+    return float(np.mean(np.argmax(pred.reshape(len(x), -1), axis=1) == y))
+
+
+def check_within_tolerance(variant: str, accuracy: float, float_accuracy: float,
+                           tolerance: float) -> None:
+    """Refuse a variant whose accuracy falls more than ``tolerance`` below the float model's."""
+    if accuracy < float_accuracy - tolerance - 1e-9:
+        raise ExportError(
+            f"variant {variant} scores {accuracy * 100:.2f}% where the float model scores "
+            f"{float_accuracy * 100:.2f}% (more than {tolerance * 100:.1f} points below); "
+            f"nothing written: drop it from --variants or raise --max-accuracy-drop"
+        )
 
 
 def _convert(variant: str, keras_model: Any, representative: Any) -> bytes:
@@ -246,6 +254,7 @@ def export_android(
     description: str | None = None,
     latency_runs: int = DEFAULT_LATENCY_RUNS,
     seed: int = 0,
+    max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP,
 ) -> tuple[dict[str, Any], dict[str, bytes]]:
     """Build, validate and describe the bundle; returns the config and ``{relative path: bytes}``.
 
@@ -267,6 +276,10 @@ def export_android(
     wanted = parse_variants(variants)
     if latency_runs < 1:
         raise ExportError(f"latency runs must be >= 1, got {latency_runs}")
+    if not 0.0 <= max_accuracy_drop <= 1.0:
+        raise ExportError(
+            f"--max-accuracy-drop must be a fraction in [0, 1], got {max_accuracy_drop}"
+        )
     loaded = load_model(model_path)
     if loaded.kind == "tflite":
         raise ExportError(
@@ -311,6 +324,7 @@ def export_android(
     )
     raw_range = (float(np.min(ds.x_train)), float(np.max(ds.x_train)))
 
+    float_accuracy = keras_accuracy(loaded.model, x_test, y_test)
     fp32 = convert_float32(loaded.model)
     fp32_pred = predict(fp32, x_test)
     fp32_top1 = np.argmax(fp32_pred, axis=1)
@@ -340,6 +354,8 @@ def export_android(
         # measured on the bytes that are shipped, reloaded from scratch
         pred = predict(model, x_test)
         top1 = np.argmax(pred, axis=1)
+        accuracy = float(np.mean(top1 == y_test))
+        check_within_tolerance(variant, accuracy, float_accuracy, max_accuracy_drop)
         lat = {str(t): latency_ms(model, sample, threads=t, runs=latency_runs) for t in THREADS}
         fname = f"{stem}_{variant}.tflite"
         wbytes = weight_bytes(model)
@@ -353,7 +369,7 @@ def export_android(
                 weight_ratio=wbytes / fp32_weights if fp32_weights else 1.0,
                 input=in_io.as_dict(),
                 output=out_io.as_dict(),
-                accuracy=float(np.mean(top1 == y_test)),
+                accuracy=accuracy,
                 agreement=float(np.mean(top1 == fp32_top1)),
                 latency_ms=lat,
                 note=note,
@@ -374,6 +390,8 @@ def export_android(
         },
         "dataset": {"name": ds.name, "test_samples": int(len(x_test)), "split": "test"},
         "labels": label_list,
+        "float_model_accuracy": round(float_accuracy, 4),
+        "max_accuracy_drop": max_accuracy_drop,
         "labels_file": (ASSETS_DIR / LABELS_FILE).as_posix(),
         "normalization": normalization.as_dict(),
         "raw_input_range": list(raw_range),

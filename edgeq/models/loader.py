@@ -56,6 +56,10 @@ class LoadedModel:
         return [str(i) for i in range(n or 0)]
 
 
+# what ``task`` in a sidecar may say: the tasks edgeq.analyze.evaluate has a metric for
+TASKS = ("classification", "autoencoder", "reconstruction")
+
+
 def sidecar_path(path: str | os.PathLike[str]) -> Path:
     """``models/x/digits_cnn.h5`` -> ``models/x/digits_cnn.edgeq.json``; a SavedModel dir
     ``m/`` -> ``m.edgeq.json`` beside it."""
@@ -75,6 +79,12 @@ def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ModelError(f"{sc}: unreadable model sidecar ({exc}); fix or delete it") from None
     if not isinstance(meta, dict):
         raise ModelError(f"{sc}: model sidecar must be a JSON object; fix or delete it")
+    task = meta.get("task", "classification")
+    if task not in TASKS:
+        raise ModelError(
+            f"{sc}: unknown task {task!r}; allowed: {', '.join(TASKS)} (fix the sidecar's "
+            "\"task\")"
+        )
     dataset = meta.get("dataset")
     if isinstance(dataset, str) and not Path(dataset).is_absolute():
         beside = sc.parent / dataset  # a dataset path in a sidecar is relative to the sidecar
@@ -123,6 +133,18 @@ def _keras_zip_version(p: Path) -> str:
     return str(info.get("keras_version", ""))
 
 
+def _h5_keras_version(p: Path) -> str:
+    """The ``keras_version`` attribute an HDF5 model file records ('' when unreadable)."""
+    try:
+        import h5py
+
+        with h5py.File(p, "r") as f:
+            v = f.attrs.get("keras_version", "")
+    except Exception:  # noqa: BLE001 - not HDF5 or unreadable: the caller's error stands
+        return ""
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
 def _load_keras3(p: Path) -> Any:
     from edgeq.tfenv import import_keras3
 
@@ -143,6 +165,11 @@ def _load_tf_keras(p: Path) -> Any:
     try:
         return tf_keras.models.load_model(p, compile=False)
     except Exception as exc:
+        if p.suffix.lower() in (".h5", ".hdf5") and _h5_keras_version(p).startswith("3."):
+            raise ModelError(
+                f"{p}: a Keras 3 model saved as .h5, which only tf-keras models can use here; "
+                "save it as `.keras` (model.save(\"model.keras\")) and pass that file"
+            ) from None
         raise ModelError(
             f"{p}: corrupt or unreadable Keras model ({type(exc).__name__}: {first_line(exc, 160)}); "
             "re-save it with model.save()"

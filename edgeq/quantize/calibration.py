@@ -23,10 +23,18 @@ import numpy as np
 from edgeq.errors import QuantizeError, first_line
 from edgeq.tfenv import quiet_native_output
 
-CALIBRATORS = ("minmax", "percentile", "kl", "mse")
+CALIBRATORS = ("minmax", "percentile", "kl", "mse", "auto")
+# what ``auto`` chooses from, per tensor
+AUTO_CANDIDATES = ("minmax", "percentile", "kl", "mse")
+AUTO_SAMPLES = 64
 DEFAULT_PERCENTILE = 99.99
 DEFAULT_BINS = 2048
 INT8_LEVELS = 256
+# KL may clip at most this fraction of a tensor's values. Histogram divergences are blind to
+# distance: tall spikes (BN'd constants) make any grid look lossy, and the search then trades
+# the strongest activations for resolution. Measured collapses clipped 1-30 %; a lone outlier
+# (what KL is for) is far below this.
+KL_MAX_CLIPPED = 1e-3
 # Ops whose int8 output parameters are fixed by the kernels; calibration cannot change them.
 FIXED_RANGE_OPS = frozenset({"SOFTMAX", "LOGISTIC", "TANH", "LOG_SOFTMAX"})
 
@@ -43,7 +51,7 @@ class CalibrationMethod:
         name, _, arg = spec.strip().lower().partition(":")
         if name not in CALIBRATORS:
             raise QuantizeError(
-                f"unknown calibration '{spec}'; use one of minmax, percentile[:P], kl, mse"
+                f"unknown calibration '{spec}'; use one of minmax, percentile[:P], kl, mse, auto"
             )
         if name != "percentile":
             if arg:
@@ -109,12 +117,14 @@ class Calibration:
     ranges: dict[str, tuple[float, float]]
     minmax: dict[str, tuple[float, float]]
     stats: dict[str, TensorStats] = field(repr=False, default_factory=dict)
+    chosen: dict[str, str] = field(default_factory=dict)  # ``auto``: calibrator kept per tensor
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "method": self.method,
             "tensors": {
-                n: {"range": list(self.ranges[n]), "minmax": list(self.minmax[n])}
+                n: {"range": list(self.ranges[n]), "minmax": list(self.minmax[n]),
+                    **({"chosen": self.chosen[n]} if n in self.chosen else {})}
                 for n in self.ranges
             },
         }
@@ -258,75 +268,81 @@ def calibrate_percentile(s: TensorStats, percentile: float = DEFAULT_PERCENTILE)
     return lo, hi
 
 
-def _window_candidates(s: TensorStats) -> tuple[int, int, int, int]:
-    """Bin index bounds for the window [a, b): a in [a_min, zero], b in [zero, n]."""
-    n = len(s.counts)
-    zero = int(np.clip(np.searchsorted(s.edges, 0.0), 0, n))
-    return 0, zero, zero, n
+def _kl_full(counts: np.ndarray, edges: np.ndarray, a: int, b: int, levels: int) -> float:
+    """KL(P || Q) between a histogram and its int8 image for the window ``[edges[a], edges[b])``.
 
-
-def _kl_divergence(counts: np.ndarray, a: int, b: int, levels: int) -> float:
-    """KL(P||Q) of the window [a, b), as TensorRT defines it.
-
-    P is the window with the clipped outliers piled into its edge bins (what int8 would see);
-    Q is the window *without* them, merged onto the ``levels`` grid and spread back over P's
-    nonzero bins. Clipping therefore costs through the edge bins, rounding through the merge.
+    TensorRT compares the *window* (outliers piled into its edge bins) with its merged copy, so
+    clipping is charged only through two edge bins. Over the whole support instead: P is the
+    histogram as observed; Q is what int8 makes of it — mass inside the window merged per grid
+    level (levels aligned with the real asymmetric grid, holding zero) and spread back over P's
+    nonzero bins of that level, clipped mass moved onto the edge level. Clipped bins keep only a
+    tiny floor in Q, so every clipped value is paid for where it actually was.
     """
-    window = counts[a:b].astype(np.float64)
-    p = window.copy()
-    p[0] += counts[:a].sum()
-    p[-1] += counts[b:].sum()
-    width = b - a
-    group = (np.arange(width) * levels) // width
-    nonzero = p > 0
-    mass = np.bincount(group, weights=window, minlength=levels)
-    support = np.bincount(group, weights=nonzero.astype(np.float64), minlength=levels)
-    q = np.where(nonzero, mass[group] / np.maximum(support[group], 1.0), 0.0)
-    if p.sum() == 0 or q.sum() == 0:
+    centers = 0.5 * (edges[:-1] + edges[1:])
+    lo, hi = min(float(edges[a]), 0.0), max(float(edges[b]), 0.0)
+    if hi <= lo:
         return math.inf
-    pn = _smooth(p / p.sum())
-    qn = _smooth(q / q.sum())
-    return float(np.sum(pn * np.log(pn / qn)))
-
-
-def _smooth(dist: np.ndarray, eps: float = 1e-4) -> np.ndarray:
-    """Give empty bins a little mass taken from the others, so KL stays finite when an outlier
-    is clipped into a bin the unclipped window left empty (as MXNet/TensorRT calibrators do)."""
-    zeros = dist == 0
-    n_zero = int(zeros.sum())
-    if n_zero == 0 or n_zero == dist.size:
-        return np.where(zeros, eps, dist)
-    take = eps * n_zero / (dist.size - n_zero)
-    return np.where(zeros, eps, np.maximum(dist - take, eps * 1e-3))
+    step = (hi - lo) / (levels - 1)
+    level = np.clip(np.rint((centers - lo) / step), 0, levels - 1).astype(np.int64)
+    p = counts.astype(np.float64)
+    nonzero = p > 0
+    mass = np.bincount(level, weights=p, minlength=levels)
+    inside = np.zeros(len(p), dtype=bool)
+    inside[a:b] = True
+    # bins outside the window land on the edge levels, but Q only covers the window's bins
+    support_in = np.bincount(level[inside], weights=nonzero[inside].astype(np.float64),
+                             minlength=levels)
+    q = np.where(inside & nonzero, mass[level] / np.maximum(support_in[level], 1.0), 0.0)
+    total = p.sum()
+    if total == 0 or q.sum() == 0:
+        return math.inf
+    pn = p / total
+    qn = q / q.sum()
+    floor = 1e-9
+    m = pn > 0
+    return float(np.sum(pn[m] * np.log(pn[m] / np.maximum(qn[m], floor))))
 
 
 def calibrate_kl(s: TensorStats, levels: int = INT8_LEVELS, sweeps: int = 2) -> tuple[float, float]:
-    """TensorRT's entropy search, adapted to asymmetric int8.
+    """Entropy calibration (TensorRT's idea) made safe for asymmetric int8.
 
-    TensorRT searches one threshold ``t`` for ``[-t, t]`` on a histogram of ``|x|``. An int8
-    activation has its own ``lo`` and ``hi``, so the window ``[lo, hi]`` (holding 0) is searched by
-    coordinate descent: best ``hi`` for the current ``lo``, then best ``lo`` for that ``hi``. A window
-    keeps at least ``levels`` bins, so the histogram is never finer than the grid compared with it.
+    TensorRT searches one threshold ``t`` for ``[-t, t]`` on a histogram of ``|x|`` and compares
+    only the window with its int8 image, outliers piled into the edge bins, so clipping costs
+    little; on tensors with tall spikes at non-zero values (a first conv + BN on images with a
+    zero background) that picked the narrowest window and clipped several percent — the
+    measured collapse. Here the divergence is taken over the whole support
+    (:func:`_kl_full`), so each clipped value is charged where it was; windows clipping more
+    than :data:`KL_MAX_CLIPPED` of the values are not candidates; and the asymmetric window
+    ``[lo, hi]`` (holding zero) is searched by coordinate descent on ``hi`` then ``lo``.
     """
     n = len(s.counts)
     if s.counts.sum() == 0 or s.max == s.min:
         return s.min, s.max
-    a_lo, a_hi, b_lo, b_hi = _window_candidates(s)
-    a, b = 0, n
+    zero = int(np.clip(np.searchsorted(s.edges, 0.0), 0, n))
     step = max(1, n // 512)
+    cum = np.concatenate([[0], np.cumsum(s.counts)])
+    budget = KL_MAX_CLIPPED * s.total
+    a, b = 0, n
+
+    def cost(ca: int, cb: int) -> float:
+        return _kl_full(s.counts, s.edges, ca, cb, levels)
+
+    def clipped(ca: int, cb: int) -> float:
+        return float(cum[ca] + cum[n] - cum[cb])
+
     for _ in range(sweeps):
         if s.max > 0.0:
-            start = max(b_lo + 1, a + levels)
-            cands = sorted(set(range(start, n, step)) | {n}) if start <= n else [n]
-            b = min(cands, key=lambda c: (_kl_divergence(s.counts, a, c, levels), -c))
+            cands = [c for c in sorted(set(range(max(zero, 1), n, step)) | {n})
+                     if clipped(a, c) <= budget or c == n]
+            b = min(cands, key=lambda c: (cost(a, c), -c))
         if s.min < 0.0:
-            stop = min(a_hi, b - levels)
-            cands = sorted(set(range(a_lo, stop + 1, step)) | {0}) if stop >= 0 else [0]
-            a = min(cands, key=lambda c: (_kl_divergence(s.counts, c, b, levels), c))
+            cands = [c for c in sorted(set(range(0, zero + 1, step)) | {0})
+                     if clipped(c, b) <= budget or c == 0]
+            a = min(cands, key=lambda c: (cost(c, b), c))
         if s.min >= 0.0 or s.max <= 0.0:
             break
-    lo = s.min if a == 0 else float(s.edges[a])
-    hi = s.max if b == n else float(s.edges[b])
+    lo = s.min if a == 0 else min(float(s.edges[a]), 0.0)
+    hi = s.max if b == n else max(float(s.edges[b]), 0.0)
     return lo, hi
 
 
@@ -373,6 +389,8 @@ def calibrate_mse(s: TensorStats, levels: int = INT8_LEVELS) -> tuple[float, flo
 
 
 def choose_range(s: TensorStats, method: CalibrationMethod) -> tuple[float, float]:
+    if method.name == "auto":
+        raise QuantizeError("'auto' chooses per tensor by measuring the model; use calibrate()")
     if method.name == "minmax":
         return calibrate_minmax(s)
     if method.name == "percentile":
@@ -484,14 +502,115 @@ def unify_same_scale_ops(calibrated: bytes, ranges: dict[str, tuple[float, float
 
 
 def calibrate(
-    calibrated: bytes, representative: Any, method: CalibrationMethod, bins: int = DEFAULT_BINS
+    calibrated: bytes,
+    representative: Any,
+    method: CalibrationMethod,
+    bins: int = DEFAULT_BINS,
+    *,
+    per_channel: bool = True,
 ) -> Calibration:
     """Histogram every activation tensor and let ``method`` choose its range."""
     stats = collect_statistics(calibrated, representative, bins=bins)
+    minmax = {name: (s.min, s.max) for name, s in stats.items()}
+    if method.name == "auto":
+        ranges, chosen = search_ranges(calibrated, representative, stats, per_channel=per_channel)
+        return Calibration(method=str(method), ranges=ranges, minmax=minmax, stats=stats,
+                           chosen=chosen)
     ranges = {name: choose_range(s, method) for name, s in stats.items()}
     unify_same_scale_ops(calibrated, ranges)
-    minmax = {name: (s.min, s.max) for name, s in stats.items()}
+    for name in _fixed_range_tensors(calibrated):  # the kernels fix these; do not claim a range
+        ranges.pop(name, None)
     return Calibration(method=str(method), ranges=ranges, minmax=minmax, stats=stats)
+
+
+def _int8_output_error(tflite: bytes, xs: list[np.ndarray], reference: np.ndarray) -> float:
+    """Mean squared error of the dequantized int8 model output against the float output."""
+    from edgeq.oracles import litert_ref_interpreter
+
+    interp = litert_ref_interpreter(tflite)
+    din = interp.get_input_details()[0]
+    dout = interp.get_output_details()[0]
+    s_in, z_in = din["quantization"]
+    s_out, z_out = dout["quantization"]
+    outs = []
+    for x in xs:
+        v = np.asarray(x, dtype=np.float32).reshape(din["shape"])
+        if np.dtype(din["dtype"]) != np.float32:
+            info = np.iinfo(din["dtype"])
+            v = np.clip(np.rint(v / s_in) + z_in, info.min, info.max).astype(din["dtype"])
+        interp.set_tensor(din["index"], v)
+        interp.invoke()
+        o = interp.get_tensor(dout["index"]).astype(np.float64)
+        outs.append((o - z_out) * s_out if np.dtype(dout["dtype"]) != np.float32 else o)
+    return float(np.mean((np.stack(outs).reshape(reference.shape) - reference) ** 2))
+
+
+def search_ranges(
+    calibrated: bytes,
+    representative: Any,
+    stats: dict[str, TensorStats],
+    *,
+    per_channel: bool = True,
+    samples: int = AUTO_SAMPLES,
+) -> tuple[dict[str, tuple[float, float]], dict[str, str]]:
+    """``auto``: per tensor, the candidate range that gives the smallest measured model error.
+
+    Every tensor starts at min-max (the converter's choice). Then, in graph order, each tensor
+    tries the ranges minmax/percentile/KL/MSE would give it; the int8 model is rebuilt and run
+    on the first ``samples`` calibration samples, and the candidate with the lowest mean squared
+    output error against the float model is kept. A change is kept only if it measurably helps,
+    so ``auto`` is never worse than min-max on the samples it measured.
+    """
+    xs = [s[0] for s, _ in zip(_samples(representative)(), range(samples), strict=False)]
+    from edgeq.oracles import litert_ref_interpreter
+
+    fl = litert_ref_interpreter(calibrated)
+    fin, fout = fl.get_input_details()[0], fl.get_output_details()[0]
+    ref = []
+    for x in xs:
+        fl.set_tensor(fin["index"], np.asarray(x, dtype=np.float32).reshape(fin["shape"]))
+        fl.invoke()
+        ref.append(fl.get_tensor(fout["index"]).astype(np.float64))
+    reference = np.stack(ref)
+
+    ranges = {name: calibrate_minmax(st) for name, st in stats.items()}
+    chosen = {name: "minmax" for name in stats}
+
+    def error(r: dict[str, tuple[float, float]]) -> float:
+        r = dict(r)
+        unify_same_scale_ops(calibrated, r)
+        tfl = quantize_calibrated(apply_ranges(calibrated, r), "int8", per_channel)
+        return _int8_output_error(tfl, xs, reference)
+
+    best = error(ranges)
+    fixed = _fixed_range_tensors(calibrated)
+    for name in sorted(stats, key=lambda n: stats[n].index):
+        if name in fixed:
+            continue
+        tried = {ranges[name]}
+        for cand in AUTO_CANDIDATES:
+            r = choose_range(stats[name], CalibrationMethod(cand))
+            if any(abs(r[0] - t[0]) + abs(r[1] - t[1]) <= 1e-6 * (abs(r[1]) + 1) for t in tried):
+                continue
+            tried.add(r)
+            trial = {**ranges, name: r}
+            e = error(trial)
+            if e < best * (1.0 - 1e-3):
+                best, ranges, chosen[name] = e, trial, cand
+    unify_same_scale_ops(calibrated, ranges)
+    for name in fixed:
+        ranges.pop(name, None)
+        chosen.pop(name, None)
+    return ranges, chosen
+
+
+def _fixed_range_tensors(calibrated: bytes) -> set[str]:
+    """Names of tensors whose int8 parameters the kernels fix (softmax output, ...)."""
+    from edgeq.tflite import read_tflite_bytes
+
+    model = read_tflite_bytes(calibrated)
+    return {model.tensors[o].name for op in model.operators if op.opcode in FIXED_RANGE_OPS
+            for o in op.outputs}
 
 
 def convert_calibrated(
@@ -507,7 +626,7 @@ def convert_calibrated(
     if isinstance(method, str):
         method = CalibrationMethod.parse(method)
     calibrated = calibrate_only(keras_model, representative)
-    cal = calibrate(calibrated, representative, method, bins=bins)
+    cal = calibrate(calibrated, representative, method, bins=bins, per_channel=per_channel)
     tflite = quantize_calibrated(apply_ranges(calibrated, cal.ranges), io_dtype, per_channel)
     bad = check_ranges(tflite, cal.ranges)
     if bad:
@@ -554,7 +673,7 @@ class CalibrationHook:
             self.x_raw, input_shape=(None, *shape[1:]), normalization=self.normalization,
             num_samples=self.num_samples, seed=self.seed,
         )
-        self.result = calibrate(calibrated, rep, self.method)
+        self.result = calibrate(calibrated, rep, self.method, per_channel=self.per_channel)
         edited = apply_ranges(calibrated, self.result.ranges)
         bad = check_ranges(quantize_calibrated(edited, "int8", self.per_channel), self.result.ranges)
         if bad:

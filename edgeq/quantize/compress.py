@@ -16,7 +16,7 @@ bound) is ``edgeq.codegen.weight_coding``; ``edgeq compress`` puts the two toget
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,22 @@ def _prunable(layer: Any, min_weights: int) -> bool:
     if kind not in ("Conv2D", "Dense", "DepthwiseConv2D"):
         return False
     return int(np.prod(layer.get_weights()[0].shape)) >= min_weights
+
+
+def not_pruned(model: Any, min_weights: int = 256) -> dict[str, str]:
+    """Weight layers magnitude pruning leaves dense, and why (reported, never silent)."""
+    weighted = [lyr for lyr in model.layers
+                if type(lyr).__name__ in ("Conv2D", "Dense", "DepthwiseConv2D")]
+    out: dict[str, str] = {}
+    for k, lyr in enumerate(weighted):
+        if type(lyr).__name__ == "DepthwiseConv2D":
+            out[lyr.name] = ("depthwise: TF-MOT 0.8 registers no prunable weights for "
+                             "DepthwiseConv2D, and a 3x3 filter at 75 % sparsity keeps 2 taps")
+        elif k == 0:
+            out[lyr.name] = "first layer: few weights that carry most of the accuracy"
+        elif not _prunable(lyr, min_weights):
+            out[lyr.name] = f"fewer than {min_weights} weights"
+    return out
 
 
 def _compile(model: Any, keras: Any, lr: float) -> None:
@@ -48,11 +64,13 @@ def prune(
     batch_size: int = 64,
     learning_rate: float = 1e-3,
     min_weights: int = 256,
+    constant: bool = False,
 ) -> Any:
     """Magnitude pruning to ``sparsity`` with a polynomial schedule, fine-tuned; wrappers stripped.
 
-    Layers with fewer than ``min_weights`` kernel elements stay dense: they save little and
-    their few weights matter most.
+    Layers in :func:`not_pruned` stay dense (the first layer, depthwise layers, layers with
+    fewer than ``min_weights`` kernel elements). ``constant`` holds the final sparsity from the
+    first step (continuing to fine-tune an already pruned model without regrowing weights).
     """
     if not 0.0 <= sparsity < 1.0:
         raise QuantizeError(f"pruning sparsity {sparsity} must be in [0, 1), e.g. 0.75")
@@ -64,13 +82,17 @@ def prune(
     if sparsity == 0.0:
         return model
     steps = max(1, math.ceil(len(x) / batch_size)) * max(1, epochs)
-    schedule = tfmot.sparsity.keras.PolynomialDecay(
-        initial_sparsity=0.0, final_sparsity=sparsity, begin_step=0,
-        end_step=max(1, int(steps * 0.7)), frequency=max(1, steps // 20),
-    )
+    if constant:
+        schedule = tfmot.sparsity.keras.ConstantSparsity(sparsity, begin_step=0, frequency=1)
+    else:
+        schedule = tfmot.sparsity.keras.PolynomialDecay(
+            initial_sparsity=0.0, final_sparsity=sparsity, begin_step=0,
+            end_step=max(1, int(steps * 0.7)), frequency=max(1, steps // 20),
+        )
+    dense = not_pruned(model, min_weights)
 
     def wrap(layer: Any) -> Any:
-        if _prunable(layer, min_weights):
+        if _prunable(layer, min_weights) and layer.name not in dense:
             return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
         return layer
 
@@ -181,10 +203,15 @@ class CompressResult:
     int8_accuracy: float  # measured on LiteRT reference kernels
     steps: list[str]
     keras_model: Any = None
+    epochs_used: int = 0  # fine-tuning epochs in total, recovery included
+    not_pruned: dict[str, str] = field(default_factory=dict)
+    validation_drop_pt: float | None = None  # float - int8 on the held-aside training tenth
 
     def summary(self) -> dict[str, Any]:
-        return {"steps": self.steps, "float_accuracy": self.float_accuracy,
-                "int8_accuracy": self.int8_accuracy, "tflite_bytes": len(self.model)}
+        return {"steps": self.steps, "epochs_used": self.epochs_used,
+                "validation_drop_pt": self.validation_drop_pt, "not_pruned": self.not_pruned,
+                "float_accuracy": self.float_accuracy, "int8_accuracy": self.int8_accuracy,
+                "tflite_bytes": len(self.model)}
 
 
 def keras_accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
@@ -212,6 +239,8 @@ def compress(
     epochs: int = 4,
     calibration_samples: int = 200,
     per_channel: bool | None = None,
+    max_drop_pt: float | None = 1.0,
+    max_epochs: int = 16,
 ) -> CompressResult:
     """Prune -> cluster (or ternary/binary) -> int8 PTQ; accuracy measured on the int8 model.
 
@@ -227,25 +256,54 @@ def compress(
     xt, yt = test
     if len(x) == 0 or len(xt) == 0:
         raise QuantizeError("compression needs training and test samples; give a dataset")
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(x))
+    # the stop rule looks at a held-aside tenth of the training split, never at the test split
+    n_val = max(1, len(x) // 10) if max_drop_pt is not None else 0
+    xv, yv = x[order[:n_val]], y[order[:n_val]]
+    x, y = x[order[n_val:]], y[order[n_val:]]
+    calib = x[:calibration_samples]
+    if per_channel is None:
+        per_channel = grid is not None or not clusters
     model = clone_keras(keras_model)
     steps: list[str] = []
+    skipped = not_pruned(model) if sparsity > 0 else {}
     if sparsity > 0:
         model = prune(model, x, y, sparsity=sparsity, epochs=epochs)
         steps.append(f"prune {sparsity:.2f}")
-    if grid is not None:
-        model = ternarize(model, x, y, grid=grid, epochs=epochs)
-        steps.append(grid)
-    elif clusters:
-        model = cluster(model, x, y, clusters=clusters, epochs=max(1, epochs - 1),
-                        preserve_sparsity=sparsity > 0)
-        steps.append(f"cluster {clusters}")
-    steps.append("int8 PTQ")
-    rng = np.random.default_rng(0)
-    calib = x[rng.permutation(len(x))[:calibration_samples]]
-    if per_channel is None:
-        per_channel = grid is not None or not clusters
+    used = epochs if sparsity > 0 else 0
+
+    def last_stage(m: Any, n: int) -> Any:
+        if grid is not None:
+            return ternarize(m, x, y, grid=grid, epochs=n)
+        if clusters:
+            return cluster(m, x, y, clusters=clusters, epochs=n, preserve_sparsity=sparsity > 0)
+        return prune(m, x, y, sparsity=sparsity, epochs=n, constant=True)
+
+    if grid is not None or clusters:
+        n0 = epochs if grid is not None else max(1, epochs - 1)
+        model = last_stage(model, n0)
+        used += n0
+        steps.append(grid or f"cluster {clusters}")
     tfl = int8_model(model, calib, per_channel=per_channel)
-    steps[-1] = f"int8 PTQ ({'per-channel' if per_channel else 'per-tensor'})"
+    planned = used
+    val_drop = None
+    if max_drop_pt is not None and n_val:
+        ref = keras_accuracy(keras_model, xv, yv)
+
+        def val_acc(t: bytes) -> float:
+            return 100.0 * float(np.mean(np.argmax(model_probabilities(t, xv), axis=1) == yv))
+
+        extra = 2
+        val_drop = ref - val_acc(tfl)
+        while val_drop > max_drop_pt and used + extra <= max_epochs:
+            model = last_stage(model, extra)
+            used += extra
+            tfl = int8_model(model, calib, per_channel=per_channel)
+            val_drop = ref - val_acc(tfl)
+        if used > planned:
+            steps.append(f"recovery fine-tune to {used} epochs")
+    steps.append(f"int8 PTQ ({'per-channel' if per_channel else 'per-tensor'})")
     probs = model_probabilities(tfl, xt)
     acc = 100.0 * float(np.mean(np.argmax(probs, axis=1) == yt))
     return CompressResult(
@@ -254,4 +312,7 @@ def compress(
         int8_accuracy=acc,
         steps=steps,
         keras_model=model,
+        epochs_used=used,
+        not_pruned=skipped,
+        validation_drop_pt=val_drop,
     )

@@ -177,6 +177,9 @@ def _kb(n: int) -> str:
     return f"{n / 1024:.2f} KB"
 
 
+ROUNDINGS = ("adaround", "nearest")
+
+
 def int8_weight_bytes(layers: Sequence[WeightLayer]) -> int:
     return sum(layer.weight_bytes(INT8) for layer in layers)
 
@@ -196,6 +199,7 @@ class MixedResult:
     finetuned: bool
     report: SensitivityReport | None = None
     int8_finetuned: Evaluation | None = None  # all-int8 after the same fine-tuning
+    rounding: str = "adaround"
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -213,6 +217,7 @@ class MixedResult:
             "float_accuracy": self.float_accuracy,
             "ram_bytes": self.solution.ram_bytes,
             "finetuned": self.finetuned,
+            "rounding": self.rounding,
             "int8_finetuned_accuracy": (self.int8_finetuned.accuracy
                                         if self.int8_finetuned is not None else None),
         }
@@ -237,8 +242,10 @@ def build_mixed(
     finetune_epochs: int = 3,
     learning_rate: float = 5e-4,
     seed: int = 0,
+    rounding: str = "adaround",
 ) -> bytes:
-    """The .tflite for ``solution``; int4 layers fine-tuned on the int4 grid when ``train``."""
+    """The .tflite for ``solution``; int4 layers fine-tuned on the int4 grid when ``train``,
+    then (``rounding="adaround"``) their rounding learned on the calibration samples."""
     from edgeq.quantize.ste import finetune_on_grid
 
     model = keras_model
@@ -251,6 +258,14 @@ def build_mixed(
         model = clone_keras(keras_model)
         finetune_on_grid(model, grids, train[0], train[1], epochs=finetune_epochs,
                          learning_rate=learning_rate, seed=seed)
+    if rounding not in ROUNDINGS:
+        raise QuantizeError(f"unknown rounding '{rounding}'; use {' or '.join(ROUNDINGS)}")
+    if rounding == "adaround" and grids:
+        from edgeq.quantize.adaround import adaround_model
+
+        if model is keras_model:
+            model = clone_keras(keras_model)
+        adaround_model(model, sorted(grids), calibration, bits=4)
     fmodel = float_tflite(model)
     names = {layer.op_index: layer.name for layer in weight_layers(fmodel, model)}
     # op output names can change after re-conversion; map by op position
@@ -290,6 +305,7 @@ def mixed_precision(
     train: tuple[np.ndarray, np.ndarray] | None = None,
     finetune_epochs: int = 3,
     report: SensitivityReport | None = None,
+    rounding: str = "adaround",
 ) -> MixedResult:
     """Sensitivity -> exact solve -> build -> measure, for one budget.
 
@@ -315,7 +331,7 @@ def mixed_precision(
     options = options_from_report(report, objective=objective, int16=int16)
     solution = solve_budget(options, budget_bytes, ram_budget_bytes=ram_budget_bytes)
     model = build_mixed(keras_model, solution, calibration, train=train,
-                        finetune_epochs=finetune_epochs)
+                        finetune_epochs=finetune_epochs, rounding=rounding)
     reference = model_probabilities(fmodel, x_eval)
     ev = evaluate(model, x_eval, y_eval, reference)
     int8_ft = None
@@ -336,6 +352,7 @@ def mixed_precision(
         finetuned=finetuned,
         report=report,
         int8_finetuned=int8_ft,
+        rounding=rounding,
     )
 
 
@@ -416,6 +433,7 @@ def mixed_to_file(
     finetune_epochs: int = 3,
     calibration_samples: int = 200,
     pareto_png: str | None = None,
+    rounding: str = "adaround",
 ) -> dict[str, Any]:
     """The ``edgeq mixed`` command: solve, build, measure, write the .tflite and a JSON report."""
     from pathlib import Path
@@ -435,7 +453,7 @@ def mixed_to_file(
         budget_fraction=budget_fraction,
         ram_budget_bytes=int(ram_budget_kb * 1024) if ram_budget_kb is not None else None,
         int16=int16, objective=objective, train=(setup.x_train, setup.y_train),
-        finetune_epochs=finetune_epochs,
+        finetune_epochs=finetune_epochs, rounding=rounding,
     )
     report = result.report
     out = Path(output)
@@ -462,10 +480,11 @@ def render_mixed(s: dict[str, Any]) -> str:
         f"weights {s['weight_bytes']:,} B <= budget {s['budget_bytes']:,} B "
         f"({s['ratio_to_int8']:.2f}x of all-int8 {s['int8_weight_bytes']:,} B); "
         f"measured in file: {s['tflite_weight_bytes']:,} B",
-        f"accuracy {s['accuracy']:.2f}% (all-int8 {s['int8_accuracy']:.2f}%"
-        + (f", all-int8 after the same fine-tuning {s['int8_finetuned_accuracy']:.2f}%"
+        f"accuracy {s['accuracy']:.2f} % with {s.get('rounding', 'nearest')} int4 rounding "
+        f"(all-int8 min-max via ai-edge-quantizer {s['int8_accuracy']:.2f} %"
+        + (f", all-int8 after the same fine-tuning {s['int8_finetuned_accuracy']:.2f} %"
            if s.get("int8_finetuned_accuracy") is not None else "")
-        + f", float {s['float_accuracy']:.2f}%), output KL {s['kl']:.4f}",
+        + f", float {s['float_accuracy']:.2f} %), output KL {s['kl']:.4f}",
         "layers: " + ", ".join(f"{k}={v}" for k, v in s["precisions"].items()),
     ]
     for p in s.get("pareto", []):

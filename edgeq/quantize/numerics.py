@@ -210,6 +210,9 @@ def quantize_inputs(x: np.ndarray, tensor: Any) -> np.ndarray:
 
     if tensor.dtype == "float32":
         return x.astype(np.float32)
+    if tensor.dtype not in _QRANGES:
+        raise QuantizeError(f"model input '{tensor.name}' is {tensor.dtype}; edgeq feeds int8, "
+                            "uint8, int16 or float32 inputs")
     if tensor.quant is None:
         raise QuantizeError(f"model input '{tensor.name}' is {tensor.dtype} without quantization")
     q = quantize(x, float(tensor.quant.scale[0]), int(tensor.quant.zero_point[0]), tensor.dtype)
@@ -218,9 +221,39 @@ def quantize_inputs(x: np.ndarray, tensor: Any) -> np.ndarray:
 
 def dequantize_outputs(y: np.ndarray, tensor: Any) -> np.ndarray:
     """Raw ``.tflite`` outputs -> float32 (float outputs pass through)."""
+    if tensor.dtype not in ("int8", "uint8", "int16", "int32", "float32", "float16"):
+        from edgeq.errors import QuantizeError
+
+        raise QuantizeError(f"model output '{tensor.name}' is {tensor.dtype}; edgeq reads "
+                            "integer or float outputs")
     if tensor.quant is None or tensor.dtype.startswith("float"):
         return y.astype(np.float32)
     return dequantize(y, tensor.quant.scale[0], tensor.quant.zero_point[0]).astype(np.float32)
+
+
+GENERATED = "random"  # --data value: generated inputs instead of a labelled dataset
+
+
+def generated_test_inputs(tflite: str | os.PathLike[str], limit: int,
+                          seed: int = 0) -> np.ndarray:
+    """``limit`` inputs spanning the integer input's whole range, for bit-exactness checks
+    without data: the minimum, the maximum and the zero point everywhere, then uniform
+    random values (seeded: the same vectors on every run)."""
+    from edgeq.errors import DataError
+    from edgeq.tflite import read_tflite
+
+    in_t = read_tflite(tflite).input_tensors[0]
+    if in_t.dtype not in ("int8", "int16"):
+        raise DataError(f"{tflite}: generated inputs need an integer model input, not "
+                        f"{in_t.dtype}; pass --data DATASET")
+    info = np.iinfo(np.dtype(in_t.dtype))
+    shape = tuple(int(d) for d in in_t.shape[1:])
+    zp = int(in_t.quant.zero_point[0]) if in_t.quant is not None else 0
+    rng = np.random.default_rng(seed)
+    x = rng.integers(info.min, info.max, size=(limit, *shape), endpoint=True)
+    for k, v in enumerate((info.min, info.max, zp)[:limit]):
+        x[k] = v
+    return x.astype(np.dtype(in_t.dtype))
 
 
 def quantized_test_inputs(tflite: str | os.PathLike[str], data: str | None,

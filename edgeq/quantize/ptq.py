@@ -97,15 +97,19 @@ def is_keras3_model(model: Any) -> bool:
     return type(model).__module__.split(".")[0] == "keras"
 
 
-def _converter(tf: Any, model: Any) -> Any:
-    if not is_keras3_model(model):
-        return tf.lite.TFLiteConverter.from_keras_model(model)
-    # Keras 3 models are not tf-keras models; trace them into a concrete function instead.
-    # Batch 1 (a dynamic batch adds SHAPE/STRIDED_SLICE/PACK before every Flatten), and the
-    # tf.function itself as the trackable, else the variables are not frozen (READ_VARIABLE).
+def keras_converter(tf: Any, model: Any) -> Any:
+    """A ``TFLiteConverter`` for a tf-keras or Keras 3 model: batch 1, variables frozen in.
+
+    Both kinds are traced into a concrete function with batch 1: a dynamic batch adds
+    SHAPE/STRIDED_SLICE/PACK before every Reshape/Flatten, which microcontroller runtimes
+    refuse. The trackable is the tf-keras model itself, or for Keras 3 the ``tf.function`` (the
+    Keras 3 model is not a TF trackable; passing it leaves READ_VARIABLE ops in the file).
+    """
     specs = [tf.TensorSpec([1, *t.shape[1:]], t.dtype) for t in model.inputs]
     fn = tf.function(lambda *xs: model(xs[0] if len(xs) == 1 else list(xs), training=False))
-    return tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function(*specs)], fn)
+    concrete = fn.get_concrete_function(*specs)
+    trackable = fn if is_keras3_model(model) else model
+    return tf.lite.TFLiteConverter.from_concrete_functions([concrete], trackable)
 
 
 def convert_ptq(
@@ -133,7 +137,7 @@ def convert_ptq(
     tf = import_tf()
     tf_io = {"int8": tf.int8, "int16": tf.int16, "float32": tf.float32}[io]
     try:
-        conv = _converter(tf, keras_model)
+        conv = keras_converter(tf, keras_model)
     except Exception as exc:
         raise QuantizeError(f"the converter cannot read this model: {first_line(exc, 200)}") from None
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -284,12 +288,15 @@ def quantize_model(
     manifest: str | os.PathLike[str] | None = None,
     range_hook: RangeHook | None = None,
     progress: bool = False,
+    equalize: bool = False,
+    bias_correction: bool = False,
 ) -> dict[str, Any]:
     """Quantize a model file and write ``output`` (.tflite), its sidecar and a JSON manifest.
 
     The manifest (default ``<output stem>.json``; an existing one gets its ``quantize`` section
     replaced) records the source hash, mode, calibration, I/O quantization and tool versions.
-    A ``.tflite`` input is already quantized: it is copied and described, not converted.
+    A float32 or hybrid ``.tflite`` asked for ``int8`` is quantized with ai-edge-quantizer
+    (``quantize.tflite_ptq``); any other ``.tflite`` is copied and described, not converted.
     ``board_names`` (see ``check_mode``) lets ``target`` name a board config.
     Returns the manifest's ``quantize`` section.
     """
@@ -305,9 +312,20 @@ def quantize_model(
     loaded = load_model(model_path)
     meta = dict(loaded.meta)
     calibration: dict[str, Any] | None = None
-    if loaded.kind == "tflite":
+    preprocess: dict[str, Any] | None = None
+    detected = detect_mode(loaded.model) if loaded.kind == "tflite" else None
+    requantize = detected in ("float32", "dynamic") and mode == "int8"
+    if loaded.kind == "tflite" and (equalize or bias_correction):
+        raise QuantizeError(f"{loaded.path}: --equalize/--bias-correction change float "
+                            "weights; pass the float Keras model, not a .tflite")
+    if loaded.kind == "tflite" and not requantize:
         tflite_bytes = loaded.model
-        effective_mode = detect_mode(tflite_bytes)
+        effective_mode = str(detected)
+        if effective_mode == "float16" and mode == "int8":
+            raise QuantizeError(
+                f"{loaded.path}: a float16 .tflite cannot be re-quantized to int8; pass the "
+                "float model (.keras/.h5/SavedModel) or a float32 .tflite"
+            )
         if target is not None and effective_mode in PHONE_ONLY_MODES:
             check_mode(effective_mode, None, target, board_names)
         skipped = True
@@ -332,19 +350,42 @@ def quantize_model(
                 seed=seed,
                 source=f"dataset '{ds.name}'",
             )
-            calibration = {"dataset": ds.name, "samples": len(rep), "seed": seed, "split": "train"}
+            method = str(getattr(range_hook, "method", "minmax")) if mode == "int8" else "minmax"
+            calibration = {"dataset": ds.name, "samples": len(rep), "seed": seed, "split": "train",
+                           "method": method}
             meta.setdefault("dataset", spec)
-        log.debug("converting %s: mode %s, %s I/O, per_channel=%s", loaded.path, mode, io,
-                  per_channel)
-        tflite_bytes = convert_ptq(
-            loaded.model,
-            rep,
-            mode=mode,
-            io_dtype=io,
-            per_channel=per_channel,
-            range_hook=range_hook,
-            progress=progress,
-        )
+        if requantize:
+            from edgeq.quantize.tflite_ptq import quantize_float_tflite
+
+            if io != "int8" or not per_channel or range_hook is not None:
+                raise QuantizeError(
+                    f"{loaded.path}: a {detected} .tflite is quantized with int8 I/O, "
+                    "per-channel weights and min/max calibration only; drop --io, "
+                    "--per-tensor and --calibration"
+                )
+            assert rep is not None
+            log.debug("quantizing %s .tflite %s to int8 with ai-edge-quantizer", detected,
+                      loaded.path)
+            tflite_bytes = quantize_float_tflite(loaded.model, str(detected), rep.samples)
+            calibration = {**(calibration or {}), "engine": "ai-edge-quantizer",
+                           "source_mode": detected}
+        else:
+            log.debug("converting %s: mode %s, %s I/O, per_channel=%s", loaded.path, mode, io,
+                      per_channel)
+            keras_model = loaded.model
+            if equalize or bias_correction:
+                keras_model, preprocess = _preprocess_weights(
+                    keras_model, rep, equalize=equalize, bias_correction=bias_correction,
+                    per_channel=per_channel)
+            tflite_bytes = convert_ptq(
+                keras_model,
+                rep,
+                mode=mode,
+                io_dtype=io,
+                per_channel=per_channel,
+                range_hook=range_hook,
+                progress=progress,
+            )
     section = {
         "source": {
             "path": str(loaded.path),
@@ -356,6 +397,7 @@ def quantize_model(
         "io_dtype": io_quant_params(tflite_bytes)["inputs"][0]["dtype"],
         "per_channel": per_channel if not skipped else None,
         "calibration": calibration,
+        "weights_preprocess": preprocess,
         "target": target,
         **io_quant_params(tflite_bytes),
         "output": {
@@ -374,6 +416,25 @@ def quantize_model(
     atomic_write_json(manifest_path, doc)
     section["manifest"] = str(manifest_path)
     return section
+
+
+def _preprocess_weights(
+    model: Any, rep: Any, *, equalize: bool, bias_correction: bool, per_channel: bool
+) -> tuple[Any, dict[str, Any]]:
+    """Cross-layer equalization and/or bias correction of the float weights before converting."""
+    from edgeq.quantize.equalize import correct_bias
+    from edgeq.quantize.equalize import equalize as run_equalize
+
+    report = None
+    if equalize:
+        model, report = run_equalize(model)
+    if bias_correction:
+        if rep is None:
+            raise QuantizeError("--bias-correction needs calibration data; use --mode int8")
+        model, report = correct_bias(model, rep.samples, per_channel=per_channel, report=report)
+    assert report is not None
+    return model, {"equalize": equalize, "bias_correction": bias_correction,
+                   **report.as_dict()}
 
 
 def _sha256(data: bytes) -> str:

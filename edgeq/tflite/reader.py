@@ -187,25 +187,23 @@ def load_model_t(data: bytes, source: str = "<bytes>") -> Any:
             f"{source}: not a TFLite flatbuffer (missing 'TFL3' identifier); "
             "pass a .tflite produced by a TFLite converter"
         )
+    from edgeq.tflite.validate import check_layout, check_model
+
     s = schema()
     try:
+        check_layout(data, source)
         model_t = s.ModelT.InitFromPackedBuf(bytearray(data), 0)
-        _check_bounds(model_t, len(data))
+        check_model(model_t, len(data), source)
     except ModelError:
         raise
     except Exception as exc:  # flatbuffers raises assorted errors on bad offsets
-        raise ModelError(
-            f"{source}: corrupt or truncated .tflite ({type(exc).__name__}); re-export the model"
-        ) from None
+        import struct
+
+        why = ("an offset points outside the file" if isinstance(exc, struct.error | IndexError)
+               else type(exc).__name__)
+        raise ModelError(f"{source}: corrupt or truncated .tflite ({why}); re-export the model"
+                         ) from None
     return model_t
-
-
-def _check_bounds(model_t: Any, size: int) -> None:
-    if not model_t.subgraphs:
-        raise ModelError("model has no subgraphs")
-    for b in model_t.buffers or []:
-        if b.offset and (b.offset + b.size > size):
-            raise ModelError("buffer points past the end of the file (truncated?)")
 
 
 def serialize_model_t(model_t: Any) -> bytes:
@@ -223,6 +221,11 @@ def read_tflite(path: str | os.PathLike[str]) -> TfliteModel:
         raise ModelError(f"{p}: no such file; check the path")
     if p.is_dir():
         raise ModelError(f"{p}: is a directory, expected a .tflite file")
+    from edgeq.tflite.validate import MAX_MODEL_BYTES, MIB
+
+    if p.stat().st_size > MAX_MODEL_BYTES:
+        raise ModelError(f"{p}: {p.stat().st_size:,} bytes is over edgeq's model limit of "
+                         f"{MAX_MODEL_BYTES // MIB} MiB; no supported board can hold it")
     return read_tflite_bytes(p.read_bytes(), source=str(p))
 
 

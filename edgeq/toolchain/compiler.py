@@ -97,8 +97,8 @@ def model_arena_bytes(model_dir: Path) -> int:
     """EDGEQ_MODEL_ARENA_BYTES from a generated model.h."""
     header = model_dir / "model.h"
     if not header.is_file():
-        raise BuildError(f"{header} not found; generate the model first (edgeq codegen "
-                         "--runtime edgeq)")
+        raise BuildError(f"{header} not found; generate the model first (`edgeq codegen "
+                         "MODEL -o DIR --runtime edgeq`)")
     m = re.search(r"#define\s+EDGEQ_MODEL_ARENA_BYTES\s+\(?(\d+)", header.read_text())
     if m is None:
         raise BuildError(f"{header} has no EDGEQ_MODEL_ARENA_BYTES; regenerate the model")

@@ -93,7 +93,7 @@ def test_per_layer_sqnr_is_finite_and_4bit_layer_is_worse_than_its_8bit_twin(dig
         assert s.range_used[0] <= 0.0 <= s.range_used[1]
         assert s.range_used[1] - s.range_used[0] == pytest.approx(255 * s.scale, rel=1e-4)
     assert a8.layers[-1].op == "SOFTMAX" and a8.layers[-1].scale == pytest.approx(1 / 256)
-    assert "worst" in format_table(a8)
+    assert "adds most error" in format_table(a8)
 
 
 class _Images(HTMLParser):

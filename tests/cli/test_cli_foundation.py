@@ -79,7 +79,8 @@ def bad_inputs(tmp_path: Path, quantized: Path) -> Path:
     (tmp_path / "corrupt.keras").write_bytes(b"this is not a zip")
     data = quantized.read_bytes()
     (tmp_path / "truncated.tflite").write_bytes(data[: len(data) // 2])
-    np.savez(tmp_path / "wrong_shape.npz", x=np.zeros((20, 28, 28, 1)), y=np.zeros(20))
+    x = np.random.default_rng(0).uniform(0, 16, (20, 28, 28, 1))  # varied: no constant warning
+    np.savez(tmp_path / "wrong_shape.npz", x=x, y=np.zeros(20))
     np.savez(tmp_path / "empty.npz", x=np.zeros((0, 8, 8, 1)), y=np.zeros(0))
     return tmp_path
 

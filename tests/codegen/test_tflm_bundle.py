@@ -398,7 +398,9 @@ def test_int4_weights_are_noted(tmp_path: Path) -> None:
 def test_int4_outside_weights_is_refused() -> None:
     def int4_activation(model_t) -> None:  # noqa: ANN001
         sg = model_t.subgraphs[0]
-        sg.tensors[sg.operators[1].inputs[0]].type = 17
+        t = sg.tensors[sg.operators[1].inputs[0]]
+        t.type = 17
+        t.quantization.zeroPoint = [0] * len(t.quantization.zeroPoint)  # a valid int4 zero point
 
     data = _patched(shared_model("hello_world_int8"), int4_activation)
     with pytest.raises(

@@ -378,6 +378,22 @@ def test_prune_and_cluster_pipeline(digits) -> None:  # noqa: ANN001
     # measured: float 98.1 %, pruned + 16 clusters 98.6 % (int8 the same); 50 % pruning with
     # only 4 clusters collapses to ~22 % (4 clusters unpruned: 86 %), see docs/testing.md
     assert r.int8_accuracy >= base - 3.0 and abs(r.int8_accuracy - r.float_accuracy) < 1.0
+    # what stays dense is said, not silent
+    assert "dw2" in r.not_pruned and "conv1" in r.not_pruned
+
+
+@pytest.mark.slow
+def test_compress_fine_tunes_until_within_threshold_or_cap(digits) -> None:  # noqa: ANN001
+    from edgeq.quantize.compress import compress
+
+    model, train, test = digits
+    r = compress(model, train, test, sparsity=0.0, clusters=None, grid="ternary", epochs=1,
+                 max_drop_pt=-100.0, max_epochs=5)
+    # an unreachable threshold: recovery adds two epochs at a time up to the cap
+    assert r.epochs_used == 5 and "recovery fine-tune to 5 epochs" in r.steps
+    r = compress(model, train, test, sparsity=0.0, clusters=None, grid="ternary", epochs=1,
+                 max_drop_pt=100.0, max_epochs=5)
+    assert r.epochs_used == 1 and r.validation_drop_pt is not None
 
 
 @pytest.mark.slow
@@ -421,7 +437,8 @@ def test_cli_mixed_infeasible_budget_names_minimum(tmp_path: Path) -> None:
 def test_cli_compress_writes_model_and_report(tmp_path: Path) -> None:
     out = tmp_path / "c.tflite"
     r = _edgeq("compress", "models/digits_cnn/digits_cnn.h5", "-o", str(out), "--prune", "0.5",
-               "--clusters", "16", "--epochs", "1", "--json")
+               "--clusters", "16", "--epochs", "1", "--max-epochs", "2", "--allow-drop",
+               "--json")
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     assert out.is_file() and out.with_suffix(".json").is_file()
@@ -434,7 +451,7 @@ def test_cli_compress_writes_model_and_report(tmp_path: Path) -> None:
 def test_cli_mixed_builds_within_budget(tmp_path: Path) -> None:
     out = tmp_path / "m.tflite"
     r = _edgeq("mixed", "models/digits_cnn/digits_cnn.h5", "-o", str(out), "--budget-fraction",
-               "0.75", "--finetune-epochs", "1", "--json")
+               "0.75", "--finetune-epochs", "1", "--allow-drop", "--json")
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
     assert s["weight_bytes"] <= s["budget_bytes"] <= 0.75 * s["int8_weight_bytes"]

@@ -210,7 +210,8 @@ def test_quantize_model_writes_tflite_sidecar_and_manifest(tmp_path: Path) -> No
     assert doc["build"] == {"board": "x"}  # other stages' sections are kept
     q = doc["quantize"]
     assert q["mode"] == "int8" and q["per_channel"] is True and q["io_dtype"] == "int8"
-    assert q["calibration"] == {"dataset": "digits", "samples": 32, "seed": 0, "split": "train"}
+    assert q["calibration"] == {"dataset": "digits", "samples": 32, "seed": 0, "split": "train",
+                                "method": "minmax"}
     assert len(q["source"]["sha256"]) == 64
     assert q["inputs"][0]["dtype"] == "int8" and q["inputs"][0]["zero_point"] == -128
     assert q["outputs"][0]["scale"] == pytest.approx(1 / 256)

@@ -33,6 +33,10 @@ typedef struct {
     int32_t per_channel;    /* 1: one (multiplier, shift) per output channel; 0: entry 0 only */
     const int32_t *multiplier;
     const int32_t *shift;   /* > 0 is a left shift */
+    /* optional (NULL: not used), int8 conv/depthwise/FC kernels, double rounding: when every
+     * shift is <= -2, per entry (multiplier, 2^(-shift-2), -shift-1) for
+     * eq_requantize_double_pre, so no kernel derives them per output. */
+    const int32_t *fast;
 } eq_requant;
 
 /* CONV_2D, int8 or int16 activations, int8 filters (OHWI); grouped when in_c > filter_in_c. */
@@ -53,7 +57,19 @@ typedef struct {
      * of the channel's filter, i.e. the accumulator's start for a window that is wholly inside
      * the image, so that its taps need no offset add. Exact int32 (two's complement) sums. */
     const int32_t *bias_folded;
+    /* int8 kernel, optional (NULL: read `filter`): the filter in the block-interleaved order of
+     * edgeq.codegen.weight_packing (one group, in_c % 4 == 0, no horizontal dilation); the
+     * kernel's filter argument is then NULL. */
+    const int8_t *filter_packed;
+    /* with filter_packed: 0 when in_c % 4 == 0 (window rows clipped to the image); otherwise
+     * the filter's rows (filter_w * in_c bytes) were zero-padded to packed_row bytes (a multiple
+     * of 4, filter_h * packed_row <= EQ_CONV_WINDOW_MAX) and each window is read whole, border
+     * windows from a copy filled with the input zero point. */
+    int32_t packed_row;
 } eq_conv2d_params;
+
+/* Largest window (filter_h * packed_row bytes) the int8 conv copies to its stack. */
+#define EQ_CONV_WINDOW_MAX 256
 
 /* DEPTHWISE_CONV_2D: out_c = in_c * depth_multiplier, filter 1HWO. */
 typedef struct {
@@ -71,6 +87,10 @@ typedef struct {
     int32_t bias_64;
     eq_requant requant;
     const int32_t *bias_folded; /* int8 kernel, optional: as in eq_conv2d_params */
+    /* int8 kernel, optional (NULL: read `filter`; needs depth multiplier 1, in_c % 4 == 0 and
+     * bias_folded): per tap and group of four channels, two words of int16 lanes (w0, w2) and
+     * (w1, w3), edgeq.codegen.weight_packing.pack_depthwise; the filter argument is then NULL. */
+    const int32_t *filter_packed;
 } eq_depthwise_conv2d_params;
 
 /* TRANSPOSE_CONV: input scattered through an OHWI filter into an accumulator (the caller's
@@ -100,6 +120,12 @@ typedef struct {
     int32_t act_min, act_max;
     int32_t bias_64;
     eq_requant requant;
+    /* int8 kernel, optional (NULL: not used; needs filter_offset 0): per output channel
+     * bias + input_offset * sum(filter row), so the taps need no offset add. */
+    const int32_t *bias_folded;
+    /* int8 kernel, optional (NULL: read `filter`; needs bias_folded and accum_depth % 4 == 0):
+     * the filter in edgeq.codegen.weight_packing's block-interleaved order. */
+    const int8_t *filter_packed;
 } eq_fully_connected_params;
 
 /* AVERAGE_POOL_2D / MAX_POOL_2D: input and output share scale and zero point. */

@@ -10,73 +10,81 @@
  * wholly inside the image starts from bias_folded (bias + input_offset * sum(filter), computed at
  * codegen) and skips the per-tap offset add: the same integer, summed in another order. Each
  * pixel is finished (all channels) before the next, in raster order (ops_conv.raster_overlap). */
-#include "eq_kernels_conv.h"
-#include "eq_math.h"
+#include "eq_conv_common.h"
 
-static int8_t requant_out(const eq_conv2d_params *p, int32_t acc, int32_t oc)
-{
-    const int32_t q = p->requant.per_channel ? oc : 0;
-    acc = eq_requantize_double(acc, p->requant.multiplier[q], p->requant.shift[q]);
-    return (int8_t)eq_clamp_i32(acc + p->output_offset, p->act_min, p->act_max);
-}
+#include <string.h>
 
-/* First and one-past-last filter tap whose input coordinate start + dil * tap is in [0, size). */
-static void valid_taps(int32_t start, int32_t dil, int32_t size, int32_t taps, int32_t *t0,
-                       int32_t *t1)
+static inline int8_t requant_out(const eq_conv2d_params *p, int32_t acc, int32_t oc)
 {
-    int32_t lo = start < 0 ? (-start + dil - 1) / dil : 0;
-    int32_t hi = size - start <= 0 ? 0 : (size - start + dil - 1) / dil;
-    hi = hi < taps ? hi : taps;
-    *t0 = lo;
-    *t1 = hi > lo ? hi : lo;
+    return eq_conv_out_s8(&p->requant, acc, oc, p->output_offset, p->act_min, p->act_max);
 }
 
 /* One output pixel, all channels: `rows` window rows of `seg` contiguous input bytes each, the
- * accumulators starting at init[oc] (bias, or bias_folded with off == 0 for a full window). */
-EQ_SPECIALIZE void conv_pixel(const eq_conv2d_params *p, const int8_t *in0, const int8_t *w_first,
-                              int32_t rows, int32_t seg, const int32_t *init, int32_t off,
-                              int8_t *out)
+ * accumulators starting at init[oc] (bias, or bias_folded with off == 0 for a full window).
+ * `k0` is the window's first tap in the filter's (fy, fx, ic) order. With a packed filter the
+ * first out_c & ~3 channels go four at a time through eq_dot4_packed (the rest of the packed
+ * array is in the plain OHWI order); otherwise `filter` is plain OHWI throughout. */
+EQ_SPECIALIZE void conv_pixel(const eq_conv2d_params *p, const eq_out_q *q, const int8_t *in0,
+                              const int8_t *filter, int32_t packed, int32_t k0, int32_t rows,
+                              int32_t seg, const int32_t *init, int32_t off, int8_t *out)
 {
     const int32_t out_c = p->out_c;
     const int32_t filter_size = p->filter_h * p->filter_w * p->in_c;
     const int32_t in_row_step = p->dilation.h * p->in_w * p->in_c;
     const int32_t w_row_step = p->filter_w * p->in_c;
     int32_t oc = 0;
-    for (; oc + 4 <= out_c; oc += 4) {
-        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-        if (init != NULL) {
-            a0 = init[oc];
-            a1 = init[oc + 1];
-            a2 = init[oc + 2];
-            a3 = init[oc + 3];
-        }
-        const int8_t *w0 = w_first + oc * filter_size;
-        const int8_t *in_row = in0;
-        for (int32_t r = 0; r < rows; ++r) {
-            const int8_t *x = in_row;
-            const int8_t *const x_end = in_row + seg;
-            const int8_t *wa = w0;
-            const int8_t *wb = w0 + filter_size;
-            const int8_t *wc = w0 + 2 * filter_size;
-            const int8_t *wd = w0 + 3 * filter_size;
-            while (x < x_end) {
-                const int32_t v = (int32_t)*x++ + off;
-                a0 += (int32_t)*wa++ * v;
-                a1 += (int32_t)*wb++ * v;
-                a2 += (int32_t)*wc++ * v;
-                a3 += (int32_t)*wd++ * v;
+    if (packed) {
+        for (; oc + 4 <= out_c; oc += 4) {
+            int32_t acc[4] = {0, 0, 0, 0};
+            if (init != NULL) {
+                acc[0] = init[oc];
+                acc[1] = init[oc + 1];
+                acc[2] = init[oc + 2];
+                acc[3] = init[oc + 3];
             }
-            in_row += in_row_step;
-            w0 += w_row_step;
+            const int8_t *wp = filter + oc * filter_size + 4 * k0;
+            const int8_t *in_row = in0;
+            for (int32_t r = 0; r < rows; ++r) {
+                eq_dot4_packed(in_row, seg, wp, off, acc);
+                in_row += in_row_step;
+                wp += 4 * w_row_step;
+            }
+            eq_out_q_conv4(q, out, oc, acc[0], acc[1], acc[2], acc[3]);
         }
-        out[oc] = requant_out(p, a0, oc);
-        out[oc + 1] = requant_out(p, a1, oc + 1);
-        out[oc + 2] = requant_out(p, a2, oc + 2);
-        out[oc + 3] = requant_out(p, a3, oc + 3);
+    } else {
+        for (; oc + 4 <= out_c; oc += 4) {
+            int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+            if (init != NULL) {
+                a0 = init[oc];
+                a1 = init[oc + 1];
+                a2 = init[oc + 2];
+                a3 = init[oc + 3];
+            }
+            const int8_t *w0 = filter + oc * filter_size + k0;
+            const int8_t *in_row = in0;
+            for (int32_t r = 0; r < rows; ++r) {
+                const int8_t *x = in_row;
+                const int8_t *const x_end = in_row + seg;
+                const int8_t *wa = w0;
+                const int8_t *wb = w0 + filter_size;
+                const int8_t *wc = w0 + 2 * filter_size;
+                const int8_t *wd = w0 + 3 * filter_size;
+                while (x < x_end) {
+                    const int32_t v = (int32_t)*x++ + off;
+                    a0 += (int32_t)*wa++ * v;
+                    a1 += (int32_t)*wb++ * v;
+                    a2 += (int32_t)*wc++ * v;
+                    a3 += (int32_t)*wd++ * v;
+                }
+                in_row += in_row_step;
+                w0 += w_row_step;
+            }
+            eq_out_q_conv4(q, out, oc, a0, a1, a2, a3);
+        }
     }
     for (; oc < out_c; ++oc) {
         int32_t acc = init != NULL ? init[oc] : 0;
-        const int8_t *w = w_first + oc * filter_size;
+        const int8_t *w = filter + oc * filter_size + k0;
         const int8_t *in_row = in0;
         for (int32_t r = 0; r < rows; ++r) {
             for (int32_t k = 0; k < seg; ++k) {
@@ -85,7 +93,7 @@ EQ_SPECIALIZE void conv_pixel(const eq_conv2d_params *p, const int8_t *in0, cons
             in_row += in_row_step;
             w += w_row_step;
         }
-        out[oc] = requant_out(p, acc, oc);
+        out[oc] = (int8_t)eq_out_q_conv(q, acc, oc);
     }
 }
 
@@ -93,27 +101,145 @@ static void conv_fast(const eq_conv2d_params *p, const int8_t *input, const int8
                       const int32_t *bias, int8_t *output)
 {
     const int32_t in_c = p->in_c;
+    const int32_t packed = p->filter_packed != NULL;
+    const int8_t *const w = packed ? p->filter_packed : filter;
+    const eq_out_q oq = eq_out_q_make(&p->requant, p->output_offset, p->act_min, p->act_max);
+    const eq_out_q *const q = &oq;
     for (int32_t b = 0; b < p->batches; ++b) {
         const int8_t *in_b = input + b * p->in_h * p->in_w * in_c;
         for (int32_t oy = 0; oy < p->out_h; ++oy) {
             const int32_t in_y0 = oy * p->stride.h - p->padding.h;
             int32_t fy0, fy1;
-            valid_taps(in_y0, p->dilation.h, p->in_h, p->filter_h, &fy0, &fy1);
+            eq_valid_taps(in_y0, p->dilation.h, p->in_h, p->filter_h, &fy0, &fy1);
             for (int32_t ox = 0; ox < p->out_w; ++ox) {
                 const int32_t in_x0 = ox * p->stride.w - p->padding.w;
                 int32_t fx0, fx1;
-                valid_taps(in_x0, 1, p->in_w, p->filter_w, &fx0, &fx1);
+                eq_valid_taps(in_x0, 1, p->in_w, p->filter_w, &fx0, &fx1);
                 const int8_t *in0 =
                     in_b + ((in_y0 + p->dilation.h * fy0) * p->in_w + in_x0 + fx0) * in_c;
-                const int8_t *w_first = filter + (fy0 * p->filter_w + fx0) * in_c;
+                const int32_t k0 = (fy0 * p->filter_w + fx0) * in_c;
                 int8_t *out = output + ((b * p->out_h + oy) * p->out_w + ox) * p->out_c;
                 const int32_t rows = fy1 - fy0;
                 const int32_t cols = fx1 - fx0;
                 if (p->bias_folded != NULL && rows == p->filter_h && cols == p->filter_w) {
-                    conv_pixel(p, in0, w_first, rows, cols * in_c, p->bias_folded, 0, out);
+                    if (packed) {
+                        conv_pixel(p, q, in0, w, 1, k0, rows, cols * in_c, p->bias_folded, 0, out);
+                    } else {
+                        conv_pixel(p, q, in0, w, 0, k0, rows, cols * in_c, p->bias_folded, 0, out);
+                    }
                 } else {
-                    conv_pixel(p, in0, w_first, rows, cols * in_c, bias, p->input_offset, out);
+                    conv_pixel(p, q, in0, w, packed, k0, rows, cols * in_c, bias, p->input_offset,
+                               out);
                 }
+            }
+        }
+    }
+}
+
+/* 1x1 filter, no padding, packed filter: a matrix product of the [pixels, in_c] input (rows
+ * picked by the stride) with the [out_c, in_c] filter; every window is whole, so every
+ * accumulator starts from bias_folded. No window clipping at all. */
+static void conv1x1_packed(const eq_conv2d_params *p, const eq_out_q *q, const int8_t *input,
+                           int8_t *output)
+{
+    const int32_t in_c = p->in_c;
+    const int32_t out_c = p->out_c;
+    const int32_t *const init = p->bias_folded;
+    const int32_t x_step = p->stride.w * in_c;
+    const int32_t row_step = p->stride.h * p->in_w * in_c;
+    int8_t *out = output;
+    for (int32_t b = 0; b < p->batches; ++b) {
+        const int8_t *x_row = input + b * p->in_h * p->in_w * in_c;
+        for (int32_t oy = 0; oy < p->out_h; ++oy) {
+            const int8_t *x = x_row;
+            for (int32_t ox = 0; ox < p->out_w; ++ox) {
+                const int8_t *wp = p->filter_packed;
+                int32_t oc = 0;
+                for (; oc + 4 <= out_c; oc += 4) {
+                    int32_t acc[4] = {init[oc], init[oc + 1], init[oc + 2], init[oc + 3]};
+                    wp = eq_dot4_packed(x, in_c, wp, 0, acc);
+                    eq_out_q_conv4(q, out, oc, acc[0], acc[1], acc[2], acc[3]);
+                }
+                for (; oc < out_c; ++oc) { /* plain row order after the last block */
+                    int32_t acc = init[oc];
+                    for (int32_t k = 0; k < in_c; ++k) {
+                        acc += (int32_t)wp[k] * (int32_t)x[k];
+                    }
+                    wp += in_c;
+                    out[oc] = (int8_t)eq_out_q_conv(q, acc, oc);
+                }
+                x += x_step;
+                out += out_c;
+            }
+            x_row += row_step;
+        }
+    }
+}
+
+/* Packed filter with padded rows (packed_row > 0; small in_c such as a first layer's 1 or 3
+ * channels): each window is copied to `win` as filter_h rows of packed_row bytes, taps outside
+ * the image filled with the input zero point (x + input_offset = 0: they add nothing, as TFLM
+ * skips them) and row padding 0 (its weights are 0 too). The copy is one contiguous run, so
+ * each block of four channels is one call of the tile over filter_h * packed_row bytes, and
+ * every window starts from bias_folded: the same integer sum as TFLM's. */
+static void conv_windows(const eq_conv2d_params *p, const eq_out_q *q, const int8_t *input,
+                         int8_t *output)
+{
+    int8_t win[EQ_CONV_WINDOW_MAX];
+    const int32_t in_c = p->in_c;
+    const int32_t out_c = p->out_c;
+    const int32_t row_bytes = p->filter_w * in_c;
+    const int32_t pr = p->packed_row;
+    const int32_t fh = p->filter_h;
+    const int32_t size = fh * pr;
+    const int32_t *const init = p->bias_folded;
+    const int8_t zp = (int8_t)(-p->input_offset);
+    int8_t *out = output;
+    memset(win, 0, sizeof win); /* the row padding stays 0 */
+    for (int32_t b = 0; b < p->batches; ++b) {
+        const int8_t *in_b = input + b * p->in_h * p->in_w * in_c;
+        for (int32_t oy = 0; oy < p->out_h; ++oy) {
+            const int32_t in_y0 = oy * p->stride.h - p->padding.h;
+            int32_t fy0, fy1;
+            eq_valid_taps(in_y0, p->dilation.h, p->in_h, fh, &fy0, &fy1);
+            for (int32_t ox = 0; ox < p->out_w; ++ox) {
+                const int32_t in_x0 = ox * p->stride.w - p->padding.w;
+                int32_t fx0, fx1;
+                eq_valid_taps(in_x0, 1, p->in_w, p->filter_w, &fx0, &fx1);
+                const int32_t k0 = fx0 * in_c;
+                const int32_t k1 = fx1 * in_c;
+                const int8_t *row = in_b + (in_y0 * p->in_w + in_x0) * in_c;
+                int8_t *dst = win;
+                for (int32_t fy = 0; fy < fh; ++fy) {
+                    if (fy >= fy0 && fy < fy1) {
+                        for (int32_t k = 0; k < row_bytes; ++k) {
+                            dst[k] = k >= k0 && k < k1 ? row[k] : zp;
+                        }
+                    } else {
+                        for (int32_t k = 0; k < row_bytes; ++k) {
+                            dst[k] = zp;
+                            EQ_OPAQUE(dst); /* a byte loop, not a memset call per row */
+                        }
+                    }
+                    dst += pr;
+                    row += p->dilation.h * p->in_w * in_c;
+                }
+                const int8_t *wp = p->filter_packed;
+                int32_t oc = 0;
+                for (; oc + 4 <= out_c; oc += 4) {
+                    int32_t acc[4] = {init[oc], init[oc + 1], init[oc + 2], init[oc + 3]};
+                    wp = eq_dot4_packed(win, size, wp, 0, acc);
+                    eq_out_q_conv4(q, out, oc, acc[0], acc[1], acc[2], acc[3]);
+                }
+                for (; oc < out_c; ++oc) { /* plain padded rows after the last block */
+                    int32_t acc = init[oc];
+                    for (int32_t k = 0; k < size; ++k) {
+                        acc += (int32_t)wp[k] * (int32_t)win[k];
+                    }
+                    wp += size;
+                    out[oc] = (int8_t)eq_out_q_conv(q, acc, oc);
+                }
+                out += out_c;
             }
         }
     }
@@ -165,8 +291,37 @@ static void conv_generic(const eq_conv2d_params *p, const int8_t *input, const i
 eq_status eq_conv2d_s8(const eq_conv2d_params *p, const int8_t *input, const int8_t *filter,
                        const int32_t *bias, int8_t *output)
 {
-    if (p == NULL || input == NULL || filter == NULL || output == NULL || p->filter_in_c <= 0 ||
+    if (p == NULL || input == NULL || output == NULL || p->filter_in_c <= 0 ||
         p->in_c % p->filter_in_c != 0) {
+        return EQ_ERR_ARG;
+    }
+    if (p->filter_packed != NULL && p->packed_row > 0) {
+        if (p->in_c != p->filter_in_c || p->packed_row % 4 != 0 || p->dilation.w != 1 ||
+            p->dilation.h < 1 || p->bias_folded == NULL ||
+            p->packed_row < p->filter_w * p->in_c ||
+            p->filter_h * p->packed_row > EQ_CONV_WINDOW_MAX) {
+            return EQ_ERR_ARG;
+        }
+        const eq_out_q q = eq_out_q_make(&p->requant, p->output_offset, p->act_min, p->act_max);
+        conv_windows(p, &q, input, output);
+        return EQ_OK;
+    }
+    if (p->filter_packed != NULL) {
+        if (p->in_c != p->filter_in_c || p->in_c % 4 != 0 || p->dilation.w != 1 ||
+            p->dilation.h < 1) {
+            return EQ_ERR_ARG;
+        }
+        if (p->filter_h == 1 && p->filter_w == 1 && p->padding.h == 0 && p->padding.w == 0 &&
+            p->bias_folded != NULL) {
+            const eq_out_q q =
+                eq_out_q_make(&p->requant, p->output_offset, p->act_min, p->act_max);
+            conv1x1_packed(p, &q, input, output);
+        } else {
+            conv_fast(p, input, NULL, bias, output);
+        }
+        return EQ_OK;
+    }
+    if (filter == NULL) {
         return EQ_ERR_ARG;
     }
     const int32_t groups = p->in_c / p->filter_in_c;

@@ -2,7 +2,7 @@
  * time: its filter is decoded into scratch, then the arithmetic of eq_conv2d_s8 runs over it
  * (every output value is computed exactly as there, only the loop order differs). */
 #include "eq_kernels_lut.h"
-#include "eq_math.h"
+#include "eq_conv_common.h"
 
 eq_status eq_conv2d_s8_sparse_lut(const eq_conv2d_sparse_lut_params *lp, const int8_t *input,
                                   const int32_t *bias, int8_t *output, int8_t *scratch)
@@ -23,7 +23,6 @@ eq_status eq_conv2d_s8_sparse_lut(const eq_conv2d_sparse_lut_params *lp, const i
     for (int32_t oc = 0; oc < p->out_c; ++oc) {
         eq_sparse_lut_decode(&lp->lut, oc, scratch);
         const int32_t group_c0 = (oc / filters_per_group) * p->filter_in_c;
-        const int32_t q = p->requant.per_channel ? oc : 0;
         for (int32_t b = 0; b < p->batches; ++b) {
             for (int32_t oy = 0; oy < p->out_h; ++oy) {
                 const int32_t in_y0 = oy * p->stride.h - p->padding.h;
@@ -51,10 +50,9 @@ eq_status eq_conv2d_s8_sparse_lut(const eq_conv2d_sparse_lut_params *lp, const i
                     if (bias != NULL) {
                         acc += bias[oc];
                     }
-                    acc = eq_requantize(acc, p->requant.multiplier[q], p->requant.shift[q]);
-                    acc += p->output_offset;
                     output[((b * p->out_h + oy) * p->out_w + ox) * p->out_c + oc] =
-                        (int8_t)eq_clamp_i32(acc, p->act_min, p->act_max);
+                        eq_conv_out_s8(&p->requant, acc, oc, p->output_offset,
+                                       p->act_min, p->act_max);
                 }
             }
         }

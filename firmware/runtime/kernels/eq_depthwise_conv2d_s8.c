@@ -8,30 +8,18 @@
  * wholly inside the image starts from bias_folded (bias + input_offset * sum of the channel's
  * filter, computed at codegen) and skips the per-tap offset add: the same integer sum. Each
  * pixel is finished (all channels) before the next, in raster order (see ops_conv.raster_overlap). */
-#include "eq_kernels_conv.h"
-#include "eq_math.h"
+#include "eq_conv_common.h"
 
-static int8_t requant_out(const eq_depthwise_conv2d_params *p, int32_t acc, int32_t oc)
+static inline int8_t requant_out(const eq_depthwise_conv2d_params *p, int32_t acc,
+                                 int32_t oc)
 {
-    const int32_t q = p->requant.per_channel ? oc : 0;
-    acc = eq_requantize_double(acc, p->requant.multiplier[q], p->requant.shift[q]);
-    return (int8_t)eq_clamp_i32(acc + p->output_offset, p->act_min, p->act_max);
-}
-
-/* First and one-past-last filter tap whose input coordinate start + dil * tap is in [0, size). */
-static void valid_taps(int32_t start, int32_t dil, int32_t size, int32_t taps, int32_t *t0,
-                       int32_t *t1)
-{
-    int32_t lo = start < 0 ? (-start + dil - 1) / dil : 0;
-    int32_t hi = size - start <= 0 ? 0 : (size - start + dil - 1) / dil;
-    hi = hi < taps ? hi : taps;
-    *t0 = lo;
-    *t1 = hi > lo ? hi : lo;
+    return eq_conv_out_s8(&p->requant, acc, oc, p->output_offset, p->act_min, p->act_max);
 }
 
 /* Channels [0, out_c) in steps of four (depth multiplier 1) of one output pixel: `rows` x `cols`
  * taps, accumulators starting at init[c] (bias, or bias_folded with off == 0 for a full window). */
-EQ_SPECIALIZE int32_t dw_pixel4(const eq_depthwise_conv2d_params *p, const int8_t *in0,
+EQ_SPECIALIZE int32_t dw_pixel4(const eq_depthwise_conv2d_params *p, const eq_out_q *q,
+                                const int8_t *in0,
                                 const int8_t *w_first, int32_t rows, int32_t cols,
                                 const int32_t *init, int32_t off, int8_t *out)
 {
@@ -39,6 +27,9 @@ EQ_SPECIALIZE int32_t dw_pixel4(const eq_depthwise_conv2d_params *p, const int8_
     const int32_t in_tap_step = p->dilation.w * p->in_c;
     const int32_t in_row_step = p->dilation.h * p->in_w * p->in_c;
     const int32_t w_row_step = p->filter_w * out_c;
+#if EQ_DSP
+    const int32_t off2 = (int32_t)(((uint32_t)(uint16_t)off << 16) | (uint16_t)off);
+#endif
     int32_t oc = 0;
     for (; oc + 4 <= out_c; oc += 4) {
         int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
@@ -53,8 +44,29 @@ EQ_SPECIALIZE int32_t dw_pixel4(const eq_depthwise_conv2d_params *p, const int8_
         for (int32_t r = 0; r < rows; ++r) {
             const int8_t *x = in_row;
             const int8_t *w = w_row;
-            const int8_t *const w_end = w_row + cols * out_c;
-            while (w != w_end) {
+#if EQ_DSP
+            /* one word of four channels' inputs and one of their weights per tap; each channel
+             * keeps its own accumulator (SMLABB / SMLATT on the sign-extended lanes) */
+            for (int32_t t = 0; t < cols; ++t) {
+                const uint32_t xv = eq_load4(x);
+                const uint32_t wv = eq_load4(w);
+                int32_t xl = eq_lo16(xv);
+                int32_t xh = eq_hi16(xv);
+                if (off != 0) {
+                    xl = eq_sadd16(xl, off2);
+                    xh = eq_sadd16(xh, off2);
+                }
+                const int32_t wl = eq_lo16(wv);
+                const int32_t wh = eq_hi16(wv);
+                a0 = eq_smlabb(wl, xl, a0);
+                a2 = eq_smlatt(wl, xl, a2);
+                a1 = eq_smlabb(wh, xh, a1);
+                a3 = eq_smlatt(wh, xh, a3);
+                x += in_tap_step;
+                w += out_c;
+            }
+#else
+            for (int32_t t = 0; t < cols; ++t) {
                 a0 += (int32_t)w[0] * ((int32_t)x[0] + off);
                 a1 += (int32_t)w[1] * ((int32_t)x[1] + off);
                 a2 += (int32_t)w[2] * ((int32_t)x[2] + off);
@@ -62,22 +74,251 @@ EQ_SPECIALIZE int32_t dw_pixel4(const eq_depthwise_conv2d_params *p, const int8_
                 x += in_tap_step;
                 w += out_c;
             }
+#endif
             in_row += in_row_step;
             w_row += w_row_step;
         }
-        out[oc] = requant_out(p, a0, oc);
-        out[oc + 1] = requant_out(p, a1, oc + 1);
-        out[oc + 2] = requant_out(p, a2, oc + 2);
-        out[oc + 3] = requant_out(p, a3, oc + 3);
+        eq_out_q_conv4(q, out, oc, a0, a1, a2, a3);
     }
     return oc;
+}
+
+/* a[c] += w[c] * x[c] for the four channels at x and w (a window wholly inside the image
+ * starts from bias_folded, so no offset add). */
+EQ_SPECIALIZE void dw_tap4(const int8_t *x, const int8_t *w, int32_t a[4])
+{
+#if EQ_DSP
+    const uint32_t xv = eq_load4(x);
+    const uint32_t wv = eq_load4(w);
+    const int32_t xl = eq_lo16(xv), xh = eq_hi16(xv);
+    const int32_t wl = eq_lo16(wv), wh = eq_hi16(wv);
+    a[0] = eq_smlabb(wl, xl, a[0]);
+    a[2] = eq_smlatt(wl, xl, a[2]);
+    a[1] = eq_smlabb(wh, xh, a[1]);
+    a[3] = eq_smlatt(wh, xh, a[3]);
+#else
+    a[0] += (int32_t)w[0] * (int32_t)x[0];
+    a[1] += (int32_t)w[1] * (int32_t)x[1];
+    a[2] += (int32_t)w[2] * (int32_t)x[2];
+    a[3] += (int32_t)w[3] * (int32_t)x[3];
+#endif
+}
+
+/* 3x3 filter, depth multiplier 1: `n` consecutive output pixels of one row whose windows lie
+ * wholly inside the image (in0: the first one's top-left input). The nine taps are unrolled and
+ * start from bias_folded; same integer sums as TFLM's, so the same result. */
+static void dw3x3_interior(const eq_depthwise_conv2d_params *p, const eq_out_q *q,
+                           const int8_t *in0, const int8_t *filter, int32_t n, int8_t *out)
+{
+    const int32_t c = p->out_c;
+    const int32_t tap = p->dilation.w * c;
+    const int32_t row = p->dilation.h * p->in_w * c;
+    const int32_t px_step = p->stride.w * c;
+    const int32_t next_row = row - 2 * tap;
+    const int32_t *const init = p->bias_folded;
+    for (int32_t i = 0; i < n; ++i) {
+        int32_t oc = 0;
+        for (; oc + 4 <= c; oc += 4) {
+            int32_t a[4] = {init[oc], init[oc + 1], init[oc + 2], init[oc + 3]};
+            const int8_t *x = in0 + oc;
+            const int8_t *w = filter + oc;
+            /* pointer walks only: few live registers, no spills in the unrolled taps */
+            EQ_OPAQUE(x);
+            EQ_OPAQUE(w);
+            dw_tap4(x, w, a);
+            dw_tap4(x += tap, w += c, a);
+            dw_tap4(x += tap, w += c, a);
+            dw_tap4(x += next_row, w += c, a);
+            dw_tap4(x += tap, w += c, a);
+            dw_tap4(x += tap, w += c, a);
+            dw_tap4(x += next_row, w += c, a);
+            dw_tap4(x += tap, w += c, a);
+            dw_tap4(x + tap, w + c, a);
+            eq_out_q_conv4(q, out, oc, a[0], a[1], a[2], a[3]);
+        }
+        for (; oc < c; ++oc) {
+            int32_t acc = init[oc];
+            const int8_t *x = in0 + oc;
+            const int8_t *w = filter + oc;
+            for (int32_t r = 0; r < 3; ++r) {
+                acc += (int32_t)w[0] * x[0] + (int32_t)w[c] * x[tap] + (int32_t)w[2 * c] * x[2 * tap];
+                x += row;
+                w += 3 * c;
+            }
+            out[oc] = (int8_t)eq_out_q_conv(q, acc, oc);
+        }
+        in0 += px_step;
+        out += c;
+    }
+}
+
+/* --- packed filter (depth multiplier 1, in_c % 4 == 0): int16 weight lanes, see
+ * eq_depthwise_conv2d_params.filter_packed. Word pair w[0] = (w0, w2), w[1] = (w1, w3). */
+
+static inline int32_t lane_lo(int32_t w)
+{
+    return (int32_t)(((uint32_t)w & 0xFFFFU) ^ 0x8000U) - 0x8000;
+}
+
+static inline int32_t lane_hi(int32_t w)
+{
+    return (int32_t)((((uint32_t)w >> 16) ^ 0x8000U)) - 0x8000;
+}
+
+/* a[c] += w[c] * (x[c] + off) for four channels; off2 = off in both int16 lanes. */
+EQ_SPECIALIZE void dw_tap4_packed(const int8_t *x, const int32_t *w, int32_t off, int32_t off2,
+                                  int32_t a[4])
+{
+#if EQ_DSP
+    const uint32_t xv = eq_load4(x);
+    int32_t xl = eq_lo16(xv);
+    int32_t xh = eq_hi16(xv);
+    if (off != 0) {
+        xl = eq_sadd16(xl, off2);
+        xh = eq_sadd16(xh, off2);
+    }
+    a[0] = eq_smlabb(w[0], xl, a[0]);
+    a[2] = eq_smlatt(w[0], xl, a[2]);
+    a[1] = eq_smlabb(w[1], xh, a[1]);
+    a[3] = eq_smlatt(w[1], xh, a[3]);
+#else
+    (void)off2;
+    a[0] += lane_lo(w[0]) * ((int32_t)x[0] + off);
+    a[1] += lane_lo(w[1]) * ((int32_t)x[1] + off);
+    a[2] += lane_hi(w[0]) * ((int32_t)x[2] + off);
+    a[3] += lane_hi(w[1]) * ((int32_t)x[3] + off);
+#endif
+}
+
+/* One output pixel, all channels: `rows` x `cols` taps starting at filter tap t0 (packed,
+ * group-major: a group's taps are 2 * filter_h * filter_w consecutive words). */
+EQ_SPECIALIZE void dw_pixel_packed(const eq_depthwise_conv2d_params *p, const eq_out_q *q,
+                                   const int8_t *in0, int32_t t0, int32_t rows, int32_t cols,
+                                   const int32_t *init, int32_t off, int8_t *out)
+{
+    const int32_t c = p->out_c;
+    const int32_t group_words = 2 * p->filter_h * p->filter_w;
+    const int32_t in_tap = p->dilation.w * c;
+    const int32_t in_row = p->dilation.h * p->in_w * c;
+    const int32_t off2 = (int32_t)(((uint32_t)(uint16_t)off << 16) | (uint16_t)off);
+    const int32_t *w_group = p->filter_packed + 2 * t0;
+    for (int32_t oc = 0; oc < c; oc += 4) {
+        int32_t a[4] = {0, 0, 0, 0};
+        if (init != NULL) {
+            a[0] = init[oc];
+            a[1] = init[oc + 1];
+            a[2] = init[oc + 2];
+            a[3] = init[oc + 3];
+        }
+        const int8_t *x_row = in0 + oc;
+        const int32_t *w_row = w_group;
+        for (int32_t r = 0; r < rows; ++r) {
+            const int8_t *x = x_row;
+            const int32_t *w = w_row;
+            for (int32_t t = 0; t < cols; ++t) {
+                dw_tap4_packed(x, w, off, off2, a);
+                x += in_tap;
+                w += 2;
+            }
+            x_row += in_row;
+            w_row += 2 * p->filter_w;
+        }
+        eq_out_q_conv4(q, out, oc, a[0], a[1], a[2], a[3]);
+        w_group += group_words;
+    }
+}
+
+/* 3x3, `n` consecutive output pixels of one row with windows wholly inside the image: taps
+ * unrolled along each row, accumulators from bias_folded, no offset adds. */
+static void dw3x3_packed_run(const eq_depthwise_conv2d_params *p, const eq_out_q *q,
+                             const int8_t *in0, int32_t n, int8_t *out)
+{
+    const int32_t c = p->out_c;
+    const int32_t tap = p->dilation.w * c;
+    const int32_t row = p->dilation.h * p->in_w * c;
+    const int32_t px_step = p->stride.w * c;
+    const int32_t *const init = p->bias_folded;
+    for (int32_t i = 0; i < n; ++i) {
+        const int32_t *w = p->filter_packed;
+        for (int32_t oc = 0; oc < c; oc += 4) {
+            int32_t a[4] = {init[oc], init[oc + 1], init[oc + 2], init[oc + 3]};
+            const int8_t *x_row = in0 + oc;
+            for (int32_t r = 0; r < 3; ++r) {
+                const int8_t *x = x_row;
+                EQ_OPAQUE(x);
+                dw_tap4_packed(x, w, 0, 0, a);
+                dw_tap4_packed(x += tap, w + 2, 0, 0, a);
+                dw_tap4_packed(x + tap, w + 4, 0, 0, a);
+                x_row += row;
+                w += 6;
+            }
+            eq_out_q_conv4(q, out, oc, a[0], a[1], a[2], a[3]);
+        }
+        in0 += px_step;
+        out += c;
+    }
+}
+
+static void dw_packed(const eq_depthwise_conv2d_params *p, const int8_t *input,
+                      const int32_t *bias, int8_t *output)
+{
+    const int32_t c = p->out_c;
+    const eq_out_q oq = eq_out_q_make(&p->requant, p->output_offset, p->act_min, p->act_max);
+    const eq_out_q *const q = &oq;
+    const int32_t fast3x3 = p->filter_h == 3 && p->filter_w == 3;
+    /* output columns [ox_lo, ox_hi) have windows wholly inside the image horizontally */
+    const int32_t ox_lo = (p->padding.w + p->stride.w - 1) / p->stride.w;
+    const int32_t last = p->in_w - 1 - (p->filter_w - 1) * p->dilation.w + p->padding.w;
+    int32_t ox_hi = last < 0 ? 0 : last / p->stride.w + 1;
+    ox_hi = ox_hi > p->out_w ? p->out_w : ox_hi;
+    for (int32_t b = 0; b < p->batches; ++b) {
+        const int8_t *in_b = input + b * p->in_h * p->in_w * c;
+        for (int32_t oy = 0; oy < p->out_h; ++oy) {
+            const int32_t in_y0 = oy * p->stride.h - p->padding.h;
+            int32_t fy0, fy1;
+            eq_valid_taps(in_y0, p->dilation.h, p->in_h, p->filter_h, &fy0, &fy1);
+            int8_t *out_row = output + (b * p->out_h + oy) * p->out_w * c;
+            for (int32_t ox = 0; ox < p->out_w; ++ox) {
+                const int32_t in_x0 = ox * p->stride.w - p->padding.w;
+                if (fast3x3 && ox == ox_lo && ox_hi > ox_lo && fy1 - fy0 == 3) {
+                    dw3x3_packed_run(p, q, in_b + (in_y0 * p->in_w + in_x0) * c, ox_hi - ox_lo,
+                                     out_row + ox * c);
+                    ox = ox_hi - 1;
+                    continue;
+                }
+                int32_t fx0, fx1;
+                eq_valid_taps(in_x0, p->dilation.w, p->in_w, p->filter_w, &fx0, &fx1);
+                const int32_t rows = fy1 - fy0;
+                const int32_t cols = fx1 - fx0;
+                const int8_t *in0 = in_b + ((in_y0 + p->dilation.h * fy0) * p->in_w + in_x0 +
+                                            p->dilation.w * fx0) * c;
+                const int32_t t0 = fy0 * p->filter_w + fx0;
+                if (rows == p->filter_h && cols == p->filter_w) {
+                    dw_pixel_packed(p, q, in0, t0, rows, cols, p->bias_folded, 0, out_row + ox * c);
+                } else {
+                    dw_pixel_packed(p, q, in0, t0, rows, cols, bias, p->input_offset,
+                                    out_row + ox * c);
+                }
+            }
+        }
+    }
 }
 
 eq_status eq_depthwise_conv2d_s8(const eq_depthwise_conv2d_params *p, const int8_t *input,
                                  const int8_t *filter, const int32_t *bias, int8_t *output)
 {
-    if (p == NULL || input == NULL || filter == NULL || output == NULL || p->dilation.h < 1 ||
+    if (p == NULL || input == NULL || output == NULL || p->dilation.h < 1 ||
         p->dilation.w < 1 || p->out_c != p->in_c * p->depth_multiplier) {
+        return EQ_ERR_ARG;
+    }
+    if (p->filter_packed != NULL) {
+        if (p->depth_multiplier != 1 || p->in_c % 4 != 0 || p->bias_folded == NULL) {
+            return EQ_ERR_ARG;
+        }
+        dw_packed(p, input, bias, output);
+        return EQ_OK;
+    }
+    if (filter == NULL) {
         return EQ_ERR_ARG;
     }
     const int32_t in_c = p->in_c;
@@ -87,16 +328,32 @@ eq_status eq_depthwise_conv2d_s8(const eq_depthwise_conv2d_params *p, const int8
     const int32_t in_tap_step = p->dilation.w * in_c;
     const int32_t in_row_step = p->dilation.h * p->in_w * in_c;
     const int32_t w_row_step = p->filter_w * out_c;
+    const eq_out_q oq = eq_out_q_make(&p->requant, p->output_offset, p->act_min, p->act_max);
+    const eq_out_q *const q = &oq;
+    /* output columns [ox_lo, ox_hi) have windows wholly inside the image horizontally */
+    const int32_t fast3x3 = dm == 1 && p->bias_folded != NULL && p->filter_h == 3 &&
+                            p->filter_w == 3;
+    const int32_t ox_lo = (p->padding.w + p->stride.w - 1) / p->stride.w;
+    int32_t ox_hi = (p->in_w - 1 - 2 * p->dilation.w + p->padding.w) / p->stride.w + 1;
+    ox_hi = p->in_w - 1 - 2 * p->dilation.w + p->padding.w < 0 ? 0 : ox_hi;
+    ox_hi = ox_hi > p->out_w ? p->out_w : ox_hi;
     for (int32_t b = 0; b < p->batches; ++b) {
         const int8_t *in_b = input + b * p->in_h * p->in_w * in_c;
         for (int32_t oy = 0; oy < p->out_h; ++oy) {
             const int32_t in_y0 = oy * p->stride.h - p->padding.h;
             int32_t fy0, fy1;
-            valid_taps(in_y0, p->dilation.h, p->in_h, p->filter_h, &fy0, &fy1);
+            eq_valid_taps(in_y0, p->dilation.h, p->in_h, p->filter_h, &fy0, &fy1);
             for (int32_t ox = 0; ox < p->out_w; ++ox) {
                 const int32_t in_x0 = ox * p->stride.w - p->padding.w;
+                if (fast3x3 && ox == ox_lo && ox_hi > ox_lo && fy1 - fy0 == 3) {
+                    dw3x3_interior(p, q, in_b + (in_y0 * p->in_w + in_x0) * in_c, filter,
+                                   ox_hi - ox_lo,
+                                   output + ((b * p->out_h + oy) * p->out_w + ox) * out_c);
+                    ox = ox_hi - 1;
+                    continue;
+                }
                 int32_t fx0, fx1;
-                valid_taps(in_x0, p->dilation.w, p->in_w, p->filter_w, &fx0, &fx1);
+                eq_valid_taps(in_x0, p->dilation.w, p->in_w, p->filter_w, &fx0, &fx1);
                 const int32_t rows = fy1 - fy0;
                 const int32_t cols = fx1 - fx0;
                 const int8_t *in0 = in_b + ((in_y0 + p->dilation.h * fy0) * p->in_w + in_x0 +
@@ -106,9 +363,9 @@ eq_status eq_depthwise_conv2d_s8(const eq_depthwise_conv2d_params *p, const int8
                 int32_t oc = 0;
                 if (dm == 1) {
                     if (p->bias_folded != NULL && rows == p->filter_h && cols == p->filter_w) {
-                        oc = dw_pixel4(p, in0, w_first, rows, cols, p->bias_folded, 0, out);
+                        oc = dw_pixel4(p, q, in0, w_first, rows, cols, p->bias_folded, 0, out);
                     } else {
-                        oc = dw_pixel4(p, in0, w_first, rows, cols, bias, off, out);
+                        oc = dw_pixel4(p, q, in0, w_first, rows, cols, bias, off, out);
                     }
                 }
                 /* remaining channels (all of them when depth_multiplier > 1): input channel

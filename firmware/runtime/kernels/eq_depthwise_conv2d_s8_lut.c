@@ -1,7 +1,7 @@
 /* DEPTHWISE_CONV_2D, int8 activations, LUT-coded filters (1HWO order, k-bit indices).
  * Same loop and arithmetic as eq_depthwise_conv2d_s8; weights decoded in place. */
 #include "eq_kernels_lut.h"
-#include "eq_math.h"
+#include "eq_conv_common.h"
 
 eq_status eq_depthwise_conv2d_s8_lut(const eq_depthwise_conv2d_lut_params *lp,
                                      const int8_t *input, const int32_t *bias, int8_t *output)
@@ -43,10 +43,9 @@ eq_status eq_depthwise_conv2d_s8_lut(const eq_depthwise_conv2d_lut_params *lp,
                         if (bias != NULL) {
                             acc += bias[oc];
                         }
-                        const int32_t q = p->requant.per_channel ? oc : 0;
-                        acc = eq_requantize(acc, p->requant.multiplier[q], p->requant.shift[q]);
-                        acc += p->output_offset;
-                        out[oc] = (int8_t)eq_clamp_i32(acc, p->act_min, p->act_max);
+                        out[oc] =
+                            eq_conv_out_s8(&p->requant, acc, oc, p->output_offset,
+                                           p->act_min, p->act_max);
                     }
                 }
             }

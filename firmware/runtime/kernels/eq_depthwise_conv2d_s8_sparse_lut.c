@@ -2,7 +2,7 @@
  * its filter_h * filter_w weights are decoded into scratch, then eq_depthwise_conv2d_s8's
  * arithmetic runs over them. */
 #include "eq_kernels_lut.h"
-#include "eq_math.h"
+#include "eq_conv_common.h"
 
 eq_status eq_depthwise_conv2d_s8_sparse_lut(const eq_depthwise_conv2d_sparse_lut_params *lp,
                                             const int8_t *input, const int32_t *bias,
@@ -19,7 +19,6 @@ eq_status eq_depthwise_conv2d_s8_sparse_lut(const eq_depthwise_conv2d_sparse_lut
     for (int32_t oc = 0; oc < p->out_c; ++oc) {
         eq_sparse_lut_decode(&lp->lut, oc, scratch);
         const int32_t ic = oc / p->depth_multiplier;
-        const int32_t q = p->requant.per_channel ? oc : 0;
         for (int32_t b = 0; b < p->batches; ++b) {
             for (int32_t oy = 0; oy < p->out_h; ++oy) {
                 const int32_t in_y0 = oy * p->stride.h - p->padding.h;
@@ -44,10 +43,9 @@ eq_status eq_depthwise_conv2d_s8_sparse_lut(const eq_depthwise_conv2d_sparse_lut
                     if (bias != NULL) {
                         acc += bias[oc];
                     }
-                    acc = eq_requantize(acc, p->requant.multiplier[q], p->requant.shift[q]);
-                    acc += p->output_offset;
                     output[((b * p->out_h + oy) * p->out_w + ox) * p->out_c + oc] =
-                        (int8_t)eq_clamp_i32(acc, p->act_min, p->act_max);
+                        eq_conv_out_s8(&p->requant, acc, oc, p->output_offset,
+                                       p->act_min, p->act_max);
                 }
             }
         }

@@ -2,7 +2,7 @@
  * indices), int32 bias. Same arithmetic as eq_fully_connected_s8 (and the same rounding build
  * switch); weights decoded in place. */
 #include "eq_kernels_lut.h"
-#include "eq_math.h"
+#include "eq_conv_common.h"
 
 eq_status eq_fully_connected_s8_lut(const eq_fully_connected_lut_params *lp, const int8_t *input,
                                     const int32_t *bias, int8_t *output)
@@ -23,10 +23,9 @@ eq_status eq_fully_connected_s8_lut(const eq_fully_connected_lut_params *lp, con
             if (bias != NULL) {
                 acc += bias[oc];
             }
-            const int32_t q = p->requant.per_channel ? oc : 0;
-            acc = eq_requantize(acc, p->requant.multiplier[q], p->requant.shift[q]);
-            acc += p->output_offset;
-            output[b * p->out_depth + oc] = (int8_t)eq_clamp_i32(acc, p->act_min, p->act_max);
+            output[b * p->out_depth + oc] =
+                eq_fc_out_s8(&p->requant, acc, oc, p->output_offset,
+                               p->act_min, p->act_max);
         }
     }
     return EQ_OK;

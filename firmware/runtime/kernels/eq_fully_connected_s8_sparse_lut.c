@@ -2,7 +2,7 @@
  * channel's row is decoded into scratch, then eq_fully_connected_s8's arithmetic (and rounding
  * build switch) runs over it. */
 #include "eq_kernels_lut.h"
-#include "eq_math.h"
+#include "eq_conv_common.h"
 
 eq_status eq_fully_connected_s8_sparse_lut(const eq_fully_connected_sparse_lut_params *lp,
                                            const int8_t *input, const int32_t *bias,
@@ -17,7 +17,6 @@ eq_status eq_fully_connected_s8_sparse_lut(const eq_fully_connected_sparse_lut_p
     }
     for (int32_t oc = 0; oc < p->out_depth; ++oc) {
         eq_sparse_lut_decode(&lp->lut, oc, scratch);
-        const int32_t q = p->requant.per_channel ? oc : 0;
         for (int32_t b = 0; b < p->batches; ++b) {
             const int8_t *in = input + b * p->accum_depth;
             int32_t acc = 0;
@@ -28,9 +27,9 @@ eq_status eq_fully_connected_s8_sparse_lut(const eq_fully_connected_sparse_lut_p
             if (bias != NULL) {
                 acc += bias[oc];
             }
-            acc = eq_requantize(acc, p->requant.multiplier[q], p->requant.shift[q]);
-            acc += p->output_offset;
-            output[b * p->out_depth + oc] = (int8_t)eq_clamp_i32(acc, p->act_min, p->act_max);
+            output[b * p->out_depth + oc] =
+                eq_fc_out_s8(&p->requant, acc, oc, p->output_offset,
+                               p->act_min, p->act_max);
         }
     }
     return EQ_OK;

@@ -1,0 +1,86 @@
+"""Filters rearranged ahead of time into the order the kernels' inner loops read them.
+
+The int8 conv and fully-connected kernels compute four output channels at a time, four input
+values per step. They read weights from one pointer that walks a *block-interleaved* layout:
+for each block of four output channels, for each group of four consecutive weights along the
+reduction axis, the four channels' four bytes one after the other (16 bytes per step; one LDM
+on a Cortex-M4, and the bytes of a word stay in reduction order so SXTB16 pairs weight k with
+input k). Channels past the last full block keep the plain row-major order. Pure numpy, no C.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BLOCK = 4  # output channels per block (the kernels' register tile)
+STEP = 4  # weights along the reduction axis per step (one 32-bit input load)
+
+
+CONV_WINDOW_MAX = 256  # EQ_CONV_WINDOW_MAX: the conv kernel's stack copy of one window
+# Copying each window pays off once enough output channels share it (measured on Cortex-M4:
+# 8 channels of a 3x3x3 conv run faster on the plain byte loop, 16 and more on the copy).
+WINDOW_MIN_CHANNELS = 16
+
+
+def padded_row(row_bytes: int) -> int:
+    """A filter row's length rounded up to whole 4-byte steps."""
+    return -(-row_bytes // STEP) * STEP
+
+
+def pad_rows(rows: np.ndarray, width: int) -> np.ndarray:
+    """``rows[..., k]`` zero-padded along the last axis to ``width`` (zero weights add 0)."""
+    pad = width - rows.shape[-1]
+    return np.pad(rows, [(0, 0)] * (rows.ndim - 1) + [(0, pad)]).astype(np.int8)
+
+
+def can_pack(reduction: int) -> bool:
+    """Whether rows of ``reduction`` weights split into whole 4-byte steps."""
+    return reduction > 0 and reduction % STEP == 0
+
+
+def pack_blocks(rows: np.ndarray) -> np.ndarray:
+    """``rows[c, k]`` (one row per output channel, reduction axis last) -> flat packed int8.
+
+    Element ``(c, k)`` with ``c < 4 * (C // 4)`` lands at
+    ``(c // 4) * 4 * K + (k // 4) * 16 + (c % 4) * 4 + k % 4``; later channels at ``c * K + k``.
+    """
+    w = np.asarray(rows, dtype=np.int8)
+    if w.ndim != 2 or not can_pack(w.shape[1]):
+        raise ValueError(f"cannot pack filter rows of shape {w.shape}")
+    c, k = w.shape
+    full = (c // BLOCK) * BLOCK
+    blocks = (w[:full].reshape(c // BLOCK, BLOCK, k // STEP, STEP)
+              .transpose(0, 2, 1, 3).reshape(-1))
+    return np.concatenate([blocks, w[full:].reshape(-1)]).astype(np.int8)
+
+
+def packed_index(c: int, k: int, channels: int, reduction: int) -> int:
+    """Where ``pack_blocks`` puts element ``(c, k)`` (the formula the C kernels use)."""
+    if c < (channels // BLOCK) * BLOCK:
+        return ((c // BLOCK) * BLOCK * reduction + (k // STEP) * STEP * BLOCK
+                + (c % BLOCK) * STEP + k % STEP)
+    return c * reduction + k
+
+
+def can_pack_depthwise(channels: int, depth_multiplier: int) -> bool:
+    """Whether a depthwise filter splits into whole groups of four channels."""
+    return depth_multiplier == 1 and channels > 0 and channels % BLOCK == 0
+
+
+def pack_depthwise(filt: np.ndarray) -> np.ndarray:
+    """Depthwise filter ``[1, H, W, C]`` (int8) -> int32 words of two int16 lanes.
+
+    Group-major: for group ``g`` of channels ``4g .. 4g+3`` and tap ``t = y * W + x``, words
+    ``2 * (g * H * W + t)`` and ``+ 1`` hold ``(w[4g], w[4g+2])`` and ``(w[4g+1], w[4g+3])``
+    (low half first): the lanes SXTB16 makes of four input bytes, so one LDRD (walking a
+    group's taps in order) + four SMLABB/SMLATT finish a tap. Sign-extended ahead of time, so
+    the kernel extends only the inputs.
+    """
+    w = np.asarray(filt, dtype=np.int8)
+    if w.ndim != 4 or w.shape[0] != 1 or not can_pack_depthwise(w.shape[3], 1):
+        raise ValueError(f"cannot pack depthwise filter of shape {w.shape}")
+    lanes = w.reshape(-1, w.shape[3] // BLOCK, BLOCK).astype(np.int32)  # [taps, groups, 4]
+    lanes = lanes.transpose(1, 0, 2)  # [groups, taps, 4]
+    low = lanes[..., [0, 1]] & 0xFFFF
+    high = lanes[..., [2, 3]] << 16
+    return (low | high).astype(np.int32).reshape(-1)

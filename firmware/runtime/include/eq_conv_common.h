@@ -1,0 +1,183 @@
+/* The one source of truth for what the conv-family kernels share: window clipping and the
+ * requantization of an accumulator to an int8 output. The s8, LUT and sparse-LUT variants of
+ * CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED all include this header, so a rounding build
+ * switch changes every family member the same way.
+ *
+ * Rounding: convolutions and depthwise convolutions round twice in both oracles (TFLM and
+ * LiteRT's reference kernels), so eq_conv_out_s8 always uses eq_requantize_double; only
+ * FULLY_CONNECTED follows EDGEQ_RT_SINGLE_ROUNDING (eq_fc_out_s8). */
+#ifndef EQ_CONV_COMMON_H
+#define EQ_CONV_COMMON_H
+
+#include "eq_kernels_conv.h"
+#include "eq_dsp.h"
+#include "eq_math.h"
+
+#include <string.h>
+
+/* First and one-past-last filter tap whose input coordinate start + dil * tap is in [0, size). */
+static inline void eq_valid_taps(int32_t start, int32_t dil, int32_t size, int32_t taps,
+                                 int32_t *t0, int32_t *t1)
+{
+    const int32_t lo = start < 0 ? (-start + dil - 1) / dil : 0;
+    int32_t hi = size - start <= 0 ? 0 : (size - start + dil - 1) / dil;
+    hi = hi < taps ? hi : taps;
+    *t0 = lo;
+    *t1 = hi > lo ? hi : lo;
+}
+
+/* Conv/depthwise accumulator of output channel oc -> int8 output (double rounding). */
+static inline int8_t eq_conv_out_s8(const eq_requant *rq, int32_t acc, int32_t oc,
+                                    int32_t output_offset, int32_t act_min, int32_t act_max)
+{
+    const int32_t q = rq->per_channel ? oc : 0;
+    acc = eq_requantize_double(acc, rq->multiplier[q], rq->shift[q]);
+    return (int8_t)eq_clamp_i32(acc + output_offset, act_min, act_max);
+}
+
+/* The same requantization with its parameters copied out of the layer's struct once per call:
+ * kernels that store outputs through int8 pointers (which may alias anything) would otherwise
+ * reload them for every output. step is 1 per channel, 0 per tensor. */
+typedef struct {
+    const int32_t *multiplier;
+    const int32_t *shift;
+    const int32_t *fast;    /* eq_requant.fast, or NULL */
+    int32_t step;
+    int32_t offset;
+    int32_t act_min, act_max;
+} eq_out_q;
+
+static inline eq_out_q eq_out_q_make(const eq_requant *rq, int32_t output_offset,
+                                     int32_t act_min, int32_t act_max)
+{
+    const eq_out_q q = {rq->multiplier, rq->shift, rq->fast, rq->per_channel ? 1 : 0,
+                        output_offset, act_min, act_max};
+    return q;
+}
+
+/* Conv/depthwise (double rounding) output of channel oc, clamped, as an int32. */
+static inline int32_t eq_out_q_conv(const eq_out_q *q, int32_t acc, int32_t oc)
+{
+    const int32_t i = oc * q->step;
+    acc = eq_requantize_double(acc, q->multiplier[i], q->shift[i]);
+    return eq_clamp_i32(acc + q->offset, q->act_min, q->act_max);
+}
+
+/* Four int8 outputs with one store (byte order = memory order on a little-endian core;
+ * memcpy keeps it portable and lets cores without unaligned access use byte stores). */
+static inline void eq_store4_s8(int8_t *out, int32_t v0, int32_t v1, int32_t v2, int32_t v3)
+{
+    const uint8_t b[4] = {(uint8_t)v0, (uint8_t)v1, (uint8_t)v2, (uint8_t)v3};
+    memcpy(out, b, 4);
+}
+
+/* Four consecutive channels oc .. oc+3 (double rounding), stored with one write. */
+static inline void eq_out_q_conv4(const eq_out_q *q, int8_t *out, int32_t oc, int32_t a0,
+                                  int32_t a1, int32_t a2, int32_t a3)
+{
+    if (q->fast != NULL) {
+        const int32_t *f = q->fast + 3 * oc * q->step;
+        const int32_t fs = 3 * q->step;
+        a0 = eq_requantize_double_pre(a0, f[0], f[1], f[2]);
+        a1 = eq_requantize_double_pre(a1, f[fs], f[fs + 1], f[fs + 2]);
+        a2 = eq_requantize_double_pre(a2, f[2 * fs], f[2 * fs + 1], f[2 * fs + 2]);
+        a3 = eq_requantize_double_pre(a3, f[3 * fs], f[3 * fs + 1], f[3 * fs + 2]);
+    } else {
+        const int32_t i = oc * q->step;
+        const int32_t s = q->step;
+        a0 = eq_requantize_double(a0, q->multiplier[i], q->shift[i]);
+        a1 = eq_requantize_double(a1, q->multiplier[i + s], q->shift[i + s]);
+        a2 = eq_requantize_double(a2, q->multiplier[i + 2 * s], q->shift[i + 2 * s]);
+        a3 = eq_requantize_double(a3, q->multiplier[i + 3 * s], q->shift[i + 3 * s]);
+    }
+    eq_store4_s8(out + oc, eq_clamp_i32(a0 + q->offset, q->act_min, q->act_max),
+                 eq_clamp_i32(a1 + q->offset, q->act_min, q->act_max),
+                 eq_clamp_i32(a2 + q->offset, q->act_min, q->act_max),
+                 eq_clamp_i32(a3 + q->offset, q->act_min, q->act_max));
+}
+
+/* FC (the build's rounding) output of channel oc, clamped, as an int32. */
+static inline int32_t eq_out_q_fc(const eq_out_q *q, int32_t acc, int32_t oc)
+{
+    const int32_t i = oc * q->step;
+    acc = eq_requantize(acc, q->multiplier[i], q->shift[i]);
+    return eq_clamp_i32(acc + q->offset, q->act_min, q->act_max);
+}
+
+
+/* Fully-connected accumulator of output channel oc -> int8 output (the build's rounding). */
+static inline int8_t eq_fc_out_s8(const eq_requant *rq, int32_t acc, int32_t oc,
+                                  int32_t output_offset, int32_t act_min, int32_t act_max)
+{
+    const int32_t q = rq->per_channel ? oc : 0;
+    acc = eq_requantize(acc, rq->multiplier[q], rq->shift[q]);
+    return (int8_t)eq_clamp_i32(acc + output_offset, act_min, act_max);
+}
+
+/* The register tile of the int8 conv and FC kernels: four output channels' accumulators over
+ * `seg` contiguous input bytes (seg % 4 == 0; a conv window row, an FC input) read against the
+ * packed filter (edgeq.codegen.weight_packing: 16 bytes per step, channel-major
+ * words). Returns the packed pointer past the row. */
+EQ_SPECIALIZE const int8_t *eq_dot4_packed_body(const int8_t *x, int32_t seg, const int8_t *wp,
+                                                int32_t off, int32_t acc[4])
+{
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    const int8_t *const x_end = x + seg;
+#if EQ_DSP
+    /* x + off lies in [-255, 255]: exact in an int16 lane */
+    const int32_t off2 = (int32_t)(((uint32_t)(uint16_t)off << 16) | (uint16_t)off);
+    while (x != x_end) {
+        const uint32_t xv = eq_load4(x);
+        int32_t xl = eq_lo16(xv);
+        int32_t xh = eq_hi16(xv);
+        if (!EQ_LIKELY(off == 0)) {
+            xl = eq_sadd16(xl, off2);
+            xh = eq_sadd16(xh, off2);
+        }
+        const uint32_t w0 = eq_load4(wp), w1 = eq_load4(wp + 4);
+        const uint32_t w2 = eq_load4(wp + 8), w3 = eq_load4(wp + 12);
+        a0 = eq_smlad(eq_lo16(w0), xl, eq_smlad(eq_hi16(w0), xh, a0));
+        a1 = eq_smlad(eq_lo16(w1), xl, eq_smlad(eq_hi16(w1), xh, a1));
+        a2 = eq_smlad(eq_lo16(w2), xl, eq_smlad(eq_hi16(w2), xh, a2));
+        a3 = eq_smlad(eq_lo16(w3), xl, eq_smlad(eq_hi16(w3), xh, a3));
+        x += 4;
+        wp += 16;
+    }
+#else
+    while (x != x_end) {
+        const int32_t x0 = (int32_t)x[0] + off, x1 = (int32_t)x[1] + off;
+        const int32_t x2 = (int32_t)x[2] + off, x3 = (int32_t)x[3] + off;
+        a0 += wp[0] * x0 + wp[1] * x1 + wp[2] * x2 + wp[3] * x3;
+        a1 += wp[4] * x0 + wp[5] * x1 + wp[6] * x2 + wp[7] * x3;
+        a2 += wp[8] * x0 + wp[9] * x1 + wp[10] * x2 + wp[11] * x3;
+        a3 += wp[12] * x0 + wp[13] * x1 + wp[14] * x2 + wp[15] * x3;
+        x += 4;
+        wp += 16;
+    }
+#endif
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+    return wp;
+}
+
+/* A helper kept out of line (one copy per file that calls it; no warning where unused). */
+#if defined(__GNUC__)
+#define EQ_OUTLINE static __attribute__((noinline, unused))
+#else
+#define EQ_OUTLINE static inline
+#endif
+
+/* eq_dot4_packed_body out of line, specialized for the offset-free (whole window) case: the
+ * loop gets every register, the caller's pixel loops keep theirs (inlined, both spilled). */
+EQ_OUTLINE const int8_t *eq_dot4_packed(const int8_t *x, int32_t seg, const int8_t *wp,
+                                        int32_t off, int32_t acc[4])
+{
+    if (off == 0) {
+        return eq_dot4_packed_body(x, seg, wp, 0, acc);
+    }
+    return eq_dot4_packed_body(x, seg, wp, off, acc);
+}
+
+#endif /* EQ_CONV_COMMON_H */

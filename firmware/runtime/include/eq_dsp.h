@@ -1,0 +1,74 @@
+/* The few Arm DSP-extension (SIMD32) instructions the fast kernels use, behind one switch.
+ *
+ * EQ_DSP is 1 on cores with the DSP extension (Cortex-M4/M7/M33/M55: __ARM_FEATURE_DSP, with
+ * the SIMD32 intrinsics of arm_acle.h) unless the build defines EDGEQ_RT_PORTABLE, which
+ * forces the portable C path (how the tests run both paths on one core). Elsewhere (M0/M0+/M3,
+ * the host) EQ_DSP is 0 and the kernels use their portable loops: those are the reference.
+ *
+ * Two int8 lanes in one register: eq_lo16(v) sign-extends bytes 0 and 2 of v into two int16
+ * halves, eq_hi16(v) bytes 1 and 3. Applied to 4 inputs and 4 weights in their natural order,
+ * eq_smlad(eq_lo16(w), eq_lo16(x), eq_smlad(eq_hi16(w), eq_hi16(x), acc)) adds the 4 products:
+ * the same integer as four multiply-adds (SMLAD wraps like two's complement adds). */
+#ifndef EQ_DSP_H
+#define EQ_DSP_H
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32) && !defined(EDGEQ_RT_PORTABLE)
+#define EQ_DSP 1
+#include <arm_acle.h>
+
+static inline int32_t eq_lo16(uint32_t v)
+{
+    return (int32_t)__sxtb16((int8x4_t)v);
+}
+
+static inline int32_t eq_hi16(uint32_t v)
+{
+    int32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
+}
+
+static inline int32_t eq_smlad(int32_t a, int32_t b, int32_t acc)
+{
+    return __smlad(a, b, acc);
+}
+
+/* acc + bottom(a) * bottom(b), acc + top(a) * top(b): one int16 lane pair each */
+static inline int32_t eq_smlabb(int32_t a, int32_t b, int32_t acc)
+{
+    return __smlabb(a, b, acc);
+}
+
+static inline int32_t eq_smlatt(int32_t a, int32_t b, int32_t acc)
+{
+    return __smlatt(a, b, acc);
+}
+
+static inline int32_t eq_sadd16(int32_t a, int32_t b)
+{
+    return __sadd16(a, b);
+}
+#else
+#define EQ_DSP 0
+#endif
+
+/* Hides how a pointer was computed from the optimizer, so that an unrolled tap sequence walks
+ * one pointer instead of becoming one induction variable (and one spilled register) per tap. */
+#if defined(__GNUC__)
+#define EQ_OPAQUE(v) __asm__("" : "+r"(v))
+#else
+#define EQ_OPAQUE(v) ((void)0)
+#endif
+
+/* Four bytes from any address (one LDR on cores with unaligned access). */
+static inline uint32_t eq_load4(const int8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+#endif /* EQ_DSP_H */
