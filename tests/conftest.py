@@ -1,4 +1,10 @@
-"""Shared pytest configuration: markers that need real hardware or external trees skip cleanly."""
+"""Shared pytest configuration.
+
+``../shared`` (third-party models and the TFLite Micro tree) is part of the test set: CI always
+has it, so a missing one stops the session with one line instead of quietly skipping every
+third-party-model check. Without it (e.g. a fork without the models), set ``EDGEQ_NO_SHARED=1``
+to run the rest; those tests then skip. Markers that need real hardware skip cleanly.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +25,16 @@ def shared_models_dir() -> Path | None:
         if (c / "tflm").is_dir():
             return c
     return None
+
+
+NO_SHARED_ENV = "EDGEQ_NO_SHARED"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if shared_models_dir() is None and not os.environ.get(NO_SHARED_ENV):
+        pytest.exit(f"edgeq: {REPO_ROOT.parent / 'shared' / 'models'} not found: put ../shared "
+                    f"beside the checkout (or set EDGEQ_SHARED_MODELS), or set {NO_SHARED_ENV}=1 "
+                    "to skip the third-party-model tests", returncode=4)
 
 
 @pytest.fixture(scope="session")

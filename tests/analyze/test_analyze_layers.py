@@ -8,6 +8,7 @@ import math
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from helpers_calibration import trained_digits_cnn, with_4bit_weights
@@ -16,6 +17,7 @@ from edgeq.analyze import layers as L
 from edgeq.analyze.report import format_table, write_report
 from edgeq.cli import cli
 from edgeq.errors import AnalyzeError
+from edgeq.quantize import numerics as nx
 from edgeq.quantize.calibration import convert_calibrated
 
 
@@ -26,11 +28,35 @@ def digits():
     return model, ds, tfl
 
 
+@pytest.mark.parametrize("snr_db", [-3.0, 0.0, 12.5, 40.0, 75.0])
+def test_sqnr_of_signals_with_a_known_snr(snr_db: float) -> None:
+    """A sine plus noise scaled to a chosen power ratio: SQNR is 10·log10(P_signal / P_noise),
+    checked against numpy and against the SNR the signal was built with."""
+    rng = np.random.default_rng(int(snr_db * 10) + 100)
+    t = np.arange(20_000)
+    signal = 3.0 * np.sin(2 * np.pi * t / 97.0) + 0.5
+    noise = rng.normal(0.0, 1.0, t.size)
+    noise *= math.sqrt(np.mean(signal**2) / 10 ** (snr_db / 10) / np.mean(noise**2))
+    expected = 10 * np.log10(np.mean(signal**2) / np.mean(noise**2))
+    assert expected == pytest.approx(snr_db, abs=1e-9)
+    assert nx.sqnr_db(signal, signal + noise) == pytest.approx(snr_db, abs=1e-6)
+    # analyze() accumulates sum(signal^2) and sum(noise^2) over samples and layers
+    assert L._sqnr(float(np.sum(signal**2)), float(np.sum(noise**2))) == pytest.approx(
+        snr_db, abs=1e-6)
+    assert nx.sqnr_db(signal, signal) == math.inf
+    assert nx.sqnr_db(np.zeros(4), np.ones(4)) == -math.inf
+    # the accumulated form: equal powers are 0 dB, no noise is +inf, no signal is -inf
+    assert L._sqnr(1.0, 1.0) == 0.0 and L._sqnr(3.0, 0.0) == math.inf
+    assert L._sqnr(0.0, 2.0) == -math.inf and L._sqnr(1.0, 0.5) == pytest.approx(3.0103, 1e-4)
+
+
 def test_sanity_line_matches_6db_per_bit() -> None:
     rows = L.sanity_6db()
     assert [r["bits"] for r in rows] == [4, 8, 16]
     for r in rows:
         assert abs(r["sqnr_db"] - 6.0206 * r["bits"]) < 0.5
+        assert r["theory_db"] == pytest.approx(20 * math.log10(2 ** r["bits"]))
+        assert r["delta_db"] == pytest.approx(r["sqnr_db"] - r["theory_db"])
 
 
 def test_per_layer_sqnr_is_finite_and_4bit_layer_is_worse_than_its_8bit_twin(digits) -> None:
@@ -58,6 +84,10 @@ def test_per_layer_sqnr_is_finite_and_4bit_layer_is_worse_than_its_8bit_twin(dig
     assert abs(m.int8_accuracy - m.float_accuracy) < 0.05
     assert m.top1_agreement > 0.95 and 0 <= m.kl_softmax < 0.1 and m.output_sqnr_db > 20
     assert a4.model.output_sqnr_db < m.output_sqnr_db
+    # the last layer's tensor is the model output: its per-layer SQNR (accumulated sums) must be
+    # the SQNR of the outputs, which test_sqnr_of_signals_with_a_known_snr pins to numpy
+    assert a8.layers[-1].sqnr_db == pytest.approx(m.output_sqnr_db, abs=0.01)
+    assert a4.layers[-1].sqnr_db == pytest.approx(a4.model.output_sqnr_db, abs=0.01)
     # observed range and scale are consistent; softmax output has the fixed scale
     for s in a8.layers:
         assert s.range_used[0] <= 0.0 <= s.range_used[1]

@@ -18,6 +18,7 @@ from edgeq.analyze.evaluate import (
 )
 from edgeq.errors import AnalyzeError, DataError
 from edgeq.fileio import atomic_write_bytes
+from edgeq.oracles import run_tflm
 from edgeq.tflite import read_tflite
 
 REPO = Path(__file__).resolve().parents[2]
@@ -154,11 +155,21 @@ def test_litert_refusal_is_reported_and_tflm_still_runs(
     shared_models: Path, tmp_path: Path
 ) -> None:
     x = np.random.default_rng(0).uniform(-1, 1, (10, 96, 96, 1)).astype(np.float32)
-    np.savez(tmp_path / "frames.npz", x=x, y=np.arange(10) % 2)
+    y = (np.arange(10) % 3 == 0).astype(np.int64)  # 4 of 10 positive: no answer scores 0.5
+    # explicit split: the 10 frames are the test set evaluate scores
+    np.savez(tmp_path / "frames.npz", x_train=x[:2], y_train=y[:2], x_test=x, y_test=y)
     r = evaluate(shared_models / "tflm" / "person_detect.tflite", data=str(tmp_path / "frames.npz"))
     assert "quantized_dimension" in r["litert_ref"]["error"]
     assert r["agreement"]["verdict"].startswith("not compared")
-    assert 0.0 <= r["tflm"]["value"] <= 1.0 and r["tflm_supported"]
+    assert r["tflm_supported"]
+    # accuracy recounted here from TFLM's raw outputs on the int8-quantized frames (the model
+    # takes values in [-1, 1] as given; the input scale/zero point come from the flatbuffer)
+    model = shared_models / "tflm" / "person_detect.tflite"
+    t = read_tflite(model).input_tensors[0]
+    scale, zp = float(t.quant.scale[0]), int(t.quant.zero_point[0])
+    q = np.clip(np.round(x / scale) + zp, -128, 127).astype(np.int8)
+    top1 = run_tflm(model, q)[0].reshape(10, -1).argmax(axis=1)
+    assert r["tflm"]["value"] == pytest.approx(float(np.mean(top1 == y)))
     assert r["arena_bytes"] > 0
     assert "not run: LiteRT" in render_report(r)
 

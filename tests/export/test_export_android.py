@@ -3,9 +3,8 @@
 The metadata is read back with a reader edgeq did not write: the module generated from the
 public metadata schema that ships inside the ``tflite-support`` 0.4.4 wheel, loaded from its file
 alone (the package's ``__init__`` cannot import beside TF 2.21). tflite-support cannot be a
-declared dependency (it pins protobuf < 4, TF 2.21 needs >= 6.31), so install it with
-``pip install --no-deps tflite-support==0.4.4``; without it the reader tests skip (shown as
-SKIPPED) and the bundle tests check the metadata buffer only with edgeq's own accessors.
+declared dependency (it pins protobuf < 4, TF 2.21 needs >= 6.31), so `make setup` installs it
+with ``pip install --no-deps tflite-support==0.4.4``; the tests fail without it.
 """
 
 from __future__ import annotations
@@ -160,13 +159,11 @@ def test_metadata_flatbuffer_reads_back(md_schema: ModuleType) -> None:
     assert obj.subgraphMetadata[0].outputTensorMetadata[0].associatedFiles[0].name == b"labels.txt"
 
 
-def test_attach_keeps_model_and_replaces_old_metadata(md_schema: ModuleType) -> None:
+def test_attach_keeps_model_and_replaces_old_metadata(md_schema: ModuleType,
+                                                     shared_models: Path) -> None:
     from ai_edge_litert.interpreter import Interpreter
 
-    shared = REPO.parent / "shared" / "models" / "tflm" / "hello_world_int8.tflite"
-    if not shared.is_file():
-        pytest.skip("shared models not present")
-    plain = shared.read_bytes()
+    plain = (shared_models / "tflm" / "hello_world_int8.tflite").read_bytes()
     first = attach_metadata(plain, build_metadata(_info()), {})
     info2 = ModelInfo("second", "", "2", _info().inputs, _info().outputs)
     again = attach_metadata(first, build_metadata(info2), {"labels.txt": b"a\nb\n"})
@@ -292,7 +289,7 @@ def evaluate_file(path: Path, dataset: str, mean: list[float], std: list[float])
 def check_bundle(
     out: Path,
     config: dict[str, Any],
-    md: ModuleType | None,
+    md: ModuleType,
     *,
     dataset: str,
     labels: list[str],
@@ -326,12 +323,11 @@ def check_bundle(
         # metadata present, parseable by tflite-support's reader, values as given
         buf = metadata_buffer(data)
         assert buf is not None and buf[4:8] == b"M001"
-        if md is not None:  # tflite-support's own reader, when installed
-            meta = read_metadata(md, buf)
-            assert meta["name"] == stem and meta["version"] == version
-            assert meta["mean"] == mean and meta["std"] == std
-            assert meta["input_content"] == md.ContentProperties.ImageProperties
-            assert meta["files"] == [("labels.txt", md.AssociatedFileType.TENSOR_AXIS_LABELS)]
+        meta = read_metadata(md, buf)  # tflite-support's own reader
+        assert meta["name"] == stem and meta["version"] == version
+        assert meta["mean"] == mean and meta["std"] == std
+        assert meta["input_content"] == md.ContentProperties.ImageProperties
+        assert meta["files"] == [("labels.txt", md.AssociatedFileType.TENSOR_AXIS_LABELS)]
         assert associated_files(data) == {"labels.txt": ("\n".join(labels) + "\n").encode()}
         assert zipfile.ZipFile(io.BytesIO(data)).getinfo("labels.txt").compress_type == 0
         # accuracy as reported, measured again from the written file
@@ -355,12 +351,12 @@ def check_bundle(
     assert "host CPU, not a phone" in readme
 
 
-def test_digits_bundle(digits_bundle: tuple[Path, dict[str, Any]]) -> None:
+def test_digits_bundle(digits_bundle: tuple[Path, dict[str, Any]], md_schema: ModuleType) -> None:
     out, config = digits_bundle
     check_bundle(
         out,
         config,
-        load_md_schema(),
+        md_schema,
         dataset="digits",
         labels=[str(i) for i in range(10)],
         mean=[0.0],
@@ -374,13 +370,13 @@ def test_digits_bundle(digits_bundle: tuple[Path, dict[str, Any]]) -> None:
 
 
 @pytest.mark.slow
-def test_mnist5k_bundle(mnist_bundle: tuple[Path, dict[str, Any]]) -> None:
+def test_mnist5k_bundle(mnist_bundle: tuple[Path, dict[str, Any]], md_schema: ModuleType) -> None:
     out, config = mnist_bundle
     labels = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
     check_bundle(
         out,
         config,
-        load_md_schema(),
+        md_schema,
         dataset="mnist5k",
         labels=labels,
         mean=[0.0],
@@ -403,7 +399,7 @@ def assert_one_line(proc: subprocess.CompletedProcess[str], out: Path, text: str
     assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")]
 
 
-def test_bad_inputs_write_nothing(tmp_path: Path) -> None:
+def test_bad_inputs_write_nothing(tmp_path: Path, shared_models: Path) -> None:
     assert DIGITS.is_file(), "models/digits_cnn/digits_cnn.h5 is committed; run models/digits_cnn/train.py"
     out = tmp_path / "out"
     labels = tmp_path / "labels.txt"
@@ -432,10 +428,9 @@ def test_bad_inputs_write_nothing(tmp_path: Path) -> None:
     assert "is not writable" in proc.stderr
     assert blocker.read_text() == "x"
 
-    tflite = REPO.parent / "shared" / "models" / "tflm" / "hello_world_int8.tflite"
-    if tflite.is_file():
-        proc = run_cli("export", "android", str(tflite), "-o", str(out))
-        assert_one_line(proc, out, "export needs the float Keras model")
+    tflite = shared_models / "tflm" / "hello_world_int8.tflite"
+    proc = run_cli("export", "android", str(tflite), "-o", str(out))
+    assert_one_line(proc, out, "export needs the float Keras model")
 
 
 def test_parse_variants() -> None:
@@ -445,3 +440,93 @@ def test_parse_variants() -> None:
     assert parse_variants(["dynamic"]) == ["dynamic"]
     with pytest.raises(ExportError, match="no variants"):
         parse_variants(" , ")
+
+
+# ------------------------------------------------------------------ a non-square image input
+
+
+@pytest.fixture(scope="module")
+def wide_digits_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """digits cropped to 6 rows x 8 columns (height != width), pixels mapped to 3 + 2 * p so
+    the raw range [3, 35] is not the default one; a tiny CNN trained for seconds."""
+    from edgeq.data import Normalization, load_dataset, prepare_inputs
+    from edgeq.tfenv import import_tf_keras
+
+    keras = import_tf_keras()
+    keras.utils.set_random_seed(0)
+    ds = load_dataset("digits")
+    folder = tmp_path_factory.mktemp("wide")
+
+    def crop(x: np.ndarray) -> np.ndarray:
+        return (3.0 + 2.0 * x.reshape(-1, 8, 8, 1)[:, 1:7, :, :]).astype(np.float32)
+
+    np.savez(folder / "wide_digits.npz", x_train=crop(ds.x_train), y_train=ds.y_train,
+             x_test=crop(ds.x_test), y_test=ds.y_test)
+    norm = Normalization(mean=(3.0,), std=(32.0,))
+    model = keras.Sequential([
+        keras.layers.Input((6, 8, 1)),
+        keras.layers.Conv2D(8, (2, 3), activation="relu"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+    x = prepare_inputs(crop(ds.x_train), model.input_shape, norm)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    model.fit(x, ds.y_train, epochs=3, batch_size=64, verbose=0)
+    model.save(folder / "wide.h5", include_optimizer=False)
+    (folder / "wide.edgeq.json").write_text(json.dumps(
+        {"dataset": str(folder / "wide_digits.npz"), "task": "classification",
+         "labels": [str(i) for i in range(10)], "normalization": norm.as_dict()}))
+    return folder / "wide.h5"
+
+
+def test_non_square_image_metadata_reads_back(wide_digits_model: Path, md_schema: ModuleType,
+                                              tmp_path: Path) -> None:
+    """Width and height come from the model's (N, H, W, C) input; the input stats are the raw
+    training pixels' min and max, computed here with numpy from the dataset file."""
+    config = export(wide_digits_model, tmp_path / "bundle", "--variants", "fp32,int8")
+    x_train = np.load(wide_digits_model.parent / "wide_digits.npz")["x_train"]
+    assert (float(x_train.min()), float(x_train.max())) == (3.0, 35.0)
+    assert len(config["variants"]) == 2
+    for v in config["variants"]:
+        meta = read_metadata(md_schema, metadata_buffer((tmp_path / "bundle" / v["file"])
+                                                        .read_bytes()))
+        # ImageProperties.default_size: width = 8 columns, height = 6 rows
+        assert meta["image"] == (md_schema.ColorSpaceType.GRAYSCALE, 8, 6), v["variant"]
+        assert meta["stats"] == ([float(x_train.min())], [float(x_train.max())])
+        assert meta["mean"] == [3.0] and meta["std"] == [32.0]
+
+
+def test_feature_vector_metadata_and_model_fields_read_back(md_schema: ModuleType,
+                                                            shared_models: Path) -> None:
+    """A non-image input (FeatureProperties), only a mean given (std defaults to 1), one-sided
+    stats absent, author/license/subgraph name set; the attached files are stored, not
+    deflated, with a fixed date so exports are byte-for-byte reproducible."""
+    info = ModelInfo(
+        name="feat", description="d", version="1", author="edgeq team", license="Apache-2.0",
+        inputs=(TensorInfo("input", "features", mean=(2.0,)),),
+        outputs=(TensorInfo("score", "logits"),),
+    )
+    buf = build_metadata(info)
+    root = md_schema.ModelMetadata.GetRootAs(buf, 0)
+    assert root.Author() == b"edgeq team" and root.License() == b"Apache-2.0"
+    sg = root.SubgraphMetadata(0)
+    assert sg.Name() == b"feat"
+    tin = sg.InputTensorMetadata(0)
+    assert tin.Name() == b"input" and tin.Description() == b"features"
+    assert tin.Content().ContentPropertiesType() == md_schema.ContentProperties.FeatureProperties
+    assert tin.Stats() is None
+    norm = md_schema.NormalizationOptions()
+    opts = tin.ProcessUnits(0).Options()
+    norm.Init(opts.Bytes, opts.Pos)
+    assert norm.MeanAsNumpy().tolist() == [2.0] and norm.StdAsNumpy().tolist() == [1.0]
+    assert sg.OutputTensorMetadata(0).ProcessUnitsLength() == 0
+    with pytest.raises(ExportError, match="unknown color space 'cmyk'; use rgb or grayscale"):
+        build_metadata(ModelInfo("x", "", "1", (TensorInfo("i", "", image=("cmyk", 2, 2)),), ()))
+    plain = (shared_models / "tflm" / "hello_world_int8.tflite").read_bytes()
+    a = attach_metadata(plain, buf, {"labels.txt": b"a\nb\n"})
+    assert a == attach_metadata(plain, buf, {"labels.txt": b"a\nb\n"})
+    entry = zipfile.ZipFile(io.BytesIO(a)).getinfo("labels.txt")
+    assert entry.compress_type == zipfile.ZIP_STORED and entry.date_time == (1980, 1, 1, 0, 0, 0)
+    with pytest.raises(ExportError, match="^metadata buffer lacks the M001 identifier; build it "
+                                          "with build_metadata$"):
+        attach_metadata(plain, b"\x00" * 16, {})

@@ -38,10 +38,77 @@ def test_signed_data_is_clipped_on_both_sides() -> None:
     rng = np.random.default_rng(1)
     v = np.concatenate([rng.normal(0.0, 1.0, 200_000), [-60.0, 45.0]])
     s = C.stats_from_values(v)
-    for lo, hi in (C.calibrate_percentile(s, 99.99), C.calibrate_kl(s), C.calibrate_mse(s)):
-        assert -60.0 < lo < -1.0 and 1.0 < hi < 45.0
-        assert lo <= 0.0 <= hi
+    # percentile: numpy.percentile, to within the histogram bin kept
+    lo, hi = C.calibrate_percentile(s, 99.99)
+    assert _near_numpy_percentile(lo, v, 0.01, s.bin_width)
+    assert _near_numpy_percentile(hi, v, 99.99, s.bin_width)
+    # KL and MSE have no closed form here (MSE rightly keeps part of the two outliers: clipping
+    # 60 to 4 costs more squared error than coarser rounding of 200 000 values); both clip
+    for lo, hi in (C.calibrate_kl(s), C.calibrate_mse(s)):
+        assert -60.0 < lo < -1.0 and 1.0 < hi < 45.0 and lo <= 0.0 <= hi
     assert C.calibrate_minmax(s) == (-60.0, 45.0)
+
+
+def _near_numpy_percentile(got: float, v: np.ndarray, p: float, bin_width: float) -> bool:
+    """numpy.percentile lies between two neighbouring samples; a histogram calibrator keeps the
+    whole bin of one of them (which one depends on the rounding of p/100): an upper range end is
+    that bin's upper edge (never below the samples), a lower end its lower edge (never above)."""
+    srt = np.sort(np.asarray(v, dtype=np.float64))
+    i = int(np.floor(p / 100.0 * (srt.size - 1)))
+    ref = float(np.percentile(srt, p))
+    below, above = srt[max(i - 1, 0)], srt[min(i + 2, srt.size - 1)]
+    assert below <= ref <= above
+    if p > 50.0:
+        return below <= got <= above + bin_width * 1.0001
+    return below - bin_width * 1.0001 <= got <= above
+
+
+def test_percentile_edge_cases_and_specs() -> None:
+    v = np.concatenate([np.zeros(50), np.linspace(-2.0, 3.0, 1000)])
+    s = C.stats_from_values(v, name="t1")
+    assert (s.name, s.zeros, s.total, s.min, s.max) == ("t1", 50, 1050, -2.0, 3.0)
+    assert len(s.counts) == C.DEFAULT_BINS and len(s.edges) == C.DEFAULT_BINS + 1
+    assert s.edges[0] == -2.0 and s.edges[-1] == 3.0
+    assert C.calibrate_percentile(s, 100.0) == (-2.0, 3.0)
+    for bad in (0.0, -1.0, 100.5):
+        with pytest.raises(QuantizeError, match=r"outside \(0, 100\]"):
+            C.calibrate_percentile(s, bad)
+    assert C.CalibrationMethod.parse("percentile:0.5").percentile == 0.5
+    assert C.CalibrationMethod.parse("minmax") == C.CalibrationMethod("minmax")
+    assert str(C.CalibrationMethod.parse("percentile:99.9")) == "percentile:99.9"
+    assert str(C.CalibrationMethod.parse("mse")) == "mse"
+    # one-signed data: only the top is clipped; all-zero data keeps its (empty) range
+    pos = C.stats_from_values(np.linspace(0.5, 4.0, 2000))
+    assert C.calibrate_percentile(pos, 99.0)[0] == 0.5
+    neg = C.stats_from_values(-np.linspace(0.5, 4.0, 2000))
+    assert C.calibrate_percentile(neg, 99.0)[1] == -0.5
+    z = C.stats_from_values(np.zeros(10))
+    assert (z.zeros, int(z.counts.sum()), C.calibrate_percentile(z, 99.0)) == (10, 0, (0.0, 0.0))
+    with pytest.raises(QuantizeError, match="tensor 'e' has no values to calibrate on"):
+        C.stats_from_values(np.zeros(0), name="e")
+    one = C.stats_from_values(np.array([[2.5]]))
+    assert (one.min, one.max, one.zeros, int(one.counts.sum())) == (2.5, 2.5, 0, 1)
+
+
+@pytest.mark.parametrize("percentile", [90.0, 99.0, 99.9])
+@pytest.mark.parametrize("zero_fraction", [0.0, 0.3, 0.6])
+def test_percentile_matches_numpy_with_zeros_counted(percentile: float,
+                                                     zero_fraction: float) -> None:
+    """ReLU-like data with many exact zeros, and signed data with zeros: the range is
+    numpy.percentile over ALL values (zeros included), to within the histogram bin kept."""
+    rng = np.random.default_rng(int(percentile * 10 + zero_fraction * 100))
+    n = 100_000
+    zeros = rng.random(n) < zero_fraction
+    relu = np.where(zeros, 0.0, np.abs(rng.normal(0.0, 1.0, n)))
+    signed = np.where(zeros, 0.0, rng.laplace(0.2, 1.0, n))
+    s = C.stats_from_values(relu)
+    lo, hi = C.calibrate_percentile(s, percentile)
+    assert lo == relu.min()  # one-signed data: the lower end is never clipped
+    assert _near_numpy_percentile(hi, relu, percentile, s.bin_width)
+    s = C.stats_from_values(signed)
+    lo, hi = C.calibrate_percentile(s, percentile)
+    assert _near_numpy_percentile(hi, signed, percentile, s.bin_width)
+    assert _near_numpy_percentile(lo, signed, 100.0 - percentile, s.bin_width)
 
 
 def test_uniform_data_keeps_the_minmax_range_within_one_int8_step() -> None:

@@ -357,25 +357,27 @@ def digits():  # noqa: ANN201
 @pytest.mark.slow
 def test_prune_and_cluster_pipeline(digits) -> None:  # noqa: ANN001
     from edgeq.codegen.weight_coding import weight_report
-    from edgeq.quantize.compress import compress
+    from edgeq.quantize.compress import compress, keras_accuracy
 
     model, train, test = digits
+    base = keras_accuracy(model, *test)
     before = [w.copy() for w in model.get_weights()]
-    r = compress(model, train, test, sparsity=0.5, clusters=4, epochs=2)
+    r = compress(model, train, test, sparsity=0.5, clusters=16, epochs=2)
+
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
     weights = weight_report(r.model)
     layers = {layer.name.split(";")[0]: layer for layer in weights.layers}
     pw = next(v for k, v in layers.items() if "/pw2/" in k)
     assert pw.zeros >= 0.45  # pruned to 50 % (pw2 has 384 weights, above the threshold)
-    # TF-MOT 0.8 leaves DepthwiseConv2D unclustered; conv and dense layers get <= 4 values
-    assert all(layer.max_distinct <= 4 for layer in weights.layers
+    # TF-MOT 0.8 leaves DepthwiseConv2D unclustered; conv and dense layers get <= 16 values
+    assert all(layer.max_distinct <= 16 for layer in weights.layers
                if layer.count >= 64 and layer.opcode != "DEPTHWISE_CONV_2D")
     s = weights.summary()
     assert s["ratio_int8"] < s["ratio_lut"]
     assert s["huffman_bytes"] < s["int8_bytes"]
-    # 4 clusters is harsh for so tiny a net; what must hold is that int8 keeps what the
-    # compressed float model has (the clustered values survive quantization)
-    assert r.int8_accuracy > 15.0 and abs(r.int8_accuracy - r.float_accuracy) < 5.0
+    # measured: float 98.1 %, pruned + 16 clusters 98.6 % (int8 the same); 50 % pruning with
+    # only 4 clusters collapses to ~22 % (4 clusters unpruned: 86 %), see docs/testing.md
+    assert r.int8_accuracy >= base - 3.0 and abs(r.int8_accuracy - r.float_accuracy) < 1.0
     # what stays dense is said, not silent
     assert "dw2" in r.not_pruned and "conv1" in r.not_pruned
 
@@ -397,13 +399,15 @@ def test_compress_fine_tunes_until_within_threshold_or_cap(digits) -> None:  # n
 @pytest.mark.slow
 def test_ternary_pipeline(digits) -> None:  # noqa: ANN001
     from edgeq.codegen.weight_coding import weight_report
-    from edgeq.quantize.compress import compress
+    from edgeq.quantize.compress import compress, keras_accuracy
 
     model, train, test = digits
+    base = keras_accuracy(model, *test)
     r = compress(model, train, test, sparsity=0.0, clusters=None, grid="ternary", epochs=2)
     inner = weight_report(r.model).layers[1:-1]  # first and last layers stay int8
     assert inner and all(layer.max_distinct <= 3 and layer.lut_bits == 2 for layer in inner)
-    assert r.int8_accuracy > 30.0
+    # measured: float 98.1 %, ternary int8 98.9 %
+    assert r.int8_accuracy >= base - 3.0
 
 
 def _edgeq(*args: str) -> subprocess.CompletedProcess[str]:
@@ -433,12 +437,14 @@ def test_cli_mixed_infeasible_budget_names_minimum(tmp_path: Path) -> None:
 def test_cli_compress_writes_model_and_report(tmp_path: Path) -> None:
     out = tmp_path / "c.tflite"
     r = _edgeq("compress", "models/digits_cnn/digits_cnn.h5", "-o", str(out), "--prune", "0.5",
-               "--clusters", "4", "--epochs", "1", "--max-epochs", "2", "--allow-drop",
+               "--clusters", "16", "--epochs", "1", "--max-epochs", "2", "--allow-drop",
                "--json")
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     assert out.is_file() and out.with_suffix(".json").is_file()
-    assert summary["int8_accuracy"] > 15.0 and summary["ratio_lut"] > summary["ratio_int8"]
+    assert summary["ratio_lut"] > summary["ratio_int8"]
+    # within a few points of the shipped float model (measured: see docs/testing.md)
+    assert summary["int8_accuracy"] >= summary["original_float_accuracy"] - 4.0, summary
 
 
 @pytest.mark.slow

@@ -1,0 +1,135 @@
+"""Integer numerics against their mathematical definitions, computed here with exact rationals
+(``fractions.Fraction``) and ``decimal`` rounding instead of the bit tricks the code uses.
+
+gemmlowp's SaturatingRoundingDoublingHighMul is ``a*b / 2^31`` rounded half towards +inf
+(saturating only for INT32_MIN * INT32_MIN); RoundingDivideByPOT is ``x / 2^e`` rounded half
+away from zero; TFLite's affine quantization rounds ``x / s`` half away from zero.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from edgeq.errors import QuantizeError
+from edgeq.quantize import numerics as nx
+
+I32_MIN, I32_MAX = -(2**31), 2**31 - 1
+
+
+def _round_half_up(f: Fraction) -> int:
+    return math.floor(f + Fraction(1, 2))
+
+
+def _round_half_away(f: Fraction) -> int:
+    return _round_half_up(f) if f >= 0 else -_round_half_up(-f)
+
+
+def _high_mul(a: int, b: int) -> int:
+    if a == b == I32_MIN:
+        return I32_MAX
+    return _round_half_up(Fraction(a * b, 2**31))
+
+
+def _int32_samples(n: int, seed: int) -> list[int]:
+    rng = np.random.default_rng(seed)
+    edges = [I32_MIN, I32_MIN + 1, -(2**30), -3, -2, -1, 0, 1, 2, 3, 2**30, I32_MAX - 1, I32_MAX]
+    return edges + [int(v) for v in rng.integers(I32_MIN, I32_MAX, n, endpoint=True)]
+
+
+def test_high_mul_is_round_half_up_of_the_exact_product() -> None:
+    a = _int32_samples(400, 1)
+    b = _int32_samples(400, 2)
+    pairs = [(x, y) for x in a[:13] for y in b[:13]] + list(zip(a, b[::-1], strict=True))
+    # exact halves: a*b = (2k+1) * 2^30
+    pairs += [(2**15 * k, 2**15) for k in (-5, -3, -1, 1, 3, 5)]
+    got = nx.saturating_rounding_doubling_high_mul(np.array([p[0] for p in pairs]),
+                                                   np.array([p[1] for p in pairs]))
+    assert got.tolist() == [_high_mul(x, y) for x, y in pairs]
+
+
+def test_rounding_divide_by_pot_is_round_half_away_of_the_quotient() -> None:
+    xs = _int32_samples(300, 3) + [-6, -5, -4, 4, 5, 6, -12, 12, -20, 20]
+    for e in (0, 1, 2, 3, 7, 16, 31):
+        got = nx.rounding_divide_by_pot(np.array(xs), e).tolist()
+        assert got == [_round_half_away(Fraction(x, 2**e)) for x in xs], e
+
+
+@pytest.mark.parametrize("shift", [-31, -12, -3, -1, 0, 1, 4])
+def test_requantize_is_two_exact_roundings(shift: int) -> None:
+    """Double rounding (TFLM): clamp(x * 2^left) through the high multiply, then the rounding
+    shift. Single rounding (LiteRT's FULLY_CONNECTED): one round half up of x*m*2^(shift-31)."""
+    rng = np.random.default_rng(shift + 40)
+    xs = [int(v) for v in rng.integers(-(2**20), 2**20, 200)] + [-1, 0, 1, I32_MIN, I32_MAX]
+    for m in (1 << 30, (1 << 31) - 1, 1518500250, 1073741825):
+        got = nx.multiply_by_quantized_multiplier(np.array(xs), m, shift).tolist()
+        left, right = max(shift, 0), max(-shift, 0)
+        want = [_round_half_away(Fraction(_high_mul(min(max(x * 2**left, I32_MIN), I32_MAX), m),
+                                          2**right)) for x in xs]
+        assert got == want
+        if -31 < shift < 1:
+            small = [x for x in xs if abs(x) < 2**20]
+            got1 = nx.multiply_by_quantized_multiplier(np.array(small), m, shift,
+                                                       single_rounding=True).tolist()
+            assert got1 == [_round_half_up(Fraction(x * m, 2 ** (31 - shift))) for x in small]
+
+
+def test_quantize_multiplier_clamps_and_carries() -> None:
+    assert nx.quantize_multiplier(2.0**40) == (I32_MAX, 30)
+    assert nx.quantize_multiplier(2.0**-40) == (0, 0)
+    # 1 - 2^-33 rounds up to 2^31 in Q31: the multiplier halves and the shift carries
+    assert nx.quantize_multiplier(1.0 - 2.0**-33) == (1 << 30, 1)
+    with pytest.raises(ValueError, match="non-negative"):
+        nx.quantize_multiplier(-0.5)
+    for real in (0.3, 0.75, 3.1, 1e-5, 1234.5):
+        m, s = nx.quantize_multiplier(real)
+        mant, exp = math.frexp(real)
+        assert s == exp and m == _round_half_away(Fraction(mant) * 2**31)
+
+
+@pytest.mark.parametrize("dtype, scale, zp", [("int8", 0.05, -7), ("uint8", 0.1, 128),
+                                              ("int16", 0.001, 0), ("int4", 0.5, 1)])
+def test_quantize_and_model_io_against_decimal_rounding(dtype: str, scale: float,
+                                                        zp: int) -> None:
+    lo, hi = nx.qrange(dtype)
+    x = np.concatenate([np.random.default_rng(5).uniform(-40, 40, 300),
+                        np.array([0.5, -0.5, 1.5, -1.5, 2.5]) * scale])
+    want = [min(max(int(Decimal(repr(float(v) / scale)).quantize(Decimal(1), ROUND_HALF_UP))
+                    + zp, lo), hi) for v in x]
+    # Decimal's ROUND_HALF_UP rounds halves away from zero
+    assert nx.quantize(x, scale, zp, dtype).tolist() == want
+    if dtype == "int4":
+        return
+    t = SimpleNamespace(name="in", dtype=dtype,
+                        quant=SimpleNamespace(scale=np.array([scale]), zero_point=np.array([zp])))
+    q = nx.quantize_inputs(x, t)
+    assert q.dtype == np.dtype(dtype) and q.tolist() == want
+    y = nx.dequantize_outputs(q, t)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, (np.array(want) - zp) * scale, rtol=1e-6)
+    f = SimpleNamespace(name="in", dtype="float32", quant=None)
+    assert nx.quantize_inputs(x, f).dtype == np.float32
+    np.testing.assert_array_equal(nx.dequantize_outputs(x, f), x.astype(np.float32))
+    with pytest.raises(QuantizeError, match="model input 'in' is int8 without quantization"):
+        nx.quantize_inputs(x, SimpleNamespace(name="in", dtype="int8", quant=None))
+
+
+def test_affine_symmetric_and_fake_quantize() -> None:
+    scale, zp = nx.affine_params(-1.0, 3.0)
+    assert scale == pytest.approx(4.0 / 255) and zp == _round_half_away(
+        Fraction(-128) + Fraction(1.0) / Fraction(scale))
+    assert nx.affine_params(0.5, 2.0) == (pytest.approx(2.0 / 255), -128)  # widened to 0
+    assert nx.affine_params(-2.0, -0.5, "uint8") == (pytest.approx(2.0 / 255), 255)
+    assert nx.affine_params(0.0, 0.0) == (1.0, 0)
+    np.testing.assert_allclose(nx.symmetric_scale(np.array([127.0, 0.0, 7.0]), 8),
+                               [1.0, 1.0, 7.0 / 127])
+    assert float(nx.symmetric_scale(3.5, 4)) == pytest.approx(0.5)
+    x = np.array([-3.0, -1.0, -0.26, 0.0, 0.24, 0.25, 0.9, 5.0])
+    # 2 bits over [-1, 1]: levels -1, -1/3, 1/3, 1
+    np.testing.assert_allclose(nx.fake_quantize_uniform(x, 2, -1.0, 1.0),
+                               [-1, -1, -1 / 3, 1 / 3, 1 / 3, 1 / 3, 1, 1])
