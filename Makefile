@@ -51,7 +51,7 @@ check-shared:
 	  { echo "edgeq: ../shared/models not found beside the checkout; put ../shared there or set EDGEQ_NO_SHARED=1 to skip the third-party-model tests" >&2; exit 1; }
 
 test: check-shared setup
-	$(PY) -m ruff check edgeq tests benchmarks models
+	$(PY) -m ruff check edgeq tests benchmarks models tools
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --durations=15
 
 # mutmut over the core Python modules (each with its fast tests) plus hand-written C mutants;
@@ -60,7 +60,7 @@ mutation: check-shared setup
 	$(PY) tools/mutation.py $(MODULES)
 
 lint: python-env
-	$(PY) -m ruff check edgeq tests benchmarks models
+	$(PY) -m ruff check edgeq tests benchmarks models tools
 
 # C style lives in .clang-format; this rewrites every C file of the repository in place.
 format-c: system-tools
