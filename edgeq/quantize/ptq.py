@@ -97,6 +97,11 @@ def is_keras3_model(model: Any) -> bool:
     return type(model).__module__.split(".")[0] == "keras"
 
 
+def _input_name(tensor: Any, index: int) -> str:
+    name = str(getattr(tensor, "name", "") or "").split(":")[0]
+    return name or f"input_{index}"
+
+
 def keras_converter(tf: Any, model: Any) -> Any:
     """A ``TFLiteConverter`` for a tf-keras or Keras 3 model: batch 1, variables frozen in.
 
@@ -105,7 +110,10 @@ def keras_converter(tf: Any, model: Any) -> Any:
     refuse. The trackable is the tf-keras model itself, or for Keras 3 the ``tf.function`` (the
     Keras 3 model is not a TF trackable; passing it leaves READ_VARIABLE ops in the file).
     """
-    specs = [tf.TensorSpec([1, *t.shape[1:]], t.dtype) for t in model.inputs]
+    # named after the model's inputs: the converter orders a function's inputs by name, and the
+    # representative dataset yields them in the model's order
+    specs = [tf.TensorSpec([1, *t.shape[1:]], t.dtype, name=_input_name(t, i))
+             for i, t in enumerate(model.inputs)]
     fn = tf.function(lambda *xs: model(xs[0] if len(xs) == 1 else list(xs), training=False))
     concrete = fn.get_concrete_function(*specs)
     trackable = fn if is_keras3_model(model) else model

@@ -170,7 +170,8 @@ def test_conv1d_expand_dims_and_reshape_are_views(tmp_path: Path) -> None:
 
     path = _check(tmp_path, _single((20, 3), lambda L: L.Conv1D(4, 3, padding="same")))
     ops = read_tflite_bytes(path.read_bytes()).op_names
-    assert ops[0] == "EXPAND_DIMS" and "RESHAPE" in ops
+    # batch 1 lets the converter write the ExpandDims as a RESHAPE; either way both are views
+    assert ops[0] in ("EXPAND_DIMS", "RESHAPE") and "RESHAPE" in ops and "CONV_2D" in ops
     res = write_edgeq_rt(path, tmp_path / "g")
     assert [layer.op for layer in res.layers] == ["CONV_2D"] and len(res.views) == 2
 
