@@ -17,6 +17,20 @@ from edgeq.toolchain.boards import Board
 log = logging.getLogger(__name__)
 
 
+def _check_target(board: Board, elf: Path | None, port: str | None, emulator: bool,
+                  build_hint: str) -> None:
+    """One line before anything starts: exactly one target, and for QEMU an emulated board
+    and firmware that exists (``build_hint`` says how to make it)."""
+    if emulator == (port is not None):
+        raise DeviceError("pass exactly one of --port PORT or --emulator")
+    if not emulator:
+        return
+    if not board.emulated:
+        raise DeviceError(f"{board.name} has no emulator; use --port with the real board")
+    if elf is None or not elf.is_file():
+        raise DeviceError(f"firmware {elf} not found; {build_hint}")
+
+
 @contextlib.contextmanager
 def connect(board: Board, *, elf: Path | None = None, port: str | None = None,
             emulator: bool = False, qemu_args: Sequence[str] = ()) -> Iterator[DeviceSession]:
@@ -24,16 +38,11 @@ def connect(board: Board, *, elf: Path | None = None, port: str | None = None,
     (a serial device such as ``/dev/ttyACM0`` or a pyserial URL such as ``socket://host:1234``).
     ``qemu_args`` go to the emulator (e.g. the counting plugin of ``edgeq.device.icount``).
     """
-    if emulator == (port is not None):
-        raise DeviceError("pass exactly one of --port PORT or --emulator")
+    _check_target(board, elf, port, emulator,
+                  f"run `edgeq build --board {board.name}` first or pass --build-dir")
     if emulator:
-        if not board.emulated:
-            raise DeviceError(f"{board.name} has no emulator; use --port with the real board")
         from edgeq.device.qemu import QemuInstance
 
-        if elf is None or not elf.is_file():
-            raise DeviceError(f"firmware {elf} not found; run `edgeq build --board {board.name}` "
-                              "first or pass --build-dir")
         log.debug("starting QEMU %s with %s", board.qemu_machine, elf)
         with QemuInstance(board.qemu_machine or "", elf, extra_args=qemu_args) as q:
             yield DeviceSession(q.port, name=f"QEMU {board.qemu_machine}", alive=q.check_alive)
@@ -53,16 +62,11 @@ def connect_harness(board: Board, *, elf: Path | None = None, port: str | None =
                     emulator: bool = False) -> Iterator[MlperfClient]:
     """A synced MLPerf Tiny harness client: QEMU's UART running ``elf`` for ``emulator``, else
     the board's serial ``port``."""
-    if emulator == (port is not None):
-        raise DeviceError("pass exactly one of --port PORT or --emulator")
+    _check_target(board, elf, port, emulator,
+                  f"run `edgeq build --protocol mlperf --board {board.name}` first")
     if emulator:
-        if not board.emulated:
-            raise DeviceError(f"{board.name} has no emulator; use --port with the real board")
         from edgeq.device.qemu import QemuInstance
 
-        if elf is None or not elf.is_file():
-            raise DeviceError(f"firmware {elf} not found; run `edgeq build --protocol mlperf "
-                              f"--board {board.name}` first")
         with QemuInstance(board.qemu_machine or "", elf) as q:
             if q.link != "uart":
                 raise DeviceError(f"{elf} is not MLPerf harness firmware; rebuild with "

@@ -104,17 +104,24 @@ class DeviceSession:
                     waiting = self.port.in_waiting
                     if waiting:
                         chunk += self.port.read(waiting)
-            except (OSError, Exception) as exc:  # pyserial raises SerialException (an OSError)
-                if isinstance(exc, DeviceError):
-                    raise
-                if self._alive is not None:  # prefer "emulator exited" when that is the cause
-                    time.sleep(0.3)
-                    self._alive()
-                raise DeviceError(f"{self.name}: connection lost ({exc}); check the port or "
-                                  "emulator") from None
+            except Exception as exc:  # noqa: BLE001 - pyserial raises SerialException (an OSError)
+                raise self._connection_lost(exc) from None
             if not chunk and self._alive is not None:
                 self._alive()
             self._buf += chunk
+
+    def _connection_lost(self, exc: Exception) -> Exception:
+        """The error to raise for a failed port read/write: the DeviceError itself, "emulator
+        exited" when that is the cause (``alive`` raises it), else "connection lost"."""
+        if isinstance(exc, DeviceError):
+            return exc
+        if self._alive is not None:
+            time.sleep(0.3)
+            try:
+                self._alive()
+            except DeviceError as dead:
+                return dead
+        return DeviceError(f"{self.name}: connection lost ({exc}); check the port or emulator")
 
     def resync(self) -> None:
         """Drop whatever is on the line: bytes already received, a partial frame in the device's
@@ -130,13 +137,7 @@ class DeviceSession:
                 if not self.port.read(max(1, self.port.in_waiting)):
                     break
         except Exception as exc:  # noqa: BLE001 - pyserial/socket errors vary by transport
-            if isinstance(exc, DeviceError):
-                raise
-            if self._alive is not None:  # prefer "emulator exited" when that is the cause
-                time.sleep(0.3)
-                self._alive()
-            raise DeviceError(f"{self.name}: connection lost ({exc}); check the port or "
-                              "emulator") from None
+            raise self._connection_lost(exc) from None
         self._buf.clear()
         self._synced = True
 
