@@ -26,7 +26,11 @@ def _descendants(pid: int) -> list[int]:
     todo = [pid]
     while todo:
         p = todo.pop()
-        for task in Path(f"/proc/{p}/task").glob("*"):
+        try:  # the process may exit while its task list is being read
+            tasks = list(Path(f"/proc/{p}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
             try:
                 kids = [int(c) for c in (task / "children").read_text().split()]
             except OSError:
