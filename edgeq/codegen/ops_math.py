@@ -61,16 +61,18 @@ def lower_squared_difference(model: TfliteModel, op: Operator) -> KernelCall:
 
 @lowering("RSQRT")
 def lower_rsqrt(model: TfliteModel, op: Operator) -> KernelCall:
-    """TFLM elementwise.cc (int8 only): output multiplier 1 / (sqrtf(in scale) * out scale)."""
+    """TFLM elementwise.cc: output multiplier 1 / (sqrtf(in scale) * out scale)."""
     inp, out = _t(model, op.inputs[0]), _t(model, op.outputs[0])
-    _check_types(op, [inp, out], ("int8",))
+    dtype = _check_types(op, [inp, out], ("int8", "int16"))
     si, zi = _qparams(op, inp)
     so, zo = _qparams(op, out)
+    if dtype == "int16" and (zi or zo):
+        raise _fail(op, "int16 RSQRT needs zero points of 0", "use symmetric int16 activations")
     product = np.float32(np.sqrt(np.float32(si)) * so)  # float arithmetic, as TFLM's
     mult, shift = quantize_multiplier(1.0 / float(product))
     params = {"count": _count(inp.shape), "input_offset": zi, "output_offset": zo,
               "multiplier": mult, "shift": shift}
-    return KernelCall(layer=op.index, op=op.opcode, function="eq_rsqrt_s8",
+    return KernelCall(layer=op.index, op=op.opcode, function=f"eq_rsqrt_{_SUFFIX[dtype]}",
                       params_type="eq_rsqrt_params", params=params, inputs=[op.inputs[0]],
                       outputs=[op.outputs[0]], in_place=True)
 

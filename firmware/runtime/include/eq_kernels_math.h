@@ -25,7 +25,7 @@ typedef struct {
     int32_t output_shift;
 } eq_squared_difference_params;
 
-/* RSQRT int8: 1/sqrt(x - zero point) by gemmlowp's Newton iteration, requantized with
+/* RSQRT int8 / int16 (zero points 0): 1/sqrt(x - zero point) by gemmlowp's Newton iteration, requantized with
  * 1 / (sqrt(input scale) * output scale). A zero input gives the largest output; a negative
  * one returns EQ_ERR_ARG, as TFLM's kernel fails. */
 typedef struct {
@@ -63,6 +63,7 @@ eq_status eq_squared_difference_s8(const eq_squared_difference_params *p, const 
 eq_status eq_squared_difference_s16(const eq_squared_difference_params *p, const int16_t *input1,
                                     const int16_t *input2, int16_t *output);
 eq_status eq_rsqrt_s8(const eq_rsqrt_params *p, const int8_t *input, int8_t *output);
+eq_status eq_rsqrt_s16(const eq_rsqrt_params *p, const int16_t *input, int16_t *output);
 eq_status eq_batch_matmul_s8(const eq_batch_matmul_params *p, const int8_t *lhs, const int8_t *rhs,
                              int8_t *output);
 eq_status eq_batch_matmul_s16(const eq_batch_matmul_params *p, const int16_t *lhs,
