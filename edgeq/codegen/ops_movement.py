@@ -1,8 +1,8 @@
-"""Lowerings of the data-movement ops users' models bring: TILE, RESIZE_NEAREST_NEIGHBOR, SPLIT,
-SPLIT_V, UNPACK, PACK and GATHER.
+"""Lowerings of the data-movement ops users' models bring: TILE, RESIZE_NEAREST_NEIGHBOR,
+RESIZE_BILINEAR, SPLIT, SPLIT_V, UNPACK, PACK and GATHER.
 
-All of them copy elements without requantizing (as TFLM does), so one ``_x`` kernel per op
-moves any element type; the parameter structs are in
+Apart from RESIZE_BILINEAR's int8 interpolation they copy elements without requantizing (as
+TFLM does), so one ``_x`` kernel per op moves any element type; the parameter structs are in
 ``firmware/runtime/include/eq_kernels_movement.h``. SPLIT, SPLIT_V and UNPACK are one kernel
 with several outputs; PACK is a concatenation of ``[outer, inner]`` rows (``eq_concat_x``).
 Like the elementwise lowerings, each refuses what TFLite Micro's Prepare refuses.
@@ -115,6 +115,61 @@ def lower_resize_nearest(model: TfliteModel, op: Operator) -> KernelCall:
               "y_index": nearest_indices(h, size[0], align, half),
               "x_index": nearest_indices(w, size[1], align, half)}
     return _movement(op, "eq_resize_nearest_x", "eq_resize_nearest_params", params,
+                     [op.inputs[0]], [op.outputs[0]])
+
+
+# ---------------------------------------------------------------------------------------------
+# RESIZE_BILINEAR
+
+
+def _div0(a: int, b: int) -> int:
+    """C's integer division (truncates toward zero)."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+def bilinear_tables(in_size: int, out_size: int, align_corners: bool,
+                    half_pixel_centers: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lower index, upper index, 10-bit weight of the upper one) per output coordinate:
+    TFLite's ResizeBilinearInteger scale and ComputeInterpolationValuesInteger."""
+    if align_corners and out_size > 1:
+        scale = ((1 << 10) * (in_size - 1) + (out_size - 1) // 2) // (out_size - 1)
+    else:
+        scale = ((1 << 10) * in_size + out_size // 2) // out_size
+    lo, hi, weight = [], [], []
+    for v in range(out_size):
+        scaled = v * scale + scale // 2 - (1 << 9) if half_pixel_centers else v * scale
+        low = max(_div0(scaled, 1 << 10), 0)
+        lo.append(low)
+        hi.append(min(_div0(scaled + (1 << 10) - 1, 1 << 10), in_size - 1))
+        weight.append(scaled - (1 << 10) * low)
+    return _i32(lo), _i32(hi), _i32(weight)
+
+
+@lowering("RESIZE_BILINEAR")
+def lower_resize_bilinear(model: TfliteModel, op: Operator) -> KernelCall:
+    """TFLM resize_bilinear.cc (int8): NHWC, constant size, not both align_corners and
+    half_pixel_centers; the interpolation tables are computed here."""
+    inp, out = _t(model, op.inputs[0]), _t(model, op.outputs[0])
+    _check_types(op, [inp, out], ("int8",))
+    if len(inp.shape) != 4 or len(out.shape) != 4:
+        raise _fail(op, "input is not 4-D (NHWC)", "resize 4-D images only")
+    size = [int(s) for s in _const_ints(model, op, op.inputs[1], "the size tensor").reshape(-1)]
+    n, h, w, c = (int(d) for d in inp.shape)
+    if len(size) != 2 or list(out.shape) != [n, size[0], size[1], c] or min(size) <= 0:
+        raise _fail(op, f"size {size} does not match the output shape {list(out.shape)}",
+                    "fix the model")
+    o = op.options
+    align, half = bool(o.get("alignCorners", False)), bool(o.get("halfPixelCenters", False))
+    if align and half:
+        raise _fail(op, "align_corners and half_pixel_centers are both set",
+                    "TFLM refuses this combination too; set at most one")
+    y0, y1, wy = bilinear_tables(h, size[0], align, half)
+    x0, x1, wx = bilinear_tables(w, size[1], align, half)
+    params = {"batches": n, "in_height": h, "in_width": w, "channels": c,
+              "out_height": size[0], "out_width": size[1],
+              "y0": y0, "y1": y1, "wy": wy, "x0": x0, "x1": x1, "wx": wx}
+    return _movement(op, "eq_resize_bilinear_s8", "eq_resize_bilinear_params", params,
                      [op.inputs[0]], [op.outputs[0]])
 
 

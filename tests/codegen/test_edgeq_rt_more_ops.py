@@ -1,5 +1,5 @@
-"""edgeq-rt ops users' models bring (issue 13): TILE, RESIZE_NEAREST_NEIGHBOR, SPLIT, SPLIT_V,
-UNPACK, PACK, GATHER, BATCH_MATMUL, SQUARED_DIFFERENCE, RSQRT.
+"""edgeq-rt ops users' models bring (issue 13): TILE, RESIZE_NEAREST_NEIGHBOR, RESIZE_BILINEAR,
+SPLIT, SPLIT_V, UNPACK, PACK, GATHER, BATCH_MATMUL, SQUARED_DIFFERENCE, RSQRT.
 
 Two kinds of model, each through the whole generator (``write_edgeq_rt``), compiled with gcc
 and compared byte for byte with the TFLite Micro interpreter (and LiteRT's reference kernels):
@@ -62,6 +62,24 @@ def test_resize_nearest_bit_exact(in_hw: tuple, out_hw: tuple, align: bool, half
                         [T((1, *in_hw, 3), dtype, 0.1, 0), _ints(list(out_hw))],
                         [T((1, *out_hw, 3), dtype, 0.1, 0)], o, kind, version=3)
     _exact(model, tmp_path)
+
+
+@pytest.mark.parametrize("in_hw,out_hw,align,half", [
+    ((3, 5), (7, 9), False, False),
+    ((3, 5), (7, 9), True, False),
+    ((3, 5), (7, 9), False, True),
+    ((6, 4), (3, 2), False, True),
+    ((6, 5), (4, 3), True, False),
+    ((4, 4), (8, 8), False, True),
+    ((5, 7), (1, 1), True, False),
+])
+def test_resize_bilinear_bit_exact(in_hw: tuple, out_hw: tuple, align: bool, half: bool,
+                                   tmp_path: Path) -> None:
+    o, kind = opts("ResizeBilinearOptions", alignCorners=align, halfPixelCenters=half)
+    model = build_model("RESIZE_BILINEAR",
+                        [T((1, *in_hw, 3), "int8", 0.1, 0), _ints(list(out_hw))],
+                        [T((1, *out_hw, 3), "int8", 0.1, 0)], o, kind, version=3)
+    _exact(model, tmp_path, n=24)
 
 
 @pytest.mark.parametrize("dtype", ["int8", "int16"])
@@ -279,7 +297,8 @@ def _keras_model(kind: str) -> Any:
             x = keras.Input((5, 7, 3))
             y = L.UpSampling2D((2, 3))(L.Conv2D(4, 3, padding="same")(x))
             y = tf.image.resize(y, (9, 13), method="nearest")
-            return keras.Model(x, y)
+            z = tf.compat.v1.image.resize_bilinear(x, (4, 11), align_corners=True)
+            return keras.Model(x, [y, L.UpSampling2D(2, interpolation="bilinear")(z)])
         if kind == "split":
             x = keras.Input((6, 5))
             a, b, c = tf.split(L.Dense(5)(x), 3, axis=1)
@@ -310,7 +329,7 @@ def _keras_model(kind: str) -> Any:
 
 
 KERAS_OPS = {
-    "upsample": {"RESIZE_NEAREST_NEIGHBOR"}, "split": {"SPLIT", "SPLIT_V"},
+    "upsample": {"RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR"}, "split": {"SPLIT", "SPLIT_V"},
     "stack": {"UNPACK", "PACK"}, "gather": {"GATHER"}, "attention": {"BATCH_MATMUL"},
     "layernorm": {"SQUARED_DIFFERENCE", "RSQRT"},
 }

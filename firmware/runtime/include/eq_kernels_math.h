@@ -25,9 +25,9 @@ typedef struct {
     int32_t output_shift;
 } eq_squared_difference_params;
 
-/* RSQRT int8 / int16 (zero points 0): 1/sqrt(x - zero point) by gemmlowp's Newton iteration, requantized with
- * 1 / (sqrt(input scale) * output scale). A zero input gives the largest output; a negative
- * one returns EQ_ERR_ARG, as TFLM's kernel fails. */
+/* RSQRT, int8 and int16 (zero points 0): 1/sqrt(x - zero point) by gemmlowp's Newton
+ * iteration, requantized with 1 / (sqrt(input scale) * output scale). A zero input gives the
+ * largest output; a negative one returns EQ_ERR_ARG, as TFLM's kernel fails. */
 typedef struct {
     int32_t count;
     int32_t input_offset;  /* input zero point */

@@ -1,11 +1,11 @@
 /* edgeq-rt data-movement kernels added for models users bring: TILE, RESIZE_NEAREST_NEIGHBOR,
- * SPLIT / SPLIT_V / UNPACK (one kernel with several outputs) and GATHER. PACK reuses
- * eq_concat_x (a stack is a concatenation of [outer, inner] rows).
+ * RESIZE_BILINEAR, SPLIT / SPLIT_V / UNPACK (one kernel with several outputs) and GATHER. PACK
+ * reuses eq_concat_x (a stack is a concatenation of [outer, inner] rows).
  *
- * Copies only: inputs and outputs share their quantization (TFLM requires it too), so every
- * kernel moves elements of p->elem_bytes bytes and works for any element type. Parameters are
- * filled ahead of time by edgeq.codegen.ops_movement; shapes are padded on the left to
- * EQ_MAX_RANK dimensions.
+ * Inputs and outputs share their quantization (TFLM requires it too), so apart from the int8
+ * bilinear interpolation these kernels only copy elements of p->elem_bytes bytes, of any type.
+ * Parameters are filled ahead of time by edgeq.codegen.ops_movement; shapes are padded on the
+ * left to EQ_MAX_RANK dimensions.
  *
  * Call convention (edgeq/codegen/lowering.py): eq_status fn(const params *p, inputs...,
  * outputs...). eq_split_x takes the input, then its p->num_outputs output pointers as variadic
@@ -38,6 +38,25 @@ typedef struct {
     const int32_t *x_index; /* [out_width] */
 } eq_resize_nearest_params;
 
+/* RESIZE_BILINEAR int8 on NHWC (TFLM's ResizeBilinearInteger, 10-bit fractions): output row y
+ * blends input rows y0[y] and y1[y] with weights 1024 - wy[y] and wy[y] (wy may be negative
+ * at the border with half-pixel centers, exactly as in TFLM); columns likewise. The tables come
+ * from the host (align_corners / half_pixel_centers resolved there). */
+typedef struct {
+    int32_t batches;
+    int32_t in_height;
+    int32_t in_width;
+    int32_t channels;
+    int32_t out_height;
+    int32_t out_width;
+    const int32_t *y0; /* [out_height] */
+    const int32_t *y1;
+    const int32_t *wy;
+    const int32_t *x0; /* [out_width] */
+    const int32_t *x1;
+    const int32_t *wx;
+} eq_resize_bilinear_params;
+
 /* SPLIT / SPLIT_V / UNPACK: the input viewed as [outer, sum of copy_elems]; output i receives
  * copy_elems[i] elements of every row, in order. */
 typedef struct {
@@ -61,6 +80,8 @@ typedef struct {
 
 eq_status eq_tile_x(const eq_tile_params *p, const void *input, void *output);
 eq_status eq_resize_nearest_x(const eq_resize_nearest_params *p, const void *input, void *output);
+eq_status eq_resize_bilinear_s8(const eq_resize_bilinear_params *p, const int8_t *input,
+                                int8_t *output);
 eq_status eq_split_x(const eq_split_params *p, const void *input, ...);
 eq_status eq_gather_x(const eq_gather_params *p, const void *input, const int32_t *indices,
                       void *output);
