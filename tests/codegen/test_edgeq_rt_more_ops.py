@@ -1,5 +1,6 @@
 """edgeq-rt ops users' models bring (issue 13): TILE, RESIZE_NEAREST_NEIGHBOR, RESIZE_BILINEAR,
-SPLIT, SPLIT_V, UNPACK, PACK, GATHER, BATCH_MATMUL, SQUARED_DIFFERENCE, RSQRT.
+SPLIT, SPLIT_V, UNPACK, PACK, GATHER, BATCH_MATMUL, SQUARED_DIFFERENCE, RSQRT, and int16
+LOGISTIC and TANH.
 
 Two kinds of model, each through the whole generator (``write_edgeq_rt``), compiled with gcc
 and compared byte for byte with the TFLite Micro interpreter (and LiteRT's reference kernels):
@@ -262,6 +263,27 @@ def test_batch_matmul_constant_rhs(tmp_path: Path) -> None:
     _exact(model, tmp_path)
 
 
+@pytest.mark.parametrize("op", ["LOGISTIC", "TANH"])
+@pytest.mark.parametrize("in_scale", [2.0 ** -12, 2.0 ** -11, 2.0 ** -13, 1e-3, 3.7e-4, 8e-5])
+def test_int16_logistic_tanh_bit_exact_on_every_input(op: str, in_scale: float,
+                                                      tmp_path: Path) -> None:
+    """All 65536 int16 inputs; power-of-two input scales take TFLM's shift-only path."""
+    model = build_model(op, [T((1, 4096), "int16", in_scale, 0)],
+                        [T((1, 4096), "int16", 2.0 ** -15, 0)])
+    x = np.arange(-32768, 32768, dtype=np.int16).reshape(16, 4096)
+    counts = assert_bit_exact(_write(tmp_path, model), tmp_path, inputs=[x])
+    assert counts == {"tflm": 0, "litert": 0}
+
+
+def test_sigmoid_table_samples_the_sigmoid() -> None:
+    from edgeq.codegen.ops_elementwise import sigmoid_table_uint16
+
+    table = sigmoid_table_uint16().astype(np.float64)
+    exact = 65536.0 / (1.0 + np.exp(-np.arange(256) / 24))
+    assert table[0] == 32768 and np.all(np.diff(table) >= 0)
+    assert np.max(np.abs(table - exact)) < 2.0
+
+
 # ---------------------------------------------------------------------------------------------
 # refusals
 
@@ -272,6 +294,8 @@ def test_batch_matmul_constant_rhs(tmp_path: Path) -> None:
     ("RSQRT", [T((1, 6), "int16", 0.1, 3)], [T((1, 6), "int16", 0.1, 0)], "zero points"),
     ("BATCH_MATMUL", [T((1, 3, 4), "int8", 0.1, 0), T((1, 5, 2), "int8", 0.1, 0)],
      [T((1, 3, 2), "int8", 0.1, 0)], "depths differ"),
+    ("TANH", [T((1, 6), "int16", 1e-3, 0)], [T((1, 6), "int16", 1e-3, 0)], "2\\^-15"),
+    ("LOGISTIC", [T((1, 6), "int16", 1e-3, 4)], [T((1, 6), "int16", 2**-15, 0)], "zero points"),
 ])
 def test_unsupported_variants_are_refused_in_one_line(op: str, inputs: list, outputs: list,
                                                       match: str, tmp_path: Path) -> None:

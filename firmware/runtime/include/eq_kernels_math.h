@@ -1,5 +1,6 @@
-/* edgeq-rt arithmetic kernels for attention and normalization layers: SQUARED_DIFFERENCE,
- * RSQRT (the pieces of a layer norm) and BATCH_MATMUL.
+/* edgeq-rt arithmetic kernels for attention, normalization and recurrent layers:
+ * SQUARED_DIFFERENCE, RSQRT (the pieces of a layer norm), BATCH_MATMUL, and int16 LOGISTIC and
+ * TANH.
  *
  * Parameters are filled ahead of time by edgeq.codegen.ops_math with TFLM's Prepare
  * arithmetic; the kernels follow TFLM's reference integer loops step for step (double
@@ -58,12 +59,25 @@ typedef struct {
     int32_t output_shift;
 } eq_batch_matmul_params;
 
+/* LOGISTIC / TANH int16 (zero points 0, output scale 2^-15): the input rescaled to 1/(3 * 4096)
+ * steps by (x * input_multiplier + round) >> input_left_shift, then TFLM's linear
+ * interpolation in a 256-entry table of sigmoid(i / 24) in 0.16 format (tanh(x) =
+ * 2 sigmoid(2x) - 1 reads the same table at twice the resolution). */
+typedef struct {
+    int32_t count;
+    int32_t input_multiplier;      /* <= 32767 */
+    int32_t input_left_shift;      /* >= 0 */
+    const uint16_t *sigmoid_table; /* [256] */
+} eq_sigmoid_s16_params;
+
 eq_status eq_squared_difference_s8(const eq_squared_difference_params *p, const int8_t *input1,
                                    const int8_t *input2, int8_t *output);
 eq_status eq_squared_difference_s16(const eq_squared_difference_params *p, const int16_t *input1,
                                     const int16_t *input2, int16_t *output);
 eq_status eq_rsqrt_s8(const eq_rsqrt_params *p, const int8_t *input, int8_t *output);
 eq_status eq_rsqrt_s16(const eq_rsqrt_params *p, const int16_t *input, int16_t *output);
+eq_status eq_logistic_s16(const eq_sigmoid_s16_params *p, const int16_t *input, int16_t *output);
+eq_status eq_tanh_s16(const eq_sigmoid_s16_params *p, const int16_t *input, int16_t *output);
 eq_status eq_batch_matmul_s8(const eq_batch_matmul_params *p, const int8_t *lhs, const int8_t *rhs,
                              int8_t *output);
 eq_status eq_batch_matmul_s16(const eq_batch_matmul_params *p, const int16_t *lhs,
