@@ -80,3 +80,24 @@ def test_new_ops_bit_exact_in_qemu(model, portable):  # noqa: ANN001
     assert rep.bit_exact, rep.to_dict()
     assert np.asarray(rep.device_outputs[0]).size == 10
     assert min(rep.counts) > 1000
+
+
+@pytest.mark.slow
+def test_edgeq_build_of_the_combined_model(model, tmp_path, monkeypatch):  # noqa: ANN001
+    """`edgeq build MODEL.tflite --target cortex-m4` (no dataset: generated inputs) quantizes
+    nothing, generates, compiles, runs in QEMU and reports every output byte equal to TFLM."""
+    import json
+
+    from click.testing import CliRunner
+
+    from edgeq.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    src = tmp_path / "more_ops.tflite"
+    src.write_bytes((model["root"] / "more_ops.tflite").read_bytes())
+    res = CliRunner().invoke(cli, ["build", str(src), "--target", "cortex-m4", "-o",
+                                   str(tmp_path / "b"), "--samples", "8", "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output[res.output.index("{"):])
+    assert report["device"]["validation"]["samples"] == 8
+    assert report["device"]["validation"]["bit_exact"]

@@ -62,7 +62,7 @@ def test_resize_nearest_bit_exact(in_hw: tuple, out_hw: tuple, align: bool, half
     model = build_model("RESIZE_NEAREST_NEIGHBOR",
                         [T((1, *in_hw, 3), dtype, 0.1, 0), _ints(list(out_hw))],
                         [T((1, *out_hw, 3), dtype, 0.1, 0)], o, kind, version=3)
-    _exact(model, tmp_path)
+    _exact(model, tmp_path, litert=dtype == "int8")  # a copy: one LiteRT check is enough
 
 
 @pytest.mark.parametrize("in_hw,out_hw,align,half", [
@@ -93,7 +93,7 @@ def test_split_bit_exact(shape: tuple, axis: int, parts: int, dtype: str, tmp_pa
     o, kind = opts("SplitOptions", numSplits=parts)
     model = build_model("SPLIT", [_ints([axis]), T(shape, dtype, 0.05, 0)],
                         [T(tuple(out_shape), dtype, 0.05, 0) for _ in range(parts)], o, kind)
-    _exact(model, tmp_path)
+    _exact(model, tmp_path, litert=dtype == "int8")  # a copy: one LiteRT check is enough
 
 
 @pytest.mark.parametrize("dtype", ["int8", "int16"])
@@ -110,7 +110,7 @@ def test_split_v_bit_exact(shape: tuple, axis: int, sizes: list[int], dtype: str
     o, kind = opts("SplitVOptions", numSplits=len(sizes))
     model = build_model("SPLIT_V", [T(shape, dtype, 0.05, 0), _ints(sizes), _ints([axis])],
                         outs, o, kind)
-    _exact(model, tmp_path)
+    _exact(model, tmp_path, litert=dtype == "int8")  # a copy: one LiteRT check is enough
 
 
 @pytest.mark.parametrize("dtype", ["int8", "int16"])
@@ -121,7 +121,7 @@ def test_unpack_bit_exact(shape: tuple, axis: int, dtype: str, tmp_path: Path) -
     o, kind = opts("UnpackOptions", num=n, axis=axis)
     model = build_model("UNPACK", [T(shape, dtype, 0.05, 0)],
                         [T(out_shape, dtype, 0.05, 0) for _ in range(n)], o, kind)
-    _exact(model, tmp_path)
+    _exact(model, tmp_path, litert=dtype == "int8")  # a copy: one LiteRT check is enough
 
 
 @pytest.mark.parametrize("dtype", ["int8", "int16"])
@@ -133,7 +133,7 @@ def test_pack_bit_exact(shape: tuple, axis: int, n: int, dtype: str, tmp_path: P
     o, kind = opts("PackOptions", valuesCount=n, axis=axis)
     model = build_model("PACK", [T(shape, dtype, 0.05, 0) for _ in range(n)],
                         [T(tuple(out_shape), dtype, 0.05, 0)], o, kind)
-    _exact(model, tmp_path)
+    _exact(model, tmp_path, litert=dtype == "int8")  # a copy: one LiteRT check is enough
 
 
 @pytest.mark.parametrize("shape,indices,idx_shape,axis,batch_dims", [
