@@ -10,6 +10,7 @@ from edgeq.tflite.layer_names import scope_layer
 
 @pytest.mark.parametrize("name,layer", [
     ("model/lstm_1/while", "lstm_1"),
+    ("model/lstm_1/while/lstm_cell/MatMul", "lstm_1"),
     ("sequential/dense/MatMul;sequential/dense/BiasAdd", "dense"),
     ("model_25/layer_normalization_1/FusedBatchNormV39", "layer_normalization_1"),
     ("functional_1/proj_1/Tensordot", "proj_1"),
