@@ -609,21 +609,33 @@ def boards_cmd(as_json: bool) -> None:
 @click.option("--mlperf-model", help="Harness model id (m-model-[...]): ic01, kws01, vww01, ad01.")
 @click.option("--mlperf-input-offset", type=click.IntRange(-255, 255), default=0,
               show_default=True, help="Added to each db byte (-128: uint8 dataset, int8 model).")
+@click.option("--runtime", type=click.Choice(["edgeq", "tflm"]), default="edgeq",
+              show_default=True, help="edgeq: edgeq-rt AOT C; tflm: TFLite Micro built from "
+              "--tflm-dir (build dir default build/<model>-<board>-tflm).")
+@click.option("--tflm-dir", help="[tflm] TFLite Micro source tree (default: $EDGEQ_TFLM_DIR).")
+@click.option("--tflm-kernels", type=click.Choice(["cmsis-nn", "reference"]), default=None,
+              help="[tflm] Kernels the TFLM library is built with [default: cmsis-nn].")
 @json_option
 def build_cmd(model: str | None, target: str | None, board: str | None, data: str | None,
               out: str | None, samples: int, no_run: bool, per_layer: bool, port: str | None,
               opt: str, power_model: str | None, protocol: str, mlperf_model: str | None,
-              mlperf_input_offset: int, as_json: bool) -> None:
+              mlperf_input_offset: int, runtime: str, tflm_dir: str | None,
+              tflm_kernels: str | None, as_json: bool) -> None:
     """Quantize, evaluate, generate C, build the firmware and check it on the (emulated) board.
 
     With no MODEL, uses models/digits_cnn.
     """
+    from edgeq.errors import BuildError
     from edgeq.pipeline import BuildRequest, render_build_report, run_build
 
+    if runtime != "tflm" and (tflm_dir is not None or tflm_kernels is not None):
+        raise BuildError("--tflm-dir and --tflm-kernels are for --runtime tflm; add "
+                         "--runtime tflm or drop them")
     req = BuildRequest(model=model, target=target, board=board, data=data, out=out,
                        samples=samples, run=not no_run, per_layer=per_layer, port=port, opt=opt,
                        power_model=power_model, protocol=protocol, mlperf_model=mlperf_model,
-                       mlperf_input_offset=mlperf_input_offset)
+                       mlperf_input_offset=mlperf_input_offset, runtime=runtime,
+                       tflm_dir=tflm_dir, tflm_kernels=tflm_kernels or "cmsis-nn")
     report = run_build(req)
     emit(report, as_json, render_build_report)
 

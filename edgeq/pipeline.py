@@ -43,6 +43,12 @@ class BuildRequest:
     protocol: str = "edgeq"  # or "mlperf": the MLPerf Tiny harness instead of edgeq's protocol
     mlperf_model: str | None = None  # the harness's m-model-[...] (ic01, kws01, vww01, ad01)
     mlperf_input_offset: int = 0  # added to each db byte (-128: a uint8 dataset, int8 model)
+    runtime: str = "edgeq"  # or "tflm": TFLite Micro firmware from a TFLM tree
+    tflm_dir: str | None = None  # the TFLM tree (default: EDGEQ_TFLM_DIR, then ../shared's)
+    tflm_kernels: str = "cmsis-nn"  # or "reference"
+
+
+RUNTIMES = ("edgeq", "tflm")
 
 
 def find_model_file(model: str | None) -> Path:
@@ -80,9 +86,12 @@ def run_build(req: BuildRequest) -> dict[str, Any]:
         find_qemu()
     if req.samples <= 0:
         raise BuildError("--samples must be positive")
+    if req.runtime == "tflm":
+        check_tflm_request(req, board)
     model_file = find_model_file(req.model)
     stem = model_file.stem.removesuffix("_int8")
-    bd = BuildDir(Path(req.out) if req.out else Path("build") / f"{stem}-{board.name}")
+    suffix = "-tflm" if req.runtime == "tflm" else ""  # both runtimes' builds side by side
+    bd = BuildDir(Path(req.out) if req.out else Path("build") / f"{stem}-{board.name}{suffix}")
     fresh = not bd.root.exists()
     with build_lock(bd):
         refresh_manifest(bd)
@@ -96,10 +105,31 @@ def run_build(req: BuildRequest) -> dict[str, Any]:
     return report
 
 
+def check_tflm_request(req: BuildRequest, board: Board) -> None:
+    """Cheap checks of ``--runtime tflm`` before anything runs: the tree, the core, options."""
+    from edgeq.toolchain.compiler import find_tool
+    from edgeq.toolchain.tflm_library import M4_KERNELS, tflm_source
+
+    if req.tflm_kernels not in M4_KERNELS:
+        raise BuildError(f"--tflm-kernels {req.tflm_kernels!r}: use one of "
+                         f"{', '.join(M4_KERNELS)}")
+    if req.per_layer:
+        raise BuildError("--per-layer needs edgeq-rt firmware (TFLite Micro firmware has no "
+                         "per-layer hook); drop --per-layer or use --runtime edgeq")
+    if req.protocol != "edgeq":
+        raise BuildError("--protocol mlperf builds edgeq-rt firmware only; drop --protocol or "
+                         "use --runtime edgeq")
+    if board.core != "cortex-m4":
+        raise BuildError(f"--runtime tflm builds Cortex-M4 firmware only so far; {board.name} "
+                         f"is a {board.core}: use --target cortex-m4 or --runtime edgeq")
+    find_tool("g++")
+    tflm_source(req.tflm_dir)
+
+
 def _run_stages(req: BuildRequest, board: Board, bd: BuildDir, model_file: Path, stem: str,
                 will_run: bool) -> dict[str, Any]:
     report: dict[str, Any] = {"model": str(model_file), "board": board.name, "core": board.core,
-                              "build_dir": str(bd.root)}
+                              "build_dir": str(bd.root), "runtime": _runtime_label(req)}
 
     generated = uses_generated_inputs(model_file, req.data)
     float_model = quantize_stage(model_file, bd, None if generated else req.data)
@@ -110,9 +140,13 @@ def _run_stages(req: BuildRequest, board: Board, bd: BuildDir, model_file: Path,
                               "int8_host": None, "host_samples": 0}
     else:
         report["accuracy"] = evaluate_stage(bd, float_model, req.data)
-    gen, input_bytes = codegen_stage(bd, stem)
-    report.update(firmware_stage(board, bd, gen, input_bytes, opt=req.opt,
-                                 per_layer=req.per_layer, harness=_harness(req, bd)))
+    if req.runtime == "tflm":
+        gen, input_bytes = tflm_codegen_stage(bd, stem)
+        report.update(tflm_firmware_stage(board, bd, gen, input_bytes, req))
+    else:
+        gen, input_bytes = codegen_stage(bd, stem)
+        report.update(firmware_stage(board, bd, gen, input_bytes, opt=req.opt,
+                                     per_layer=req.per_layer, harness=_harness(req, bd)))
     if not will_run:
         report["device"] = {"ran": False, "reason": "--no-run" if not req.run else
                             f"{board.name} is a real board: flash it (edgeq flash) and pass "
@@ -206,15 +240,65 @@ def _generate(bd: BuildDir, name: str | None) -> tuple[Any, int]:
     return gen, input_bytes
 
 
+def _runtime_label(req: BuildRequest) -> str:
+    return f"TFLite Micro ({req.tflm_kernels} kernels)" if req.runtime == "tflm" else "edgeq-rt"
+
+
 def codegen_stage(bd: BuildDir, name: str) -> tuple[Any, int]:
     """3. edgeq-rt code generation."""
+    from edgeq.errors import CodegenError
+
     log.info("generating edgeq-rt C")
-    gen, input_bytes = _generate(bd, name)
+    try:
+        gen, input_bytes = _generate(bd, name)
+    except CodegenError as exc:
+        if "`edgeq codegen MODEL -o DIR --runtime tflm`" not in str(exc):
+            raise
+        raise CodegenError(f"{exc}, or build TFLite Micro firmware instead with `edgeq build "
+                           "MODEL --runtime tflm --tflm-dir TFLM_TREE`") from None
     bd.update_manifest("codegen", {"runtime": "edgeq", "arena_bytes": gen.arena_bytes,
                                    "weight_bytes": gen.weight_bytes,
                                    "model_hash": gen.model_hash, "model_name": gen.model_name,
                                    "layers": len(gen.layers)}, [bd.model, bd.generated])
     return gen, input_bytes
+
+
+def tflm_codegen_stage(bd: BuildDir, name: str) -> tuple[Any, int]:
+    """3. (``--runtime tflm``) the model files of a TFLite Micro firmware."""
+    from edgeq.codegen.tflm_model import write_tflm_model
+    from edgeq.tflite import read_tflite
+
+    log.info("generating the TFLite Micro firmware model (sizing its arena with TFLM)")
+    gen = write_tflm_model(bd.model, bd.tflm_generated, name=name)
+    input_bytes = sum(t.nbytes for t in read_tflite(bd.model).input_tensors)
+    bd.update_manifest("codegen", gen.as_dict(), [bd.model, bd.tflm_generated])
+    return gen, input_bytes
+
+
+def tflm_firmware_stage(board: Board, bd: BuildDir, gen: Any, input_bytes: int,
+                        req: BuildRequest) -> dict[str, Any]:
+    """4. (``--runtime tflm``) the fit check, the cached TFLM library (built once per tree and
+    kernel choice: minutes), then the firmware: the same application, protocol and drivers as
+    edgeq-rt firmware around a MicroInterpreter."""
+    from edgeq.toolchain.compiler import build_firmware
+    from edgeq.toolchain.fit import check_fit
+    from edgeq.toolchain.tflm_library import M4_KERNELS, tflm_library
+
+    check_fit(board, weight_bytes=gen.weight_bytes, arena_bytes=gen.arena_bytes,
+              input_bytes=input_bytes)
+    lib = tflm_library(M4_KERNELS[req.tflm_kernels], tree=req.tflm_dir)
+    log.info("building TFLite Micro firmware for %s (%s, %s kernels)", board.name, board.core,
+             req.tflm_kernels)
+    fw = build_firmware(board, bd.tflm_generated, bd.firmware, opt=req.opt,
+                        input_bytes=input_bytes, kernel_sources=[], tflm=lib)
+    out = {"memory": {**fw.size.to_dict(), "arena": gen.arena_bytes,
+                      "weights": gen.weight_bytes},
+           "firmware": {"elf": str(fw.elf), "bin": str(fw.bin), "hex": str(fw.hex),
+                        "opt": req.opt, "per_layer": False, "protocol": fw.protocol,
+                        "runtime": "tflm", "tflm_kernels": req.tflm_kernels,
+                        "tflm_library": str(lib.library)}}
+    bd.update_manifest("build", {"board": board.name, **out}, [bd.tflm_generated, fw.elf])
+    return out
 
 
 def _harness(req: BuildRequest, bd: BuildDir) -> dict[str, Any] | None:
@@ -260,6 +344,9 @@ def profiling_firmware(board: Board, build_dir: Path) -> Path:
     from edgeq.toolchain.compiler import build_firmware
 
     built = bd.manifest_section("build").get("firmware", {})
+    if built.get("runtime") == "tflm":
+        raise DeviceError(f"{build_dir} holds TFLite Micro firmware, which has no per-layer "
+                          "hook; drop --per-layer, or bench an edgeq-rt build")
     if built.get("per_layer") and Path(built.get("elf", "")).is_file():
         return Path(built["elf"])
     if not bd.model.is_file():
@@ -299,7 +386,10 @@ def device_stage(board: Board, bd: BuildDir, model_hash: str,
                  emulator=board.emulated, qemu_args=counter.args if counter else ()) as session:
         session.check_model(model_hash)
         clock_hz = session.info.clock_hz  # what the firmware runs at (reset clock if setup failed)
-        rep = validate_on_device(session, [x], expected)
+        try:
+            rep = validate_on_device(session, [x], expected)
+        except DeviceError as exc:
+            raise _tflm_status(exc) if req.runtime == "tflm" else exc from None
         layers = layer_rows(session) if req.per_layer else None
     clock_ok, clock_note = clock_status(board, clock_hz)
     if not clock_ok:
@@ -308,7 +398,7 @@ def device_stage(board: Board, bd: BuildDir, model_hash: str,
         raise DeviceError(f"device outputs differ from the TFLM reference on "
                           f"{rep.mismatched_samples}/{rep.samples} samples (first: sample "
                           f"{rep.first_mismatch}, max |diff| {rep.max_abs_diff}); report this "
-                          "edgeq-rt bug with the model")
+                          f"{_runtime_label(req)} bug with the model")
     if counter is not None:
         from edgeq.bench.latency import emulator_latency
 
@@ -340,12 +430,27 @@ def device_stage(board: Board, bd: BuildDir, model_hash: str,
     return out
 
 
+def _tflm_status(exc: DeviceError) -> DeviceError:
+    """A failed invoke of TFLM firmware, with what its status code means."""
+    import re
+
+    from edgeq.toolchain.tflm_library import TFLM_STATUS
+
+    m = re.search(r"eq_status (\d+)", str(exc))
+    if m is None or int(m.group(1)) not in TFLM_STATUS:
+        return exc
+    return DeviceError(f"TFLite Micro failed on the device: {TFLM_STATUS[int(m.group(1))]}; "
+                       "report this with the model (edgeq sized the arena from TFLM on the "
+                       "host)")
+
+
 def render_build_report(r: dict[str, Any]) -> str:
     """The one report ``edgeq build`` prints."""
     def pct(v: Any) -> str:
         return "-" if v is None else f"{100 * v:.2f}%"
 
-    lines = [f"edgeq build: {r['model']} -> {r['board']} ({r['core']})  [{r['build_dir']}]"]
+    lines = [f"edgeq build: {r['model']} -> {r['board']} ({r['core']}, "
+             f"{r.get('runtime', 'edgeq-rt')})  [{r['build_dir']}]"]
     acc = r.get("accuracy", {})
     if acc and acc.get("host_samples") == 0:
         lines.append(f"  accuracy: not measured ({acc['metric']})")

@@ -27,6 +27,16 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MAKEFILE = "tensorflow/lite/micro/tools/make/Makefile"
 M4_FLAGS = ("-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard", "-mthumb")
+# C++ flags code linked with the library must share (TFLM's Makefile builds with these)
+CXXFLAGS = ("-std=c++17", "-fno-rtti", "-fno-exceptions", "-fno-threadsafe-statics",
+            "-funsigned-char", "-ffunction-sections", "-fdata-sections")
+# edgeq_model_invoke's codes beyond edgeq-rt's in a TFLM firmware (firmware/tflm_rt)
+TFLM_STATUS = {4: "an op registration failed", 5: "the model's schema version is not TFLM's",
+               6: "AllocateTensors() failed (arena too small)",
+               7: "an input/output tensor differs from the model's I/O table",
+               8: "Invoke() failed"}
+# --tflm-kernels -> the Cortex-M4 library variant (the only firmware core built so far)
+M4_KERNELS = {"cmsis-nn": "cm4_cmsis_nn", "reference": "cm4_reference"}
 
 
 @dataclass(frozen=True)
@@ -66,13 +76,19 @@ class TflmLibrary:
         return ["-DTF_LITE_STATIC_MEMORY"]
 
 
-def tflm_source() -> Path:
-    """The offline TFLM tree (``EDGEQ_TFLM_DIR`` overrides ``../shared/third_party/tflite-micro``)."""
+def tflm_source(tree: str | os.PathLike[str] | None = None) -> Path:
+    """The TFLM tree: ``tree`` (``--tflm-dir``), else ``EDGEQ_TFLM_DIR``, else the offline tree
+    in ``../shared/third_party/tflite-micro``."""
     env = os.environ.get("EDGEQ_TFLM_DIR")
-    src = Path(env) if env else REPO_ROOT.parent / "shared" / "third_party" / "tflite-micro"
+    given = tree if tree is not None else env
+    src = (Path(given).expanduser() if given
+           else REPO_ROOT.parent / "shared" / "third_party" / "tflite-micro")
     if not (src / MAKEFILE).is_file():
-        raise BuildError(f"TFLite Micro tree not found at {src}; check out ../shared next to the "
-                         "repository or set EDGEQ_TFLM_DIR")
+        how = ("--tflm-dir" if tree is not None else "EDGEQ_TFLM_DIR" if env
+               else "no --tflm-dir or EDGEQ_TFLM_DIR given, and the default")
+        raise BuildError(f"TFLite Micro tree not found at {src} ({how}: no {MAKEFILE} there); "
+                         "pass --tflm-dir DIR with a tflite-micro checkout (or set "
+                         "EDGEQ_TFLM_DIR)")
     return src
 
 
@@ -93,12 +109,14 @@ def cache_key(variant: Variant, src: Path) -> str:
     return f"{variant.name}-{h.hexdigest()[:12]}"
 
 
-def tflm_library(variant: str, *, jobs: int = 2, build: bool = True) -> TflmLibrary:
-    """The cached library of ``variant``, built first if absent (and ``build`` is true)."""
+def tflm_library(variant: str, *, jobs: int = 2, build: bool = True,
+                 tree: str | os.PathLike[str] | None = None) -> TflmLibrary:
+    """The cached library of ``variant`` from ``tree`` (see ``tflm_source``), built first if
+    absent (and ``build`` is true)."""
     if variant not in VARIANTS:
         raise BuildError(f"unknown TFLM variant {variant!r}; use one of {', '.join(VARIANTS)}")
     v = VARIANTS[variant]
-    src = tflm_source()
+    src = tflm_source(tree)
     dest = cache_root() / cache_key(v, src)
     lib = dest / "gen" / v.gen_dir / "lib" / "libtensorflow-microlite.a"
     if lib.is_file():
