@@ -676,11 +676,14 @@ def flash_cmd(board: str, probe: str | None, build_dir: str | None, tool: str | 
               "estimate uses (default: the emulated board's reference board).")
 @click.option("--protocol", type=click.Choice(["edgeq", "mlperf"]), default="edgeq",
               show_default=True, help="Drive edgeq firmware or MLPerf Tiny harness firmware.")
+@click.option("--compare", "compare_dirs", multiple=True, type=click.Path(path_type=str),
+              help="Another build directory of the same model (e.g. `edgeq build --runtime "
+              "tflm`) to bench the same way and tabulate beside this one; repeatable.")
 @json_option
 def bench_cmd(board: str, port: str | None, emulator: bool, runs: int, warmup: int,
               per_layer: bool, build_dir: str | None, monitor: str | None,
               monitor_port: str | None, power_model: str | None, protocol: str,
-              as_json: bool) -> None:
+              compare_dirs: tuple[str, ...], as_json: bool) -> None:
     """Latency (median/min/max), per-layer table and energy estimate of a built firmware."""
     from pathlib import Path
 
@@ -691,6 +694,16 @@ def bench_cmd(board: str, port: str | None, emulator: bool, runs: int, warmup: i
 
     b = resolve_target(board=board)
     d = Path(build_dir) if build_dir else last_build_dir(b.name).root
+    if compare_dirs:
+        from edgeq.bench.compare import compare, render_compare
+        from edgeq.errors import DeviceError
+
+        if per_layer or monitor or protocol != "edgeq":
+            raise DeviceError("--compare benches latency and memory only; drop --per-layer, "
+                              "--monitor and --protocol")
+        emit(compare(b, [d, *map(Path, compare_dirs)], port=port, emulator=emulator, runs=runs,
+                     warmup=warmup, power_model=power_model), as_json, render_compare)
+        return
     if protocol == "mlperf":
         from edgeq.bench.mlperf import bench_harness, render_harness_bench
 
