@@ -138,7 +138,9 @@ def test_bench_compares_both_runtimes(builds: dict[str, Path]) -> None:
 @pytest.mark.slow
 def test_lstm_edgeq_rt_refuses_then_tflm_runs_it(shared_models: Path, tmp_path: Path) -> None:
     """The refusal's advice is true: the stateful LSTM runs bit-exact as TFLM firmware (its
-    state is reset before every invoke, as the host oracle does)."""
+    state is reset before every invoke, as the host oracle does). With the reference kernels,
+    whose LSTM keeps its state in variable tensors (CMSIS-NN's starts from zero every invoke,
+    so it would not notice a missing reset); the library is cached like the CMSIS-NN one."""
     model = tmp_path / "lstm.tflite"
     model.write_bytes((shared_models / "tflm" / "trained_lstm_int8.tflite").read_bytes())
     code, text = _cli(["build", str(model), "--target", "cortex-m4", "-o",
@@ -146,10 +148,11 @@ def test_lstm_edgeq_rt_refuses_then_tflm_runs_it(shared_models: Path, tmp_path: 
     assert code == 1
     assert "`edgeq build MODEL --runtime tflm --tflm-dir TFLM_TREE`" in text
     code, text = _cli(["build", str(model), "--target", "cortex-m4", "--runtime", "tflm",
-                       "--tflm-dir", str(TFLM_TREE), "--samples", "6", "-o",
-                       str(tmp_path / "tflm"), "--json"])
+                       "--tflm-dir", str(TFLM_TREE), "--tflm-kernels", "reference",
+                       "--samples", "6", "-o", str(tmp_path / "tflm"), "--json"])
     assert code == 0, text
     r = _json(text)
+    assert r["runtime"] == "TFLite Micro (reference kernels)"
     assert r["device"]["validation"]["bit_exact"] and r["device"]["validation"]["samples"] == 6
     assert "#define EQ_TFLM_STATEFUL 1" in (tmp_path / "tflm" / "tflm_model" /
                                             "eq_tflm_data.h").read_text()
