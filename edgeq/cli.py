@@ -19,7 +19,32 @@ import click
 from edgeq import __version__
 from edgeq.errors import EdgeqError
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+JSON_META = "edgeq.json"  # ctx.meta key: the running command was given --json
+
+
+def _remember_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    ctx.meta[JSON_META] = bool(value)
+    return value
+
+
+json_option = click.option("--json", "as_json", is_flag=True, callback=_remember_json,
+                           help="Print machine-readable JSON (an error too: {\"error\": ...}).")
+
+
+def report_error(text: str, ctx: click.Context | None = None) -> None:
+    """One ``edgeq: error:`` line on stderr; under ``--json`` also ``{"error": text}`` on stdout
+    (a script reading stdout gets JSON either way)."""
+    click.echo(f"edgeq: error: {text}", err=True)
+    ctx = ctx or click.get_current_context(silent=True)
+    if ctx is not None and ctx.meta.get(JSON_META):
+        click.echo(json.dumps({"error": text}))
+
+
+def show_progress(as_json: bool) -> bool:
+    """Progress bars for a person at a terminal: not under --json, in CI or into a pipe."""
+    import os
+
+    return sys.stderr.isatty() and not as_json and not os.environ.get("CI")
 
 
 def emit(result: Any, as_json: bool, render: Callable[[Any], str]) -> None:
@@ -74,7 +99,7 @@ class EdgeqGroup(click.Group):
 
                 traceback.print_exc()
             text = " ".join(str(exc).split())  # one line, whatever text the message quotes
-            click.echo(f"edgeq: error: {text}", err=True)
+            report_error(text, ctx)
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo("edgeq: interrupted", err=True)
@@ -87,8 +112,8 @@ class EdgeqGroup(click.Group):
 
                 traceback.print_exc()
             where = f"{exc.filename}: " if exc.filename else ""
-            click.echo(f"edgeq: error: {where}{exc.strerror or exc}; check the path, its "
-                       "permissions and free disk space", err=True)
+            report_error(f"{where}{exc.strerror or exc}; check the path, its permissions and "
+                         "free disk space", ctx)
             sys.exit(1)
 
 
@@ -129,7 +154,7 @@ def drop_gate(result: dict[str, Any], tflite: str, model: str, data: str | None,
     if allow_drop:
         click.echo(f"edgeq: warning: {check.line()}", err=True)
         return
-    click.echo(f"edgeq: error: {check.line()}", err=True)
+    report_error(check.line())
     sys.exit(1)
 
 
@@ -635,7 +660,8 @@ def build_cmd(model: str | None, target: str | None, board: str | None, data: st
                        samples=samples, run=not no_run, per_layer=per_layer, port=port, opt=opt,
                        power_model=power_model, protocol=protocol, mlperf_model=mlperf_model,
                        mlperf_input_offset=mlperf_input_offset, runtime=runtime,
-                       tflm_dir=tflm_dir, tflm_kernels=tflm_kernels or "cmsis-nn")
+                       tflm_dir=tflm_dir, tflm_kernels=tflm_kernels or "cmsis-nn",
+                       progress=show_progress(as_json))
     report = run_build(req)
     emit(report, as_json, render_build_report)
 

@@ -46,6 +46,7 @@ class BuildRequest:
     runtime: str = "edgeq"  # or "tflm": TFLite Micro firmware from a TFLM tree
     tflm_dir: str | None = None  # the TFLM tree (default: EDGEQ_TFLM_DIR, then ../shared's)
     tflm_kernels: str = "cmsis-nn"  # or "reference"
+    progress: bool = False  # progress bars on stderr (the CLI: a terminal, not --json or CI)
 
 
 RUNTIMES = ("edgeq", "tflm")
@@ -132,21 +133,23 @@ def _run_stages(req: BuildRequest, board: Board, bd: BuildDir, model_file: Path,
                               "build_dir": str(bd.root), "runtime": _runtime_label(req)}
 
     generated = uses_generated_inputs(model_file, req.data)
-    float_model = quantize_stage(model_file, bd, None if generated else req.data)
+    float_model = quantize_stage(model_file, bd, None if generated else req.data,
+                                 progress=req.progress)
     if generated:
         log.info("no labelled data: checking bit-exactness on %d generated inputs across the "
                  "input's range (no accuracy)", req.samples)
         report["accuracy"] = {"metric": "none (no labelled data)", "float": None,
                               "int8_host": None, "host_samples": 0}
     else:
-        report["accuracy"] = evaluate_stage(bd, float_model, req.data)
+        report["accuracy"] = evaluate_stage(bd, float_model, req.data, progress=req.progress)
     if req.runtime == "tflm":
         gen, input_bytes = tflm_codegen_stage(bd, stem)
         report.update(tflm_firmware_stage(board, bd, gen, input_bytes, req))
     else:
         gen, input_bytes = codegen_stage(bd, stem)
         report.update(firmware_stage(board, bd, gen, input_bytes, opt=req.opt,
-                                     per_layer=req.per_layer, harness=_harness(req, bd)))
+                                     per_layer=req.per_layer, harness=_harness(req, bd),
+                                     progress=req.progress))
     if not will_run:
         report["device"] = {"ran": False, "reason": "--no-run" if not req.run else
                             f"{board.name} is a real board: flash it (edgeq flash) and pass "
@@ -192,7 +195,8 @@ def uses_generated_inputs(model_file: Path, data: str | None) -> bool:
     return model_file.suffix == ".tflite" and not read_sidecar(model_file).get("dataset")
 
 
-def quantize_stage(model_file: Path, bd: BuildDir, data: str | None) -> Path | None:
+def quantize_stage(model_file: Path, bd: BuildDir, data: str | None, *,
+                   progress: bool = False) -> Path | None:
     """1. quantize (an int8 .tflite is taken as is; a float or hybrid one is quantized);
     returns the float Keras model, if any."""
     if model_file.suffix == ".tflite" and not _needs_quantizing(model_file):
@@ -206,7 +210,7 @@ def quantize_stage(model_file: Path, bd: BuildDir, data: str | None) -> Path | N
     from edgeq.quantize.ptq import quantize_model
 
     log.info("quantizing %s to int8", model_file)
-    quantize_model(model_file, bd.model, data=data, manifest=bd.manifest)
+    quantize_model(model_file, bd.model, data=data, manifest=bd.manifest, progress=progress)
     bd.update_manifest("quantize", bd.manifest_section("quantize"), [model_file, bd.model])
     return None if model_file.suffix == ".tflite" else model_file
 
@@ -219,12 +223,13 @@ def _needs_quantizing(tflite_file: Path) -> bool:
     return detect_mode(load_model(tflite_file).model) in ("float32", "dynamic")
 
 
-def evaluate_stage(bd: BuildDir, float_model: Path | None, data: str | None) -> dict[str, Any]:
+def evaluate_stage(bd: BuildDir, float_model: Path | None, data: str | None, *,
+                   progress: bool = False) -> dict[str, Any]:
     """2. evaluate on the host (float, int8 through TFLM); returns the accuracy summary."""
     from edgeq.analyze.evaluate import evaluate
 
     log.info("evaluating on the host (TFLM reference kernels)")
-    ev = evaluate(bd.model, float_model=float_model, data=data, arena=False)
+    ev = evaluate(bd.model, float_model=float_model, data=data, arena=False, progress=progress)
     bd.update_manifest("evaluate", ev, [bd.model])
     return {"metric": ev["metric"]["name"], "float": ev.get("float", {}).get("value"),
             "int8_host": ev["tflm"]["value"], "host_samples": ev["dataset"]["samples"]}
@@ -290,7 +295,8 @@ def tflm_firmware_stage(board: Board, bd: BuildDir, gen: Any, input_bytes: int,
     log.info("building TFLite Micro firmware for %s (%s, %s kernels)", board.name, board.core,
              req.tflm_kernels)
     fw = build_firmware(board, bd.tflm_generated, bd.firmware, opt=req.opt,
-                        input_bytes=input_bytes, kernel_sources=[], tflm=lib)
+                        input_bytes=input_bytes, kernel_sources=[], tflm=lib,
+                        progress=req.progress)
     out = {"memory": {**fw.size.to_dict(), "arena": gen.arena_bytes,
                       "weights": gen.weight_bytes},
            "firmware": {"elf": str(fw.elf), "bin": str(fw.bin), "hex": str(fw.hex),
@@ -314,7 +320,8 @@ def _harness(req: BuildRequest, bd: BuildDir) -> dict[str, Any] | None:
 
 
 def firmware_stage(board: Board, bd: BuildDir, gen: Any, input_bytes: int, *, opt: str,
-                   per_layer: bool, harness: dict[str, Any] | None = None) -> dict[str, Any]:
+                   per_layer: bool, harness: dict[str, Any] | None = None,
+                   progress: bool = False) -> dict[str, Any]:
     """4. firmware: the fit check first, then compile and link; returns memory + firmware.
     ``harness`` (from ``_harness``) builds the MLPerf Tiny harness instead of edgeq's protocol."""
     from edgeq.toolchain.compiler import build_firmware
@@ -326,7 +333,7 @@ def firmware_stage(board: Board, bd: BuildDir, gen: Any, input_bytes: int, *, op
     fw = build_firmware(board, bd.generated, bd.firmware, opt=opt, profile_layers=per_layer,
                         input_bytes=input_bytes, kernel_sources=gen.kernel_sources,
                         protocol="mlperf" if harness else "edgeq",
-                        defines=harness["defines"] if harness else ())
+                        defines=harness["defines"] if harness else (), progress=progress)
     out = {"memory": {**fw.size.to_dict(), "arena": gen.arena_bytes,
                       "weights": gen.weight_bytes},
            "firmware": {"elf": str(fw.elf), "bin": str(fw.bin), "hex": str(fw.hex), "opt": opt,
@@ -387,7 +394,7 @@ def device_stage(board: Board, bd: BuildDir, model_hash: str,
         session.check_model(model_hash)
         clock_hz = session.info.clock_hz  # what the firmware runs at (reset clock if setup failed)
         try:
-            rep = validate_on_device(session, [x], expected)
+            rep = validate_on_device(session, [x], expected, progress=req.progress)
         except DeviceError as exc:
             raise _tflm_status(exc) if req.runtime == "tflm" else exc from None
         layers = layer_rows(session) if req.per_layer else None

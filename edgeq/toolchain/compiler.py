@@ -198,6 +198,7 @@ def build_firmware(
     protocol: str = "edgeq",
     clock_setup: bool | None = None,
     tflm: TflmLibrary | None = None,
+    progress: bool = False,
 ) -> FirmwareBuild:
     """Compile the app, drivers, generated model and runtime kernels into fw.elf/.bin/.hex.
 
@@ -211,6 +212,7 @@ def build_firmware(
     ``tflm`` links a TFLite Micro firmware instead: ``model_dir`` then holds the files of
     ``codegen.tflm_model`` and ``firmware/tflm_rt/eq_tflm_model.cc`` runs the model through the
     library (compiled with g++ and the library's flags, no edgeq-rt kernels).
+    ``progress`` draws a bar over the compiled files on stderr.
     """
     if protocol not in PROTOCOLS:
         raise BuildError(f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
@@ -258,8 +260,21 @@ def build_firmware(
             tflm_inc = [f"-I{p}" for p in tflm.include_dirs]
             jobs.append((TFLM_MODEL_SOURCE, obj, [gxx, *cxxflags, *includes, *tflm_inc, "-c",
                                                   str(TFLM_MODEL_SOURCE), "-o", str(obj)]))
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            results = list(pool.map(lambda j: (j, _run(j[2], log, "compile")), jobs))
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(jobs), desc="compiling", unit="file", leave=False)
+        try:
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                results = []
+                for item in pool.map(lambda j: (j, _run(j[2], log, "compile")), jobs):
+                    results.append(item)
+                    if bar is not None:
+                        bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
         for (src, _, _), proc in results:
             if proc.returncode != 0:
                 _write_log(out, log)
