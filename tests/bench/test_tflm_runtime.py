@@ -130,6 +130,11 @@ def test_bench_compares_both_runtimes(builds: dict[str, Path]) -> None:
     # the same model ran in both: same outputs size, same hash; the runtimes differ in code
     assert rows[0]["bench"]["model_hash"] == rows[1]["bench"]["model_hash"]
     assert rows[0]["memory"]["flash"] != rows[1]["memory"]["flash"]
+    from edgeq.bench.compare import render_compare
+
+    ratio = rows[1]["bench"]["latency"]["median"] / rows[0]["bench"]["latency"]["median"]
+    assert f"relative to the first: TFLite Micro (cmsis-nn kernels) {ratio:.2f}x" in \
+        render_compare(r)
     code, text = _cli(["bench", "--emulator", "--runs", "3", "--build-dir", str(builds["tflm"]),
                        "--per-layer"])
     assert code == 1 and "no per-layer hook" in text
