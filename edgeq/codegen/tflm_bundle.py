@@ -226,6 +226,7 @@ class TflmBundlePlan:
     labels: tuple[str, ...] | None
     vector_inputs: tuple[np.ndarray, ...]  # per input: (n, *shape)
     vector_outputs: tuple[np.ndarray, ...]  # per output: (n, *shape)
+    resource_variables: int = 0  # distinct VAR_HANDLE shared names (TFLM must be given room)
 
     @property
     def namespace(self) -> str:
@@ -338,6 +339,26 @@ def resolver_registrations(data: bytes, source: str = "<bytes>") -> list[OpRegis
             + " weights)"
         )
     return list(seen.values())
+
+
+def resource_variable_count(data: bytes) -> int:
+    """Distinct resource variables (VAR_HANDLE shared names): TFLM needs a
+    ``MicroResourceVariables`` with room for them, or VAR_HANDLE fails to prepare."""
+    from edgeq.tflite import load_model_t
+    from edgeq.tflite.reader import builtin_op_name
+
+    model_t = load_model_t(data)
+    codes = model_t.operatorCodes or []
+    names: set[bytes] = set()
+    for sg in model_t.subgraphs:
+        for op_t in sg.operators or []:
+            oc = codes[op_t.opcodeIndex]
+            if builtin_op_name(max(int(oc.builtinCode), int(oc.deprecatedBuiltinCode))) != \
+                    "VAR_HANDLE":
+                continue
+            opts = op_t.builtinOptions
+            names.add(bytes(getattr(opts, "sharedName", None) or b""))
+    return len(names)
 
 
 def _io_tensor(t: Any) -> IoTensor:
@@ -478,6 +499,7 @@ def plan_tflm_bundle(
         labels=tuple(labels) if labels else None,
         vector_inputs=tuple(vec_in),
         vector_outputs=tuple(vec_out),
+        resource_variables=resource_variable_count(data),
     )
 
 
@@ -618,6 +640,8 @@ def _render_model_config_h(plan: TflmBundlePlan) -> str:
         + arena_text
         + f"constexpr size_t kArenaMeasuredBytes = {plan.arena_measured};\n"
         f"constexpr size_t kTensorArenaSize = {plan.arena_bytes};\n\n"
+        "// Resource variables (VAR_HANDLE) the interpreter must hold (main_example.cc).\n"
+        f"constexpr int kNumResourceVariables = {plan.resource_variables};\n\n"
         "// real_value = scale * (quantized_value - zero_point); scale 0 = not quantized.\n"
         "struct TensorInfo {\n"
         "  const char* name;\n  const char* dtype;\n  int rank;\n  int dims[6];\n"
@@ -715,13 +739,13 @@ def _render_main_example(plan: TflmBundlePlan) -> str:
                 f"      const float want = {ns}::kTestOutput{j}[v][k];\n"
                 f"      const float got = out{j}->data.f[k];\n"
                 f"      if (std::fabs(got - want) > {ns}::kFloatTolerance * (1.0f + "
-                "std::fabs(want))) ++mismatches;\n"
+                "std::fabs(want))) differs = true;\n"
                 "    }"
             )
         else:
             body = (
                 f"    if (std::memcmp(out{j}->data.raw, {ns}::kTestOutput{j}[v], out{j}->bytes) "
-                "!= 0) ++mismatches;"
+                "!= 0) differs = true;"
             )
         check_out.append(head + body)
     label_print = ""
@@ -739,6 +763,27 @@ def _render_main_example(plan: TflmBundlePlan) -> str:
             f'    MicroPrintf("vector %d: top-1 = %s", v, {ns}::kLabels[best]);\n'
         )
     includes_math = "#include <cmath>\n" if any(o.dtype == "float32" for o in plan.outputs) else ""
+    if plan.resource_variables:
+        interpreter_setup = (
+            "  // The model holds resource variables (VAR_HANDLE): TFLM needs room for them,\n"
+            "  // allocated in the arena next to the tensors.\n"
+            "  tflite::MicroAllocator* allocator =\n"
+            f"      tflite::MicroAllocator::Create(g_tensor_arena, {ns}::kTensorArenaSize);\n"
+            '  if (allocator == nullptr) return Fail("MicroAllocator");\n'
+            "  tflite::MicroResourceVariables* variables =\n"
+            "      tflite::MicroResourceVariables::Create(allocator, "
+            f"{ns}::kNumResourceVariables);\n"
+            '  if (variables == nullptr) return Fail("MicroResourceVariables");\n'
+            "  tflite::MicroInterpreter interpreter(model, resolver, allocator, variables);\n"
+        )
+        tflm_includes = ('#include "tensorflow/lite/micro/micro_allocator.h"\n'
+                         '#include "tensorflow/lite/micro/micro_resource_variable.h"\n')
+    else:
+        interpreter_setup = (
+            "  tflite::MicroInterpreter interpreter(model, resolver, g_tensor_arena,\n"
+            f"                                       {ns}::kTensorArenaSize);\n"
+        )
+        tflm_includes = ""
     return (
         _banner(plan, "Canonical TFLM setup that runs the model on the bundled test vectors.")
         + "// Build with a TFLite Micro tree: GetModel -> resolver -> MicroInterpreter ->\n"
@@ -746,7 +791,8 @@ def _render_main_example(plan: TflmBundlePlan) -> str:
         "// equals the reference. Vectors are independent inferences: the interpreter is reset\n"
         "// after each one (a stateful model, e.g. an LSTM, would otherwise carry its state).\n"
         + _STATIC_MEMORY_GUARD + includes_math + "#include <cstring>\n\n"
-        '#include "tensorflow/lite/micro/micro_interpreter.h"\n'
+        + tflm_includes
+        + '#include "tensorflow/lite/micro/micro_interpreter.h"\n'
         '#include "tensorflow/lite/micro/micro_log.h"\n'
         '#include "tensorflow/lite/micro/system_setup.h"\n'
         '#include "tensorflow/lite/schema/schema_generated.h"\n\n'
@@ -765,17 +811,17 @@ def _render_main_example(plan: TflmBundlePlan) -> str:
         '  if (model->version() != TFLITE_SCHEMA_VERSION) return Fail("schema version");\n\n'
         f"  static {ns}::OpResolver resolver;\n"
         f'  if ({ns}::RegisterOps(resolver) != kTfLiteOk) return Fail("op registration");\n\n'
-        "  tflite::MicroInterpreter interpreter(model, resolver, g_tensor_arena,\n"
-        f"                                       {ns}::kTensorArenaSize);\n"
-        '  if (interpreter.AllocateTensors() != kTfLiteOk) return Fail("AllocateTensors");\n'
+        + interpreter_setup
+        + '  if (interpreter.AllocateTensors() != kTfLiteOk) return Fail("AllocateTensors");\n'
         '  MicroPrintf("arena used: %u of %u bytes", static_cast<unsigned>(interpreter.'
         f"arena_used_bytes()),\n              static_cast<unsigned>({ns}::kTensorArenaSize));\n\n"
         "  int mismatches = 0;\n"
         f"  for (int v = 0; v < {ns}::kNumTestVectors; ++v) {{\n"
         + "\n".join(copy_in)
         + '\n    if (interpreter.Invoke() != kTfLiteOk) return Fail("Invoke");\n'
+        + "    bool differs = false;\n"
         + "\n".join(check_out)
-        + "\n"
+        + "\n    if (differs) ++mismatches;\n"
         + label_print
         + '    if (interpreter.Reset() != kTfLiteOk) return Fail("Reset");\n'
         + "  }\n"

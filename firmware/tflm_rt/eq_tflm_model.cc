@@ -15,8 +15,10 @@
 
 #include "eq_tflm_data.h"
 #include "model.h"
+#include "tensorflow/lite/micro/micro_allocator.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
+#include "tensorflow/lite/micro/micro_resource_variable.h"
 
 #ifndef TF_LITE_STATIC_MEMORY
 #error "compile with -DTF_LITE_STATIC_MEMORY, as the TFLite Micro library was"
@@ -62,8 +64,22 @@ int setup(void)
         g_setup = -EQ_TFLM_E_SCHEMA;
         return g_setup;
     }
+    // The allocator and the resource variables (VAR_HANDLE) live in the arena.
+    tflite::MicroAllocator *allocator = tflite::MicroAllocator::Create(g_arena, sizeof g_arena);
+    if (allocator == nullptr) {
+        g_setup = -EQ_TFLM_E_ALLOCATE;
+        return g_setup;
+    }
+    tflite::MicroResourceVariables *variables = nullptr;
+#if EQ_TFLM_NUM_RESOURCE_VARIABLES > 0
+    variables = tflite::MicroResourceVariables::Create(allocator, EQ_TFLM_NUM_RESOURCE_VARIABLES);
+    if (variables == nullptr) {
+        g_setup = -EQ_TFLM_E_ALLOCATE;
+        return g_setup;
+    }
+#endif
     g_interpreter = new (g_interpreter_storage)
-        tflite::MicroInterpreter(model, *resolver, g_arena, sizeof g_arena);
+        tflite::MicroInterpreter(model, *resolver, allocator, variables);
     if (g_interpreter->AllocateTensors() != kTfLiteOk) {
         g_setup = -EQ_TFLM_E_ALLOCATE;
         return g_setup;

@@ -142,10 +142,7 @@ def test_bench_compares_both_runtimes(builds: dict[str, Path]) -> None:
 
 @pytest.mark.slow
 def test_lstm_edgeq_rt_refuses_then_tflm_runs_it(shared_models: Path, tmp_path: Path) -> None:
-    """The refusal's advice is true: the stateful LSTM runs bit-exact as TFLM firmware (its
-    state is reset before every invoke, as the host oracle does). With the reference kernels,
-    whose LSTM keeps its state in variable tensors (CMSIS-NN's starts from zero every invoke,
-    so it would not notice a missing reset); the library is cached like the CMSIS-NN one."""
+    """The refusal's advice is true: the LSTM runs bit-exact as TFLM firmware."""
     model = tmp_path / "lstm.tflite"
     model.write_bytes((shared_models / "tflm" / "trained_lstm_int8.tflite").read_bytes())
     code, text = _cli(["build", str(model), "--target", "cortex-m4", "-o",
@@ -153,14 +150,47 @@ def test_lstm_edgeq_rt_refuses_then_tflm_runs_it(shared_models: Path, tmp_path: 
     assert code == 1
     assert "`edgeq build MODEL --runtime tflm --tflm-dir TFLM_TREE`" in text
     code, text = _cli(["build", str(model), "--target", "cortex-m4", "--runtime", "tflm",
-                       "--tflm-dir", str(TFLM_TREE), "--tflm-kernels", "reference",
-                       "--samples", "6", "-o", str(tmp_path / "tflm"), "--json"])
+                       "--tflm-dir", str(TFLM_TREE), "--samples", "6", "-o",
+                       str(tmp_path / "tflm"), "--json"])
     assert code == 0, text
     r = _json(text)
-    assert r["runtime"] == "TFLite Micro (reference kernels)"
+    assert r["runtime"] == "TFLite Micro (cmsis-nn kernels)"
     assert r["device"]["validation"]["bit_exact"] and r["device"]["validation"]["samples"] == 6
     assert "#define EQ_TFLM_STATEFUL 1" in (tmp_path / "tflm" / "tflm_model" /
                                             "eq_tflm_data.h").read_text()
+
+
+@pytest.mark.slow
+def test_state_is_reset_before_every_invoke(tmp_path: Path) -> None:
+    """A model with a resource variable (a running sum) validates bit-exact only if the
+    firmware resets the interpreter before each invoke, as the host oracle does per sample."""
+    from helpers_stateful import accumulator_tflite, running_sums
+
+    from edgeq.bench.validate import validate_on_device
+    from edgeq.codegen.tflm_model import generate_tflm_model
+    from edgeq.device.connect import connect
+    from edgeq.toolchain.boards import resolve_target
+    from edgeq.toolchain.compiler import build_firmware
+    from edgeq.toolchain.tflm_library import tflm_library
+
+    data = accumulator_tflite()
+    gen = generate_tflm_model(data, "accumulator")
+    assert gen.stateful and "ASSIGN_VARIABLE" in gen.ops
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    for name, text in gen.files.items():
+        (model_dir / name).write_text(text)
+    board = resolve_target(board="mps2-an386")
+    fw = build_firmware(board, model_dir, tmp_path / "fw", input_bytes=16, kernel_sources=[],
+                        tflm=tflm_library("cm4_cmsis_nn", tree=TFLM_TREE))
+    x = np.random.default_rng(5).uniform(0.5, 1.0, (5, 4)).astype(np.float32)
+    want = run_tflm(data, x)
+    np.testing.assert_array_equal(want[0].reshape(x.shape), x)  # the host resets per sample
+    assert not np.allclose(running_sums(x), x)  # so a firmware that did not would differ
+    with connect(board, elf=fw.elf, emulator=True) as session:
+        session.check_model(gen.model_hash)
+        rep = validate_on_device(session, [x], want)
+    assert rep.samples == 5 and rep.bit_exact, rep
 
 
 def _one_line_error(args: list[str], cwd: Path, env_tflm: str | None = None) -> str:
