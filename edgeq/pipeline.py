@@ -291,7 +291,7 @@ def tflm_firmware_stage(board: Board, bd: BuildDir, gen: Any, input_bytes: int,
 
     check_fit(board, weight_bytes=gen.weight_bytes, arena_bytes=gen.arena_bytes,
               input_bytes=input_bytes)
-    lib = tflm_library(M4_KERNELS[req.tflm_kernels], tree=req.tflm_dir)
+    lib = tflm_library(M4_KERNELS[req.tflm_kernels], tree=req.tflm_dir, progress=req.progress)
     log.info("building TFLite Micro firmware for %s (%s, %s kernels)", board.name, board.core,
              req.tflm_kernels)
     fw = build_firmware(board, bd.tflm_generated, bd.firmware, opt=req.opt,

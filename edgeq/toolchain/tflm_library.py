@@ -110,9 +110,10 @@ def cache_key(variant: Variant, src: Path) -> str:
 
 
 def tflm_library(variant: str, *, jobs: int = 2, build: bool = True,
-                 tree: str | os.PathLike[str] | None = None) -> TflmLibrary:
+                 tree: str | os.PathLike[str] | None = None,
+                 progress: bool = False) -> TflmLibrary:
     """The cached library of ``variant`` from ``tree`` (see ``tflm_source``), built first if
-    absent (and ``build`` is true)."""
+    absent (and ``build`` is true); ``progress`` counts the compiled files on stderr."""
     if variant not in VARIANTS:
         raise BuildError(f"unknown TFLM variant {variant!r}; use one of {', '.join(VARIANTS)}")
     v = VARIANTS[variant]
@@ -128,11 +129,32 @@ def tflm_library(variant: str, *, jobs: int = 2, build: bool = True,
         fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent build of the same key: wait for it
         if lib.is_file():
             return TflmLibrary(variant, dest, lib)
-        _build(v, src, dest, jobs)
+        _build(v, src, dest, jobs, progress)
     return TflmLibrary(variant, dest, lib)
 
 
-def _build(v: Variant, src: Path, dest: Path, jobs: int) -> None:
+def _make(cmd: list[str], cwd: Path, env: dict[str, str], progress: bool) -> tuple[int, str]:
+    """Run make, merging its output; with ``progress`` a bar counts the compile commands."""
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(desc="building TFLM", unit="file", leave=False)
+    lines: list[str] = []
+    with subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if bar is not None and " -c " in line:
+                bar.update(1)
+        code = proc.wait()
+    if bar is not None:
+        bar.close()
+    return code, "".join(lines)
+
+
+def _build(v: Variant, src: Path, dest: Path, jobs: int, progress: bool = False) -> None:
     variant = v.name
     if v.cross and shutil.which("arm-none-eabi-gcc") is None:
         raise BuildError("arm-none-eabi-gcc not found; install gcc-arm-none-eabi (make setup)")
@@ -149,11 +171,12 @@ def _build(v: Variant, src: Path, dest: Path, jobs: int) -> None:
     # TFLM's Makefile runs a python3 that needs numpy and Pillow while it parses
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     cmd = ["nice", "-n", "10", "make", "-f", MAKEFILE, f"-j{jobs}", *v.make_args, "microlite"]
-    proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        (tmp.parent / f"{dest.name}.log").write_text(proc.stdout + proc.stderr)
+    code, output = _make(cmd, tmp, env, progress)
+    if code != 0:
+        (tmp.parent / f"{dest.name}.log").write_text(output)
         shutil.rmtree(tmp, ignore_errors=True)
-        tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        errors = [ln for ln in output.splitlines() if "error" in ln.lower()]
+        tail = (errors or output.strip().splitlines() or ["?"])[0 if errors else -1]
         raise BuildError(f"TFLM {variant} build failed ({tail[:160]}); log in "
                          f"{tmp.parent / (dest.name + '.log')}")
     tmp.rename(dest)

@@ -202,9 +202,10 @@ def _one_line_error(args: list[str], cwd: Path, env_tflm: str | None = None) -> 
         env["EDGEQ_TFLM_DIR"] = env_tflm
     proc = subprocess.run([*EDGEQ, *args], capture_output=True, text=True, cwd=cwd, env=env)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("edgeq: error: "), proc.stderr
-    return lines[0]
+    lines = proc.stderr.strip().splitlines()  # progress lines (edgeq: ...), then the error
+    errors = [ln for ln in lines if ln.startswith("edgeq: error: ")]
+    assert errors == lines[-1:] and "Traceback" not in proc.stderr, proc.stderr
+    return lines[-1]
 
 
 def test_bad_tflm_options_are_one_line_errors(shared_models: Path, tmp_path: Path) -> None:
@@ -223,3 +224,36 @@ def test_bad_tflm_options_are_one_line_errors(shared_models: Path, tmp_path: Pat
                            tmp_path)
     assert "Cortex-M4 firmware only" in line
     assert not (tmp_path / "build").exists()  # nothing half-built
+
+
+def _failing_tree(root: Path) -> Path:
+    """A 'TFLM tree' whose Makefile compiles one file and fails, as a broken checkout would."""
+    mk = root / "tensorflow/lite/micro/tools/make/Makefile"
+    mk.parent.mkdir(parents=True)
+    mk.write_text("microlite:\n\t@echo 'g++ -c kernels/foo.cc -o foo.o'\n"
+                  "\t@echo 'kernels/foo.cc:1:1: error: broken tree' >&2\n\t@false\n")
+    return root
+
+
+def test_failed_library_build_is_one_line_and_caches_nothing(
+        shared_models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from edgeq.errors import BuildError
+    from edgeq.toolchain.tflm_library import cache_root, tflm_library
+
+    tree = _failing_tree(tmp_path / "tflite-micro")
+    monkeypatch.setenv("EDGEQ_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(BuildError) as err:
+        tflm_library("cm4_cmsis_nn", tree=tree, progress=True)
+    msg = str(err.value)
+    assert "TFLM cm4_cmsis_nn build failed (kernels/foo.cc:1:1: error: broken tree)" in msg
+    assert "building TFLM" in capsys.readouterr().err  # the bar counted the compile line
+    assert [p.suffix for p in cache_root().iterdir() if p.is_dir()] == []  # no half entry
+    log = Path(msg.rsplit("log in ", 1)[1])
+    assert "broken tree" in log.read_text()
+    # through `edgeq build`: one line, exit 1, no build directory left
+    model = str(shared_models / "tflm" / "hello_world_int8.tflite")
+    line = _one_line_error(["build", model, "--target", "cortex-m4", "--runtime", "tflm",
+                            "--tflm-dir", str(tree)], tmp_path)
+    assert "build failed (kernels/foo.cc:1:1: error: broken tree)" in line
+    assert not (tmp_path / "build" / "hello_world_int8-mps2-an386-tflm").exists()
