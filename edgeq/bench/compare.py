@@ -17,16 +17,13 @@ from edgeq.toolchain.boards import Board
 
 
 def build_facts(build_dir: Path) -> dict[str, Any]:
-    """Runtime and memory of a build, from its manifest."""
+    """Memory of a build, from its manifest."""
     bd = BuildDir(build_dir)
     built = bd.manifest_section("build")
     if not built:
         raise DeviceError(f"{build_dir} has no firmware build recorded; run `edgeq build` "
                           "into it first")
-    fw = built.get("firmware", {})
-    runtime = ("TFLite Micro (" + fw.get("tflm_kernels", "?") + " kernels)"
-               if fw.get("runtime") == "tflm" else "edgeq-rt")
-    return {"build_dir": str(build_dir), "runtime": runtime, "memory": built.get("memory", {})}
+    return {"build_dir": str(build_dir), "memory": built.get("memory", {})}
 
 
 def compare(board: Board, build_dirs: list[Path], **bench_args: Any) -> dict[str, Any]:
@@ -37,6 +34,7 @@ def compare(board: Board, build_dirs: list[Path], **bench_args: Any) -> dict[str
     for d in build_dirs:
         facts = build_facts(d)
         facts["bench"] = bench(board, build_dir=d, **bench_args)
+        facts["runtime"] = facts["bench"]["runtime"]
         rows.append(facts)
     hashes = {r["bench"]["model_hash"] for r in rows}
     if len(hashes) != 1:

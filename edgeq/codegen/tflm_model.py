@@ -28,7 +28,11 @@ from typing import Any
 from edgeq.codegen import cwriter
 from edgeq.codegen.edgeq_rt import _io_info
 from edgeq.codegen.ops_conv import C_DTYPE_ENUM
-from edgeq.codegen.tflm_bundle import measure_tflm_arena, resolver_registrations
+from edgeq.codegen.tflm_bundle import (
+    measure_tflm_arena,
+    resolver_registrations,
+    resource_variable_count,
+)
 from edgeq.errors import CodegenError
 from edgeq.fileio import atomic_output_dir
 from edgeq.tflite import read_tflite_bytes
@@ -156,6 +160,7 @@ def generate_tflm_model(data: bytes, name: str, source: str = "model.tflite") ->
         f"#define EQ_TFLM_NUM_OPS {len(regs)}",
         f"#define EQ_TFLM_OPS(X) {ops_macro}",
         f"#define EQ_TFLM_STATEFUL {int(stateful)}",
+        f"#define EQ_TFLM_NUM_RESOURCE_VARIABLES {resource_variable_count(data)}",
         "",
         f'extern "C" const unsigned char eq_tflm_model_data[{len(data)}];',
         "",

@@ -20,6 +20,10 @@
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 #include "tensorflow/lite/micro/micro_resource_variable.h"
 
+#if !defined(EQ_TFLM_NUM_OPS) || !defined(EQ_TFLM_STATEFUL) || \
+    !defined(EQ_TFLM_NUM_RESOURCE_VARIABLES)
+#error "eq_tflm_data.h is incomplete: regenerate it (edgeq build --runtime tflm)"
+#endif
 #ifndef TF_LITE_STATIC_MEMORY
 #error "compile with -DTF_LITE_STATIC_MEMORY, as the TFLite Micro library was"
 #endif
