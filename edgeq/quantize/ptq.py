@@ -350,9 +350,16 @@ def quantize_model(
             ds = load_dataset(spec, input_shape=tuple(loaded.input_shape[1:]))
             if len(ds.x_train) == 0:
                 raise DataError(f"dataset '{ds.name}' has no training samples to calibrate on")
+            shapes = loaded.input_shapes or (loaded.input_shape,)
+            if ds.num_inputs != len(shapes):
+                raise DataError(f"dataset '{ds.name}' holds {ds.num_inputs} input array(s) but "
+                                f"{loaded.path} has {len(shapes)} inputs; save one array per "
+                                "input as x_0, x_1, ... in an .npz")
             rep = representative_dataset(
                 ds.x_train,
                 input_shape=loaded.input_shape,
+                extra=ds.extra_train,
+                extra_shapes=tuple(shapes[1:]),
                 normalization=Normalization.from_meta(meta),
                 num_samples=num_samples,
                 seed=seed,
