@@ -325,8 +325,11 @@ def evaluate(
     x_raw, y = ds.test_inputs(limit), ds.y_test
     if limit is not None and y is not None:
         y = y[:limit]
-    metrics = [metric_for(t, metric if k == main else None, y is not None)
+    metrics = [metric_for(t, metric if k == main else None, y is not None and k == main)
                for k, t in enumerate(tasks)]
+    # the labels belong to the first scored output; the others get label-free metrics only
+    metrics = [mk if k == main or mk is None or not mk.needs_labels else None
+               for k, mk in enumerate(metrics)]
     m = metrics[main]
     if m is not None and m.name == METRICS["top1"].name and y is not None:
         from edgeq.data.checks import check_labels
