@@ -75,7 +75,14 @@ def validate_on_device(session: DeviceSession, inputs: Sequence[np.ndarray],
     return ValidationReport(samples=n, mismatched_samples=mismatched, mismatched_bytes=mism_bytes,
                             max_abs_diff=max_diff, first_mismatch=first, counts=counts, unit=unit,
                             device_outputs=outs_all,
-                            all_outputs=[np.stack(col) for col in per_output if col])
+                            all_outputs=[_stacked(col) for col in per_output if col])
+
+
+def _stacked(outputs: list[np.ndarray]) -> np.ndarray:
+    """One output's per-sample arrays (batch 1 each) as ``(samples, ...)``, as the oracles give."""
+    first = outputs[0]
+    shape = first.shape[1:] if first.ndim and first.shape[0] == 1 else first.shape
+    return np.stack([o.reshape(shape) for o in outputs])
 
 
 def top1(outputs: Sequence[np.ndarray], labels: np.ndarray) -> float:

@@ -120,6 +120,30 @@ def test_two_output_segmentation_model_with_conv2d_transpose_bit_exact(tmp_path:
     assert acc["float"] > 0.7 and abs(acc["int8_host"] - acc["float"]) < 0.05
     assert acc["int8_device"] == acc["int8_host_same_samples"]
     assert [o["task"] for o in acc["outputs"]] == ["segmentation", "none"]
+    _second_output_is_compared(tmp_path / "build")
+
+
+def _second_output_is_compared(build: Path) -> None:
+    """The device's second output is read and compared too: expecting one byte of it
+    different from TFLM's makes exactly that sample mismatch."""
+    from edgeq.bench.validate import validate_on_device
+    from edgeq.device.qemu import QemuInstance
+    from edgeq.device.session import DeviceSession
+    from edgeq.oracles import run_tflm
+    from edgeq.quantize.numerics import quantized_test_vectors
+    from edgeq.toolchain.boards import resolve_target
+
+    tfl = build / "model_int8.tflite"
+    xs, _ = quantized_test_vectors(tfl, None, 3)
+    expected = run_tflm(tfl, xs)
+    expected[1][2].reshape(-1)[0] ^= 1
+    board = resolve_target("cortex-m4", None)
+    with QemuInstance(board.qemu_machine, build / "firmware" / "fw.elf") as q:
+        session = DeviceSession(q.port, alive=q.check_alive)
+        assert len(session.info.inputs) == 1 and len(session.info.outputs) == 2
+        rep = validate_on_device(session, xs, expected)
+    assert rep.mismatched_samples == 1 and rep.first_mismatch == 2 and rep.max_abs_diff == 1
+    assert [o.shape for o in rep.all_outputs] == [e.shape for e in expected]
 
 
 @pytest.mark.slow
