@@ -274,7 +274,9 @@ def quantize(model: str, output: str | None, data: str | None, mode: str, io_dty
 @click.option("--data", type=str, default=None,
               help="Dataset whose test split is used [default: the model sidecar's dataset].")
 @click.option("--metric", type=str, default=None,
-              help="top1 | mse [default: from the sidecar task: classification -> top1].")
+              help="top1 | mse | mae | pixel_accuracy | miou | auc | score [default: from the "
+                   "sidecar task: classification -> top1, regression -> mse, segmentation -> "
+                   "miou, anomaly -> auc, none -> agreement only].")
 @click.option("--limit", type=int, default=None, help="Evaluate only the first N test samples.")
 @click.option("--no-arena", is_flag=True, help="Skip the TFLM arena bisection.")
 @json_option
