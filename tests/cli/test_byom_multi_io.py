@@ -82,7 +82,22 @@ def test_two_input_model_bit_exact_in_qemu(tmp_path: Path) -> None:
     acc = r["accuracy"]
     assert acc["float"] > 0.9 and abs(acc["int8_host"] - acc["float"]) < 0.05
     assert acc["int8_device"] == acc["int8_host_same_samples"] > 0.85
-    assert len(read_tflite(tmp_path / "build" / "model_int8.tflite").inputs) == 2
+    tfl = tmp_path / "build" / "model_int8.tflite"
+    assert len(read_tflite(tfl).inputs) == 2
+    # `edgeq run` takes one sample of each input from a .npz and prints what TFLM computes
+    from edgeq.oracles import run_tflm
+    from edgeq.quantize.numerics import quantized_test_vectors
+
+    xs, _ = quantized_test_vectors(tfl, None, 1)
+    np.savez(tmp_path / "one.npz", x_0=xs[0][0], x_1=xs[1][0])
+    res = CliRunner().invoke(cli, ["run", str(tmp_path / "one.npz"), "--emulator",
+                                   "--build-dir", str(tmp_path / "build"), "--json"])
+    assert res.exit_code == 0, res.output
+    assert _report(res.output)["output"] == run_tflm(tfl, xs)[0][0].reshape(-1).tolist()
+    np.savez(tmp_path / "half.npz", x_0=xs[0][0])
+    res = CliRunner().invoke(cli, ["run", str(tmp_path / "half.npz"), "--emulator",
+                                   "--build-dir", str(tmp_path / "build")])
+    assert res.exit_code != 0 and "1 input array(s) for a model with 2 inputs" in res.output
 
 
 @pytest.mark.slow
