@@ -37,11 +37,11 @@ def bench_input(session: DeviceSession, build_dir: Path) -> list[np.ndarray]:
     """The first test sample when the dataset is known, else a fixed pseudo-random input."""
     tflite = BuildDir(build_dir).model
     if tflite.is_file():
-        from edgeq.quantize.numerics import quantized_test_inputs
+        from edgeq.quantize.numerics import quantized_test_vectors
 
         try:
-            x, _ = quantized_test_inputs(tflite, None, 1)
-            return [x[0]]
+            xs, _ = quantized_test_vectors(tflite, None, 1)
+            return [x[0] for x in xs]  # one sample of every input
         except DataError:
             pass
     rng = np.random.default_rng(0)

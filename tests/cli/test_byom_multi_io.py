@@ -98,6 +98,11 @@ def test_two_input_model_bit_exact_in_qemu(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["run", str(tmp_path / "half.npz"), "--emulator",
                                    "--build-dir", str(tmp_path / "build")])
     assert res.exit_code != 0 and "1 input array(s) for a model with 2 inputs" in res.output
+    # `edgeq bench` feeds one test sample of each input
+    res = CliRunner().invoke(cli, ["bench", "--emulator", "--build-dir", str(tmp_path / "build"),
+                                   "--runs", "2", "--json"])
+    assert res.exit_code == 0, res.output
+    assert _report(res.output)["latency"]["median"] > 0
 
 
 @pytest.mark.slow
