@@ -22,6 +22,8 @@ from click.testing import CliRunner
 
 from edgeq.cli import cli
 
+TFLM_TREE = Path(__file__).resolve().parents[1].parent / "shared" / "third_party" / "tflite-micro"
+
 
 def _save(model: Any, path: Path, **meta: object) -> Path:
     model.save(path)
@@ -123,6 +125,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=20)
     ap.add_argument("--epochs", type=int, default=6, help="MobileNet training epochs")
+    ap.add_argument("--only", default="", help="Only the rows whose name contains this text")
     args = ap.parse_args()
     k3, tfk = import_keras3(), import_tf_keras()
     k3.utils.set_random_seed(0)
@@ -136,18 +139,26 @@ def main() -> None:
                                                                         ".keras"),
             "two outputs, UpSampling2D (tf-keras)": lambda: segmentation(tfk, d, rng, "up",
                                                                          ".h5"),
+            "two outputs, UpSampling2D (tf-keras), --runtime tflm": lambda: segmentation(
+                tfk, d, rng, "up", ".h5"),
             "MobileNetV2-0.35 32x32": lambda: mobilenet(k3, d, rng, "v2", args.epochs),
             "MobileNetV3Small 32x32": lambda: mobilenet(k3, d, rng, "v3", args.epochs),
             "regression (Dense)": lambda: regression(k3, d, rng),
             "anomaly autoencoder (Dense)": lambda: anomaly(k3, d, rng),
         }
         for name, make in makers.items():
+            if args.only not in name:
+                continue
             path = make()
+            runtime = (["--runtime", "tflm", "--tflm-dir", str(TFLM_TREE)]
+                       if "--runtime tflm" in name else [])
             res = CliRunner().invoke(cli, ["build", str(path), "--target", "cortex-m4", "-o",
-                                           str(d / f"b_{path.stem}"), "--samples",
-                                           str(args.samples), "--json"])
+                                           str(d / f"b_{path.stem}{len(runtime)}"), "--samples",
+                                           str(args.samples), "--json", *runtime])
             if res.exit_code != 0:
-                print(f"{name:<38} refused: {res.output.strip().splitlines()[-1]}", flush=True)
+                last = res.output.strip().splitlines()[-1]
+                why = json.loads(last)["error"] if last.startswith("{") else last
+                print(f"{name:<38} refused: {why}", flush=True)
                 continue
             r = json.loads(res.output[res.output.index("{"):])
             acc, dev, mem = r["accuracy"], r["device"], r["memory"]

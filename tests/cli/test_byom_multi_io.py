@@ -15,6 +15,8 @@ from click.testing import CliRunner
 from edgeq.cli import cli
 from edgeq.tflite import read_tflite
 
+TFLM_TREE = Path(__file__).resolve().parents[2].parent / "shared" / "third_party" / "tflite-micro"
+
 
 def _build(model: Path, out: Path, samples: int) -> tuple[int, str]:
     res = CliRunner().invoke(cli, ["build", str(model), "--target", "cortex-m4", "-o", str(out),
@@ -204,6 +206,13 @@ def test_two_output_model_with_upsampling2d(tmp_path: Path) -> None:
             assert code != 0
             assert "RESIZE_NEAREST_NEIGHBOR" in _one_error_line(output)
             assert not out.exists()
+            # the way forward: the same model on TFLite Micro firmware, every byte checked
+            res = CliRunner().invoke(cli, ["build", str(path), "--target", "cortex-m4",
+                                           "--runtime", "tflm", "--tflm-dir", str(TFLM_TREE),
+                                           "-o", str(out), "--samples", "6", "--json"])
+            assert res.exit_code == 0, res.output
+            v = _report(res.output)["device"]["validation"]
+            assert v["bit_exact"] and v["outputs_per_sample"] == 2
 
 
 def _mobilenet_build(tmp_path: Path, keras: object, model: object, samples: int
