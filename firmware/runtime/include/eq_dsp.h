@@ -51,6 +51,23 @@ static inline int32_t eq_sadd16(int32_t a, int32_t b)
 {
     return __sadd16(a, b);
 }
+
+/* Per int8 lane max(v, m) / min(v, m): SSUB8 sets a lane's GE flag when v - m >= 0 (exact, no
+ * wrap), SEL picks by it. One asm statement, so nothing can come between the flag's writer and
+ * its reader. */
+static inline uint32_t eq_max_s8x4(uint32_t v, uint32_t m)
+{
+    uint32_t r;
+    __asm__("ssub8 %0, %1, %2\n\tsel %0, %1, %2" : "=&r"(r) : "r"(v), "r"(m) : "cc");
+    return r;
+}
+
+static inline uint32_t eq_min_s8x4(uint32_t v, uint32_t m)
+{
+    uint32_t r;
+    __asm__("ssub8 %0, %1, %2\n\tsel %0, %2, %1" : "=&r"(r) : "r"(v), "r"(m) : "cc");
+    return r;
+}
 #else
 #define EQ_DSP 0
 #endif
@@ -61,6 +78,14 @@ static inline int32_t eq_sadd16(int32_t a, int32_t b)
 #define EQ_OPAQUE(v) __asm__("" : "+r"(v))
 #else
 #define EQ_OPAQUE(v) ((void)0)
+#endif
+
+/* Keeps the compiler from moving loads across it: an unrolled tile then loads each step's
+ * operands just before it uses them instead of holding two steps' worth (and spilling). */
+#if defined(__GNUC__)
+#define EQ_BARRIER() __asm__ volatile("" ::: "memory")
+#else
+#define EQ_BARRIER() ((void)0)
 #endif
 
 /* Four bytes from any address (one LDR on cores with unaligned access). */

@@ -136,12 +136,33 @@ static void conv_fast(const eq_conv2d_params *p, const int8_t *input, const int8
     }
 }
 
+#if EQ_DSP
+/* Four input bytes against four packed filter words (one per channel): two SMLADs each. */
+EQ_SPECIALIZE void dot4_step_dsp(const int8_t *x, const int8_t *wp, int32_t *a0, int32_t *a1,
+                                 int32_t *a2, int32_t *a3)
+{
+    const uint32_t xv = eq_load4(x);
+    const int32_t xl = eq_lo16(xv);
+    const int32_t xh = eq_hi16(xv);
+    const uint32_t w0 = eq_load4(wp), w1 = eq_load4(wp + 4);
+    const uint32_t w2 = eq_load4(wp + 8), w3 = eq_load4(wp + 12);
+    *a0 = eq_smlad(eq_lo16(w0), xl, eq_smlad(eq_hi16(w0), xh, *a0));
+    *a1 = eq_smlad(eq_lo16(w1), xl, eq_smlad(eq_hi16(w1), xh, *a1));
+    *a2 = eq_smlad(eq_lo16(w2), xl, eq_smlad(eq_hi16(w2), xh, *a2));
+    *a3 = eq_smlad(eq_lo16(w3), xl, eq_smlad(eq_hi16(w3), xh, *a3));
+}
+#endif
+
 /* 1x1 filter, no padding, packed filter: a matrix product of the [pixels, in_c] input (rows
  * picked by the stride) with the [out_c, in_c] filter; every window is whole, so every
- * accumulator starts from bias_folded. No window clipping at all. */
-static void conv1x1_packed(const eq_conv2d_params *p, const eq_out_q *q, const int8_t *input,
-                           int8_t *output)
+ * accumulator starts from bias_folded. No window clipping at all. The DSP loop keeps the four
+ * accumulators in registers across the row (no call per block) and takes eight input bytes
+ * per iteration when in_c allows. */
+static EQ_NOINLINE void conv1x1_packed(const eq_conv2d_params *p, const eq_out_q *oq,
+                                       const int8_t *input, int8_t *output)
 {
+    const eq_out_q local = *oq; /* a copy no int8 store can alias: read once, kept in registers */
+    const eq_out_q *const q = &local;
     const int32_t in_c = p->in_c;
     const int32_t out_c = p->out_c;
     const int32_t *const init = p->bias_folded;
@@ -156,9 +177,31 @@ static void conv1x1_packed(const eq_conv2d_params *p, const eq_out_q *q, const i
                 const int8_t *wp = p->filter_packed;
                 int32_t oc = 0;
                 for (; oc + 4 <= out_c; oc += 4) {
+#if EQ_DSP
+                    int32_t a0 = init[oc], a1 = init[oc + 1], a2 = init[oc + 2], a3 = init[oc + 3];
+                    const int8_t *xx = x;
+                    const int8_t *const x_end = x + in_c;
+                    if (in_c % 8 == 0) {
+                        while (xx != x_end) {
+                            dot4_step_dsp(xx, wp, &a0, &a1, &a2, &a3);
+                            EQ_BARRIER();
+                            dot4_step_dsp(xx + 4, wp + 16, &a0, &a1, &a2, &a3);
+                            xx += 8;
+                            wp += 32;
+                        }
+                    } else {
+                        while (xx != x_end) {
+                            dot4_step_dsp(xx, wp, &a0, &a1, &a2, &a3);
+                            xx += 4;
+                            wp += 16;
+                        }
+                    }
+                    eq_out_q_conv4(q, out, oc, a0, a1, a2, a3);
+#else
                     int32_t acc[4] = {init[oc], init[oc + 1], init[oc + 2], init[oc + 3]};
                     wp = eq_dot4_packed(x, in_c, wp, 0, acc);
                     eq_out_q_conv4(q, out, oc, acc[0], acc[1], acc[2], acc[3]);
+#endif
                 }
                 for (; oc < out_c; ++oc) { /* plain row order after the last block */
                     int32_t acc = init[oc];

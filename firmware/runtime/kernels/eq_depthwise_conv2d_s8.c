@@ -227,18 +227,55 @@ EQ_SPECIALIZE void dw_pixel_packed(const eq_depthwise_conv2d_params *p, const eq
     }
 }
 
-/* 3x3, `n` consecutive output pixels of one row with windows wholly inside the image: taps
- * unrolled along each row, accumulators from bias_folded, no offset adds. */
-static void dw3x3_packed_run(const eq_depthwise_conv2d_params *p, const eq_out_q *q,
-                             const int8_t *in0, int32_t n, int8_t *out)
+#if EQ_DSP
+/* One tap of four channels: the input word's sign-extended lanes (c0, c2), (c1, c3) against the
+ * packed weight words wa = (w0, w2), wb = (w1, w3). */
+EQ_SPECIALIZE void dw_tap_dsp(uint32_t xv, int32_t wa, int32_t wb, int32_t *a0, int32_t *a1,
+                              int32_t *a2, int32_t *a3)
 {
+    const int32_t xl = eq_lo16(xv);
+    const int32_t xh = eq_hi16(xv);
+    *a0 = eq_smlabb(wa, xl, *a0);
+    *a2 = eq_smlatt(wa, xl, *a2);
+    *a1 = eq_smlabb(wb, xh, *a1);
+    *a3 = eq_smlatt(wb, xh, *a3);
+}
+#endif
+
+/* 3x3, `n` consecutive output pixels of one row with windows wholly inside the image: taps
+ * unrolled along each row, accumulators from bias_folded, no offset adds. Kept out of line so
+ * that its loops get the registers (the DSP version addresses a row's three taps from one
+ * pointer and one register offset). */
+static EQ_NOINLINE void dw3x3_packed_run(const eq_depthwise_conv2d_params *p, const eq_out_q *oq,
+                                         const int8_t *in0, int32_t n, int8_t *out)
+{
+    const eq_out_q local = *oq; /* a copy no int8 store can alias: read once, kept in registers */
+    const eq_out_q *const q = &local;
     const int32_t c = p->out_c;
     const int32_t tap = p->dilation.w * c;
     const int32_t row = p->dilation.h * p->in_w * c;
     const int32_t px_step = p->stride.w * c;
-    const int32_t *const init = p->bias_folded;
     for (int32_t i = 0; i < n; ++i) {
         const int32_t *w = p->filter_packed;
+        const int32_t *init = p->bias_folded;
+#if EQ_DSP
+        const int8_t *x = in0;
+        for (int32_t oc = 0; oc < c; oc += 4) {
+            int32_t a0 = init[0], a1 = init[1], a2 = init[2], a3 = init[3];
+            const int8_t *r = x;
+            for (int32_t k = 0; k < 3; ++k) {
+                EQ_OPAQUE(r);
+                dw_tap_dsp(eq_load4(r), w[0], w[1], &a0, &a1, &a2, &a3);
+                dw_tap_dsp(eq_load4(r + tap), w[2], w[3], &a0, &a1, &a2, &a3);
+                dw_tap_dsp(eq_load4(r + 2 * tap), w[4], w[5], &a0, &a1, &a2, &a3);
+                r += row;
+                w += 6;
+            }
+            eq_out_q_conv4(q, out, oc, a0, a1, a2, a3);
+            init += 4;
+            x += 4;
+        }
+#else
         for (int32_t oc = 0; oc < c; oc += 4) {
             int32_t a[4] = {init[oc], init[oc + 1], init[oc + 2], init[oc + 3]};
             const int8_t *x_row = in0 + oc;
@@ -253,6 +290,7 @@ static void dw3x3_packed_run(const eq_depthwise_conv2d_params *p, const eq_out_q
             }
             eq_out_q_conv4(q, out, oc, a[0], a[1], a[2], a[3]);
         }
+#endif
         in0 += px_step;
         out += c;
     }
