@@ -208,10 +208,8 @@ EQ_SPECIALIZE const int8_t *eq_dot4_packed_body(const int8_t *x, int32_t seg, co
 /* A helper kept out of line (one copy per file that calls it; no warning where unused). */
 #if defined(__GNUC__)
 #define EQ_OUTLINE static __attribute__((noinline, unused))
-#define EQ_NOINLINE __attribute__((noinline))
 #else
 #define EQ_OUTLINE static inline
-#define EQ_NOINLINE
 #endif
 
 /* eq_dot4_packed_body out of line, specialized for the offset-free (whole window) case: the

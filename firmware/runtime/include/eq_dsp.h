@@ -80,6 +80,13 @@ static inline uint32_t eq_min_s8x4(uint32_t v, uint32_t m)
 #define EQ_OPAQUE(v) ((void)0)
 #endif
 
+/* A loop nest kept out of line, so that its loops get the registers (not its caller's). */
+#if defined(__GNUC__)
+#define EQ_NOINLINE __attribute__((noinline))
+#else
+#define EQ_NOINLINE
+#endif
+
 /* Keeps the compiler from moving loads across it: an unrolled tile then loads each step's
  * operands just before it uses them instead of holding two steps' worth (and spilling). */
 #if defined(__GNUC__)
