@@ -88,11 +88,8 @@ static inline void eq_store4_s8(int8_t *out, int32_t v0, int32_t v1, int32_t v2,
 EQ_SPECIALIZE void eq_store4_clamped(int8_t *out, const eq_out_q *q, int32_t a0, int32_t a1,
                                      int32_t a2, int32_t a3)
 {
-    const uint32_t b0 = (uint32_t)__ssat(a0 + q->offset, 8) & 0xFFU;
-    const uint32_t b1 = (uint32_t)__ssat(a1 + q->offset, 8) & 0xFFU;
-    const uint32_t b2 = (uint32_t)__ssat(a2 + q->offset, 8) & 0xFFU;
-    const uint32_t b3 = (uint32_t)__ssat(a3 + q->offset, 8);
-    uint32_t v = b0 | (b1 << 8) | (b2 << 16) | (b3 << 24);
+    uint32_t v = eq_pack4_s8(__ssat(a0 + q->offset, 8), __ssat(a1 + q->offset, 8),
+                             __ssat(a2 + q->offset, 8), __ssat(a3 + q->offset, 8));
     if (!EQ_LIKELY(q->act4_full)) {
         v = eq_max_s8x4(v, q->act_min4);
         v = eq_min_s8x4(v, q->act_max4);

@@ -52,6 +52,17 @@ static inline int32_t eq_sadd16(int32_t a, int32_t b)
     return __sadd16(a, b);
 }
 
+/* Four values already in int8 range (SSAT) packed into one word, byte i = value i: three BFIs
+ * (the upper bits of v0 are overwritten, the others' masked by the insert). */
+static inline uint32_t eq_pack4_s8(int32_t v0, int32_t v1, int32_t v2, int32_t v3)
+{
+    uint32_t r = (uint32_t)v0;
+    __asm__("bfi %0, %1, #8, #8\n\tbfi %0, %2, #16, #8\n\tbfi %0, %3, #24, #8"
+            : "+r"(r)
+            : "r"(v1), "r"(v2), "r"(v3));
+    return r;
+}
+
 /* Per int8 lane max(v, m) / min(v, m): SSUB8 sets a lane's GE flag when v - m >= 0 (exact, no
  * wrap), SEL picks by it. One asm statement, so nothing can come between the flag's writer and
  * its reader. */

@@ -53,8 +53,7 @@ static EQ_NOINLINE void add_tables(const eq_add_params *p, const int8_t *in1, co
             add_out(c1[(int8_t)(a >> 16)] + c2[(int8_t)(b >> 16)], m, k_hi, rshift, off);
         const int32_t r3 =
             add_out(c1[(int8_t)(a >> 24)] + c2[(int8_t)(b >> 24)], m, k_hi, rshift, off);
-        uint32_t v = ((uint32_t)r0 & 0xFFU) | (((uint32_t)r1 & 0xFFU) << 8) |
-                     (((uint32_t)r2 & 0xFFU) << 16) | ((uint32_t)r3 << 24);
+        uint32_t v = eq_pack4_s8(r0, r1, r2, r3);
         if (!EQ_LIKELY(full)) {
             v = eq_min_s8x4(eq_max_s8x4(v, min4), max4);
         }
