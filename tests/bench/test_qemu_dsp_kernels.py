@@ -41,8 +41,9 @@ MATRIX = [
 
 def _int8_model() -> object:
     """Every fast path: packed conv (in_c % 4 == 0, borders, stride 2, a 3-channel remainder),
-    unpacked first conv (in_c 3), depthwise 3x3 stride 1 and 2, residual ADD, pooling, packed
-    FC with a remainder row."""
+    first conv (in_c 3, whole windows read in place), depthwise 3x3 stride 1 and 2 (borders
+    over the zero-point row), residual ADD (input tables), max pooling with borders, average
+    pooling with a 3-channel remainder, packed FC with a remainder row."""
     keras = keras_layers()
     keras.utils.set_random_seed(1)
     L = keras.layers
@@ -51,6 +52,7 @@ def _int8_model() -> object:
     y = L.DepthwiseConv2D(3, padding="same", activation="relu")(x)
     y = L.Conv2D(8, 1)(y)
     x = L.Add()([x, y])
+    x = L.MaxPooling2D(3, strides=1, padding="same")(x)
     x = L.DepthwiseConv2D(3, strides=2, padding="same")(x)
     x = L.Conv2D(11, 3, strides=2, padding="same", activation="relu")(x)
     x = L.AveragePooling2D(2, padding="same")(x)

@@ -63,6 +63,20 @@ static inline uint32_t eq_pack4_s8(int32_t v0, int32_t v1, int32_t v2, int32_t v
     return r;
 }
 
+/* acc + the sign-extended bytes 0 and 2 (eq_sxtab16) or 1 and 3 (eq_sxtab16_hi) of v, per
+ * int16 lane (lanes wrap, as int16 adds). */
+static inline uint32_t eq_sxtab16(uint32_t acc, uint32_t v)
+{
+    return (uint32_t)__sxtab16((int16x2_t)acc, (int8x4_t)v);
+}
+
+static inline uint32_t eq_sxtab16_hi(uint32_t acc, uint32_t v)
+{
+    uint32_t r;
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(acc), "r"(v));
+    return r;
+}
+
 /* Per int8 lane max(v, m) / min(v, m): SSUB8 sets a lane's GE flag when v - m >= 0 (exact, no
  * wrap), SEL picks by it. One asm statement, so nothing can come between the flag's writer and
  * its reader. */

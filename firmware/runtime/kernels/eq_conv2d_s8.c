@@ -117,14 +117,16 @@ EQ_SPECIALIZE void conv_pixel(const eq_conv2d_params *p, const eq_out_q *q, cons
 #if EQ_DSP
 /* `n` consecutive output pixels of one row whose windows lie wholly inside the image, packed
  * filter: per block of four channels the accumulators start from bias_folded and stay in
- * registers over the filter_h window rows (each one contiguous run of filter_w * in_c bytes). */
+ * registers over the filter_h window rows, each read in place as `seg` contiguous bytes:
+ * filter_w * in_c, or packed_row for a filter with zero-padded rows (the bytes past a row's
+ * end meet zero weights, so whatever they hold adds nothing; the caller keeps them inside the
+ * image). */
 static EQ_NOINLINE void conv_packed_run(const eq_conv2d_params *p, const eq_out_q *oq,
-                                        const int8_t *in0, int32_t n, int8_t *out)
+                                        const int8_t *in0, int32_t n, int32_t seg, int8_t *out)
 {
     const eq_out_q local = *oq; /* a copy no int8 store can alias: read once, kept in registers */
     const eq_out_q *const q = &local;
     const int32_t out_c = p->out_c;
-    const int32_t seg = p->filter_w * p->in_c;
     const int32_t fh = p->filter_h;
     const int32_t in_row_step = p->dilation.h * p->in_w * p->in_c;
     const int32_t px_step = p->stride.w * p->in_c;
@@ -157,7 +159,7 @@ static EQ_NOINLINE void conv_packed_run(const eq_conv2d_params *p, const eq_out_
             }
             eq_out_q_conv4(q, out, oc, a0, a1, a2, a3);
         }
-        for (; oc < out_c; ++oc) { /* plain OHWI rows after the last block */
+        for (; oc < out_c; ++oc) { /* plain (padded) rows after the last block */
             int32_t acc = init[oc];
             const int8_t *row = in0;
             for (int32_t r = 0; r < fh; ++r) {
@@ -202,6 +204,7 @@ static void conv_fast(const eq_conv2d_params *p, const int8_t *input, const int8
                 if (packed && p->bias_folded != NULL && ox == ox_lo && ox_hi > ox_lo &&
                     fy1 - fy0 == p->filter_h) {
                     conv_packed_run(p, q, in_b + (in_y0 * p->in_w + in_x0) * in_c, ox_hi - ox_lo,
+                                    p->filter_w * in_c,
                                     output + ((b * p->out_h + oy) * p->out_w + ox) * p->out_c);
                     ox = ox_hi - 1;
                     continue;
@@ -296,52 +299,6 @@ static EQ_NOINLINE void conv1x1_packed(const eq_conv2d_params *p, const eq_out_q
     }
 }
 
-#if EQ_DSP
-/* One whole window read straight from the input (no copy; used for rows of two words or more,
- * where the copy costs more than the per-row loop setup): filter_h rows of packed_row bytes,
- * `row_step` apart. Bytes past a row's filter_w * in_c meet the zero weights of the row padding,
- * so whatever they hold adds nothing; the caller makes sure they are inside the image. */
-static EQ_NOINLINE void conv_window_direct(const eq_conv2d_params *p, const eq_out_q *oq,
-                                           const int8_t *in0, int32_t row_step, int8_t *out)
-{
-    const eq_out_q local = *oq; /* a copy no int8 store can alias: read once, kept in registers */
-    const eq_out_q *const q = &local;
-    const int32_t out_c = p->out_c;
-    const int32_t pr = p->packed_row;
-    const int32_t fh = p->filter_h;
-    const int32_t *const init = p->bias_folded;
-    const int8_t *wp = p->filter_packed;
-    int32_t oc = 0;
-    for (; oc + 4 <= out_c; oc += 4) {
-        int32_t a0 = init[oc], a1 = init[oc + 1], a2 = init[oc + 2], a3 = init[oc + 3];
-        const int8_t *row = in0;
-        for (int32_t r = 0; r < fh; ++r) {
-            const int8_t *xx = row;
-            const int8_t *const x_end = row + pr;
-            while (xx != x_end) {
-                dot4_step_dsp(xx, wp, &a0, &a1, &a2, &a3);
-                xx += 4;
-                wp += 16;
-            }
-            row += row_step;
-        }
-        eq_out_q_conv4(q, out, oc, a0, a1, a2, a3);
-    }
-    for (; oc < out_c; ++oc) { /* plain padded rows after the last block */
-        int32_t acc = init[oc];
-        const int8_t *row = in0;
-        for (int32_t r = 0; r < fh; ++r) {
-            for (int32_t k = 0; k < pr; ++k) {
-                acc += (int32_t)wp[k] * (int32_t)row[k];
-            }
-            wp += pr;
-            row += row_step;
-        }
-        out[oc] = (int8_t)eq_out_q_conv(q, acc, oc);
-    }
-}
-#endif
-
 /* Packed filter with padded rows (packed_row > 0; small in_c such as a first layer's 1 or 3
  * channels): each window is copied to `win` as filter_h rows of packed_row bytes, taps outside
  * the image filled with the input zero point (x + input_offset = 0: they add nothing, as TFLM
@@ -362,31 +319,52 @@ static void conv_windows(const eq_conv2d_params *p, const eq_out_q *q, const int
     const int8_t zp = (int8_t)(-p->input_offset);
     int8_t *out = output;
     memset(win, 0, sizeof win); /* the row padding stays 0 */
-    const int32_t row_step = p->dilation.h * p->in_w * in_c;
+#if EQ_DSP
+    /* output columns [ox_lo, ox_hi) have windows wholly inside the image horizontally */
+    const int32_t ox_lo = (p->padding.w + p->stride.w - 1) / p->stride.w;
+    const int32_t last = p->in_w - p->filter_w + p->padding.w;
+    int32_t ox_hi = last < 0 ? 0 : last / p->stride.w + 1;
+    ox_hi = ox_hi > p->out_w ? p->out_w : ox_hi;
+#endif
     for (int32_t b = 0; b < p->batches; ++b) {
         const int8_t *in_b = input + b * p->in_h * p->in_w * in_c;
-        const int8_t *const in_end = in_b + p->in_h * p->in_w * in_c;
-        (void)in_end;
-        (void)row_step;
         for (int32_t oy = 0; oy < p->out_h; ++oy) {
             const int32_t in_y0 = oy * p->stride.h - p->padding.h;
             int32_t fy0, fy1;
             eq_valid_taps(in_y0, p->dilation.h, p->in_h, fh, &fy0, &fy1);
+#if EQ_DSP
+            /* whole windows read in place (rows of two words or more: there the copy costs
+             * more than the tile's row setup), as long as the padded rows end in the image */
+            int32_t run_hi = ox_hi;
+            if (pr >= 8 && fy1 - fy0 == fh) {
+                const int8_t *const in_end = in_b + p->in_h * p->in_w * in_c;
+                const int8_t *const last_row =
+                    in_b + (in_y0 + p->dilation.h * (fh - 1)) * p->in_w * in_c;
+                while (run_hi > ox_lo &&
+                       last_row + ((run_hi - 1) * p->stride.w - p->padding.w) * in_c + pr >
+                           in_end) {
+                    --run_hi;
+                }
+            } else {
+                run_hi = ox_lo;
+            }
+#endif
             for (int32_t ox = 0; ox < p->out_w; ++ox) {
                 const int32_t in_x0 = ox * p->stride.w - p->padding.w;
+#if EQ_DSP
+                if (ox == ox_lo && run_hi > ox_lo) {
+                    conv_packed_run(p, q, in_b + (in_y0 * p->in_w + in_x0) * in_c, run_hi - ox_lo,
+                                    pr, out);
+                    out += (run_hi - ox_lo) * out_c;
+                    ox = run_hi - 1;
+                    continue;
+                }
+#endif
                 int32_t fx0, fx1;
                 eq_valid_taps(in_x0, 1, p->in_w, p->filter_w, &fx0, &fx1);
                 const int32_t k0 = fx0 * in_c;
                 const int32_t k1 = fx1 * in_c;
                 const int8_t *row = in_b + (in_y0 * p->in_w + in_x0) * in_c;
-#if EQ_DSP
-                if (pr >= 8 && fy0 == 0 && fy1 == fh && fx0 == 0 && fx1 == p->filter_w &&
-                    row + (fh - 1) * row_step + pr <= in_end) {
-                    conv_window_direct(p, q, row, row_step, out);
-                    out += out_c;
-                    continue;
-                }
-#endif
                 int8_t *dst = win;
                 for (int32_t fy = 0; fy < fh; ++fy) {
                     if (fy >= fy0 && fy < fy1) {
