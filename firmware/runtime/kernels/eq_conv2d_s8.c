@@ -122,13 +122,13 @@ EQ_SPECIALIZE void conv_pixel(const eq_conv2d_params *p, const eq_out_q *q, cons
  * end meet zero weights, so whatever they hold adds nothing; the caller keeps them inside the
  * image). */
 static EQ_NOINLINE void conv_packed_run(const eq_conv2d_params *p, const eq_out_q *oq,
-                                        const int8_t *in0, int32_t n, int32_t seg, int8_t *out)
+                                        const int8_t *in0, int32_t n, int32_t rows, int32_t seg,
+                                        int32_t in_row_step, int8_t *out)
 {
     const eq_out_q local = *oq; /* a copy no int8 store can alias: read once, kept in registers */
     const eq_out_q *const q = &local;
     const int32_t out_c = p->out_c;
-    const int32_t fh = p->filter_h;
-    const int32_t in_row_step = p->dilation.h * p->in_w * p->in_c;
+    const int32_t fh = rows;
     const int32_t px_step = p->stride.w * p->in_c;
     const int32_t *const init = p->bias_folded;
     for (int32_t i = 0; i < n; ++i) {
@@ -204,7 +204,7 @@ static void conv_fast(const eq_conv2d_params *p, const int8_t *input, const int8
                 if (packed && p->bias_folded != NULL && ox == ox_lo && ox_hi > ox_lo &&
                     fy1 - fy0 == p->filter_h) {
                     conv_packed_run(p, q, in_b + (in_y0 * p->in_w + in_x0) * in_c, ox_hi - ox_lo,
-                                    p->filter_w * in_c,
+                                    p->filter_h, p->filter_w * in_c, p->dilation.h * p->in_w * in_c,
                                     output + ((b * p->out_h + oy) * p->out_w + ox) * p->out_c);
                     ox = ox_hi - 1;
                     continue;
@@ -354,7 +354,7 @@ static void conv_windows(const eq_conv2d_params *p, const eq_out_q *q, const int
 #if EQ_DSP
                 if (ox == ox_lo && run_hi > ox_lo) {
                     conv_packed_run(p, q, in_b + (in_y0 * p->in_w + in_x0) * in_c, run_hi - ox_lo,
-                                    pr, out);
+                                    fh, pr, p->dilation.h * p->in_w * in_c, out);
                     out += (run_hi - ox_lo) * out_c;
                     ox = run_hi - 1;
                     continue;
@@ -380,6 +380,12 @@ static void conv_windows(const eq_conv2d_params *p, const eq_out_q *q, const int
                     dst += pr;
                     row += p->dilation.h * p->in_w * in_c;
                 }
+#if EQ_DSP
+                /* the copy is one contiguous run: one row of `size` bytes */
+                conv_packed_run(p, q, win, 1, 1, size, 0, out);
+                out += out_c;
+                continue;
+#endif
                 const int8_t *wp = p->filter_packed;
                 int32_t oc = 0;
                 for (; oc + 4 <= out_c; oc += 4) {
