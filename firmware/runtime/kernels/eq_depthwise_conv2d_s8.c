@@ -263,14 +263,22 @@ static EQ_NOINLINE void dw3x3_packed_run(const eq_depthwise_conv2d_params *p, co
         for (int32_t oc = 0; oc < c; oc += 4) {
             int32_t a0 = init[0], a1 = init[1], a2 = init[2], a3 = init[3];
             const int8_t *r = x;
-            for (int32_t k = 0; k < 3; ++k) {
-                EQ_OPAQUE(r);
-                dw_tap_dsp(eq_load4(r), w[0], w[1], &a0, &a1, &a2, &a3);
-                dw_tap_dsp(eq_load4(r + tap), w[2], w[3], &a0, &a1, &a2, &a3);
-                dw_tap_dsp(eq_load4(r + 2 * tap), w[4], w[5], &a0, &a1, &a2, &a3);
-                r += row;
-                w += 6;
-            }
+            /* unrolled: no taken branch per window row */
+            EQ_OPAQUE(r);
+            dw_tap_dsp(eq_load4(r), w[0], w[1], &a0, &a1, &a2, &a3);
+            dw_tap_dsp(eq_load4(r + tap), w[2], w[3], &a0, &a1, &a2, &a3);
+            dw_tap_dsp(eq_load4(r + 2 * tap), w[4], w[5], &a0, &a1, &a2, &a3);
+            r += row;
+            EQ_OPAQUE(r);
+            dw_tap_dsp(eq_load4(r), w[6], w[7], &a0, &a1, &a2, &a3);
+            dw_tap_dsp(eq_load4(r + tap), w[8], w[9], &a0, &a1, &a2, &a3);
+            dw_tap_dsp(eq_load4(r + 2 * tap), w[10], w[11], &a0, &a1, &a2, &a3);
+            r += row;
+            EQ_OPAQUE(r);
+            dw_tap_dsp(eq_load4(r), w[12], w[13], &a0, &a1, &a2, &a3);
+            dw_tap_dsp(eq_load4(r + tap), w[14], w[15], &a0, &a1, &a2, &a3);
+            dw_tap_dsp(eq_load4(r + 2 * tap), w[16], w[17], &a0, &a1, &a2, &a3);
+            w += 18;
             eq_out_q_conv4(q, out, oc, a0, a1, a2, a3);
             init += 4;
             x += 4;
