@@ -49,8 +49,9 @@ PY_TARGETS: dict[str, tuple[str, list[str]]] = {
     "numerics": ("edgeq/quantize/numerics.py",
                  ["tests/quantize/test_numerics.py", "tests/quantize/test_numerics_exact.py"]),
     "lowering": ("edgeq/codegen/lowering.py",
-                 ["tests/codegen/test_edgeq_rt_elementwise.py", "-k",
-                  "registered or refusals or add_with_constant"]),
+                 ["tests/codegen/test_edgeq_rt_elementwise.py",
+                  "tests/codegen/test_lowering_registry.py", "-k",
+                  "registered or refusals or add_with_constant or registry"]),
 }
 
 # hand-written C mutants: (name, file, exact text, replacement, tests that must go red)
