@@ -276,3 +276,128 @@ def test_sample_arrays_become_converter_style_batches() -> None:
     for empty in (np.zeros((0, 3)), np.float32(1.0)):
         with pytest.raises(QuantizeError, match="calibration set is empty"):
             C._samples(empty)
+
+
+# --- hand-sized histograms where one bin decides -----------------------------------------------
+
+
+@pytest.mark.parametrize("values, p, want", [
+    # zeros sit in the bin [0, 0.5); the 15th and 85th percentiles are both 0 (numpy)
+    ([-1.0] * 10 + [0.0] * 80 + [1.0] * 10, 85.0, (0.0, 0.5)),
+    # all values <= 0: the zeros go in the last bin [-0.25, 0], which the lower end keeps
+    ([-1.0] * 5 + [0.0] * 95, 90.0, (-0.25, 0.0)),
+    # the first bin holds half the values: the lower end is the minimum itself
+    ([-1.0] * 50 + [1.0] * 50, 99.99, (-1.0, 1.0)),
+    # the last bin holds the upper percentile: the upper end is the maximum itself
+    ([0.5] * 10 + [1.0] * 90, 99.0, (0.5, 1.0)),
+    # a range below 1.0 is clipped too
+    ([0.1] * 99 + [1.0], 90.0, (0.1, 0.25)),
+    # ReLU-like data with a few zeros: zero stays in the range
+    ([0.0] * 5 + [1.0] * 95, 90.0, (0.0, 1.0)),
+    # a single value: nothing to clip
+    ([-1.0], 40.0, (-1.0, -1.0)),
+])
+def test_percentile_on_four_bins_against_numpy(values: list[float], p: float,
+                                               want: tuple[float, float]) -> None:
+    v = np.asarray(values)
+    s = C.stats_from_values(v, bins=4)
+    lo, hi = C.calibrate_percentile(s, p)
+    assert (lo, hi) == want
+    # numpy's percentiles lie inside the range, at most one bin from its ends
+    p_lo = np.percentile(v, 100.0 - p) if s.min < 0 else v.min()
+    p_hi = np.percentile(v, p) if s.max > 0 else v.max()
+    assert lo <= p_lo <= lo + s.bin_width and hi - s.bin_width <= p_hi <= hi
+
+
+def test_small_percentiles_are_allowed() -> None:
+    # one-signed data, percentile 1: the range ends at the bin holding numpy's 1st percentile
+    v = np.linspace(0.0, 1.0, 101)
+    s = C.stats_from_values(v, bins=20)
+    lo, hi = C.calibrate_percentile(s, 1.0)
+    assert lo == 0.0 and hi - s.bin_width <= np.percentile(v, 1.0) <= hi == 0.05
+
+
+def test_statistics_edges_and_counts() -> None:
+    # edges always start at 0 for positive data (zero must be on the grid)
+    for v in ([0.5, 4.0], [2.0, 3.0]):
+        s = C.stats_from_values(np.array(v), bins=4)
+        assert s.edges[0] == 0.0 and s.edges[-1] == v[-1] and s.name == "t"
+    # one bin holds every nonzero value
+    assert C.stats_from_values(np.array([1.0, 2.0, 0.0]), bins=1).counts.tolist() == [2]
+    z = C.stats_from_values(np.zeros((2, 3)), bins=3)
+    assert z.counts.dtype.kind == "i" and z.counts.tolist() == [0, 0, 0] and z.zeros == 6
+    assert C.CalibrationMethod.parse("percentile") == C.CalibrationMethod("percentile")
+    assert C.CalibrationMethod.parse(" KL ") == C.CalibrationMethod("kl")
+    with pytest.raises(QuantizeError) as exc:
+        C._samples(np.zeros((0, 2)))
+    assert str(exc.value) == "calibration set is empty; give a dataset with samples"
+    with pytest.raises(QuantizeError) as exc:
+        C.choose_range(z, C.CalibrationMethod("auto"))
+    assert str(exc.value) == ("'auto' chooses per tensor by measuring the model; use "
+                              "calibrate()")
+
+
+def test_kl_of_a_single_value_is_zero() -> None:
+    assert C._kl_full(np.array([0, 1, 0, 0]), np.arange(5.0), 0, 4, 4) == 0.0
+
+
+def _kl_search_fast(s: C.TensorStats, levels: int = C.INT8_LEVELS) -> tuple[float, float]:
+    """The documented search again, with the (separately checked) module cost function, so a
+    2048-bin histogram stays fast: candidates every n // 512 bins, two sweeps."""
+    n = len(s.counts)
+    zero = next((i for i, e in enumerate(s.edges) if e >= 0.0), n)
+    budget = C.KL_MAX_CLIPPED * s.total
+    step = max(1, n // 512)
+    a, b = 0, n
+    for _ in range(2):
+        if s.max > 0:
+            cands = [c for c in range(max(zero, 1), n, step) if
+                     s.counts[:a].sum() + s.counts[c:].sum() <= budget] + [n]
+            b = min(cands, key=lambda c: (C._kl_full(s.counts, s.edges, a, c, levels), -c))
+        if s.min < 0:
+            cands = [0] + [c for c in range(step, zero + 1, step) if
+                           s.counts[:c].sum() + s.counts[b:].sum() <= budget]
+            a = min(cands, key=lambda c: (C._kl_full(s.counts, s.edges, c, b, levels), c))
+        if s.min >= 0 or s.max <= 0:
+            break
+    lo = s.min if a == 0 else min(float(s.edges[a]), 0.0)
+    hi = s.max if b == n else max(float(s.edges[b]), 0.0)
+    return lo, hi
+
+
+@pytest.mark.parametrize("kind", ["small", "negative_outlier", "signed_small"])
+def test_kl_search_on_full_size_histograms(kind: str) -> None:
+    rng = np.random.default_rng(11)
+    v = {
+        # everything below 1.0: the clip must still land on a bin edge below 1
+        "small": np.concatenate([np.abs(rng.normal(0, 0.02, 4000)), [0.9]]),
+        # a positive bulk with one negative outlier: the best lower end is zero itself
+        "negative_outlier": np.concatenate([np.abs(rng.normal(0, 1, 4000)), [-20.0]]),
+        "signed_small": np.concatenate([rng.normal(0, 0.02, 4000), [0.9, -0.5]]),
+    }[kind]
+    s = C.stats_from_values(v, bins=1024)  # candidates every 2 bins
+    got = C.calibrate_kl(s)
+    assert got == _kl_search_fast(s)
+    if kind != "signed_small":
+        assert got != (s.min, s.max)  # the outlier is cut
+
+
+def test_kl_clips_exactly_up_to_its_budget() -> None:
+    # 10 of 10 000 values at 9.0 is exactly the 0.1 % budget: they may be clipped; 11 may not
+    for k, clips in ((10, True), (11, False)):
+        rng = np.random.default_rng(6)
+        v = np.concatenate([rng.normal(0, 1, 10_000 - k), np.full(k, 9.0)])
+        lo, hi = C.calibrate_kl(C.stats_from_values(v, bins=256), levels=16)
+        assert (hi < 9.0) == clips, k
+        assert np.sum((v > hi) | (v < lo)) <= 10
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.01])
+def test_mse_ends_on_the_chosen_bin_edges(scale: float) -> None:
+    """Below 1.0 as well as above: the chosen ends are the bin edges of the best window."""
+    rng = np.random.default_rng(12)
+    v = np.concatenate([rng.normal(0, 1, 3000), [30.0, -12.0]]) * scale
+    s = C.stats_from_values(v, bins=40)
+    lo, hi = C.calibrate_mse(s, 16)
+    assert lo in s.edges.tolist() and hi in s.edges.tolist()
+    assert s.min < lo < 0.0 < hi < s.max
