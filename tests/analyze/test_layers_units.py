@@ -16,6 +16,7 @@ from helpers_elementwise import T, build_model, opts
 from edgeq.analyze import layers as L
 from edgeq.errors import AnalyzeError
 from edgeq.tflite import load_model_t, read_tflite_bytes, serialize_model_t
+from edgeq.tflite.reader import schema
 
 
 def _conv(op: str, w: np.ndarray, scales: list[float] | None, axis: int = 0,
@@ -278,3 +279,135 @@ def test_analyze_files_refuses_bad_arguments_in_one_line(tmp_path: Path) -> None
         L.analyze_files(str(tfl), str(tfl))
     assert str(exc.value) == (f"{tfl}: --float must be the float Keras model (.keras/.h5), "
                               "not a .tflite")
+
+
+def test_sanity_line_follows_the_exact_full_scale_formula() -> None:
+    """The signal spans [lo - 1/2, hi + 1/2] steps, 2^b steps centred half a step below zero:
+    its power is (4^b / 12 + 1/4) step^2 against step^2 / 12 of noise, so the SQNR is
+    20·log10(2^b) + 10·log10(1 + 3 / 4^b): +0.051 dB at 4 bits (sampling error ~0.01 dB)."""
+    for r in L.sanity_6db():
+        b = r["bits"]
+        assert r["delta_db"] == pytest.approx(10 * math.log10(1 + 3 / 4**b), abs=0.03), b
+
+
+def _chain(ops: list[str], dtype: str = "int8", names: str = "") -> bytes:
+    """A straight chain of one-input ops on (1, 4) tensors, tensor names prefixed ``names``."""
+    t = T((1, 4), dtype, 0.1 if dtype == "int8" else None, 0)
+    m = load_model_t(build_model(ops[0], [t], [t]))
+    s_mod = schema()
+    sg = m.subgraphs[0]
+    for op_name in ops[1:]:
+        code = next((i for i, c in enumerate(m.operatorCodes)
+                     if c.builtinCode == getattr(s_mod.BuiltinOperator, op_name)), None)
+        if code is None:
+            c = s_mod.OperatorCodeT()
+            c.builtinCode = c.deprecatedBuiltinCode = getattr(s_mod.BuiltinOperator, op_name)
+            c.version = 1
+            m.operatorCodes.append(c)
+            code = len(m.operatorCodes) - 1
+        out = s_mod.TensorT()
+        prev = sg.tensors[sg.outputs[0]]
+        out.shape, out.type, out.quantization = prev.shape, prev.type, prev.quantization
+        out.name = f"t{len(sg.tensors)}"
+        m.buffers.append(s_mod.BufferT())
+        out.buffer = len(m.buffers) - 1
+        sg.tensors.append(out)
+        op = s_mod.OperatorT()
+        op.opcodeIndex, op.inputs, op.outputs = code, [sg.outputs[0]], [len(sg.tensors) - 1]
+        sg.operators.append(op)
+        sg.outputs = [len(sg.tensors) - 1]
+    for tt in sg.tensors:
+        tt.name = names + (tt.name.decode() if isinstance(tt.name, bytes) else tt.name)
+    return serialize_model_t(m)
+
+
+def test_pairing_walks_both_graphs_in_order() -> None:
+    def pairs(q_ops: list[str], f_ops: list[str], names: str = "f_") -> list[tuple[int, int]]:
+        q = read_tflite_bytes(_chain(q_ops))
+        f = read_tflite_bytes(_chain(f_ops, "float32", names))
+        return [(op.index, i) for op, i in L.pair_tensors(q, f)]
+
+    # renamed float tensors: op k pairs with the k-th float op's output (tensor k + 1)
+    assert pairs(["RELU", "RELU", "RELU"], ["RELU", "RELU", "RELU"]) == [(0, 1), (1, 2), (2, 3)]
+    # an int8-only op in between is left out; half the ops (rounded up) must pair
+    assert pairs(["RELU", "RELU6", "RELU6", "RELU"], ["RELU", "RELU"]) == [(0, 1), (3, 2)]
+    with pytest.raises(AnalyzeError) as exc:
+        pairs(["RELU6", "RELU6", "RELU6", "RELU"], ["RELU"])
+    assert str(exc.value) == ("the float model's ops do not line up with the quantized model's; "
+                              "pass the float model this .tflite was converted from")
+    with pytest.raises(AnalyzeError, match="do not line up"):  # the last op must pair
+        pairs(["RELU", "RELU6"], ["RELU", "RELU"])
+    # same names: paired by name even where the shapes or kinds disagree
+    assert pairs(["RELU", "RELU6"], ["RELU6", "RELU"], names="") == [(0, 1), (1, 2)]
+
+
+def test_ops_without_weights_report_none_even_with_a_constant_operand() -> None:
+    o, kind = opts("AddOptions", fusedActivationFunction=0)
+    m = read_tflite_bytes(build_model("ADD", [T((1, 2)), T((1, 2), data=np.array([[5, -5]]))],
+                                      [T((1, 2))], o, kind))
+    assert L._weight_info(m, m.operators[0]) == (None, None, None, [])
+
+
+def test_probabilities_row_by_row() -> None:
+    # two rows of probabilities (one with a zero), renormalized each on its own
+    y = np.array([[0.0, 0.3, 0.7], [0.2, 0.2, 0.59]])
+    np.testing.assert_allclose(L._probabilities(y), [[0.0, 0.3, 0.7],
+                                                     [0.2 / 0.99, 0.2 / 0.99, 0.59 / 0.99]])
+    # logits, one row far out: softmax per row, no overflow
+    y = np.array([[1000.0, 999.0], [0.2, 0.5]])
+    e = 1 / (1 + math.exp(-1.0))
+    f = math.exp(0.5) / (math.exp(0.2) + math.exp(0.5))
+    np.testing.assert_allclose(L._probabilities(y), [[e, 1 - e], [1 - f, f]], rtol=1e-12)
+    # a row summing to 1.5 is not probabilities
+    np.testing.assert_allclose(L._probabilities(np.array([[0.2, 0.5, 0.8]])).sum(), 1.0)
+    sm = [math.exp(v) for v in (0.2, 0.5, 0.8)]
+    np.testing.assert_allclose(L._probabilities(np.array([[0.2, 0.5, 0.8]])),
+                               [[v / sum(sm) for v in sm]], rtol=1e-12)
+
+
+def test_mean_kl_floors_and_renormalizes_each_row() -> None:
+    p = [[0.5, 0.5], [1.0, 0.0]]
+    q = [[0.999, 0.001], [0.0, 1.0]]
+
+    def floored(row: list[float]) -> list[float]:
+        r = [max(v, 1e-6) for v in row]
+        return [v / sum(r) for v in r]
+
+    want = sum(sum(a * math.log(a / b) for a, b in zip(floored(pr), floored(qr), strict=True))
+               for pr, qr in zip(p, q, strict=True)) / 2
+    assert L._mean_kl(np.array(p), np.array(q)) == pytest.approx(want, rel=1e-12)
+
+
+def test_suggest_boundaries() -> None:
+    name = "op 1 CONV_2D ('t1', own 10.0 dB, accumulated 10.0 dB)"
+    assert _tips([_layer(1, sqnr=10.0, spread=10.5, per_channel=False)]) == [
+        f"{name}: channel weight ranges differ 10x under per-tensor scales; quantize "
+        "per-channel, or --equalize"]
+    # exactly a quarter of the range is not "too little"
+    assert "int16" in _tips([_layer(1, sqnr=10.0, bulk=(0.0, 6.375))])[0]
+    # 20.45 % is printed as 20 %
+    assert "values use 20% of the int8 range" in _tips([_layer(1, sqnr=10.0,
+                                                               bulk=(0.0, 0.2045 * 25.5))])[0]
+    # a clean layer ranked first does not stop the ones after it
+    assert [t.split(" ")[1] for t in _tips([_layer(1, sqnr=45.0),
+                                            _layer(2, sqnr=50.0, clipped=0.01)])] == ["2"]
+    # n limits the tips; accuracy unknown but agreement high: nothing to do
+    two = [_layer(1, sqnr=10.0), _layer(2, sqnr=11.0)]
+    assert len(L.suggest(L.Analysis(two, _model(), []), 1)) == 1
+    assert _tips(two, model=_model(0.98, None, 0.999)) == [
+        "nothing to do: the model lost nothing beyond noise (top-1 agreement with float 99.9 %)"]
+    small = _layer(0, bulk=(0.0, 0.1))
+    small.range_used = (0.0, 0.5)
+    assert L._utilization(small) == pytest.approx(0.2)
+
+
+def test_layer_record_with_exact_input() -> None:
+    d = _layer(0, sqnr=12.0).as_dict()
+    assert (d["input_sqnr_db"], d["own_drop_db"], d["own_sqnr_db"]) == ("inf", "inf", 12.0)
+
+
+def test_analyze_files_checks_the_limit_before_loading(tmp_path: Path) -> None:
+    tfl = tmp_path / "f.tflite"
+    tfl.write_bytes(build_model("RELU", [T((1, 4))], [T((1, 4))]))
+    with pytest.raises(AnalyzeError, match="--float must be the float Keras model"):
+        L.analyze_files(str(tfl), str(tfl), limit=1)

@@ -251,3 +251,36 @@ def test_model_io_dtypes_and_refusals() -> None:
         nx.quantize_inputs(y, tensor("float64", True))
     assert str(exc.value) == ("model input 't' is float64; edgeq feeds int8, uint8, int16 or "
                               "float32 inputs")
+
+
+def test_generated_inputs_span_the_integer_input(tmp_path) -> None:  # noqa: ANN001
+    from helpers_elementwise import T, build_model
+
+    from edgeq.errors import DataError
+
+    path = tmp_path / "m.tflite"
+    path.write_bytes(build_model("RELU", [T((1, 3, 2), "int8", 0.1, 3)],
+                                 [T((1, 3, 2), "int8", 0.1, 3)]))
+    x = nx.generated_test_inputs(path, 40, seed=1)
+    assert x.dtype == np.int8 and x.shape == (40, 3, 2)
+    # the minimum, the maximum and the zero point everywhere, then random values
+    assert (x[0] == -128).all() and (x[1] == 127).all() and (x[2] == 3).all()
+    rest = x[3:].astype(np.int64)
+    assert rest.min() >= -128 and rest.max() <= 127 and len(np.unique(rest)) > 100
+    np.testing.assert_array_equal(x, nx.generated_test_inputs(path, 40, seed=1))
+    assert not np.array_equal(x, nx.generated_test_inputs(path, 40, seed=2))
+    two = nx.generated_test_inputs(path, 2)
+    assert two.shape == (2, 3, 2) and (two[0] == -128).all() and (two[1] == 127).all()
+    path16 = tmp_path / "m16.tflite"
+    path16.write_bytes(build_model("RELU", [T((1, 4), "int16", 0.1, 0)],
+                                   [T((1, 4), "int16", 0.1, 0)]))
+    x16 = nx.generated_test_inputs(path16, 3)
+    assert x16.dtype == np.int16 and x16[:2].tolist() == [[-32768] * 4, [32767] * 4]
+    assert x16[2].tolist() == [0] * 4
+    pathf = tmp_path / "f.tflite"
+    pathf.write_bytes(build_model("RELU", [T((1, 4), "float32", None)],
+                                  [T((1, 4), "float32", None)]))
+    with pytest.raises(DataError) as exc:
+        nx.generated_test_inputs(pathf, 3)
+    assert str(exc.value) == (f"{pathf}: generated inputs need an integer model input, not "
+                              "float32; pass --data DATASET")
