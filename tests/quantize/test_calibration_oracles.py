@@ -382,6 +382,20 @@ def test_kl_search_on_full_size_histograms(kind: str) -> None:
         assert got != (s.min, s.max)  # the outlier is cut
 
 
+@pytest.mark.parametrize("seed", [0, 32])
+def test_kl_second_sweep_moves_the_window(seed: int) -> None:
+    """Small signed values (below 1.0) where the second sweep of the descent still moves an
+    end (seed 0: the upper end after the lower one moved; seed 32: a third sweep would move it
+    again, so the two documented sweeps are what is pinned)."""
+    rng = np.random.default_rng(seed)
+    v = np.concatenate([rng.laplace(rng.uniform(-0.5, 0.5), 1, 2000),
+                        rng.uniform(-30, 30, 3)]) * 0.02
+    s = C.stats_from_values(v, bins=128)
+    assert C.calibrate_kl(s, 16) == _kl_search_fast(s, 16)
+    k = 1 if seed == 0 else 2  # the data really is a case where sweep k + 1 changes the range
+    assert C.calibrate_kl(s, 16, sweeps=k) != C.calibrate_kl(s, 16, sweeps=k + 1)
+
+
 def test_kl_clips_exactly_up_to_its_budget() -> None:
     # 10 of 10 000 values at 9.0 is exactly the 0.1 % budget: they may be clipped; 11 may not
     for k, clips in ((10, True), (11, False)):
