@@ -268,6 +268,15 @@ def test_generated_inputs_span_the_integer_input(tmp_path) -> None:  # noqa: ANN
     rest = x[3:].astype(np.int64)
     assert rest.min() >= -128 and rest.max() <= 127 and len(np.unique(rest)) > 100
     np.testing.assert_array_equal(x, nx.generated_test_inputs(path, 40, seed=1))
+    np.testing.assert_array_equal(nx.generated_test_inputs(path, 5),
+                                  nx.generated_test_inputs(path, 5, seed=0))  # the default
+    # the random part covers both ends of the range (endpoint included); without
+    # quantization parameters the zero point is 0
+    wide = tmp_path / "wide.tflite"
+    wide.write_bytes(build_model("RELU", [T((1, 64, 64), "int8", None)],
+                                 [T((1, 64, 64), "int8", None)]))
+    w = nx.generated_test_inputs(wide, 4).astype(np.int64)
+    assert (w[2] == 0).all() and w[3].min() == -128 and w[3].max() == 127
     assert not np.array_equal(x, nx.generated_test_inputs(path, 40, seed=2))
     two = nx.generated_test_inputs(path, 2)
     assert two.shape == (2, 3, 2) and (two[0] == -128).all() and (two[1] == 127).all()
