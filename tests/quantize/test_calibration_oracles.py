@@ -415,3 +415,19 @@ def test_mse_ends_on_the_chosen_bin_edges(scale: float) -> None:
     lo, hi = C.calibrate_mse(s, 16)
     assert lo in s.edges.tolist() and hi in s.edges.tolist()
     assert s.min < lo < 0.0 < hi < s.max
+
+
+def test_kl_lower_end_budget_and_next_to_zero() -> None:
+    # the mirror of the upper-end budget case: 10 of 10 000 values at -9.0 may be clipped
+    rng = np.random.default_rng(1)
+    v = np.concatenate([-np.abs(rng.normal(0, 1, 9_990)), np.full(10, -9.0)])
+    lo, hi = C.calibrate_kl(C.stats_from_values(v, bins=256), levels=16)
+    assert int(np.sum(v < lo)) == 10 and hi == v.max()
+    # a bounded positive bulk and one value at -20, on a 2-level grid: the best lower end is
+    # the bin just below zero (zero itself would clip the bin holding the smallest values)
+    rng = np.random.default_rng(0)
+    v = np.concatenate([1 - np.sqrt(rng.uniform(0, 1, 4000)), [-20.0]])
+    s = C.stats_from_values(v, bins=256)
+    zero = int(np.searchsorted(s.edges, 0.0))
+    got = C.calibrate_kl(s, 2)
+    assert got == _kl_search_fast(s, 2) and got[0] == s.edges[zero - 1]
