@@ -411,3 +411,18 @@ def test_analyze_files_checks_the_limit_before_loading(tmp_path: Path) -> None:
     tfl.write_bytes(build_model("RELU", [T((1, 4))], [T((1, 4))]))
     with pytest.raises(AnalyzeError, match="--float must be the float Keras model"):
         L.analyze_files(str(tfl), str(tfl), limit=1)
+
+
+def test_weights_stored_as_the_first_tensor() -> None:
+    """Tensor order is free in a .tflite: weights at index 0 are weights all the same."""
+    w = np.array([10, -20, 1, 2], dtype=np.int8).reshape(2, 1, 1, 2)
+    m = load_model_t(_conv("CONV_2D", w, None))
+    sg = m.subgraphs[0]
+    sg.tensors[0], sg.tensors[1] = sg.tensors[1], sg.tensors[0]
+    swap = {0: 1, 1: 0}
+    for op in sg.operators:
+        op.inputs = [swap.get(int(i), int(i)) for i in op.inputs]
+    sg.inputs = [swap.get(int(i), int(i)) for i in sg.inputs]
+    model = read_tflite_bytes(serialize_model_t(m))
+    assert model.operators[0].inputs[1] == 0
+    assert L._weight_info(model, model.operators[0]) == (False, 10.0, 6, [10.0, 1.0])
