@@ -295,7 +295,7 @@ def test_sample_arrays_become_converter_style_batches() -> None:
     # ReLU-like data with a few zeros: zero stays in the range
     ([0.0] * 5 + [1.0] * 95, 90.0, (0.0, 1.0)),
     # a single value: nothing to clip
-    ([-1.0], 40.0, (-1.0, -1.0)),
+    ([-1.0], 60.0, (-1.0, -1.0)),
 ])
 def test_percentile_on_four_bins_against_numpy(values: list[float], p: float,
                                                want: tuple[float, float]) -> None:
@@ -309,12 +309,15 @@ def test_percentile_on_four_bins_against_numpy(values: list[float], p: float,
     assert lo <= p_lo <= lo + s.bin_width and hi - s.bin_width <= p_hi <= hi
 
 
-def test_small_percentiles_are_allowed() -> None:
-    # one-signed data, percentile 1: the range ends at the bin holding numpy's 1st percentile
-    v = np.linspace(0.0, 1.0, 101)
+def test_percentiles_below_the_median_are_refused() -> None:
+    # below 50 the two tails of signed data cross: the lower end would sit above the upper
+    v = np.linspace(-1.0, 1.0, 101)
+    assert np.percentile(v, 40.0) < np.percentile(v, 60.0)
     s = C.stats_from_values(v, bins=20)
-    lo, hi = C.calibrate_percentile(s, 1.0)
-    assert lo == 0.0 and hi - s.bin_width <= np.percentile(v, 1.0) <= hi == 0.05
+    with pytest.raises(QuantizeError, match=r"outside \[50, 100\]"):
+        C.calibrate_percentile(s, 40.0)
+    lo, hi = C.calibrate_percentile(s, 50.0)
+    assert lo <= hi
 
 
 def test_statistics_edges_and_counts() -> None:
