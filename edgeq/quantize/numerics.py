@@ -252,8 +252,8 @@ def generated_test_vectors(tflite: str | os.PathLike[str], limit: int,
     out = []
     for in_t in read_tflite(tflite).input_tensors:
         if in_t.dtype not in ("int8", "int16"):
-            raise DataError(f"{tflite}: generated inputs need integer model inputs, not "
-                            f"{in_t.dtype} ('{in_t.name}'); pass --data DATASET")
+            raise DataError(f"{tflite}: generated inputs need an integer model input, not "
+                            f"{in_t.dtype}; pass --data DATASET")
         info = np.iinfo(np.dtype(in_t.dtype))
         shape = tuple(int(d) for d in in_t.shape[1:])
         zp = int(in_t.quant.zero_point[0]) if in_t.quant is not None else 0
