@@ -82,6 +82,8 @@ def validate_on_device(session: DeviceSession, inputs: Sequence[np.ndarray],
             if bad:
                 mismatched += 1
                 first = k if first is None else first
+        if bar is not None:
+            bar.refresh()  # the final count, even when the samples came faster than redraws
     finally:
         if bar is not None:
             bar.close()
