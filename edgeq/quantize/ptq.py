@@ -102,6 +102,15 @@ def _input_name(tensor: Any, index: int) -> str:
     return name or f"input_{index}"
 
 
+def _keyed_outputs(outputs: Any) -> Any:
+    """Several outputs as ``{"output_000": ..., ...}``: the converter orders a dict's outputs by
+    key, so the ``.tflite`` keeps the Keras model's output order (a list comes out permuted
+    for tf-keras models)."""
+    if isinstance(outputs, list | tuple) and len(outputs) > 1:
+        return {f"output_{k:03d}": v for k, v in enumerate(outputs)}
+    return outputs
+
+
 def keras_converter(tf: Any, model: Any) -> Any:
     """A ``TFLiteConverter`` for a tf-keras or Keras 3 model: batch 1, variables frozen in.
 
@@ -114,7 +123,8 @@ def keras_converter(tf: Any, model: Any) -> Any:
     # representative dataset yields them in the model's order
     specs = [tf.TensorSpec([1, *t.shape[1:]], t.dtype, name=_input_name(t, i))
              for i, t in enumerate(model.inputs)]
-    fn = tf.function(lambda *xs: model(xs[0] if len(xs) == 1 else list(xs), training=False))
+    fn = tf.function(lambda *xs: _keyed_outputs(model(xs[0] if len(xs) == 1 else list(xs),
+                                                      training=False)))
     concrete = fn.get_concrete_function(*specs)
     trackable = fn if is_keras3_model(model) else model
     return tf.lite.TFLiteConverter.from_concrete_functions([concrete], trackable)
@@ -350,9 +360,16 @@ def quantize_model(
             ds = load_dataset(spec, input_shape=tuple(loaded.input_shape[1:]))
             if len(ds.x_train) == 0:
                 raise DataError(f"dataset '{ds.name}' has no training samples to calibrate on")
+            shapes = loaded.input_shapes or (loaded.input_shape,)
+            if ds.num_inputs != len(shapes):
+                raise DataError(f"dataset '{ds.name}' holds {ds.num_inputs} input array(s) but "
+                                f"{loaded.path} has {len(shapes)} inputs; save one array per "
+                                "input as x_0, x_1, ... in an .npz")
             rep = representative_dataset(
                 ds.x_train,
                 input_shape=loaded.input_shape,
+                extra=ds.extra_train,
+                extra_shapes=tuple(shapes[1:]),
                 normalization=Normalization.from_meta(meta),
                 num_samples=num_samples,
                 seed=seed,

@@ -296,8 +296,8 @@ def test_data_random_on_float_tflite_and_unknown_task_are_one_line_errors(
     code, output = _run(["quantize", str(bad), "-o", str(tmp_path / "q.tflite")])
     last = output.strip().splitlines()[-1]
     assert code == 1 and last.startswith("edgeq: error:"), output
-    assert "unknown task 'segmentaton'; allowed: classification, autoencoder, reconstruction" \
-        in last
+    assert ("unknown task 'segmentaton'; allowed: classification, regression, segmentation, "
+            "anomaly, autoencoder, reconstruction, none") in last
 
 
 def test_failed_build_leaves_no_partial_build_directory(shared_models: Path,
