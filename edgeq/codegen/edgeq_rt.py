@@ -33,7 +33,8 @@ from edgeq.tflite import Tensor, TfliteModel, read_tflite_bytes
 __all__ = ["EdgeqRtModel", "EdgeqRtResult", "generate_edgeq_rt", "runtime_dir", "write_edgeq_rt"]
 
 ABI_VERSION = 1
-_OPTIONAL_OP_MODULES = ("edgeq.codegen.ops_elementwise", "edgeq.codegen.ops_lut")
+_OPTIONAL_OP_MODULES = ("edgeq.codegen.ops_elementwise", "edgeq.codegen.ops_lut",
+                        "edgeq.codegen.ops_recurrent")
 # lowering variants (edgeq.codegen.lowering): int4 filters always; LUT-coded int8 on request
 WEIGHT_CODINGS = {"int8": ("int4",), "lut": ("int4", "lut")}
 
