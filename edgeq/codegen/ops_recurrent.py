@@ -66,6 +66,9 @@ def lower_sequence_lstm(model: TfliteModel, op: Operator) -> KernelCall:
     hidden, cell = _t(model, op, _HIDDEN), _t(model, op, _CELL)
     if inp is None or hidden is None or cell is None:
         raise CodegenError("input, hidden or cell state tensor missing")
+    if "float32" in (inp.dtype, out.dtype):
+        raise CodegenError("the LSTM is float32 (a .tflite quantizer left it in float); pass "
+                           "the Keras model instead, which edgeq converts to an int8 LSTM")
     if inp.dtype != "int8" or out.dtype != "int8" or hidden.dtype != "int8":
         raise CodegenError(f"needs int8 activations (input {inp.dtype}, output {out.dtype})")
     if cell.dtype != "int16":

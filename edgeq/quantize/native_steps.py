@@ -74,8 +74,22 @@ def isolate_native_steps(conv: Any, samples: Samples, *,
 # --- the child side (edgeq.oracle_worker calls these by name) -----------------------------------
 
 
+def _failed(step: str, exc: Exception) -> QuantizeError:
+    from edgeq.errors import first_line
+
+    return QuantizeError(f"the TFLite converter's {step} step failed: {first_line(exc, 200)}")
+
+
 def _calibrate_here(model: bytes, samples: Samples,
                     report: Callable[[int, int], None] | None = None) -> bytes:
+    try:
+        return _calibrate(model, samples, report)
+    except Exception as exc:  # noqa: BLE001 - any converter failure is one line
+        raise _failed("calibration", exc) from None
+
+
+def _calibrate(model: bytes, samples: Samples,
+               report: Callable[[int, int], None] | None = None) -> bytes:
     from edgeq.tfenv import import_tf, quiet_native_output
 
     import_tf()
@@ -93,6 +107,13 @@ def _calibrate_here(model: bytes, samples: Samples,
 
 
 def _quantize_here(calibrated: bytes, options: dict[str, Any]) -> bytes:
+    try:
+        return _quantize(calibrated, options)
+    except Exception as exc:  # noqa: BLE001
+        raise _failed("quantization", exc) from None
+
+
+def _quantize(calibrated: bytes, options: dict[str, Any]) -> bytes:
     from edgeq.tfenv import import_tf, quiet_native_output
 
     tf = import_tf()
@@ -116,6 +137,14 @@ def _calibrate_and_quantize_here(model: bytes, samples: Samples, options: dict[s
     calibrator's own quantizer for 16-bit activations."""
     if options["activations_type"] != "int16":
         return _quantize_here(_calibrate_here(model, samples, report), options)
+    try:
+        return _calibrate_and_quantize16(model, samples, options, report)
+    except Exception as exc:  # noqa: BLE001
+        raise _failed("calibration", exc) from None
+
+
+def _calibrate_and_quantize16(model: bytes, samples: Samples, options: dict[str, Any],
+                              report: Callable[[int, int], None] | None) -> bytes:
     from edgeq.tfenv import import_tf, quiet_native_output
 
     tf = import_tf()

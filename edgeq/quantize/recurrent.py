@@ -9,8 +9,9 @@ LSTM/GRU: SIGSEGV) and which no microcontroller runtime here runs. So, before co
 - a Keras 3 model with recurrent layers is rebuilt in tf-keras (the rebuild QAT uses, outputs
   checked equal), so its LSTM fuses like a tf-keras one (and its unrolled GRU keeps no float
   SPLIT, which the Keras 3 graph does);
-- GRU and SimpleRNN layers (and the LSTMs of a Keras 3 model the rebuild cannot express) are
-  cloned with ``unroll=True``: T copies of the cell as plain FULLY_CONNECTED/LOGISTIC/TANH/MUL/
+- GRU and SimpleRNN layers, LSTMs tf-keras does not fuse (other activations, no bias,
+  recurrent dropout), and the LSTMs of a Keras 3 model the rebuild cannot express are cloned
+  with ``unroll=True``: T copies of the cell as plain FULLY_CONNECTED/LOGISTIC/TANH/MUL/
   ADD/SUB ops.
 """
 
@@ -83,14 +84,31 @@ def prepare_recurrent(model: Any) -> Any:
             log.debug("Keras 3 model rebuilt in tf-keras for its recurrent layers: %s", names)
         except QuantizeError as exc:
             log.debug("no tf-keras rebuild (%s); unrolling every recurrent layer", exc)
-            return _unrolled(model, ("LSTM", *UNROLLED_LAYERS))
-    if any(type(x).__name__ in UNROLLED_LAYERS for x in recurrent_layers(model)):
-        model = _unrolled(model, UNROLLED_LAYERS)
+            return _unrolled(model, ("LSTM", *UNROLLED_LAYERS), {x.name for x in layers})
+    unroll = [x for x in recurrent_layers(model)
+              if type(x).__name__ in UNROLLED_LAYERS or not _fusable_lstm(x)]
+    if unroll:
+        model = _unrolled(model, tuple(sorted({type(x).__name__ for x in unroll})),
+                          {x.name for x in unroll})
     return model
 
 
-def _unrolled(model: Any, classes: tuple[str, ...]) -> Any:
-    """A clone of ``model`` whose ``classes`` layers run with ``unroll=True``, same weights."""
+def _fusable_lstm(layer: Any) -> bool:
+    """tf-keras takes its fusable LSTM path only for tanh/sigmoid with a bias and no recurrent
+    dropout; any other LSTM is a loop that must be unrolled (an unrolled one already is)."""
+    if type(layer).__name__ != "LSTM" or getattr(layer, "unroll", False):
+        return True
+    from edgeq.quantize.qat import _activation_name
+
+    def name(fn: Any) -> str:
+        return str(getattr(fn, "__name__", "")) if not _is_keras3(layer) else _activation_name(fn)
+
+    return (name(layer.activation) == "tanh" and name(layer.recurrent_activation) == "sigmoid"
+            and bool(layer.use_bias) and not getattr(layer, "recurrent_dropout", 0))
+
+
+def _unrolled(model: Any, classes: tuple[str, ...], names: set[str]) -> Any:
+    """A clone of ``model`` whose layers ``names`` run with ``unroll=True``, same weights."""
     if _is_keras3(model):
         import keras as K
     else:
@@ -100,7 +118,7 @@ def _unrolled(model: Any, classes: tuple[str, ...]) -> Any:
 
     def clone(layer: Any) -> Any:
         config = layer.get_config()
-        if type(layer).__name__ in classes:
+        if type(layer).__name__ in classes and layer.name in names:
             config = {**config, "unroll": True}
         return type(layer).from_config(config)
 
@@ -112,8 +130,7 @@ def _unrolled(model: Any, classes: tuple[str, ...]) -> Any:
             f"({type(exc).__name__}); build it as a Sequential or functional model") from None
     cloned.set_weights(model.get_weights())
     _check_same(model, cloned)
-    log.debug("unrolled %s for conversion", ", ".join(
-        x.name for x in recurrent_layers(model) if type(x).__name__ in classes))
+    log.debug("unrolled %s for conversion", ", ".join(sorted(names)))
     return cloned
 
 
