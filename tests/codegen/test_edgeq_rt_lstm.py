@@ -33,7 +33,7 @@ def _lstm_model(steps: int, features: int, units: tuple[int, ...], sequences: bo
     return model
 
 
-CASES = {
+CASES = {  # steps, features, units, whole sequence out, weight gain
     "t8_f8_u8_seq": (8, 8, (8,), True, 1.0),
     "t16_f3_u16_last": (16, 3, (16,), False, 1.0),
     "t1_f5_u7_seq": (1, 5, (7,), True, 1.0),
