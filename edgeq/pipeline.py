@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeq.artifacts import BuildDir, build_lock, record_last_build, refresh_manifest
-from edgeq.errors import BuildError, DeviceError, ModelError
+from edgeq.errors import BuildError, CodegenError, DeviceError, ModelError
 from edgeq.toolchain.boards import Board, resolve_target
 
 log = logging.getLogger(__name__)
@@ -206,10 +206,27 @@ def _generate(bd: BuildDir, name: str | None) -> tuple[Any, int]:
     return gen, input_bytes
 
 
+def _refuse_if_tflm_cannot_run(bd: BuildDir) -> None:
+    """When edgeq-rt refuses a model, its advice (a TFLite Micro bundle) only holds if TFLM can
+    run the model; say so in one line when TFLM cannot either."""
+    from edgeq.oracles import tflm_supports
+
+    ok, reason = tflm_supports(bd.model)
+    if not ok:
+        raise CodegenError(
+            f"{bd.model.name}: neither edgeq-rt nor TFLite Micro can run this model (TFLite "
+            f"Micro: {reason}); convert it again from the float Keras model "
+            "(edgeq build MODEL.keras --data DATA)")
+
+
 def codegen_stage(bd: BuildDir, name: str) -> tuple[Any, int]:
     """3. edgeq-rt code generation."""
     log.info("generating edgeq-rt C")
-    gen, input_bytes = _generate(bd, name)
+    try:
+        gen, input_bytes = _generate(bd, name)
+    except CodegenError:
+        _refuse_if_tflm_cannot_run(bd)
+        raise
     bd.update_manifest("codegen", {"runtime": "edgeq", "arena_bytes": gen.arena_bytes,
                                    "weight_bytes": gen.weight_bytes,
                                    "model_hash": gen.model_hash, "model_name": gen.model_name,

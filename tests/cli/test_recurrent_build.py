@@ -81,3 +81,35 @@ def test_recurrent_bit_exact_in_qemu(layer: str, flavour: str, tmp_path: Path) -
         assert "WHILE" not in ops and ops["FULLY_CONNECTED"] >= STEPS, ops
     assert r["device"]["validation"]["samples"] == 20 and r["device"]["validation"]["bit_exact"]
     assert r["accuracy"]["float"] > 0.6
+
+
+@pytest.mark.slow
+def test_third_party_lstm_without_data_bit_exact_in_qemu(shared_models: Path,
+                                                          tmp_path: Path) -> None:
+    """TFLM's trained_lstm_int8 (28 steps, 20 units), checked on generated inputs."""
+    out = tmp_path / "build"
+    code, output = _run(["build", str(shared_models / "tflm" / "trained_lstm_int8.tflite"),
+                         "--target", "cortex-m4", "-o", str(out), "--samples", "10", "--json"])
+    assert code == 0, output
+    r = json.loads(output[output.index("{"):])
+    assert r["device"]["validation"]["samples"] == 10 and r["device"]["validation"]["bit_exact"]
+
+
+def test_model_tflm_cannot_run_ends_in_one_line(shared_models: Path, tmp_path: Path) -> None:
+    """An LSTM whose cell state is int8 (TFLM's integer LSTM needs int16): edgeq-rt refuses it,
+    and so would a TFLite Micro firmware, so the build says that instead of advising one."""
+    from edgeq.tflite import load_model_t, serialize_model_t
+
+    mt = load_model_t((shared_models / "tflm" / "trained_lstm_int8.tflite").read_bytes())
+    sg = mt.subgraphs[0]
+    (lstm,) = [op for op in sg.operators if len(op.inputs) == 24]
+    sg.tensors[lstm.inputs[19]].type = 9  # TensorType.INT8
+    src = tmp_path / "lstm_cell8.tflite"
+    src.write_bytes(serialize_model_t(mt))
+    out = tmp_path / "b"
+    code, output = _run(["build", str(src), "--target", "cortex-m4", "-o", str(out)])
+    last = output.strip().splitlines()[-1]
+    assert code == 1 and last.startswith("edgeq: error:"), output
+    assert "neither edgeq-rt nor TFLite Micro can run this model" in last
+    assert "--runtime tflm" not in output and "Traceback" not in output
+    assert not out.exists()
