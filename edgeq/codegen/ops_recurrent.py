@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from edgeq.codegen.lowering import KernelCall, lowering
+from edgeq.codegen.ops_elementwise import sigmoid_table_uint16
 from edgeq.errors import CodegenError
 from edgeq.quantize.numerics import quantize_multiplier
 from edgeq.tflite import Operator, Tensor, TfliteModel
@@ -141,6 +142,7 @@ def lower_sequence_lstm(model: TfliteModel, op: Operator) -> KernelCall:
         "input_multiplier_mul": input_m, "input_shift_mul": input_s,
         "output_multiplier_mul": output_m, "output_shift_mul": output_s,
         "cell_clip": q_clip, "cell_scale_power": cell_pow,
+        "sigmoid_table": sigmoid_table_uint16(),
     }
     macs = steps * 4 * units * (feat + units)
     return KernelCall(

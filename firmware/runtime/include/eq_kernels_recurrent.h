@@ -37,6 +37,7 @@ typedef struct {
     int32_t output_multiplier_mul, output_shift_mul; /* o * tanh(c) -> h: 2^-30 / s_h */
     int32_t cell_clip;                               /* quantized; 0 = no clipping */
     int32_t cell_scale_power;                        /* s_c = 2^cell_scale_power (negative) */
+    const uint16_t *sigmoid_table; /* [256]: sigmoid(i / 24) in 0.16, TFLite's int16 table */
 } eq_sequence_lstm_params;
 
 /* Scratch: cell state and four gate buffers (int16, U each), then the hidden state (int8, U).

@@ -4,31 +4,6 @@
 #include "eq_kernels_recurrent.h"
 #include "eq_math.h"
 
-/* sigmoid(i / 24) in unsigned 0.16 for i = 0..255: the table TFLite's 16-bit LOGISTIC and
- * TANH interpolate (tanh(x) = 2 sigmoid(2x) - 1); the same values give the same results. */
-static const uint16_t eq_sigmoid_table[256] = {
-    32768, 33451, 34133, 34813, 35493, 36169, 36843, 37513, 38180, 38841, 39498, 40149, 40794,
-    41432, 42064, 42688, 43304, 43912, 44511, 45102, 45683, 46255, 46817, 47369, 47911, 48443,
-    48964, 49475, 49975, 50464, 50942, 51409, 51865, 52311, 52745, 53169, 53581, 53983, 54374,
-    54755, 55125, 55485, 55834, 56174, 56503, 56823, 57133, 57433, 57724, 58007, 58280, 58544,
-    58800, 59048, 59288, 59519, 59743, 59959, 60168, 60370, 60565, 60753, 60935, 61110, 61279,
-    61441, 61599, 61750, 61896, 62036, 62172, 62302, 62428, 62549, 62666, 62778, 62886, 62990,
-    63090, 63186, 63279, 63368, 63454, 63536, 63615, 63691, 63765, 63835, 63903, 63968, 64030,
-    64090, 64148, 64204, 64257, 64308, 64357, 64405, 64450, 64494, 64536, 64576, 64614, 64652,
-    64687, 64721, 64754, 64786, 64816, 64845, 64873, 64900, 64926, 64950, 64974, 64997, 65019,
-    65039, 65060, 65079, 65097, 65115, 65132, 65149, 65164, 65179, 65194, 65208, 65221, 65234,
-    65246, 65258, 65269, 65280, 65291, 65301, 65310, 65319, 65328, 65337, 65345, 65352, 65360,
-    65367, 65374, 65381, 65387, 65393, 65399, 65404, 65410, 65415, 65420, 65425, 65429, 65433,
-    65438, 65442, 65445, 65449, 65453, 65456, 65459, 65462, 65465, 65468, 65471, 65474, 65476,
-    65479, 65481, 65483, 65485, 65488, 65489, 65491, 65493, 65495, 65497, 65498, 65500, 65501,
-    65503, 65504, 65505, 65507, 65508, 65509, 65510, 65511, 65512, 65513, 65514, 65515, 65516,
-    65517, 65517, 65518, 65519, 65520, 65520, 65521, 65522, 65522, 65523, 65523, 65524, 65524,
-    65525, 65525, 65526, 65526, 65526, 65527, 65527, 65528, 65528, 65528, 65529, 65529, 65529,
-    65529, 65530, 65530, 65530, 65530, 65531, 65531, 65531, 65531, 65531, 65532, 65532, 65532,
-    65532, 65532, 65532, 65533, 65533, 65533, 65533, 65533, 65533, 65533, 65533, 65534, 65534,
-    65534, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65535,
-};
-
 static int16_t sat16(int32_t x)
 {
     return (int16_t)(x > INT16_MAX ? INT16_MAX : (x < INT16_MIN ? INT16_MIN : x));
@@ -36,7 +11,7 @@ static int16_t sat16(int32_t x)
 
 /* Sigmoid of a Q3.12 value into Q0.15 (input scaled by 3/4 to index the table, 9 fraction
  * bits interpolated). */
-static int16_t sigmoid_q12(int16_t v)
+static int16_t sigmoid_q12(const uint16_t *table, int16_t v)
 {
     const int32_t x = (int32_t)v * 3;
     const uint32_t ax = (uint32_t)(x < 0 ? -x : x);
@@ -45,8 +20,8 @@ static int16_t sigmoid_q12(int16_t v)
     if (idx >= 255U) {
         r = UINT32_C(0x7FFF) << 10;
     } else {
-        const uint32_t lo = eq_sigmoid_table[idx];
-        const uint32_t hi = eq_sigmoid_table[idx + 1U];
+        const uint32_t lo = table[idx];
+        const uint32_t hi = table[idx + 1U];
         r = (lo << 9) + (ax & 0x1FFU) * (hi - lo);
     }
     r = x >= 0 ? r + (1U << 9) : (1U << 25) - r + (1U << 9) - 1U;
@@ -55,7 +30,7 @@ static int16_t sigmoid_q12(int16_t v)
 
 /* tanh of a value on the 2^-(15 - 3 - left_shift) grid (multiplier 3, optional right shift)
  * into Q0.15. */
-static int16_t tanh_q(int16_t v, int32_t multiplier, int32_t right_shift)
+static int16_t tanh_q(const uint16_t *table, int16_t v, int32_t multiplier, int32_t right_shift)
 {
     const int32_t round = right_shift > 0 ? (INT32_C(1) << (right_shift - 1)) : 0;
     const int32_t x = ((int32_t)v * multiplier + round) >> right_shift;
@@ -65,8 +40,8 @@ static int16_t tanh_q(int16_t v, int32_t multiplier, int32_t right_shift)
     if (idx >= 255U) {
         r = INT32_C(0xFFFF) << 8;
     } else {
-        const uint32_t lo = eq_sigmoid_table[idx];
-        const uint32_t hi = eq_sigmoid_table[idx + 1U];
+        const uint32_t lo = table[idx];
+        const uint32_t hi = table[idx + 1U];
         r = (int32_t)((lo << 8) + (ax & 0xFFU) * (hi - lo));
     }
     r = x >= 0 ? r - (INT32_C(1) << 23) + (INT32_C(1) << 7)
@@ -103,7 +78,8 @@ static void gate(const eq_sequence_lstm_params *p, int32_t g, const int8_t *x, c
                  p->recurrent_multiplier[g], p->recurrent_shift[g], U, tmp);
     for (int32_t u = 0; u < U; ++u) {
         const int16_t s = sat16((int32_t)out[u] + (int32_t)tmp[u]);
-        out[u] = activation_tanh ? tanh_q(s, 3, 0) : sigmoid_q12(s);
+        out[u] =
+            activation_tanh ? tanh_q(p->sigmoid_table, s, 3, 0) : sigmoid_q12(p->sigmoid_table, s);
     }
 }
 
@@ -115,8 +91,8 @@ static int32_t mul_q(int16_t a, int16_t b, int32_t multiplier, int32_t shift)
 eq_status eq_sequence_lstm_s8(const eq_sequence_lstm_params *p, const int8_t *input, int8_t *output,
                               void *scratch)
 {
-    if (p == 0 || input == 0 || output == 0 || scratch == 0 || p->units <= 0 ||
-        p->input_size <= 0 || p->time_steps <= 0) {
+    if (p == 0 || input == 0 || output == 0 || scratch == 0 || p->sigmoid_table == 0 ||
+        p->units <= 0 || p->input_size <= 0 || p->time_steps <= 0) {
         return EQ_ERR_ARG;
     }
     const int32_t U = p->units;
@@ -158,7 +134,7 @@ eq_status eq_sequence_lstm_s8(const eq_sequence_lstm_params *p, const int8_t *in
         gate(p, 3, x, h, 0, ig, tmp); /* output gate */
         int8_t *row = output + (size_t)t * (size_t)U;
         for (int32_t u = 0; u < U; ++u) {
-            const int16_t tc = tanh_q(cell[u], tanh_mult, tanh_shift);
+            const int16_t tc = tanh_q(p->sigmoid_table, cell[u], tanh_mult, tanh_shift);
             const int32_t v = mul_q(tc, ig[u], p->output_multiplier_mul, p->output_shift_mul) +
                               p->hidden_zero_point;
             row[u] = (int8_t)eq_clamp_i32(v, -128, 127);
