@@ -10,7 +10,10 @@ arguments, in ``edgeq.oracle_worker``'s child process: a crash there is one line
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -30,17 +33,38 @@ def collect_samples(rep: Callable[[], Iterator[list[np.ndarray]]]) -> Samples:
     return [[np.asarray(a) for a in item] for item in rep()]
 
 
+@contextlib.contextmanager
 def isolate_native_steps(conv: Any, samples: Samples, *,
                          range_hook: Callable[[bytes], bytes] | None = None,
-                         progress: bool = False) -> None:
-    """Make ``conv.convert()`` calibrate and quantize in the worker (``range_hook`` edits the
-    calibrated ranges in between, in this process)."""
+                         progress: bool = False) -> Iterator[None]:
+    """Within the block, ``conv.convert()`` calibrates and quantizes in the worker
+    (``range_hook`` edits the calibrated ranges in between, in this process).
+
+    ``convert()`` runs with stderr silenced (``tfenv.quiet_native_output``); the calibration
+    progress bar and the hook's own output are drawn on the stderr the block started with.
+    """
     from edgeq.oracle_worker import isolated
+
+    sys.stderr.flush()
+    real_stderr = os.dup(2)
+
+    @contextlib.contextmanager
+    def visible() -> Iterator[None]:
+        sys.stderr.flush()
+        silenced = os.dup(2)
+        os.dup2(real_stderr, 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(silenced, 2)
+            os.close(silenced)
 
     def run(fn: Callable[..., Any], *args: Any, step: str, desc: str | None) -> Any:
         try:
-            return isolated(fn, *args, source="the TFLite converter", what=f"{step} step",
-                            advice=ADVICE, progress_desc=desc if progress else None)
+            with visible():
+                return isolated(fn, *args, source="the TFLite converter", what=f"{step} step",
+                                advice=ADVICE, progress_desc=desc if progress else None)
         except AnalyzeError as exc:
             raise QuantizeError(str(exc)) from None
 
@@ -64,11 +88,16 @@ def isolate_native_steps(conv: Any, samples: Samples, *,
             return run(_calibrate_and_quantize_here, model, samples, options, step="calibration",
                        desc="calibrating")
         calibrated = run(_calibrate_here, model, samples, step="calibration", desc="calibrating")
-        edited = range_hook(calibrated)  # runs with stderr visible (its own progress)
+        with visible():  # the hook's own progress
+            edited = range_hook(calibrated)
         return run(_quantize_here, edited, options, step="quantization", desc=None)
 
     conv._experimental_calibrate_only = False
     conv._quantize = quantize
+    try:
+        yield
+    finally:
+        os.close(real_stderr)
 
 
 # --- the child side (edgeq.oracle_worker calls these by name) -----------------------------------

@@ -19,6 +19,7 @@ unrolled).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Collection, Iterator
@@ -168,13 +169,14 @@ def convert_ptq(
         ]
         conv.inference_input_type = tf_io
         conv.inference_output_type = tf_io
+    isolation: Any = contextlib.nullcontext()
     if representative is not None and mode in ("int8", "int16x8"):
         samples = collect_samples(representative)
         conv.representative_dataset = lambda: iter(samples)
         # calibration and quantization run in the worker process: a native crash is one line
-        isolate_native_steps(conv, samples, range_hook=range_hook, progress=progress)
+        isolation = isolate_native_steps(conv, samples, range_hook=range_hook, progress=progress)
     try:
-        with quiet_native_output():
+        with isolation, quiet_native_output():
             result = conv.convert()
     except QuantizeError:
         raise

@@ -98,10 +98,9 @@ def _fusable_lstm(layer: Any) -> bool:
     dropout; any other LSTM is a loop that must be unrolled (an unrolled one already is)."""
     if type(layer).__name__ != "LSTM" or getattr(layer, "unroll", False):
         return True
-    from edgeq.quantize.qat import _activation_name
 
-    def name(fn: Any) -> str:
-        return str(getattr(fn, "__name__", "")) if not _is_keras3(layer) else _activation_name(fn)
+    def name(fn: Any) -> str:  # tf-keras layers only: a Keras 3 model was rebuilt by now
+        return str(getattr(fn, "__name__", ""))
 
     return (name(layer.activation) == "tanh" and name(layer.recurrent_activation) == "sigmoid"
             and bool(layer.use_bias) and not getattr(layer, "recurrent_dropout", 0))

@@ -50,8 +50,7 @@ def test_converter_crash_in_the_child_is_one_line() -> None:
     conv.inference_input_type = conv.inference_output_type = tf.int8
     samples = _samples()
     conv.representative_dataset = lambda: iter(samples)
-    isolate_native_steps(conv, samples)
-    with pytest.raises(QuantizeError) as err:
+    with pytest.raises(QuantizeError) as err, isolate_native_steps(conv, samples):
         conv.convert()
     msg = str(err.value)
     assert "\n" not in msg
