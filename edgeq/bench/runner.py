@@ -105,7 +105,10 @@ def bench(board: Board, *, build_dir: Path, elf: Path | None = None, port: str |
             measured = measure_energy(s, monitor, monitor_port, runs,
                                       use_marker=board.marker is not None)
         layers = layer_rows(s) if per_layer else None
-    out: dict[str, Any] = {"board": board.name, "model": info.model_name,
+    fw_built = bd.manifest_section("build").get("firmware", {})
+    runtime = (f"TFLite Micro ({fw_built.get('tflm_kernels', '?')} kernels)"
+               if fw_built.get("runtime") == "tflm" else "edgeq-rt")
+    out: dict[str, Any] = {"board": board.name, "model": info.model_name, "runtime": runtime,
                            "model_hash": info.model_hash, "counter": info.counter,
                            "arena_bytes": info.arena_bytes, "measured_energy": measured,
                            "counts": res.counts, "layers": layers, "transfer": transfer,
@@ -162,7 +165,8 @@ def render_bench(r: dict[str, Any]) -> str:
     from edgeq.bench.latency import render_latency
 
     lat, e = r["latency"], r["energy"]
-    lines = [f"{r['model']} on {r['board']}: {render_latency(lat)}"]
+    lines = [f"{r['model']} on {r['board']} ({r.get('runtime', 'edgeq-rt')}): "
+             f"{render_latency(lat)}"]
     if r.get("clock"):
         lines.append(f"clock: {r['clock']}" if r.get("clock_ok", True)
                      else f"WARNING: {r['clock']}")

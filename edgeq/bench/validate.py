@@ -37,11 +37,13 @@ class ValidationReport:
 
 
 def validate_on_device(session: DeviceSession, inputs: Sequence[np.ndarray],
-                       expected: Sequence[np.ndarray]) -> ValidationReport:
+                       expected: Sequence[np.ndarray], *,
+                       progress: bool = False) -> ValidationReport:
     """Run each sample on the device and compare every output byte with ``expected``.
 
     ``inputs``/``expected`` hold one array per model input/output, samples on the first axis
-    (the layout ``edgeq.oracles.run_tflm`` takes and returns).
+    (the layout ``edgeq.oracles.run_tflm`` takes and returns). ``progress`` draws a bar on
+    stderr (samples/s and time left: a real board over a slow UART takes a while).
     """
     n = len(inputs[0])
     mismatched = mism_bytes = max_diff = 0
@@ -49,24 +51,35 @@ def validate_on_device(session: DeviceSession, inputs: Sequence[np.ndarray],
     counts: list[int] = []
     outs_all: list[np.ndarray] = []
     unit = session.info.counter
-    for k in range(n):
-        sample = [np.asarray(x[k]).reshape(io.shape) for x, io in
-                  zip(inputs, session.info.inputs, strict=True)]
-        outs, res = session.infer(sample)
-        counts.append(res.counts[0])
-        bad = False
-        for got, want in zip(outs, expected, strict=True):
-            w = np.asarray(want[k]).reshape(got.shape)
-            diff = got.astype(np.int64) != w.astype(np.int64)
-            if diff.any():
-                bad = True
-                mism_bytes += int(diff.sum()) * got.dtype.itemsize
-                max_diff = max(max_diff, int(np.abs(got.astype(np.int64)
-                                                    - w.astype(np.int64)).max()))
-        outs_all.append(outs[0])
-        if bad:
-            mismatched += 1
-            first = k if first is None else first
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n, desc="validating on the device", unit="sample", leave=False)
+    try:
+        for k in range(n):
+            sample = [np.asarray(x[k]).reshape(io.shape) for x, io in
+                      zip(inputs, session.info.inputs, strict=True)]
+            outs, res = session.infer(sample)
+            if bar is not None:
+                bar.update(1)
+            counts.append(res.counts[0])
+            bad = False
+            for got, want in zip(outs, expected, strict=True):
+                w = np.asarray(want[k]).reshape(got.shape)
+                diff = got.astype(np.int64) != w.astype(np.int64)
+                if diff.any():
+                    bad = True
+                    mism_bytes += int(diff.sum()) * got.dtype.itemsize
+                    max_diff = max(max_diff, int(np.abs(got.astype(np.int64)
+                                                        - w.astype(np.int64)).max()))
+            outs_all.append(outs[0])
+            if bad:
+                mismatched += 1
+                first = k if first is None else first
+    finally:
+        if bar is not None:
+            bar.close()
     return ValidationReport(samples=n, mismatched_samples=mismatched, mismatched_bytes=mism_bytes,
                             max_abs_diff=max_diff, first_mismatch=first, counts=counts, unit=unit,
                             device_outputs=outs_all)

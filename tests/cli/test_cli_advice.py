@@ -45,10 +45,12 @@ def error_line(args: list[str]) -> str:
 
 
 def test_advice_parser_sees_wrong_flags() -> None:
-    """The check itself can fail: the issue's original messages are caught."""
-    bad = "op 3 SHAPE (op not supported). Fix: deploy with --runtime tflm (use --metric mse)"
+    """The check itself can fail: the issue's original messages are caught (`build` has had
+    --runtime since `edgeq build --runtime tflm`; --arena-margin is codegen's alone)."""
+    bad = "op 3 SHAPE (op not supported). Fix: deploy with --arena-margin 0 (use --metric mse)"
     wrong = [f for c, f in advice_flags("build", bad) if f not in command_options(c)]
-    assert wrong == ["--runtime", "--metric"]
+    assert wrong == ["--arena-margin", "--metric"]
+    assert "--runtime" in command_options("build") and "--tflm-dir" in command_options("build")
     good = "or with `edgeq codegen MODEL -o DIR --runtime tflm`"
     assert advice_flags("build", good) == [("codegen", "--runtime")]
 
