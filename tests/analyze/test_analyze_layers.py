@@ -172,7 +172,7 @@ def test_cli_bad_inputs_are_one_line_errors(tmp_path: Path, digits) -> None:
     other.save(other_path)
     cases = [
         (["quantize", str(other_path), "--data", "digits", "--calibration", "percentile:101"],
-         "outside (0, 100]"),
+         "outside [50, 100]"),
         (["train-qat", str(model_file), "--data", "digits"], "not a .tflite"),
         (["analyze", str(model_file), "--float", str(other_path), "--data", "digits"],
          "outputs"),
