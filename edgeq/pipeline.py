@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeq.artifacts import BuildDir, build_lock, record_last_build, refresh_manifest
-from edgeq.errors import BuildError, DeviceError, ModelError
+from edgeq.errors import BuildError, CodegenError, DeviceError, ModelError
 from edgeq.toolchain.boards import Board, resolve_target
 
 log = logging.getLogger(__name__)
@@ -248,20 +248,32 @@ def _generate(bd: BuildDir, name: str | None) -> tuple[Any, int]:
     return gen, input_bytes
 
 
+def _refuse_if_tflm_cannot_run(bd: BuildDir) -> None:
+    """When edgeq-rt refuses a model, its advice (a TFLite Micro bundle) only holds if TFLM can
+    run the model; say so in one line when TFLM cannot either."""
+    from edgeq.oracles import tflm_supports
+
+    ok, reason = tflm_supports(bd.model)
+    if not ok:
+        raise CodegenError(
+            f"{bd.model.name}: neither edgeq-rt nor TFLite Micro can run this model (TFLite "
+            f"Micro: {reason}); convert it again from the float Keras model "
+            "(edgeq build MODEL.keras --data DATA)")
+
+
 def _runtime_label(req: BuildRequest) -> str:
     return f"TFLite Micro ({req.tflm_kernels} kernels)" if req.runtime == "tflm" else "edgeq-rt"
 
 
 def codegen_stage(bd: BuildDir, name: str) -> tuple[Any, int]:
     """3. edgeq-rt code generation."""
-    from edgeq.errors import CodegenError
-
     log.info("generating edgeq-rt C")
     try:
         gen, input_bytes = _generate(bd, name)
     except CodegenError as exc:
         if "`edgeq codegen MODEL -o DIR --runtime tflm`" not in str(exc):
             raise
+        _refuse_if_tflm_cannot_run(bd)
         raise CodegenError(f"{exc}, or build TFLite Micro firmware instead with `edgeq build "
                            "MODEL --runtime tflm --tflm-dir TFLM_TREE`") from None
     bd.update_manifest("codegen", {"runtime": "edgeq", "arena_bytes": gen.arena_bytes,

@@ -14,6 +14,8 @@ import re
 from collections.abc import Collection
 from typing import Any
 
+from edgeq.tflite.reader import Operator, TfliteModel
+
 _TRACE_SUFFIX = re.compile(r"_\d+$")
 
 
@@ -25,7 +27,7 @@ def keras_layer_name(tensor_name: str, known: Collection[str] = (),
     end in one added ``_<n>``), ``None`` when not known."""
     for fused in tensor_name.split(";"):
         parts = [p for p in fused.split("/") if p]
-        if len(parts) < 2:
+        if len(parts) < 3:  # <model>/<layer>/<tf op>; shorter names carry no layer
             continue
         if not known:
             return _TRACE_SUFFIX.sub("", parts[1]) if keras3 else parts[1]
@@ -44,10 +46,20 @@ def op_layer_name(info: Any, op_index: int, known: Collection[str] = (),
     """The Keras layer of op ``op_index`` of a ``TfliteModel`` (from its outputs' names)."""
     op = info.operators[op_index]
     for t in op.outputs:
-        if t >= 0:
+        if 0 <= t < len(info.tensors):
             name = keras_layer_name(info.tensors[t].name, known, keras3)
             if name:
                 return name
+    return None
+
+
+def keras_layer(model: TfliteModel, op: Operator) -> str | None:
+    """The Keras layer that produced ``op``'s outputs, when their names say (no model at hand)."""
+    for i in op.outputs:
+        if 0 <= i < len(model.tensors):
+            layer = keras_layer_name(model.tensors[i].name)
+            if layer:
+                return layer
     return None
 
 
