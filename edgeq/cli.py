@@ -299,7 +299,9 @@ def quantize(model: str, output: str | None, data: str | None, mode: str, io_dty
 @click.option("--data", type=str, default=None,
               help="Dataset whose test split is used [default: the model sidecar's dataset].")
 @click.option("--metric", type=str, default=None,
-              help="top1 | mse [default: from the sidecar task: classification -> top1].")
+              help="top1 | mse | mae | pixel_accuracy | miou | auc | score [default: from the "
+                   "sidecar task: classification -> top1, regression -> mse, segmentation -> "
+                   "miou, anomaly -> auc, none -> agreement only].")
 @click.option("--limit", type=int, default=None, help="Evaluate only the first N test samples.")
 @click.option("--no-arena", is_flag=True, help="Skip the TFLM arena bisection.")
 @json_option
@@ -758,7 +760,8 @@ def bench_cmd(board: str, port: str | None, emulator: bool, runs: int, warmup: i
 @json_option
 def run_cmd(input_file: str, board: str, port: str | None, emulator: bool,
             build_dir: str | None, as_json: bool) -> None:
-    """Run one input (.npy) on the device and print its output."""
+    """Run one input (.npy; .npz with x_0, x_1, ... for several inputs) on the device and
+    print its outputs."""
     from pathlib import Path
 
     from edgeq.artifacts import last_build_dir
@@ -768,8 +771,9 @@ def run_cmd(input_file: str, board: str, port: str | None, emulator: bool,
     b = resolve_target(board=board)
     d = Path(build_dir) if build_dir else last_build_dir(b.name).root
     res = run_input(b, Path(input_file), build_dir=d, port=port, emulator=emulator)
-    emit(res, as_json, lambda r: (f"output: {r['output']}\nargmax: {r['argmax']}  "
-                                  f"({r['count']:,} {r['unit']})"))
+    emit(res, as_json, lambda r: "\n".join(
+        [f"output{'' if len(r['outputs']) == 1 else f' {k}'}: {o['output']}\nargmax: "
+         f"{o['argmax']}" for k, o in enumerate(r["outputs"])]) + f"  ({r['count']:,} {r['unit']})")
 
 # --- export ----------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeq.artifacts import BuildDir, build_lock, record_last_build, refresh_manifest
-from edgeq.errors import BuildError, DeviceError, ModelError
+from edgeq.errors import BuildError, CodegenError, DeviceError, ModelError
 from edgeq.toolchain.boards import Board, resolve_target
 
 log = logging.getLogger(__name__)
@@ -232,7 +232,10 @@ def evaluate_stage(bd: BuildDir, float_model: Path | None, data: str | None, *,
     ev = evaluate(bd.model, float_model=float_model, data=data, arena=False, progress=progress)
     bd.update_manifest("evaluate", ev, [bd.model])
     return {"metric": ev["metric"]["name"], "float": ev.get("float", {}).get("value"),
-            "int8_host": ev["tflm"]["value"], "host_samples": ev["dataset"]["samples"]}
+            "int8_host": ev["tflm"]["value"], "host_samples": ev["dataset"]["samples"],
+            "percent": ev["percent_metric"], "task": ev["task"],
+            "outputs": [{k: o[k] for k in ("name", "task", "metric", "float", "tflm")}
+                        for o in ev["outputs"]]}
 
 
 def _generate(bd: BuildDir, name: str | None) -> tuple[Any, int]:
@@ -245,20 +248,32 @@ def _generate(bd: BuildDir, name: str | None) -> tuple[Any, int]:
     return gen, input_bytes
 
 
+def _refuse_if_tflm_cannot_run(bd: BuildDir) -> None:
+    """When edgeq-rt refuses a model, its advice (a TFLite Micro bundle) only holds if TFLM can
+    run the model; say so in one line when TFLM cannot either."""
+    from edgeq.oracles import tflm_supports
+
+    ok, reason = tflm_supports(bd.model)
+    if not ok:
+        raise CodegenError(
+            f"{bd.model.name}: neither edgeq-rt nor TFLite Micro can run this model (TFLite "
+            f"Micro: {reason}); convert it again from the float Keras model "
+            "(edgeq build MODEL.keras --data DATA)")
+
+
 def _runtime_label(req: BuildRequest) -> str:
     return f"TFLite Micro ({req.tflm_kernels} kernels)" if req.runtime == "tflm" else "edgeq-rt"
 
 
 def codegen_stage(bd: BuildDir, name: str) -> tuple[Any, int]:
     """3. edgeq-rt code generation."""
-    from edgeq.errors import CodegenError
-
     log.info("generating edgeq-rt C")
     try:
         gen, input_bytes = _generate(bd, name)
     except CodegenError as exc:
         if "`edgeq codegen MODEL -o DIR --runtime tflm`" not in str(exc):
             raise
+        _refuse_if_tflm_cannot_run(bd)
         raise CodegenError(f"{exc}, or build TFLite Micro firmware instead with `edgeq build "
                            "MODEL --runtime tflm --tflm-dir TFLM_TREE`") from None
     bd.update_manifest("codegen", {"runtime": "edgeq", "arena_bytes": gen.arena_bytes,
@@ -367,23 +382,25 @@ def profiling_firmware(board: Board, build_dir: Path) -> Path:
 def device_stage(board: Board, bd: BuildDir, model_hash: str,
                  req: BuildRequest, generated: bool = False) -> dict[str, Any]:
     """5. run on the device and compare with the host oracle, byte for byte."""
+    from edgeq.analyze.evaluate import score_raw_outputs
     from edgeq.bench.energy import estimate_energy
     from edgeq.bench.runner import layer_rows
     from edgeq.bench.stats import clock_status, latency_stats
-    from edgeq.bench.validate import top1, validate_on_device
+    from edgeq.bench.validate import validate_on_device
     from edgeq.device.connect import connect
     from edgeq.oracles import run_tflm
-    from edgeq.quantize.numerics import generated_test_inputs, quantized_test_inputs
+    from edgeq.quantize.numerics import generated_test_vectors, quantized_test_vectors
 
     if generated:
-        x, y = generated_test_inputs(bd.model, req.samples), None
+        xs, y = generated_test_vectors(bd.model, req.samples), None
     else:
-        x, y = quantized_test_inputs(bd.model, req.data, req.samples)
-    expected = run_tflm(bd.model, x)
+        xs, y = quantized_test_vectors(bd.model, req.data, req.samples)
+    expected = run_tflm(bd.model, xs)
+    n = len(xs[0])
     if board.emulated:
-        log.info("running %d samples in QEMU (%s)", len(x), board.qemu_machine)
+        log.info("running %d samples in QEMU (%s)", n, board.qemu_machine)
     else:
-        log.info("running %d samples on %s at %s", len(x), board.name, req.port)
+        log.info("running %d samples on %s at %s", n, board.name, req.port)
     counter = None
     if board.emulated:  # exact instructions and the cycle estimate (edgeq.bench.latency)
         from edgeq.device.icount import PluginCounter
@@ -394,7 +411,7 @@ def device_stage(board: Board, bd: BuildDir, model_hash: str,
         session.check_model(model_hash)
         clock_hz = session.info.clock_hz  # what the firmware runs at (reset clock if setup failed)
         try:
-            rep = validate_on_device(session, [x], expected, progress=req.progress)
+            rep = validate_on_device(session, xs, expected, progress=req.progress)
         except DeviceError as exc:
             raise _tflm_status(exc) if req.runtime == "tflm" else exc from None
         layers = layer_rows(session) if req.per_layer else None
@@ -419,16 +436,17 @@ def device_stage(board: Board, bd: BuildDir, model_hash: str,
         energy = estimate_energy(board, stats.median, rep.unit).to_dict()
         if layers is not None and rep.unit == "cycles":
             layers = measured_layer_rows(layers, bd.model)
-    classification = y is not None and expected[0].reshape(len(x), -1).shape[1] > 1
+    device_score = None if generated else score_raw_outputs(bd.model, rep.all_outputs, y, xs)
+    host_score = None if generated else score_raw_outputs(bd.model, expected, y, xs)
     out: dict[str, Any] = {
         "ran": True, "validation": rep.to_dict(), "latency": latency,
         "clock_hz": clock_hz, "clock_ok": clock_ok, "clock": clock_note,
         "energy": energy,
-        "device_accuracy": top1(rep.device_outputs, y) if classification and y is not None
-        else None,
-        "host_accuracy": top1(list(expected[0]), y) if classification and y is not None
-        else None,
+        "device_accuracy": device_score[1] if device_score else None,
+        "host_accuracy": host_score[1] if host_score else None,
     }
+    out["validation"]["inputs_per_sample"] = len(xs)
+    out["validation"]["outputs_per_sample"] = len(expected)
     out["validation"]["inputs"] = (
         "generated: input minimum, maximum and zero point, then uniform over the input range"
         if generated else "test split")
@@ -453,12 +471,16 @@ def _tflm_status(exc: DeviceError) -> DeviceError:
 
 def render_build_report(r: dict[str, Any]) -> str:
     """The one report ``edgeq build`` prints."""
+    acc = r.get("accuracy", {})
+    percent = acc.get("percent", True)
+
     def pct(v: Any) -> str:
-        return "-" if v is None else f"{100 * v:.2f}%"
+        if v is None:
+            return "-"
+        return f"{100 * v:.2f}%" if percent else f"{v:.6g}"
 
     lines = [f"edgeq build: {r['model']} -> {r['board']} ({r['core']}, "
              f"{r.get('runtime', 'edgeq-rt')})  [{r['build_dir']}]"]
-    acc = r.get("accuracy", {})
     if acc and acc.get("host_samples") == 0:
         lines.append(f"  accuracy: not measured ({acc['metric']})")
     elif acc:

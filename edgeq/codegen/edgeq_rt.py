@@ -34,7 +34,8 @@ __all__ = ["EdgeqRtModel", "EdgeqRtResult", "generate_edgeq_rt", "runtime_dir", 
 
 ABI_VERSION = 1
 _OPTIONAL_OP_MODULES = ("edgeq.codegen.ops_elementwise", "edgeq.codegen.ops_lut",
-                        "edgeq.codegen.ops_movement", "edgeq.codegen.ops_math")
+                        "edgeq.codegen.ops_movement", "edgeq.codegen.ops_math",
+                        "edgeq.codegen.ops_recurrent")
 # lowering variants (edgeq.codegen.lowering): int4 filters always; LUT-coded int8 on request
 WEIGHT_CODINGS = {"int8": ("int4",), "lut": ("int4", "lut")}
 

@@ -32,7 +32,7 @@ SUPPORTED_KERAS3_LAYERS = (
     "AveragePooling1D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling1D",
     "GlobalMaxPooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "UpSampling1D",
     "UpSampling2D", "Add", "Concatenate", "Flatten", "Reshape", "Dropout", "ZeroPadding1D",
-    "ZeroPadding2D",
+    "ZeroPadding2D", "LSTM", "GRU",
 )
 
 
@@ -147,6 +147,14 @@ def _tf_keras_layer(layer: Any, tk: Any) -> Any:
         return L.Dropout(layer.rate, name=name)
     if cls == "ZeroPadding2D":
         return L.ZeroPadding2D(layer.padding, data_format=layer.data_format, name=name)
+    if cls in ("LSTM", "GRU"):
+        extra = {"reset_after": layer.reset_after} if cls == "GRU" else {}
+        return getattr(L, cls)(
+            layer.units, activation=act,
+            recurrent_activation=_activation_name(layer.recurrent_activation),
+            use_bias=layer.use_bias, return_sequences=layer.return_sequences,
+            return_state=layer.return_state, go_backwards=layer.go_backwards,
+            stateful=layer.stateful, unroll=layer.unroll, name=name, **extra)
     raise AssertionError(cls)  # pragma: no cover - guarded by SUPPORTED_KERAS3_LAYERS
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edgeq.tflite import Operator, Tensor, TfliteModel, keras_layer
-from edgeq.tflite.layer_names import scope_layer
+from edgeq.tflite.layer_names import keras_layer_name
 
 
 @pytest.mark.parametrize("name,layer", [
@@ -20,8 +20,8 @@ from edgeq.tflite.layer_names import scope_layer
     ("dense/BiasAdd", None),
     ("", None),
 ])
-def test_scope_layer(name: str, layer: str | None) -> None:
-    assert scope_layer(name) == layer
+def test_layer_from_a_tensor_name(name: str, layer: str | None) -> None:
+    assert keras_layer_name(name) == layer
 
 
 def test_keras_layer_reads_the_first_named_output() -> None:
