@@ -138,7 +138,7 @@ def render_drop(r: dict[str, Any]) -> str:
     if not c:
         return ""
     return (f"\naccuracy on {c['samples']} test samples ({c['oracle']}): float "
-            f"{c['float_accuracy_pct']:.1f} %, quantized {c['quantized_accuracy_pct']:.1f} % "
+            f"{100 * c['float_accuracy']:.1f} %, quantized {100 * c['quantized_accuracy']:.1f} % "
             f"(drop {c['drop_pt']:.1f} pt, limit {c['max_drop_pt']:g} pt)")
 
 

@@ -116,6 +116,7 @@ class SensitivityReport:
     float_accuracy: float
     layers: list[WeightLayer]
     rows: list[LayerSensitivity] = field(default_factory=list)
+    split: str = "test"  # which data the rows were measured on
 
     def loss(self, layer: str, variant: str, objective: str = "kl") -> float | None:
         for r in self.rows:
@@ -138,6 +139,7 @@ class SensitivityReport:
             "float_accuracy": self.float_accuracy,
             "layers": [asdict(layer) for layer in self.layers],
             "rows": [asdict(r) for r in self.rows],
+            "split": self.split,
         }
 
 

@@ -169,6 +169,39 @@ def test_sensitivity_and_mixed_model_runs_within_budget(digits_setup) -> None:  
     assert result.evaluation.accuracy > result.int8_finetuned.accuracy - 5.0
 
 
+@pytest.mark.slow
+def test_sensitivity_is_measured_on_held_out_data_not_the_test_split(digits_setup) -> None:  # noqa: ANN001
+    from edgeq.quantize.mixed import mixed_precision
+
+    model, x_train, y_train, x_test, y_test = digits_setup
+    held_x, held_y = x_train[-150:], y_train[-150:]
+    # labels of the "test" split scrambled: any decision made on it would see ~10 % accuracy
+    scrambled = np.random.default_rng(0).permutation(y_test)
+    assert np.mean(scrambled == y_test) < 0.3
+    r = mixed_precision(model, x_train[:100], x_test, scrambled, budget_fraction=0.75,
+                        finetune_epochs=0, sensitivity_data=(held_x, held_y))
+    assert r.report is not None and r.report.split == "held-out training"
+    assert r.report.baseline.accuracy > 80.0  # measured on the held-out labels
+    assert r.report.float_accuracy > 80.0
+    # the result and its baselines are all measured on the split given as evaluation data
+    assert r.evaluation.accuracy < 30.0 and r.int8.accuracy < 30.0 and r.float_accuracy < 30.0
+    s = r.summary()
+    assert s["sensitivity_split"] == "held-out training" and "min-max" in s["int8_baseline"]
+
+
+def test_held_out_split_is_disjoint_and_seeded() -> None:
+    from edgeq.quantize.trainset import TrainSetup
+
+    x = np.arange(200, dtype=np.float32).reshape(200, 1)
+    setup = TrainSetup(None, "m", x, np.arange(200) % 10, x[:5], np.arange(5))
+    (fx, fy), (hx, hy) = setup.split_held_out(0.1)
+    assert len(hx) == 20 and len(fx) == 180
+    assert not set(fx.ravel()) & set(hx.ravel())
+    assert sorted(np.concatenate([fx, hx]).ravel()) == list(range(200))
+    assert np.array_equal(hy, np.asarray(hx.ravel(), dtype=int) % 10)  # labels travel along
+    assert np.array_equal(setup.split_held_out(0.1)[1][0], hx)
+
+
 def test_int16_layer_is_joined_by_quantize_ops(digits_setup) -> None:  # noqa: ANN001
     """An a16 choice builds an int16x8 layer between int8 neighbours that LiteRT runs."""
     from edgeq.quantize.sensitivity import (
