@@ -140,9 +140,9 @@ def cluster(
             return layer
         sparse = preserve_sparsity and zero_fraction(layer) >= PRUNED_FRACTION
         # TF-MOT 0.8's per-channel seeding breaks on pruned channels (mismatched centroid
-        # counts), so sparsity-preserving clustering is per tensor; per-channel int8 scales
-        # still leave every channel with <= ``clusters`` distinct int8 values
-        use_pc = per_channel and not preserve_sparsity and type(layer).__name__ == "Conv2D"
+        # counts), so sparsity-preserving clustering is per tensor; unpruned Conv2D layers (the
+        # first layer above all: few weights, most of the accuracy) get centroids per channel
+        use_pc = per_channel and not sparse and type(layer).__name__ == "Conv2D"
         extra = {"cluster_per_channel": True} if use_pc else {}
         return ck.cluster_weights(layer, preserve_sparsity=sparse, **kwargs, **extra)
 
