@@ -430,7 +430,8 @@ def mixed_cmd(model: str, output: str, data: str | None, budget_kb: float | None
 @click.option("--epochs", type=int, default=4, show_default=True, help="Fine-tuning epochs per step.")
 @click.option("--max-epochs", type=click.IntRange(min=1), default=16, show_default=True,
               help="Cap on fine-tuning epochs in total: more are added, two at a time, while the "
-                   "int8 model is more than --max-drop below float on held-aside training data.")
+                   "int8 model is more than --max-drop below float on held-aside training "
+                   "data (the best round there is kept).")
 @drop_options
 @json_option
 def compress_cmd(model: str, output: str, data: str | None, sparsity: float, clusters: int,

@@ -292,6 +292,10 @@ class CompressResult:
                 "tflite_bytes": len(self.model)}
 
 
+def _has_batchnorm(model: Any) -> bool:
+    return any(type(layer).__name__ == "BatchNormalization" for layer in model.layers)
+
+
 def keras_accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
     probs = model.predict(x, verbose=0, batch_size=256)
     return 100.0 * float(np.mean(np.argmax(probs, axis=1) == y))
@@ -325,7 +329,7 @@ def compress(
     ``train``/``test`` are (x, y) already shaped and normalized for the model. ``per_channel``
     int8 scales default to on, except after clustering: clusters are shared by a whole tensor,
     and one scale per tensor keeps the int8 values shared too, so edgeq-rt stores one LUT table
-    per layer instead of one per output channel.
+    per layer instead of one per output channel (not when BatchNormalization is folded in).
     """
     from edgeq.quantize.mixed import clone_keras
     from edgeq.quantize.sensitivity import model_probabilities
@@ -342,7 +346,9 @@ def compress(
     x, y = x[order[n_val:]], y[order[n_val:]]
     calib = x[:calibration_samples]
     if per_channel is None:
-        per_channel = grid is not None or not clusters
+        # BatchNormalization folds a per-channel factor into the clustered kernel, so the
+        # clusters are per channel anyway and one scale per tensor would only lose precision
+        per_channel = grid is not None or not clusters or _has_batchnorm(keras_model)
     model = clone_keras(keras_model)
     steps: list[str] = []
     skipped = not_pruned(model) if sparsity > 0 else {}
@@ -374,11 +380,16 @@ def compress(
 
         extra = 2
         val_drop = ref - val_acc(tfl)
+        best = (val_drop, model, tfl)
+        # a round can make things worse: the best one on the held-aside data is kept
         while val_drop > max_drop_pt and used + extra <= max_epochs:
             model = last_stage(model, extra)
             used += extra
             tfl = int8_model(model, calib, per_channel=per_channel)
             val_drop = ref - val_acc(tfl)
+            if val_drop < best[0]:
+                best = (val_drop, model, tfl)
+        val_drop, model, tfl = best
         if used > planned:
             steps.append(f"recovery fine-tune to {used} epochs")
     steps.append(f"int8 PTQ ({'per-channel' if per_channel else 'per-tensor'})")

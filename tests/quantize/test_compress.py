@@ -443,6 +443,34 @@ def test_compress_half_pruned_four_clusters_holds_accuracy(digits) -> None:  # n
 
 
 @pytest.mark.slow
+def test_clustered_int8_scales_per_channel_only_when_batchnorm_is_folded(digits) -> None:  # noqa: ANN001
+    from edgeq.quantize.compress import compress
+    from edgeq.tfenv import import_tf_keras
+    from edgeq.tflite import read_tflite_bytes
+
+    keras = import_tf_keras()
+    _, train, test = digits
+
+    def conv_scales(with_bn: bool) -> int:
+        keras.utils.set_random_seed(0)
+        L = keras.layers
+        inp = keras.Input((8, 8, 1))
+        x = L.Conv2D(8, 3, use_bias=not with_bn, name="c1")(inp)
+        x = L.BatchNormalization()(x) if with_bn else x
+        x = L.Conv2D(12, 3, name="c2")(L.ReLU()(x))
+        out = L.Dense(10, activation="softmax")(L.Flatten()(L.ReLU()(x)))
+        model = keras.Model(inp, out)
+        r = compress(model, (train[0][:300], train[1][:300]), test, sparsity=0.0, clusters=4,
+                     epochs=1, max_drop_pt=None)
+        m = read_tflite_bytes(r.model)
+        op = [op for op in m.operators if op.opcode == "CONV_2D"][-1]
+        return len(m.tensors[op.inputs[1]].quant.scale)
+
+    assert conv_scales(with_bn=False) == 1  # one LUT table per layer
+    assert conv_scales(with_bn=True) == 12  # BN folding made the clusters per channel
+
+
+@pytest.mark.slow
 def test_compress_fine_tunes_until_within_threshold_or_cap(digits) -> None:  # noqa: ANN001
     from edgeq.quantize.compress import compress
 
