@@ -480,10 +480,7 @@ def mixed_to_file(
     out = Path(output)
     summary = result.summary()
     summary["output"] = str(out)
-    summary["sensitivity"] = [
-        {**row, "accuracy": None if row["accuracy"] is None else row["accuracy"] / 100.0,
-         "accuracy_loss_pt": row.pop("accuracy_loss")}
-        for row in report.as_dict()["rows"]]
+    summary["sensitivity"] = [sensitivity_row_json(row) for row in report.as_dict()["rows"]]
     if pareto_png:
         points, _ = pareto_sweep(setup.model, calib, setup.x_test, setup.y_test,
                                  (0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
@@ -495,6 +492,14 @@ def mixed_to_file(
     atomic_write_bytes(out, result.model)
     atomic_write_json(out.with_suffix(".json"), summary)
     return summary
+
+
+def sensitivity_row_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A sensitivity row in the JSON vocabulary: accuracy as a fraction, its loss in points."""
+    out = {k: v for k, v in row.items() if k not in ("accuracy", "accuracy_loss")}
+    out["accuracy"] = None if row["accuracy"] is None else row["accuracy"] / 100.0
+    out["accuracy_loss_pt"] = row["accuracy_loss"]
+    return out
 
 
 def render_mixed(s: dict[str, Any]) -> str:

@@ -57,6 +57,17 @@ def test_mixed_json_is_fractions_and_text_is_percent() -> None:
     assert not re.search(r"\b0\.9\d+ ?%", text)  # no fraction printed as a percentage
 
 
+def test_mixed_sensitivity_rows_are_fractions_and_points() -> None:
+    from edgeq.quantize.mixed import sensitivity_row_json
+
+    row = sensitivity_row_json({"layer": "pw2", "opcode": "CONV_2D", "variant": "w4",
+                                "accuracy": 96.0, "accuracy_loss": 1.5, "kl": 0.01,
+                                "kl_increase": 0.005})
+    assert row["accuracy"] == pytest.approx(0.96) and row["accuracy_loss_pt"] == 1.5
+    assert "accuracy_loss" not in row and row["layer"] == "pw2"
+    assert sensitivity_row_json({"accuracy": None, "accuracy_loss": None})["accuracy"] is None
+
+
 def test_compress_json_is_fractions() -> None:
     r = CompressResult(model=b"x", float_accuracy=98.0, int8_accuracy=97.5, steps=["prune"],
                        validation_drop_pt=0.5)
