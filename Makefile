@@ -12,7 +12,7 @@ EDGEQ := $(VENV)/bin/edgeq
 STAMP := $(VENV)/.edgeq-installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := gcc g++ gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm \
-                clang-format
+                clang-format cmake
 PYTEST_WORKERS ?= 2
 OUT ?= build/run
 

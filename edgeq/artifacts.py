@@ -8,6 +8,7 @@ file names are spelled here and nowhere else::
       model_int8.tflite        the quantized model (copied when the input is already a .tflite)
       model_int8.edgeq.json    its sidecar (dataset, normalization)
       edgeq_rt/                generated C: model.c, model.h, ...
+      tflm_model/              or, with --runtime tflm: model.h, model_data.c, eq_tflm_data.h
       firmware/                fw.elf, fw.bin, fw.hex, fw.map, size.txt, build.log
       firmware_profile/        the per-layer profiling firmware (``edgeq bench --per-layer``)
       manifest.json            one section per stage: quantize, evaluate, codegen, build, device
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 MODEL = "model_int8.tflite"
 SIDECAR = "model_int8.edgeq.json"
 GENERATED = "edgeq_rt"
+TFLM_GENERATED = "tflm_model"  # the model files of a TFLite Micro firmware (--runtime tflm)
 FIRMWARE = "firmware"
 PROFILE_FIRMWARE = "firmware_profile"
 MANIFEST = "manifest.json"
@@ -70,6 +72,10 @@ class BuildDir:
     @property
     def generated(self) -> Path:
         return self.root / GENERATED
+
+    @property
+    def tflm_generated(self) -> Path:
+        return self.root / TFLM_GENERATED
 
     @property
     def firmware(self) -> Path:

@@ -19,7 +19,32 @@ import click
 from edgeq import __version__
 from edgeq.errors import EdgeqError
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+JSON_META = "edgeq.json"  # ctx.meta key: the running command was given --json
+
+
+def _remember_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    ctx.meta[JSON_META] = bool(value)
+    return value
+
+
+json_option = click.option("--json", "as_json", is_flag=True, callback=_remember_json,
+                           help="Print machine-readable JSON (an error too: {\"error\": ...}).")
+
+
+def report_error(text: str, ctx: click.Context | None = None) -> None:
+    """One ``edgeq: error:`` line on stderr; under ``--json`` also ``{"error": text}`` on stdout
+    (a script reading stdout gets JSON either way)."""
+    click.echo(f"edgeq: error: {text}", err=True)
+    ctx = ctx or click.get_current_context(silent=True)
+    if ctx is not None and ctx.meta.get(JSON_META):
+        click.echo(json.dumps({"error": text}))
+
+
+def show_progress(as_json: bool) -> bool:
+    """Progress bars for a person at a terminal: not under --json, in CI or into a pipe."""
+    import os
+
+    return sys.stderr.isatty() and not as_json and not os.environ.get("CI")
 
 
 def emit(result: Any, as_json: bool, render: Callable[[Any], str]) -> None:
@@ -74,7 +99,7 @@ class EdgeqGroup(click.Group):
 
                 traceback.print_exc()
             text = " ".join(str(exc).split())  # one line, whatever text the message quotes
-            click.echo(f"edgeq: error: {text}", err=True)
+            report_error(text, ctx)
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo("edgeq: interrupted", err=True)
@@ -87,8 +112,8 @@ class EdgeqGroup(click.Group):
 
                 traceback.print_exc()
             where = f"{exc.filename}: " if exc.filename else ""
-            click.echo(f"edgeq: error: {where}{exc.strerror or exc}; check the path, its "
-                       "permissions and free disk space", err=True)
+            report_error(f"{where}{exc.strerror or exc}; check the path, its permissions and "
+                         "free disk space", ctx)
             sys.exit(1)
 
 
@@ -129,7 +154,7 @@ def drop_gate(result: dict[str, Any], tflite: str, model: str, data: str | None,
     if allow_drop:
         click.echo(f"edgeq: warning: {check.line()}", err=True)
         return
-    click.echo(f"edgeq: error: {check.line()}", err=True)
+    report_error(check.line())
     sys.exit(1)
 
 
@@ -274,7 +299,9 @@ def quantize(model: str, output: str | None, data: str | None, mode: str, io_dty
 @click.option("--data", type=str, default=None,
               help="Dataset whose test split is used [default: the model sidecar's dataset].")
 @click.option("--metric", type=str, default=None,
-              help="top1 | mse [default: from the sidecar task: classification -> top1].")
+              help="top1 | mse | mae | pixel_accuracy | miou | auc | score [default: from the "
+                   "sidecar task: classification -> top1, regression -> mse, segmentation -> "
+                   "miou, anomaly -> auc, none -> agreement only].")
 @click.option("--limit", type=int, default=None, help="Evaluate only the first N test samples.")
 @click.option("--no-arena", is_flag=True, help="Skip the TFLM arena bisection.")
 @json_option
@@ -610,21 +637,34 @@ def boards_cmd(as_json: bool) -> None:
 @click.option("--mlperf-model", help="Harness model id (m-model-[...]): ic01, kws01, vww01, ad01.")
 @click.option("--mlperf-input-offset", type=click.IntRange(-255, 255), default=0,
               show_default=True, help="Added to each db byte (-128: uint8 dataset, int8 model).")
+@click.option("--runtime", type=click.Choice(["edgeq", "tflm"]), default="edgeq",
+              show_default=True, help="edgeq: edgeq-rt AOT C; tflm: TFLite Micro built from "
+              "--tflm-dir (build dir default build/<model>-<board>-tflm).")
+@click.option("--tflm-dir", help="[tflm] TFLite Micro source tree (default: $EDGEQ_TFLM_DIR).")
+@click.option("--tflm-kernels", type=click.Choice(["cmsis-nn", "reference"]), default=None,
+              help="[tflm] Kernels the TFLM library is built with [default: cmsis-nn].")
 @json_option
 def build_cmd(model: str | None, target: str | None, board: str | None, data: str | None,
               out: str | None, samples: int, no_run: bool, per_layer: bool, port: str | None,
               opt: str, power_model: str | None, protocol: str, mlperf_model: str | None,
-              mlperf_input_offset: int, as_json: bool) -> None:
+              mlperf_input_offset: int, runtime: str, tflm_dir: str | None,
+              tflm_kernels: str | None, as_json: bool) -> None:
     """Quantize, evaluate, generate C, build the firmware and check it on the (emulated) board.
 
     With no MODEL, uses models/digits_cnn.
     """
+    from edgeq.errors import BuildError
     from edgeq.pipeline import BuildRequest, render_build_report, run_build
 
+    if runtime != "tflm" and (tflm_dir is not None or tflm_kernels is not None):
+        raise BuildError("--tflm-dir and --tflm-kernels are for --runtime tflm; add "
+                         "--runtime tflm or drop them")
     req = BuildRequest(model=model, target=target, board=board, data=data, out=out,
                        samples=samples, run=not no_run, per_layer=per_layer, port=port, opt=opt,
                        power_model=power_model, protocol=protocol, mlperf_model=mlperf_model,
-                       mlperf_input_offset=mlperf_input_offset)
+                       mlperf_input_offset=mlperf_input_offset, runtime=runtime,
+                       tflm_dir=tflm_dir, tflm_kernels=tflm_kernels or "cmsis-nn",
+                       progress=show_progress(as_json))
     report = run_build(req)
     emit(report, as_json, render_build_report)
 
@@ -665,11 +705,14 @@ def flash_cmd(board: str, probe: str | None, build_dir: str | None, tool: str | 
               "estimate uses (default: the emulated board's reference board).")
 @click.option("--protocol", type=click.Choice(["edgeq", "mlperf"]), default="edgeq",
               show_default=True, help="Drive edgeq firmware or MLPerf Tiny harness firmware.")
+@click.option("--compare", "compare_dirs", multiple=True, type=click.Path(path_type=str),
+              help="Another build directory of the same model (e.g. `edgeq build --runtime "
+              "tflm`) to bench the same way and tabulate beside this one; repeatable.")
 @json_option
 def bench_cmd(board: str, port: str | None, emulator: bool, runs: int, warmup: int,
               per_layer: bool, build_dir: str | None, monitor: str | None,
               monitor_port: str | None, power_model: str | None, protocol: str,
-              as_json: bool) -> None:
+              compare_dirs: tuple[str, ...], as_json: bool) -> None:
     """Latency (median/min/max), per-layer table and energy estimate of a built firmware."""
     from pathlib import Path
 
@@ -680,6 +723,16 @@ def bench_cmd(board: str, port: str | None, emulator: bool, runs: int, warmup: i
 
     b = resolve_target(board=board)
     d = Path(build_dir) if build_dir else last_build_dir(b.name).root
+    if compare_dirs:
+        from edgeq.bench.compare import compare, render_compare
+        from edgeq.errors import DeviceError
+
+        if per_layer or monitor or protocol != "edgeq":
+            raise DeviceError("--compare benches latency and memory only; drop --per-layer, "
+                              "--monitor and --protocol")
+        emit(compare(b, [d, *map(Path, compare_dirs)], port=port, emulator=emulator, runs=runs,
+                     warmup=warmup, power_model=power_model), as_json, render_compare)
+        return
     if protocol == "mlperf":
         from edgeq.bench.mlperf import bench_harness, render_harness_bench
 
@@ -708,7 +761,8 @@ def bench_cmd(board: str, port: str | None, emulator: bool, runs: int, warmup: i
 @json_option
 def run_cmd(input_file: str, board: str, port: str | None, emulator: bool,
             build_dir: str | None, as_json: bool) -> None:
-    """Run one input (.npy) on the device and print its output."""
+    """Run one input (.npy; .npz with x_0, x_1, ... for several inputs) on the device and
+    print its outputs."""
     from pathlib import Path
 
     from edgeq.artifacts import last_build_dir
@@ -718,8 +772,9 @@ def run_cmd(input_file: str, board: str, port: str | None, emulator: bool,
     b = resolve_target(board=board)
     d = Path(build_dir) if build_dir else last_build_dir(b.name).root
     res = run_input(b, Path(input_file), build_dir=d, port=port, emulator=emulator)
-    emit(res, as_json, lambda r: (f"output: {r['output']}\nargmax: {r['argmax']}  "
-                                  f"({r['count']:,} {r['unit']})"))
+    emit(res, as_json, lambda r: "\n".join(
+        [f"output{'' if len(r['outputs']) == 1 else f' {k}'}: {o['output']}\nargmax: "
+         f"{o['argmax']}" for k, o in enumerate(r["outputs"])]) + f"  ({r['count']:,} {r['unit']})")
 
 # --- export ----------------------------------------------------------------------------------
 

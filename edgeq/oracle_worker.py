@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 MEMORY_LIMIT_BYTES = 6 << 30  # address space of the worker (numpy + LiteRT + TFLM + a model)
 DEFAULT_TIMEOUT_S = 900.0  # one call; EDGEQ_ORACLE_TIMEOUT overrides (seconds)
 _HEADER = struct.Struct("<Q")
+INTERPRETER_ADVICE = "the file is corrupt or uses something the interpreter cannot handle"
 
 
 def call_timeout() -> float:
@@ -102,13 +103,14 @@ class Worker:
         return self.proc.poll() is None
 
     def call(self, fn: Callable[..., Any], args: tuple[Any, ...], *, source: str,
-             progress_desc: str | None = None, timeout: float | None = None) -> Any:
+             progress_desc: str | None = None, timeout: float | None = None,
+             what: str = "native interpreter", advice: str = INTERPRETER_ADVICE) -> Any:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         limit = call_timeout() if timeout is None else timeout
         try:
             _send(self.proc.stdin, (fn.__module__, fn.__name__, args, progress_desc is not None))
         except (BrokenPipeError, OSError):
-            raise self._died(source) from None
+            raise self._died(source, what, advice) from None
         bar = None
         deadline = time.monotonic() + limit
         try:
@@ -117,11 +119,11 @@ class Worker:
                 ready, _, _ = select.select([self.proc.stdout], [], [], max(wait, 0))
                 if not ready:
                     self.stop()
-                    raise AnalyzeError(f"{source}: the interpreter did not finish within "
+                    raise AnalyzeError(f"{source}: the {what} did not finish within "
                                        f"{limit:g} s (hung on this model?); stopped it")
                 msg = _recv(self.proc.stdout)
                 if msg is None:
-                    raise self._died(source)
+                    raise self._died(source, what, advice)
                 kind = msg[0]
                 if kind == "progress":
                     if progress_desc is not None:
@@ -146,7 +148,8 @@ class Worker:
             if bar is not None:
                 bar.close()
 
-    def _died(self, source: str) -> AnalyzeError:
+    def _died(self, source: str, what: str = "native interpreter",
+              advice: str = INTERPRETER_ADVICE) -> AnalyzeError:
         """The child is gone: say how (signal, memory limit) in one line."""
         try:
             code = self.proc.wait(timeout=5)
@@ -161,8 +164,7 @@ class Worker:
             how = f"ran out of its {MEMORY_LIMIT_BYTES >> 30} GiB memory limit"
         else:
             how = f"exited unexpectedly (code {code})"
-        return AnalyzeError(f"{source}: the native interpreter {how} on this model; the file is "
-                            "corrupt or uses something the interpreter cannot handle")
+        return AnalyzeError(f"{source}: the {what} {how} on this model; {advice}")
 
     def _stderr_tail(self) -> str:
         if self._stderr is None:
@@ -189,11 +191,13 @@ _worker: Worker | None = None
 
 
 def isolated(fn: Callable[..., Any], *args: Any, source: str,
-             progress_desc: str | None = None, timeout: float | None = None) -> Any:
+             progress_desc: str | None = None, timeout: float | None = None,
+             what: str = "native interpreter", advice: str = INTERPRETER_ADVICE) -> Any:
     """Run module-level ``fn(*args)`` in the worker; native crashes and hangs become errors.
 
     ``fn`` gets a ``report(done, total)`` keyword when ``progress_desc`` is given (a progress
-    bar with that title is drawn here).
+    bar with that title is drawn here). A crash reads "<source>: the <what> crashed with
+    SIGSEGV on this model; <advice>".
     """
     global _worker
     with _lock:
@@ -201,7 +205,8 @@ def isolated(fn: Callable[..., Any], *args: Any, source: str,
             _worker = Worker()
         w = _worker
         try:
-            return w.call(fn, args, source=source, progress_desc=progress_desc, timeout=timeout)
+            return w.call(fn, args, source=source, progress_desc=progress_desc, timeout=timeout,
+                          what=what, advice=advice)
         except EdgeqError:
             raise  # the reply was read: the worker (if alive) is ready for the next call
         except BaseException:  # Ctrl-C mid-call: its late reply must not answer the next call

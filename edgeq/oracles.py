@@ -71,11 +71,56 @@ def _validated(data: bytes, model: ModelSource) -> None:
     read_tflite_bytes(data, source=_source(model))
 
 
+# what to do when TFLM has no kernel for an op a common Keras layer lowers to
+_MISSING_KERNEL_FIX = {
+    "TILE": "Keras 3 lowers UpSampling2D to TILE: use layers.Resizing(h, w, "
+            "interpolation=\"nearest\") (RESIZE_NEAREST_NEIGHBOR) or Conv2DTranspose instead",
+}
+
+
 def _tflm_interpreter(data: bytes, arena_size: int | None = None):  # noqa: ANN202
+    """TFLM's interpreter for ``data``; when an op has no TFLM kernel, the RuntimeError names the
+    op, the Keras layer it came from and what to use instead (TFLM only prints that natively)."""
+    import tempfile
+
     from tflite_micro.python.tflite_micro import runtime
 
-    with quiet_native_output():
-        return runtime.Interpreter.from_bytes(data, arena_size=arena_size)
+    with tempfile.TemporaryFile() as log_file:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(log_file.fileno(), 2)
+        try:
+            return runtime.Interpreter.from_bytes(data, arena_size=arena_size)
+        except (RuntimeError, ValueError) as exc:
+            os.dup2(saved, 2)
+            log_file.seek(0)
+            missing = _missing_kernel(data, log_file.read().decode("utf-8", "replace"))
+            if missing:
+                raise RuntimeError(missing) from None
+            raise exc from None
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _missing_kernel(data: bytes, native_log: str) -> str | None:
+    """"TFLite Micro has no kernel for TILE (op 4 TILE (Keras layer '...'))...", or None."""
+    import re
+
+    from edgeq.tflite.layer_names import op_layer_name
+
+    found = re.search(r"Didn't find op for builtin opcode '(\w+)'", native_log)
+    if not found:
+        return None
+    opcode = found.group(1)
+    info = read_tflite_bytes(data)
+    index = next((k for k, op in enumerate(info.operators) if op.opcode == opcode), None)
+    layer = op_layer_name(info, index) if index is not None else None
+    where = (f" (op {index}" + (f", Keras layer '{layer}')" if layer else ")")
+             if index is not None else "")
+    fix = _MISSING_KERNEL_FIX.get(opcode, "rebuild the model without the layer that produces it")
+    return (f"TFLite Micro has no kernel for {opcode}{where}, so neither TFLM nor firmware "
+            f"checked against it can run this model; {fix}")
 
 
 def run_tflm(
@@ -104,7 +149,9 @@ def _run_tflm_here(
     try:
         interp = _tflm_interpreter(data, arena_size=max(len(data) * 10, 1 << 20))
     except (RuntimeError, ValueError) as exc:
-        raise AnalyzeError(f"TFLite Micro cannot load this model: {_first_line(exc)}") from None
+        why = _first_line(exc, 400)
+        raise AnalyzeError(why if why.startswith("TFLite Micro") else
+                           f"TFLite Micro cannot load this model: {why}") from None
     samples = _as_samples(inputs, len(info.inputs))
     outs: list[list[np.ndarray]] = []
     for k in range(len(samples)):
@@ -262,7 +309,7 @@ def _tflm_allocates_here(data: bytes, arena_size: int) -> tuple[bool, str]:
     try:
         _tflm_interpreter(data, arena_size=arena_size)
     except (RuntimeError, ValueError) as exc:
-        return False, _first_line(exc)
+        return False, _first_line(exc, 400)
     return True, ""
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeq.artifacts import BuildDir, build_lock, record_last_build, refresh_manifest
-from edgeq.errors import BuildError, DeviceError, ModelError
+from edgeq.errors import BuildError, CodegenError, DeviceError, ModelError
 from edgeq.toolchain.boards import Board, resolve_target
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,13 @@ class BuildRequest:
     protocol: str = "edgeq"  # or "mlperf": the MLPerf Tiny harness instead of edgeq's protocol
     mlperf_model: str | None = None  # the harness's m-model-[...] (ic01, kws01, vww01, ad01)
     mlperf_input_offset: int = 0  # added to each db byte (-128: a uint8 dataset, int8 model)
+    runtime: str = "edgeq"  # or "tflm": TFLite Micro firmware from a TFLM tree
+    tflm_dir: str | None = None  # the TFLM tree (default: EDGEQ_TFLM_DIR, then ../shared's)
+    tflm_kernels: str = "cmsis-nn"  # or "reference"
+    progress: bool = False  # progress bars on stderr (the CLI: a terminal, not --json or CI)
+
+
+RUNTIMES = ("edgeq", "tflm")
 
 
 def find_model_file(model: str | None) -> Path:
@@ -80,9 +87,12 @@ def run_build(req: BuildRequest) -> dict[str, Any]:
         find_qemu()
     if req.samples <= 0:
         raise BuildError("--samples must be positive")
+    if req.runtime == "tflm":
+        check_tflm_request(req, board)
     model_file = find_model_file(req.model)
     stem = model_file.stem.removesuffix("_int8")
-    bd = BuildDir(Path(req.out) if req.out else Path("build") / f"{stem}-{board.name}")
+    suffix = "-tflm" if req.runtime == "tflm" else ""  # both runtimes' builds side by side
+    bd = BuildDir(Path(req.out) if req.out else Path("build") / f"{stem}-{board.name}{suffix}")
     fresh = not bd.root.exists()
     with build_lock(bd):
         refresh_manifest(bd)
@@ -96,23 +106,50 @@ def run_build(req: BuildRequest) -> dict[str, Any]:
     return report
 
 
+def check_tflm_request(req: BuildRequest, board: Board) -> None:
+    """Cheap checks of ``--runtime tflm`` before anything runs: the tree, the core, options."""
+    from edgeq.toolchain.compiler import find_tool
+    from edgeq.toolchain.tflm_library import M4_KERNELS, tflm_source
+
+    if req.tflm_kernels not in M4_KERNELS:
+        raise BuildError(f"--tflm-kernels {req.tflm_kernels!r}: use one of "
+                         f"{', '.join(M4_KERNELS)}")
+    if req.per_layer:
+        raise BuildError("--per-layer needs edgeq-rt firmware (TFLite Micro firmware has no "
+                         "per-layer hook); drop --per-layer or use --runtime edgeq")
+    if req.protocol != "edgeq":
+        raise BuildError("--protocol mlperf builds edgeq-rt firmware only; drop --protocol or "
+                         "use --runtime edgeq")
+    if board.core != "cortex-m4":
+        raise BuildError(f"--runtime tflm builds Cortex-M4 firmware only so far; {board.name} "
+                         f"is a {board.core}: use --target cortex-m4 or --runtime edgeq")
+    find_tool("g++")
+    tflm_source(req.tflm_dir)
+
+
 def _run_stages(req: BuildRequest, board: Board, bd: BuildDir, model_file: Path, stem: str,
                 will_run: bool) -> dict[str, Any]:
     report: dict[str, Any] = {"model": str(model_file), "board": board.name, "core": board.core,
-                              "build_dir": str(bd.root)}
+                              "build_dir": str(bd.root), "runtime": _runtime_label(req)}
 
     generated = uses_generated_inputs(model_file, req.data)
-    float_model = quantize_stage(model_file, bd, None if generated else req.data)
+    float_model = quantize_stage(model_file, bd, None if generated else req.data,
+                                 progress=req.progress)
     if generated:
         log.info("no labelled data: checking bit-exactness on %d generated inputs across the "
                  "input's range (no accuracy)", req.samples)
         report["accuracy"] = {"metric": "none (no labelled data)", "float": None,
                               "int8_host": None, "host_samples": 0}
     else:
-        report["accuracy"] = evaluate_stage(bd, float_model, req.data)
-    gen, input_bytes = codegen_stage(bd, stem)
-    report.update(firmware_stage(board, bd, gen, input_bytes, opt=req.opt,
-                                 per_layer=req.per_layer, harness=_harness(req, bd)))
+        report["accuracy"] = evaluate_stage(bd, float_model, req.data, progress=req.progress)
+    if req.runtime == "tflm":
+        gen, input_bytes = tflm_codegen_stage(bd, stem)
+        report.update(tflm_firmware_stage(board, bd, gen, input_bytes, req))
+    else:
+        gen, input_bytes = codegen_stage(bd, stem)
+        report.update(firmware_stage(board, bd, gen, input_bytes, opt=req.opt,
+                                     per_layer=req.per_layer, harness=_harness(req, bd),
+                                     progress=req.progress))
     if not will_run:
         report["device"] = {"ran": False, "reason": "--no-run" if not req.run else
                             f"{board.name} is a real board: flash it (edgeq flash) and pass "
@@ -158,7 +195,8 @@ def uses_generated_inputs(model_file: Path, data: str | None) -> bool:
     return model_file.suffix == ".tflite" and not read_sidecar(model_file).get("dataset")
 
 
-def quantize_stage(model_file: Path, bd: BuildDir, data: str | None) -> Path | None:
+def quantize_stage(model_file: Path, bd: BuildDir, data: str | None, *,
+                   progress: bool = False) -> Path | None:
     """1. quantize (an int8 .tflite is taken as is; a float or hybrid one is quantized);
     returns the float Keras model, if any."""
     if model_file.suffix == ".tflite" and not _needs_quantizing(model_file):
@@ -172,7 +210,7 @@ def quantize_stage(model_file: Path, bd: BuildDir, data: str | None) -> Path | N
     from edgeq.quantize.ptq import quantize_model
 
     log.info("quantizing %s to int8", model_file)
-    quantize_model(model_file, bd.model, data=data, manifest=bd.manifest)
+    quantize_model(model_file, bd.model, data=data, manifest=bd.manifest, progress=progress)
     bd.update_manifest("quantize", bd.manifest_section("quantize"), [model_file, bd.model])
     return None if model_file.suffix == ".tflite" else model_file
 
@@ -185,15 +223,19 @@ def _needs_quantizing(tflite_file: Path) -> bool:
     return detect_mode(load_model(tflite_file).model) in ("float32", "dynamic")
 
 
-def evaluate_stage(bd: BuildDir, float_model: Path | None, data: str | None) -> dict[str, Any]:
+def evaluate_stage(bd: BuildDir, float_model: Path | None, data: str | None, *,
+                   progress: bool = False) -> dict[str, Any]:
     """2. evaluate on the host (float, int8 through TFLM); returns the accuracy summary."""
     from edgeq.analyze.evaluate import evaluate
 
     log.info("evaluating on the host (TFLM reference kernels)")
-    ev = evaluate(bd.model, float_model=float_model, data=data, arena=False)
+    ev = evaluate(bd.model, float_model=float_model, data=data, arena=False, progress=progress)
     bd.update_manifest("evaluate", ev, [bd.model])
     return {"metric": ev["metric"]["name"], "float": ev.get("float", {}).get("value"),
-            "int8_host": ev["tflm"]["value"], "host_samples": ev["dataset"]["samples"]}
+            "int8_host": ev["tflm"]["value"], "host_samples": ev["dataset"]["samples"],
+            "percent": ev["percent_metric"], "task": ev["task"],
+            "outputs": [{k: o[k] for k in ("name", "task", "metric", "float", "tflm")}
+                        for o in ev["outputs"]]}
 
 
 def _generate(bd: BuildDir, name: str | None) -> tuple[Any, int]:
@@ -206,15 +248,78 @@ def _generate(bd: BuildDir, name: str | None) -> tuple[Any, int]:
     return gen, input_bytes
 
 
+def _refuse_if_tflm_cannot_run(bd: BuildDir) -> None:
+    """When edgeq-rt refuses a model, its advice (a TFLite Micro bundle) only holds if TFLM can
+    run the model; say so in one line when TFLM cannot either."""
+    from edgeq.oracles import tflm_supports
+
+    ok, reason = tflm_supports(bd.model)
+    if not ok:
+        raise CodegenError(
+            f"{bd.model.name}: neither edgeq-rt nor TFLite Micro can run this model (TFLite "
+            f"Micro: {reason}); convert it again from the float Keras model "
+            "(edgeq build MODEL.keras --data DATA)")
+
+
+def _runtime_label(req: BuildRequest) -> str:
+    return f"TFLite Micro ({req.tflm_kernels} kernels)" if req.runtime == "tflm" else "edgeq-rt"
+
+
 def codegen_stage(bd: BuildDir, name: str) -> tuple[Any, int]:
     """3. edgeq-rt code generation."""
     log.info("generating edgeq-rt C")
-    gen, input_bytes = _generate(bd, name)
+    try:
+        gen, input_bytes = _generate(bd, name)
+    except CodegenError as exc:
+        if "`edgeq codegen MODEL -o DIR --runtime tflm`" not in str(exc):
+            raise
+        _refuse_if_tflm_cannot_run(bd)
+        raise CodegenError(f"{exc}, or build TFLite Micro firmware instead with `edgeq build "
+                           "MODEL --runtime tflm --tflm-dir TFLM_TREE`") from None
     bd.update_manifest("codegen", {"runtime": "edgeq", "arena_bytes": gen.arena_bytes,
                                    "weight_bytes": gen.weight_bytes,
                                    "model_hash": gen.model_hash, "model_name": gen.model_name,
                                    "layers": len(gen.layers)}, [bd.model, bd.generated])
     return gen, input_bytes
+
+
+def tflm_codegen_stage(bd: BuildDir, name: str) -> tuple[Any, int]:
+    """3. (``--runtime tflm``) the model files of a TFLite Micro firmware."""
+    from edgeq.codegen.tflm_model import write_tflm_model
+    from edgeq.tflite import read_tflite
+
+    log.info("generating the TFLite Micro firmware model (sizing its arena with TFLM)")
+    gen = write_tflm_model(bd.model, bd.tflm_generated, name=name)
+    input_bytes = sum(t.nbytes for t in read_tflite(bd.model).input_tensors)
+    bd.update_manifest("codegen", gen.as_dict(), [bd.model, bd.tflm_generated])
+    return gen, input_bytes
+
+
+def tflm_firmware_stage(board: Board, bd: BuildDir, gen: Any, input_bytes: int,
+                        req: BuildRequest) -> dict[str, Any]:
+    """4. (``--runtime tflm``) the fit check, the cached TFLM library (built once per tree and
+    kernel choice: minutes), then the firmware: the same application, protocol and drivers as
+    edgeq-rt firmware around a MicroInterpreter."""
+    from edgeq.toolchain.compiler import build_firmware
+    from edgeq.toolchain.fit import check_fit
+    from edgeq.toolchain.tflm_library import M4_KERNELS, tflm_library
+
+    check_fit(board, weight_bytes=gen.weight_bytes, arena_bytes=gen.arena_bytes,
+              input_bytes=input_bytes)
+    lib = tflm_library(M4_KERNELS[req.tflm_kernels], tree=req.tflm_dir, progress=req.progress)
+    log.info("building TFLite Micro firmware for %s (%s, %s kernels)", board.name, board.core,
+             req.tflm_kernels)
+    fw = build_firmware(board, bd.tflm_generated, bd.firmware, opt=req.opt,
+                        input_bytes=input_bytes, kernel_sources=[], tflm=lib,
+                        progress=req.progress)
+    out = {"memory": {**fw.size.to_dict(), "arena": gen.arena_bytes,
+                      "weights": gen.weight_bytes},
+           "firmware": {"elf": str(fw.elf), "bin": str(fw.bin), "hex": str(fw.hex),
+                        "opt": req.opt, "per_layer": False, "protocol": fw.protocol,
+                        "runtime": "tflm", "tflm_kernels": req.tflm_kernels,
+                        "tflm_library": str(lib.library)}}
+    bd.update_manifest("build", {"board": board.name, **out}, [bd.tflm_generated, fw.elf])
+    return out
 
 
 def _harness(req: BuildRequest, bd: BuildDir) -> dict[str, Any] | None:
@@ -230,7 +335,8 @@ def _harness(req: BuildRequest, bd: BuildDir) -> dict[str, Any] | None:
 
 
 def firmware_stage(board: Board, bd: BuildDir, gen: Any, input_bytes: int, *, opt: str,
-                   per_layer: bool, harness: dict[str, Any] | None = None) -> dict[str, Any]:
+                   per_layer: bool, harness: dict[str, Any] | None = None,
+                   progress: bool = False) -> dict[str, Any]:
     """4. firmware: the fit check first, then compile and link; returns memory + firmware.
     ``harness`` (from ``_harness``) builds the MLPerf Tiny harness instead of edgeq's protocol."""
     from edgeq.toolchain.compiler import build_firmware
@@ -242,7 +348,7 @@ def firmware_stage(board: Board, bd: BuildDir, gen: Any, input_bytes: int, *, op
     fw = build_firmware(board, bd.generated, bd.firmware, opt=opt, profile_layers=per_layer,
                         input_bytes=input_bytes, kernel_sources=gen.kernel_sources,
                         protocol="mlperf" if harness else "edgeq",
-                        defines=harness["defines"] if harness else ())
+                        defines=harness["defines"] if harness else (), progress=progress)
     out = {"memory": {**fw.size.to_dict(), "arena": gen.arena_bytes,
                       "weights": gen.weight_bytes},
            "firmware": {"elf": str(fw.elf), "bin": str(fw.bin), "hex": str(fw.hex), "opt": opt,
@@ -260,6 +366,9 @@ def profiling_firmware(board: Board, build_dir: Path) -> Path:
     from edgeq.toolchain.compiler import build_firmware
 
     built = bd.manifest_section("build").get("firmware", {})
+    if built.get("runtime") == "tflm":
+        raise DeviceError(f"{build_dir} holds TFLite Micro firmware, which has no per-layer "
+                          "hook; drop --per-layer, or bench an edgeq-rt build")
     if built.get("per_layer") and Path(built.get("elf", "")).is_file():
         return Path(built["elf"])
     if not bd.model.is_file():
@@ -273,23 +382,25 @@ def profiling_firmware(board: Board, build_dir: Path) -> Path:
 def device_stage(board: Board, bd: BuildDir, model_hash: str,
                  req: BuildRequest, generated: bool = False) -> dict[str, Any]:
     """5. run on the device and compare with the host oracle, byte for byte."""
+    from edgeq.analyze.evaluate import score_raw_outputs
     from edgeq.bench.energy import estimate_energy
     from edgeq.bench.runner import layer_rows
     from edgeq.bench.stats import clock_status, latency_stats
-    from edgeq.bench.validate import top1, validate_on_device
+    from edgeq.bench.validate import validate_on_device
     from edgeq.device.connect import connect
     from edgeq.oracles import run_tflm
-    from edgeq.quantize.numerics import generated_test_inputs, quantized_test_inputs
+    from edgeq.quantize.numerics import generated_test_vectors, quantized_test_vectors
 
     if generated:
-        x, y = generated_test_inputs(bd.model, req.samples), None
+        xs, y = generated_test_vectors(bd.model, req.samples), None
     else:
-        x, y = quantized_test_inputs(bd.model, req.data, req.samples)
-    expected = run_tflm(bd.model, x)
+        xs, y = quantized_test_vectors(bd.model, req.data, req.samples)
+    expected = run_tflm(bd.model, xs)
+    n = len(xs[0])
     if board.emulated:
-        log.info("running %d samples in QEMU (%s)", len(x), board.qemu_machine)
+        log.info("running %d samples in QEMU (%s)", n, board.qemu_machine)
     else:
-        log.info("running %d samples on %s at %s", len(x), board.name, req.port)
+        log.info("running %d samples on %s at %s", n, board.name, req.port)
     counter = None
     if board.emulated:  # exact instructions and the cycle estimate (edgeq.bench.latency)
         from edgeq.device.icount import PluginCounter
@@ -299,7 +410,10 @@ def device_stage(board: Board, bd: BuildDir, model_hash: str,
                  emulator=board.emulated, qemu_args=counter.args if counter else ()) as session:
         session.check_model(model_hash)
         clock_hz = session.info.clock_hz  # what the firmware runs at (reset clock if setup failed)
-        rep = validate_on_device(session, [x], expected)
+        try:
+            rep = validate_on_device(session, xs, expected, progress=req.progress)
+        except DeviceError as exc:
+            raise _tflm_status(exc) if req.runtime == "tflm" else exc from None
         layers = layer_rows(session) if req.per_layer else None
     clock_ok, clock_note = clock_status(board, clock_hz)
     if not clock_ok:
@@ -308,7 +422,7 @@ def device_stage(board: Board, bd: BuildDir, model_hash: str,
         raise DeviceError(f"device outputs differ from the TFLM reference on "
                           f"{rep.mismatched_samples}/{rep.samples} samples (first: sample "
                           f"{rep.first_mismatch}, max |diff| {rep.max_abs_diff}); report this "
-                          "edgeq-rt bug with the model")
+                          f"{_runtime_label(req)} bug with the model")
     if counter is not None:
         from edgeq.bench.latency import emulator_latency
 
@@ -322,16 +436,17 @@ def device_stage(board: Board, bd: BuildDir, model_hash: str,
         energy = estimate_energy(board, stats.median, rep.unit).to_dict()
         if layers is not None and rep.unit == "cycles":
             layers = measured_layer_rows(layers, bd.model)
-    classification = y is not None and expected[0].reshape(len(x), -1).shape[1] > 1
+    device_score = None if generated else score_raw_outputs(bd.model, rep.all_outputs, y, xs)
+    host_score = None if generated else score_raw_outputs(bd.model, expected, y, xs)
     out: dict[str, Any] = {
         "ran": True, "validation": rep.to_dict(), "latency": latency,
         "clock_hz": clock_hz, "clock_ok": clock_ok, "clock": clock_note,
         "energy": energy,
-        "device_accuracy": top1(rep.device_outputs, y) if classification and y is not None
-        else None,
-        "host_accuracy": top1(list(expected[0]), y) if classification and y is not None
-        else None,
+        "device_accuracy": device_score[1] if device_score else None,
+        "host_accuracy": host_score[1] if host_score else None,
     }
+    out["validation"]["inputs_per_sample"] = len(xs)
+    out["validation"]["outputs_per_sample"] = len(expected)
     out["validation"]["inputs"] = (
         "generated: input minimum, maximum and zero point, then uniform over the input range"
         if generated else "test split")
@@ -340,13 +455,32 @@ def device_stage(board: Board, bd: BuildDir, model_hash: str,
     return out
 
 
+def _tflm_status(exc: DeviceError) -> DeviceError:
+    """A failed invoke of TFLM firmware, with what its status code means."""
+    import re
+
+    from edgeq.toolchain.tflm_library import TFLM_STATUS
+
+    m = re.search(r"eq_status (\d+)", str(exc))
+    if m is None or int(m.group(1)) not in TFLM_STATUS:
+        return exc
+    return DeviceError(f"TFLite Micro failed on the device: {TFLM_STATUS[int(m.group(1))]}; "
+                       "report this with the model (edgeq sized the arena from TFLM on the "
+                       "host)")
+
+
 def render_build_report(r: dict[str, Any]) -> str:
     """The one report ``edgeq build`` prints."""
-    def pct(v: Any) -> str:
-        return "-" if v is None else f"{100 * v:.2f}%"
-
-    lines = [f"edgeq build: {r['model']} -> {r['board']} ({r['core']})  [{r['build_dir']}]"]
     acc = r.get("accuracy", {})
+    percent = acc.get("percent", True)
+
+    def pct(v: Any) -> str:
+        if v is None:
+            return "-"
+        return f"{100 * v:.2f}%" if percent else f"{v:.6g}"
+
+    lines = [f"edgeq build: {r['model']} -> {r['board']} ({r['core']}, "
+             f"{r.get('runtime', 'edgeq-rt')})  [{r['build_dir']}]"]
     if acc and acc.get("host_samples") == 0:
         lines.append(f"  accuracy: not measured ({acc['metric']})")
     elif acc:

@@ -36,10 +36,13 @@ PY_TARGETS: dict[str, tuple[str, list[str]]] = {
                  ["tests/device/test_protocol.py", "tests/device/test_protocol_hello.py",
                   "tests/device/test_protocol_fuzz.py", "-k", "not random_streams"]),
     "layers": ("edgeq/analyze/layers.py",
-               ["tests/analyze/test_analyze_layers.py", "-k", "known_snr or sanity"]),
+               ["tests/analyze/test_analyze_layers.py", "tests/analyze/test_suggest_own.py",
+                "tests/analyze/test_layers_units.py", "-k",
+                "known_snr or sanity or suggest_own or layers_units"]),
     "calibration": ("edgeq/quantize/calibration.py",
-                    ["tests/quantize/test_calibration.py", "-k",
-                     "spec or signed or uniform or numpy"]),
+                    ["tests/quantize/test_calibration.py",
+                     "tests/quantize/test_calibration_oracles.py", "-k",
+                     "spec or signed or uniform or numpy or oracles"]),
     "metadata": ("edgeq/export/metadata.py",
                  ["tests/export/test_export_android.py", "-k",
                   "metadata_flatbuffer or attach or feature_vector"]),
@@ -49,8 +52,9 @@ PY_TARGETS: dict[str, tuple[str, list[str]]] = {
     "numerics": ("edgeq/quantize/numerics.py",
                  ["tests/quantize/test_numerics.py", "tests/quantize/test_numerics_exact.py"]),
     "lowering": ("edgeq/codegen/lowering.py",
-                 ["tests/codegen/test_edgeq_rt_elementwise.py", "-k",
-                  "registered or refusals or add_with_constant"]),
+                 ["tests/codegen/test_edgeq_rt_elementwise.py",
+                  "tests/codegen/test_lowering_registry.py", "-k",
+                  "registered or refusals or add_with_constant or registry"]),
 }
 
 # hand-written C mutants: (name, file, exact text, replacement, tests that must go red)

@@ -29,12 +29,15 @@ FC = "FULLY_CONNECTED"
 
 @dataclass(frozen=True)
 class Metric:
-    """``fn(outputs, y, inputs) -> value`` on float (dequantized) outputs; ``higher_is_better``."""
+    """``fn(outputs, y, inputs) -> value`` on float (dequantized) outputs; ``higher_is_better``.
+
+    ``needs_labels``: the metric compares with the dataset's labels/targets ``y``."""
 
     name: str
     fn: Callable[[np.ndarray, np.ndarray | None, np.ndarray], float]
     higher_is_better: bool = True
     percent: bool = False
+    needs_labels: bool = False
 
 
 def _top1(outputs: np.ndarray, y: np.ndarray | None, _inputs: np.ndarray) -> float:
@@ -42,30 +45,162 @@ def _top1(outputs: np.ndarray, y: np.ndarray | None, _inputs: np.ndarray) -> flo
         raise AnalyzeError(
             "top-1 accuracy needs labels; the dataset has none: pass a labelled dataset, or for "
             "an autoencoder set \"task\": \"reconstruction\" in the model's sidecar (or "
-            "`edgeq evaluate MODEL --metric mse`)"
+            "`edgeq evaluate MODEL --metric mse`), or \"task\": \"none\" to check agreement only"
         )
     pred = np.argmax(outputs.reshape(len(outputs), -1), axis=1)
     return float(np.mean(pred == np.asarray(y).reshape(-1)))
 
 
+def _flat(a: np.ndarray) -> np.ndarray:
+    return np.asarray(a, dtype=np.float64).reshape(len(a), -1)
+
+
+def _targets(outputs: np.ndarray, y: np.ndarray | None, what: str) -> np.ndarray:
+    """Regression targets shaped like the outputs, or a one-line error naming both shapes."""
+    if y is None:
+        raise AnalyzeError(f"{what} needs targets; the dataset has no 'y': save the targets as "
+                           "'y' in the .npz, or set \"task\": \"none\" in the sidecar")
+    t = _flat(y)
+    if t.shape != _flat(outputs).shape:
+        raise AnalyzeError(f"targets have {t.shape[1]} values per sample but the model output "
+                           f"has {_flat(outputs).shape[1]}; save one target per output value")
+    return t
+
+
 def _reconstruction_mse(outputs: np.ndarray, _y: np.ndarray | None, inputs: np.ndarray) -> float:
-    return float(
-        np.mean((outputs.reshape(len(outputs), -1) - inputs.reshape(len(inputs), -1)) ** 2)
-    )
+    return float(np.mean((_flat(outputs) - _flat(inputs)) ** 2))
+
+
+def _regression_mse(outputs: np.ndarray, y: np.ndarray | None, _inputs: np.ndarray) -> float:
+    return float(np.mean((_flat(outputs) - _targets(outputs, y, "MSE")) ** 2))
+
+
+def _regression_mae(outputs: np.ndarray, y: np.ndarray | None, _inputs: np.ndarray) -> float:
+    return float(np.mean(np.abs(_flat(outputs) - _targets(outputs, y, "MAE"))))
+
+
+def _reconstruction_mae(outputs: np.ndarray, _y: np.ndarray | None, inputs: np.ndarray) -> float:
+    return float(np.mean(np.abs(_flat(outputs) - _flat(inputs))))
+
+
+def _masks(outputs: np.ndarray, y: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, int]:
+    """Predicted and true class per pixel: argmax over the output's last (class) axis."""
+    if y is None:
+        raise AnalyzeError("segmentation metrics need label masks; save them as 'y' (one class "
+                           "index per pixel), or set \"task\": \"none\" in the sidecar")
+    classes = int(outputs.shape[-1])
+    pred = np.argmax(outputs, axis=-1).reshape(len(outputs), -1)
+    true = np.asarray(y).reshape(len(y), -1)
+    if true.shape != pred.shape:
+        raise AnalyzeError(f"label masks have {true.shape[1]} pixels per sample but the model "
+                           f"output has {pred.shape[1]} (shape {tuple(outputs.shape[1:])}); save "
+                           "one class index per output pixel")
+    return pred, true.astype(np.int64), classes
+
+
+def _pixel_accuracy(outputs: np.ndarray, y: np.ndarray | None, _inputs: np.ndarray) -> float:
+    pred, true, _ = _masks(outputs, y)
+    return float(np.mean(pred == true))
+
+
+def _mean_iou(outputs: np.ndarray, y: np.ndarray | None, _inputs: np.ndarray) -> float:
+    """Mean over the classes present in the labels or the prediction of |P & T| / |P | T|."""
+    pred, true, classes = _masks(outputs, y)
+    ious = []
+    for c in range(max(classes, int(true.max()) + 1 if true.size else 0)):
+        p, t = pred == c, true == c
+        union = np.logical_or(p, t).sum()
+        if union:
+            ious.append(np.logical_and(p, t).sum() / union)
+    return float(np.mean(ious)) if ious else 0.0
+
+
+def anomaly_scores(outputs: np.ndarray, inputs: np.ndarray) -> np.ndarray:
+    """One score per sample: the output itself when it is one value, else the reconstruction
+    error (mean squared difference to the input, an autoencoder's anomaly score)."""
+    flat = _flat(outputs)
+    if flat.shape[1] == 1:
+        return flat[:, 0]
+    if flat.shape[1] != _flat(inputs).shape[1]:
+        raise AnalyzeError(f"an anomaly model outputs one score per sample, or a reconstruction "
+                           f"of its input; this output has {flat.shape[1]} values and the input "
+                           f"{_flat(inputs).shape[1]} - set another task in the sidecar")
+    return np.mean((flat - _flat(inputs)) ** 2, axis=1)
+
+
+def _auc(outputs: np.ndarray, y: np.ndarray | None, inputs: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    if y is None:
+        raise AnalyzeError("AUC needs labels (1 = anomaly, 0 = normal); save them as 'y', or "
+                           "use --metric score")
+    labels = np.asarray(y).reshape(-1)
+    if set(np.unique(labels).tolist()) - {0, 1} or len(np.unique(labels)) < 2:
+        raise AnalyzeError("AUC needs labels 0 (normal) and 1 (anomaly), both present in the "
+                           "test split; fix 'y' or use --metric score")
+    return float(roc_auc_score(labels, anomaly_scores(outputs, inputs)))
+
+
+def _mean_score(outputs: np.ndarray, _y: np.ndarray | None, inputs: np.ndarray) -> float:
+    return float(np.mean(anomaly_scores(outputs, inputs)))
 
 
 METRICS: dict[str, Metric] = {
-    "top1": Metric("top-1 accuracy", _top1, True, True),
+    "top1": Metric("top-1 accuracy", _top1, True, True, needs_labels=True),
     "mse": Metric("reconstruction MSE", _reconstruction_mse, False, False),
+    "mae": Metric("reconstruction MAE", _reconstruction_mae, False, False),
+    "pixel_accuracy": Metric("pixel accuracy", _pixel_accuracy, True, True, needs_labels=True),
+    "miou": Metric("mean IoU", _mean_iou, True, True, needs_labels=True),
+    "auc": Metric("anomaly AUC", _auc, True, False, needs_labels=True),
+    "score": Metric("mean anomaly score", _mean_score, False, False),
 }
-TASK_METRIC = {"classification": "top1", "autoencoder": "mse", "reconstruction": "mse"}
+# regression compares with the targets y, not with the input
+REGRESSION_METRICS: dict[str, Metric] = {
+    "mse": Metric("MSE", _regression_mse, False, False, needs_labels=True),
+    "mae": Metric("MAE", _regression_mae, False, False, needs_labels=True),
+}
+TASK_METRIC = {"classification": "top1", "autoencoder": "mse", "reconstruction": "mse",
+               "regression": "mse", "segmentation": "miou", "anomaly": "auc"}
+NO_METRIC = "none (agreement with the oracle only)"
 
 
-def metric_for(task: str, name: str | None) -> Metric:
+def metric_key(task: str, name: str | None, has_labels: bool = True) -> str | None:
+    """The metric a task is scored with (``None``: task "none", agreement only)."""
+    if name is None and task == "none":
+        return None
     key = name or TASK_METRIC.get(task, "top1")
+    if key == "auc" and name is None and not has_labels:
+        return "score"  # unlabelled anomaly data: the mean score, still compared on both
+    return key
+
+
+def metric_for(task: str, name: str | None, has_labels: bool = True) -> Metric | None:
+    key = metric_key(task, name, has_labels)
+    if key is None:
+        return None
     if key not in METRICS:
         raise AnalyzeError(f"unknown metric '{key}'; choose one of {', '.join(METRICS)}")
+    if task == "regression" and key in REGRESSION_METRICS:
+        return REGRESSION_METRICS[key]
     return METRICS[key]
+
+
+def output_tasks(meta: dict[str, Any], outputs: int) -> list[str]:
+    """One task per model output: a sidecar list as given (missing ones "none"), a single task
+    for the first output (the others "none")."""
+    from edgeq.models import sidecar_tasks
+
+    tasks = sidecar_tasks(meta)
+    if len(tasks) > outputs:
+        raise AnalyzeError(f"the sidecar lists {len(tasks)} tasks but the model has {outputs} "
+                           "output(s); give one task per output")
+    return tasks + ["none"] * (outputs - len(tasks))
+
+
+def primary_output(tasks: list[str]) -> int:
+    """The output the metric (and the labels) belong to: the first with a task other than
+    "none" (output 0 when every task is "none")."""
+    return next((k for k, t in enumerate(tasks) if t != "none"), 0)
 
 
 # --- agreement ---------------------------------------------------------------------------------
@@ -154,9 +289,13 @@ def evaluate(
     arena: bool = True,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Evaluate a quantized ``.tflite`` (and optionally its float model) on the test split."""
-    from edgeq.data import Normalization, load_dataset, prepare_inputs
-    from edgeq.models import load_model, predict_keras
+    """Evaluate a quantized ``.tflite`` (and optionally its float model) on the test split.
+
+    Every input is fed (a multi-input dataset holds ``x_0``, ``x_1``, ...) and every output is
+    compared between the oracles; each output is scored by its task (the sidecar's ``task``, one
+    name or one per output), the first scored output gives the headline metric."""
+    from edgeq.data import Normalization, load_dataset, prepare_input_list
+    from edgeq.models import load_model, predict_keras_all
     from edgeq.oracles import run_litert_ref, run_tflm, tflm_min_arena, tflm_supports
     from edgeq.tflite import read_tflite_bytes
 
@@ -172,70 +311,97 @@ def evaluate(
     meta = {**(fmodel.meta if fmodel else {}), **qmodel.meta}
     tflite_bytes: bytes = qmodel.model
     info = read_tflite_bytes(tflite_bytes, source=str(qpath))
-    if len(info.inputs) != 1 or len(info.outputs) != 1:
-        raise AnalyzeError(
-            f"{qpath}: evaluate handles single-input, single-output models "
-            f"({len(info.inputs)} inputs, {len(info.outputs)} outputs)"
-        )
-    in_t, out_t = info.input_tensors[0], info.output_tensors[0]
+    in_ts, out_ts = info.input_tensors, info.output_tensors
+    tasks = output_tasks(meta, len(out_ts))
+    main = primary_output(tasks)
+    out_t = out_ts[main]
     spec = data or meta.get("dataset")
     if not spec:
         raise AnalyzeError(f"{qpath}: no dataset known for this model; pass --data")
-    in_shape: tuple[int | None, ...] = (None, *in_t.shape[1:])
-    ds = load_dataset(spec, input_shape=tuple(in_shape[1:]))
-    x_raw, y = ds.x_test, ds.y_test
+    shapes: list[tuple[int | None, ...]] = [(None, *t.shape[1:]) for t in in_ts]
+    ds = load_dataset(spec, input_shape=tuple(shapes[0][1:]))
     if limit is not None and limit < 1:
         raise AnalyzeError(f"--limit must be a positive number of samples, got {limit}")
-    if limit is not None:
-        x_raw, y = x_raw[:limit], (None if y is None else y[:limit])
-    task = str(meta.get("task", "classification"))
-    m = metric_for(task, metric)
-    if m is METRICS["top1"] and y is not None:
+    x_raw, y = ds.test_inputs(limit), ds.y_test
+    if limit is not None and y is not None:
+        y = y[:limit]
+    metrics = [metric_for(t, metric if k == main else None, y is not None and k == main)
+               for k, t in enumerate(tasks)]
+    # the labels belong to the first scored output; the others get label-free metrics only
+    metrics = [mk if k == main or mk is None or not mk.needs_labels else None
+               for k, mk in enumerate(metrics)]
+    m = metrics[main]
+    if m is not None and m.name == METRICS["top1"].name and y is not None:
         from edgeq.data.checks import check_labels
 
         classes = int(np.prod(out_t.shape[1:])) if len(out_t.shape) > 1 else 1
         check_labels(np.asarray(y), f"dataset '{ds.name}' test labels",
                      classes if classes > 1 else None)
-    x = prepare_inputs(
-        x_raw, in_shape, Normalization.from_meta(meta), source=f"dataset '{ds.name}'"
-    )
-    log.debug("evaluating %s on %d samples", qpath, len(x))
-    x_q = quantize_inputs(x, in_t)
+    xs = prepare_input_list(x_raw, shapes, Normalization.from_meta(meta),
+                            source=f"dataset '{ds.name}'")
+    log.debug("evaluating %s on %d samples", qpath, len(xs[0]))
+    x_q = [quantize_inputs(x, t) for x, t in zip(xs, in_ts, strict=True)]
+
+    def score(k: int, raw: np.ndarray, dequantize: bool = True) -> float | None:
+        mk = metrics[k]
+        if mk is None:
+            return None
+        out = dequantize_outputs(raw, out_ts[k]) if dequantize else raw
+        return mk.fn(out, y if k == main else None, xs[0])
 
     from edgeq.quantize.ptq import detect_mode
 
+    n = len(xs[0])
+    key = metric_key(tasks[main], metric, y is not None)
     report: dict[str, Any] = {
         "model": str(qpath),
         "quantization": detect_mode(tflite_bytes),
         "float_model": str(fmodel.path) if fmodel else None,
-        "dataset": {"name": ds.name, "split": "test", "samples": int(len(x))},
-        "metric": {"name": m.name, "key": metric or TASK_METRIC.get(task, "top1")},
+        "dataset": {"name": ds.name, "split": "test", "samples": int(n)},
+        "task": tasks[main],
+        "metric": {"name": m.name if m is not None else NO_METRIC, "key": key,
+                   "output": main},
     }
+    float_outs: list[np.ndarray] | None = None
     if fmodel is not None:
-        if tuple(fmodel.input_shape[1:]) != tuple(in_shape[1:]):
+        want = [tuple(s[1:]) for s in shapes]
+        have = [tuple(s[1:]) for s in (fmodel.input_shapes or (fmodel.input_shape,))]
+        if have != want:
             raise AnalyzeError(
-                f"float model input {fmodel.input_shape[1:]} differs from the quantized "
-                f"model input {in_shape[1:]}; pass the float model this .tflite came from"
+                f"float model inputs {have} differ from the quantized model inputs {want}; "
+                "pass the float model this .tflite came from"
             )
-        float_out = predict_keras(fmodel.model, x)
-        report["float"] = {"value": m.fn(float_out, y, x)}
-    tflm_raw = _checked_output(run_tflm(tflite_bytes, x_q, progress=progress)[0], len(x_q),
-                               "TFLite Micro")
-    report["tflm"] = {"value": m.fn(dequantize_outputs(tflm_raw, out_t), y, x)}
+        float_outs = predict_keras_all(fmodel.model, xs)
+        if len(float_outs) != len(out_ts):
+            raise AnalyzeError(f"the float model has {len(float_outs)} outputs, the .tflite "
+                               f"{len(out_ts)}; pass the float model this .tflite came from")
+        report["float"] = {"value": score(main, float_outs[main], dequantize=False)}
+    tflm_all = [_checked_output(o, n, "TFLite Micro")
+                for o in run_tflm(tflite_bytes, x_q, progress=progress)]
+    report["tflm"] = {"value": score(main, tflm_all[main])}
+    ref_all: list[np.ndarray] | None = None
     try:
-        ref_raw = _checked_output(run_litert_ref(tflite_bytes, x_q, progress=progress)[0],
-                                  len(x_q), "LiteRT")
+        ref_all = [_checked_output(o, n, "LiteRT")
+                   for o in run_litert_ref(tflite_bytes, x_q, progress=progress)]
     except AnalyzeError as exc:
         report["litert_ref"] = {"error": str(exc)}
         report["agreement"] = {"verdict": "not compared (LiteRT refused the model)"}
     else:
-        report["litert_ref"] = {"value": m.fn(dequantize_outputs(ref_raw, out_t), y, x)}
+        report["litert_ref"] = {"value": score(main, ref_all[main])}
         report["agreement"] = _agreement(
-            tflite_bytes, info, x_q, tflm_raw, ref_raw, classification=m is METRICS["top1"]
+            tflite_bytes, info, x_q, tflm_all, ref_all,
+            classification=m is not None and m.name == METRICS["top1"].name, main=main
         )
-    if fmodel is not None:
-        delta = report["tflm"]["value"] - report["float"]["value"]
-        report["delta"] = delta
+    report["outputs"] = [
+        {"name": t.name, "task": tasks[k], "metric": metrics[k].name if metrics[k] else None,
+         "float": score(k, float_outs[k], dequantize=False) if float_outs is not None else None,
+         "tflm": score(k, tflm_all[k]),
+         "litert_ref": score(k, ref_all[k]) if ref_all is not None else None,
+         **_io_desc(t)}
+        for k, t in enumerate(out_ts)
+    ]
+    if fmodel is not None and report["float"]["value"] is not None:
+        report["delta"] = report["tflm"]["value"] - report["float"]["value"]
     ok, reason = tflm_supports(tflite_bytes)
     counts = Counter(op.opcode for op in info.operators)
     report["ops"] = {name: counts[name] for name in info.op_names}
@@ -245,10 +411,32 @@ def evaluate(
     report["arena_bytes"] = tflm_min_arena(tflite_bytes) if arena and ok else None
     report["model_bytes"] = info.size_bytes
     report["weight_bytes"] = info.weight_bytes()
-    report["input"] = _io_desc(in_t)
+    report["input"] = _io_desc(in_ts[0])
+    report["inputs"] = [{"name": t.name, **_io_desc(t)} for t in in_ts]
     report["output"] = _io_desc(out_t)
-    report["percent_metric"] = m.percent
+    report["percent_metric"] = m.percent if m is not None else False
     return report
+
+
+def score_raw_outputs(tflite: str | os.PathLike[str], outputs: list[np.ndarray],
+                      y: np.ndarray | None, x_q: list[np.ndarray]) -> tuple[str, float] | None:
+    """The headline metric of the model's task on raw outputs (device or oracle, same samples):
+    outputs dequantized, the first input dequantized where the metric compares with it.
+    ``None`` for task "none" or a metric that needs labels the data does not have."""
+    from edgeq.models import read_sidecar
+    from edgeq.tflite import read_tflite
+
+    info = read_tflite(tflite)
+    tasks = output_tasks(read_sidecar(tflite), len(info.outputs))
+    main = primary_output(tasks)
+    m = metric_for(tasks[main], None, y is not None)
+    if m is None or (m.needs_labels and y is None):
+        return None
+    in_t = info.input_tensors[0]
+    x = (dequantize_outputs(x_q[0], in_t) if in_t.quant is not None
+         else np.asarray(x_q[0], np.float32))
+    out = dequantize_outputs(np.asarray(outputs[main]), info.output_tensors[main])
+    return m.name, m.fn(out, y, x)
 
 
 def _checked_output(raw: np.ndarray, samples: int, who: str) -> np.ndarray:
@@ -268,15 +456,39 @@ def _io_desc(t: Any) -> dict[str, Any]:
     }
 
 
+def compare_output_lists(a: list[np.ndarray], b: list[np.ndarray]) -> dict[str, Any]:
+    """``compare_outputs`` over every model output: totals, and a sample counts as mismatching
+    when any of its outputs differs."""
+    parts = [compare_outputs(x, y) for x, y in zip(a, b, strict=True)]
+    n = len(a[0])
+    bad = np.zeros(n, bool)
+    for x, y in zip(a, b, strict=True):
+        bad |= (x.astype(np.float64) != y.astype(np.float64)).reshape(n, -1).any(axis=1)
+    out: dict[str, Any] = {
+        "elements": sum(p["elements"] for p in parts),
+        "mismatching_elements": sum(p["mismatching_elements"] for p in parts),
+        "mismatching_bytes": sum(p["mismatching_bytes"] for p in parts),
+        "samples": n,
+        "mismatching_samples": int(bad.sum()),
+        "max_abs_diff": max(p["max_abs_diff"] for p in parts),
+        "identical": all(p["identical"] for p in parts),
+    }
+    if len(parts) > 1:
+        out["per_output"] = parts
+    return out
+
+
 def _agreement(
     tflite_bytes: bytes,
     info: Any,
-    x_q: np.ndarray,
-    tflm_raw: np.ndarray,
-    ref_raw: np.ndarray,
+    x_q: list[np.ndarray],
+    tflm_all: list[np.ndarray],
+    ref_all: list[np.ndarray],
     classification: bool,
+    main: int = 0,
 ) -> dict[str, Any]:
-    agree = compare_outputs(tflm_raw, ref_raw)
+    agree = compare_output_lists(tflm_all, ref_all)
+    tflm_raw, ref_raw = tflm_all[main], ref_all[main]
     step = _float_output_step(info)
     if step is not None:  # float I/O: express the difference in int8 steps before DEQUANTIZE
         agree["max_abs_diff_steps"] = round(agree["max_abs_diff"] / step, 3)
@@ -333,6 +545,9 @@ def _float_output_step(info: Any) -> float | None:
 # --- human rendering ---------------------------------------------------------------------------
 
 
+_PERCENT_NAMES = {m.name for m in METRICS.values() if m.percent}
+
+
 def _fmt_value(v: float | None, percent: bool) -> str:
     if v is None:
         return "-"
@@ -375,6 +590,12 @@ def render_report(r: dict[str, Any]) -> str:
         rows.append(("  verdict", f"{a['verdict']}: {a['explanation']}"))
     else:
         rows.append(("TFLM vs LiteRT-ref", a["verdict"]))
+    outs = r.get("outputs", [])
+    for k, o in enumerate(outs if len(outs) > 1 else []):
+        pct_k = o["metric"] in _PERCENT_NAMES
+        value = (f"{o['metric']} {_fmt_value(o['tflm'], pct_k)} (TFLM)"
+                 if o["metric"] else "agreement only")
+        rows.append((f"output {k}", f"{o['name']} {tuple(o['shape'])} {o['task']}: {value}"))
     ops = ", ".join(f"{k} x{v}" if v > 1 else k for k, v in r["ops"].items())
     rows.append(("ops", ops))
     rows.append(
@@ -386,9 +607,10 @@ def render_report(r: dict[str, Any]) -> str:
     arena = r["arena_bytes"]
     rows.append(("TFLM arena (min)", f"{arena:,} bytes" if arena is not None else "-"))
     rows.append(("model size", f"{r['model_bytes']:,} bytes ({r['weight_bytes']:,} in constants)"))
-    io = r["input"]
-    rows.append(
-        ("input", f"{io['dtype']} {tuple(io['shape'])} scale {io['scale']} zp {io['zero_point']}")
-    )
+    for k, io in enumerate(r.get("inputs") or [r["input"]]):
+        rows.append(
+            ("input" if len(r.get("inputs") or [1]) == 1 else f"input {k}",
+             f"{io['dtype']} {tuple(io['shape'])} scale {io['scale']} zp {io['zero_point']}")
+        )
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

@@ -45,6 +45,7 @@ class LayerStats:
     weight_channel_absmax: list[float] = field(default_factory=list, repr=False)
     dtype: str = "int8"
     input_sqnr_db: float = math.inf  # SQNR of the activation this op reads (errors so far)
+    keras_layer: str | None = None  # the Keras layer the op came from (edgeq.tflite.layer_names)
 
     @property
     def own_drop_db(self) -> float:
@@ -365,6 +366,10 @@ def analyze(
     f_outs, q_outs, x = run["f_outs"], run["q_outs"], run["x"]
     in_sig, in_noise = run["in_sig"], run["in_noise"]
 
+    from edgeq.quantize.ptq import is_keras3_model
+    from edgeq.tflite.layer_names import model_layer_names, op_layer_name
+
+    known, keras3 = model_layer_names(float_model), is_keras3_model(float_model)
     layers: list[LayerStats] = []
     histograms: dict[str, np.ndarray] = {}
     for j, (op, _) in enumerate(pairs):
@@ -381,6 +386,7 @@ def analyze(
             weight_channel_absmax=absmax,
             dtype=t.dtype,
             input_sqnr_db=_sqnr(in_sig[j], in_noise[j]) if in_pair[j] is not None else math.inf,
+            keras_layer=op_layer_name(q_model, op.index, known, keras3),
         ))
         histograms[t.name] = np.concatenate(hist[j]) if hist[j] else np.zeros(0, np.float32)
         if histograms[t.name].size:
@@ -470,7 +476,9 @@ def suggest(analysis: Analysis, n: int = 3, *, calibration: str | None = None) -
         if s.own_sqnr_db >= 40.0 and s.clipped_fraction <= 1e-3:
             continue
         own = "exact" if s.own_sqnr_db == math.inf else f"{s.own_sqnr_db:.1f} dB"
-        name = f"op {s.op_index} {s.op} ('{s.tensor}', own {own}, accumulated {s.sqnr_db:.1f} dB)"
+        where = (f"Keras layer '{s.keras_layer}' (op {s.op_index} {s.op}"
+                 if s.keras_layer else f"op {s.op_index} {s.op} ('{s.tensor}'")
+        name = f"{where}, own {own}, accumulated {s.sqnr_db:.1f} dB)"
         if s.weight_bits is not None and s.weight_bits < 8:
             tips.append(f"{name}: weights use only {s.weight_bits} bits; requantize them at 8 bits")
         elif s.weight_spread is not None and s.weight_spread > 10 and not s.weight_per_channel:

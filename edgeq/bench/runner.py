@@ -37,11 +37,11 @@ def bench_input(session: DeviceSession, build_dir: Path) -> list[np.ndarray]:
     """The first test sample when the dataset is known, else a fixed pseudo-random input."""
     tflite = BuildDir(build_dir).model
     if tflite.is_file():
-        from edgeq.quantize.numerics import quantized_test_inputs
+        from edgeq.quantize.numerics import quantized_test_vectors
 
         try:
-            x, _ = quantized_test_inputs(tflite, None, 1)
-            return [x[0]]
+            xs, _ = quantized_test_vectors(tflite, None, 1)
+            return [x[0] for x in xs]  # one sample of every input
         except DataError:
             pass
     rng = np.random.default_rng(0)
@@ -105,7 +105,10 @@ def bench(board: Board, *, build_dir: Path, elf: Path | None = None, port: str |
             measured = measure_energy(s, monitor, monitor_port, runs,
                                       use_marker=board.marker is not None)
         layers = layer_rows(s) if per_layer else None
-    out: dict[str, Any] = {"board": board.name, "model": info.model_name,
+    fw_built = bd.manifest_section("build").get("firmware", {})
+    runtime = (f"TFLite Micro ({fw_built.get('tflm_kernels', '?')} kernels)"
+               if fw_built.get("runtime") == "tflm" else "edgeq-rt")
+    out: dict[str, Any] = {"board": board.name, "model": info.model_name, "runtime": runtime,
                            "model_hash": info.model_hash, "counter": info.counter,
                            "arena_bytes": info.arena_bytes, "measured_energy": measured,
                            "counts": res.counts, "layers": layers, "transfer": transfer,
@@ -162,7 +165,8 @@ def render_bench(r: dict[str, Any]) -> str:
     from edgeq.bench.latency import render_latency
 
     lat, e = r["latency"], r["energy"]
-    lines = [f"{r['model']} on {r['board']}: {render_latency(lat)}"]
+    lines = [f"{r['model']} on {r['board']} ({r.get('runtime', 'edgeq-rt')}): "
+             f"{render_latency(lat)}"]
     if r.get("clock"):
         lines.append(f"clock: {r['clock']}" if r.get("clock_ok", True)
                      else f"WARNING: {r['clock']}")
@@ -202,25 +206,49 @@ def render_layer_dicts(layers: list[dict[str, Any]], unit: str) -> str:
 
 def run_input(board: Board, input_file: Path, *, build_dir: Path, port: str | None = None,
               emulator: bool = False) -> dict[str, Any]:
-    """Run one input (.npy, model dtype or float to be quantized) and return the outputs."""
+    """Run one sample and return the outputs: a ``.npy`` for a one-input model, or a ``.npz``
+    with ``x_0``, ``x_1``, ... (one array per input); model dtype, or float to be quantized."""
     from edgeq.quantize.numerics import dequantize, quantize
 
-    if not input_file.is_file() or input_file.suffix != ".npy":
-        raise DataError(f"{input_file}: expected an existing .npy file with one input sample")
-    try:
-        x = np.load(input_file, allow_pickle=False)
-    except ValueError as exc:
-        raise DataError(f"{input_file}: not a readable .npy array ({exc})") from None
+    arrays = _sample_arrays(input_file)
     with connect(board, elf=BuildDir(build_dir).elf, port=port, emulator=emulator) as s:
-        io = s.info.inputs[0]
-        if int(np.prod(x.shape)) != int(np.prod(io.shape)):
-            raise DataError(f"{input_file}: shape {x.shape} does not match the model input "
-                            f"{io.shape}")
-        if x.dtype.kind == "f" and io.dtype != "float32":
-            x = quantize(x, io.scale, io.zero_point, io.dtype)
-        outs, res = s.infer([x.reshape(io.shape).astype(io.dtype)])
-        out_io = s.info.outputs[0]
-    y = outs[0]
-    deq = dequantize(y, out_io.scale, out_io.zero_point) if out_io.scale else y
-    return {"output": y.reshape(-1).tolist(), "dequantized": np.asarray(deq).reshape(-1).tolist(),
-            "argmax": int(np.argmax(y)), "count": res.counts[0], "unit": res.unit}
+        if len(arrays) != len(s.info.inputs):
+            raise DataError(f"{input_file}: {len(arrays)} input array(s) for a model with "
+                            f"{len(s.info.inputs)} inputs; pass a .npz with x_0 .. "
+                            f"x_{len(s.info.inputs) - 1}")
+        sample = []
+        for k, (x, io) in enumerate(zip(arrays, s.info.inputs, strict=True)):
+            if int(np.prod(x.shape)) != int(np.prod(io.shape)):
+                raise DataError(f"{input_file}: input {k} has shape {x.shape}, the model input "
+                                f"is {io.shape}")
+            if x.dtype.kind == "f" and io.dtype != "float32":
+                x = quantize(x, io.scale, io.zero_point, io.dtype)
+            sample.append(x.reshape(io.shape).astype(io.dtype))
+        outs, res = s.infer(sample)
+        out_ios = s.info.outputs
+    decoded = []
+    for y, out_io in zip(outs, out_ios, strict=True):
+        deq = dequantize(y, out_io.scale, out_io.zero_point) if out_io.scale else y
+        decoded.append({"output": y.reshape(-1).tolist(),
+                        "dequantized": np.asarray(deq).reshape(-1).tolist(),
+                        "argmax": int(np.argmax(y))})
+    return {**decoded[0], "outputs": decoded, "count": res.counts[0], "unit": res.unit}
+
+
+def _sample_arrays(input_file: Path) -> list[np.ndarray]:
+    """The arrays of one sample: a ``.npy``, or ``x_0``, ``x_1``, ... of a ``.npz``."""
+    if not input_file.is_file() or input_file.suffix not in (".npy", ".npz"):
+        raise DataError(f"{input_file}: expected an existing .npy file with one input sample "
+                        "(or a .npz with x_0, x_1, ... for a model with several inputs)")
+    try:
+        loaded = np.load(input_file, allow_pickle=False)
+        if input_file.suffix == ".npy":
+            return [np.asarray(loaded)]
+        with loaded as npz:
+            keys = [f"x_{k}" for k in range(len(npz.files)) if f"x_{k}" in npz.files]
+            if not keys:
+                raise DataError(f"{input_file}: no array x_0; save one array per model input "
+                                "as x_0, x_1, ...")
+            return [np.asarray(npz[k]) for k in keys]
+    except ValueError as exc:
+        raise DataError(f"{input_file}: not a readable numpy file ({exc})") from None

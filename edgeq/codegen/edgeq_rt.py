@@ -28,12 +28,14 @@ from edgeq.codegen.ops_conv import C_DTYPE_ENUM
 from edgeq.codegen.planner import ArenaPlan, Buffer, plan_arena, plot_timeline
 from edgeq.errors import CodegenError
 from edgeq.fileio import atomic_output_dir, json_text
-from edgeq.tflite import Tensor, TfliteModel, read_tflite_bytes
+from edgeq.tflite import Operator, Tensor, TfliteModel, keras_layer, read_tflite_bytes
 
 __all__ = ["EdgeqRtModel", "EdgeqRtResult", "generate_edgeq_rt", "runtime_dir", "write_edgeq_rt"]
 
 ABI_VERSION = 1
-_OPTIONAL_OP_MODULES = ("edgeq.codegen.ops_elementwise", "edgeq.codegen.ops_lut")
+_OPTIONAL_OP_MODULES = ("edgeq.codegen.ops_elementwise", "edgeq.codegen.ops_lut",
+                        "edgeq.codegen.ops_movement", "edgeq.codegen.ops_math",
+                        "edgeq.codegen.ops_recurrent")
 # lowering variants (edgeq.codegen.lowering): int4 filters always; LUT-coded int8 on request
 WEIGHT_CODINGS = {"int8": ("int4",), "lut": ("int4", "lut")}
 
@@ -144,7 +146,7 @@ def check_quantized(model: TfliteModel, source: str) -> None:
         )
     ]
     if hybrid:
-        where = ", ".join(f"op {op.index} {op.opcode}" for op in hybrid[:6])
+        where = ", ".join(_op_label(model, op) for op in hybrid[:6])
         raise CodegenError(
             f"{source}: hybrid (dynamic-range) model: float activations with int8 weights at "
             f"{where}; edgeq-rt needs full-integer quantization: run `edgeq quantize` with a "
@@ -155,6 +157,12 @@ def check_quantized(model: TfliteModel, source: str) -> None:
             f"{source}: float model (activations are float32, not quantized); quantize it to "
             "int8 or int16x8 with `edgeq quantize` first"
         )
+
+
+def _op_label(model: TfliteModel, op: Operator) -> str:
+    """``op 7 RSQRT`` plus the Keras layer it came from, when the tensor names tell."""
+    layer = keras_layer(model, op)
+    return f"op {op.index} {op.opcode}" + (f" in Keras layer {layer!r}" if layer else "")
 
 
 def lower_model(
@@ -174,12 +182,12 @@ def lower_model(
     problems: list[str] = []
     for op in model.operators:
         if op.opcode not in supported:
-            problems.append(f"op {op.index} {op.opcode} (op not supported)")
+            problems.append(f"{_op_label(model, op)} (op not supported)")
             continue
         try:
             calls.append(lower_operator(model, op, variants))
         except CodegenError as exc:
-            problems.append(f"op {op.index} {op.opcode} ({exc})")
+            problems.append(f"{_op_label(model, op)} ({exc})")
     for i in model.inputs + model.outputs:
         t = model.tensors[i]
         if t.dtype not in C_DTYPE_ENUM:

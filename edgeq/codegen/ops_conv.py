@@ -147,9 +147,24 @@ def fast_requant(requant: dict[str, Any]) -> np.ndarray | None:
 
 
 def _add_fast_requant(requant: dict[str, Any]) -> None:
+    """Where the table exists the int8 conv/depthwise kernels read only it, so the plain
+    multiplier/shift arrays are not emitted (8 bytes per channel; ``plain_requant`` gets them
+    back for kernels that need them)."""
     fast = fast_requant(requant)
     if fast is not None:
         requant["fast"] = fast
+        del requant["multiplier"], requant["shift"]
+
+
+def plain_requant(requant: dict[str, Any]) -> dict[str, Any]:
+    """The requantization without the fast table, multiplier/shift rebuilt from it if dropped:
+    for kernels that read the plain arrays (the LUT variants)."""
+    out = {k: v for k, v in requant.items() if k != "fast"}
+    if "fast" in requant and "multiplier" not in requant:
+        fast = np.asarray(requant["fast"], dtype=np.int64).reshape(-1, 3)
+        out["multiplier"] = fast[:, 0].astype(np.int32)
+        out["shift"] = (-(fast[:, 2] + 1)).astype(np.int32)
+    return out
 
 
 def _overlap(params: dict[str, Any], inp: Tensor, out: Tensor) -> int:

@@ -432,7 +432,8 @@ def lower_leaky_relu(model: TfliteModel, op: Operator) -> KernelCall:
 def lower_sigmoid(model: TfliteModel, op: Operator) -> KernelCall:
     """TFLM logistic_common.cc / tanh.cc (int8): input to Q4.27 via frexp, input radius."""
     inp, out = _t(model, op.inputs[0]), _t(model, op.outputs[0])
-    _check_types(op, [inp, out], ("int8",))
+    if _check_types(op, [inp, out], ("int8", "int16")) == "int16":
+        return _lower_sigmoid_s16(op, inp, out)
     si, zi = _qparams(op, inp)
     _so, zo = _qparams(op, out)
     if op.opcode == "LOGISTIC" and zo != -128:
@@ -445,6 +446,62 @@ def lower_sigmoid(model: TfliteModel, op: Operator) -> KernelCall:
               "input_multiplier": mult, "input_left_shift": left_shift}
     fn = "eq_logistic_s8" if op.opcode == "LOGISTIC" else "eq_tanh_s8"
     return _call(op, fn, "eq_sigmoid_params", params, [op.inputs[0]], in_place=True)
+
+
+def sigmoid_table_uint16() -> np.ndarray:
+    """TFLite's 256-entry table of sigmoid(i / 24) in 0.16 format: each sample moved by half
+    the error of linear interpolation at the midpoint of its step (so that interpolating
+    between entries errs evenly), the last one the saturated 1.0 (65535)."""
+    table = np.zeros(256, dtype=np.uint16)
+    for i in range(256):
+        val = 1.0 / (1.0 + math.exp(-i / 24))
+        nxt = 1.0 / (1.0 + math.exp(-(i + 1) / 24))
+        mid = 1.0 / (1.0 + math.exp(-(i + 0.5) / 24))
+        corrected = 65536.0 * (val - ((val + nxt) / 2 - mid) / 2)
+        table[i] = min(int(round_half_away(corrected)), 65535)
+    table[255] = 65535
+    return table
+
+
+def _checked_log2(x: np.float32) -> tuple[bool, int]:
+    """TFLite's CheckedLog2 (float32): (is a power of two within 1e-3 in log2, rounded log2)."""
+    log2 = np.float32(np.float32(np.log(np.float32(x))) * np.float32(1.0 / np.log(np.float32(2))))
+    rounded = np.float32(round_half_away(log2))
+    return bool(abs(np.float32(log2 - rounded)) < np.float32(1e-3)), int(rounded)
+
+
+def _lower_sigmoid_s16(op: Operator, inp: Tensor, out: Tensor) -> KernelCall:
+    """TFLM's int16 Prepare: symmetric, output scale 2^-15; the input rescaled to 1/(3 * 4096)
+    (a power-of-two input scale is a plain shift, folded here into multiplier 3 << shift)."""
+    si, zi = _qparams(op, inp)
+    so, zo = _qparams(op, out)
+    if zi or zo:
+        raise _fail(op, f"int16 {op.opcode} needs zero points of 0",
+                    "use symmetric int16 activations")
+    pot, log2_out = _checked_log2(so)
+    if not pot or log2_out != -15:
+        raise _fail(op, f"int16 {op.opcode} output scale must be 2^-15",
+                    "re-quantize the model with the TFLite converter")
+    pot, log2_in = _checked_log2(si)
+    left_shift = 12 + log2_in
+    pot = pot and (left_shift in ((0, 1) if op.opcode == "TANH" else (0,)))
+    if pot:
+        multiplier = 3 << left_shift
+        left_shift = 0
+    else:
+        real = float(si) * 4096.0 * 3.0
+        left_shift = 0
+        while real <= 32767.0 / 2.0 and left_shift <= 30:
+            left_shift += 1
+            real *= 2.0
+        multiplier = int(real)
+        if multiplier > 32767:
+            raise _fail(op, f"input scale {float(si):g} is too large for int16 {op.opcode}",
+                        "recalibrate the model")
+    params = {"count": _count(inp.shape), "input_multiplier": multiplier,
+              "input_left_shift": left_shift, "sigmoid_table": sigmoid_table_uint16()}
+    fn = "eq_logistic_s16" if op.opcode == "LOGISTIC" else "eq_tanh_s16"
+    return _call(op, fn, "eq_sigmoid_s16_params", params, [op.inputs[0]], in_place=True)
 
 
 def downscale_multiplier_int16(multiplier: int) -> int:

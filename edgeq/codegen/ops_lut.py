@@ -23,6 +23,7 @@ import dataclasses
 import numpy as np
 
 from edgeq.codegen.lowering import KernelCall, lowering_variant, registered_ops
+from edgeq.codegen.ops_conv import plain_requant
 from edgeq.codegen.weight_coding import (
     SparseLut,
     lut_encode,
@@ -84,7 +85,7 @@ def _lut_base_params(base: KernelCall) -> dict:
     the LUT kernels decode their own weights, the copy would undo the flash saving)."""
     params = {k: v for k, v in base.params.items() if k != "filter_packed"}
     if isinstance(params.get("requant"), dict):
-        params["requant"] = {k: v for k, v in params["requant"].items() if k != "fast"}
+        params["requant"] = plain_requant(params["requant"])
     return params
 
 

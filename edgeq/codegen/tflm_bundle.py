@@ -10,6 +10,10 @@ arena. This module measures those with the real TFLM interpreter and writes them
                          quantization, labels
 * ``test_vectors.cc/.h`` inputs with the outputs TFLM's reference kernels produce for them
 * ``main_example.cc``    the canonical TFLM setup that checks the test vectors
+* ``tflm_bundle.mk`` / ``tflm_bundle.cmake``  build fragments: sources, include paths and the
+                         flags that must match the TFLM library
+* ``README.md``          how to build it, and what was measured where (the arena on this
+                         64-bit host)
 
 ``plan_tflm_bundle`` measures (runs TFLM); ``render_tflm_bundle`` is a pure function from that
 plan to ``{filename: text}``; nothing here writes files (the CLI does, atomically).
@@ -154,7 +158,18 @@ BUNDLE_FILES = (
     "test_vectors.h",
     "test_vectors.cc",
     "main_example.cc",
+    "tflm_bundle.mk",
+    "tflm_bundle.cmake",
+    "README.md",
 )
+
+# What code compiled against a TFLM library must share with it. TF_LITE_STATIC_MEMORY changes the
+# layout of TFLM's structs: without it the bundle compiles, links and then crashes.
+MATCHING_DEFINES = ("TF_LITE_STATIC_MEMORY",)
+MATCHING_CXXFLAGS = ("-std=c++17", "-fno-rtti", "-fno-exceptions", "-fno-threadsafe-statics")
+# include paths under a TFLM tree (its Makefile downloads the third-party ones)
+TFLM_INCLUDES = (".", "tensorflow/lite/micro/tools/make/downloads/flatbuffers/include",
+                 "tensorflow/lite/micro/tools/make/downloads/gemmlowp")
 
 # numpy dtype name -> C++ element type used in the generated arrays
 _C_TYPES: dict[str, str] = {
@@ -211,6 +226,7 @@ class TflmBundlePlan:
     labels: tuple[str, ...] | None
     vector_inputs: tuple[np.ndarray, ...]  # per input: (n, *shape)
     vector_outputs: tuple[np.ndarray, ...]  # per output: (n, *shape)
+    resource_variables: int = 0  # distinct VAR_HANDLE shared names (TFLM must be given room)
 
     @property
     def namespace(self) -> str:
@@ -323,6 +339,26 @@ def resolver_registrations(data: bytes, source: str = "<bytes>") -> list[OpRegis
             + " weights)"
         )
     return list(seen.values())
+
+
+def resource_variable_count(data: bytes) -> int:
+    """Distinct resource variables (VAR_HANDLE shared names): TFLM needs a
+    ``MicroResourceVariables`` with room for them, or VAR_HANDLE fails to prepare."""
+    from edgeq.tflite import load_model_t
+    from edgeq.tflite.reader import builtin_op_name
+
+    model_t = load_model_t(data)
+    codes = model_t.operatorCodes or []
+    names: set[bytes] = set()
+    for sg in model_t.subgraphs:
+        for op_t in sg.operators or []:
+            oc = codes[op_t.opcodeIndex]
+            if builtin_op_name(max(int(oc.builtinCode), int(oc.deprecatedBuiltinCode))) != \
+                    "VAR_HANDLE":
+                continue
+            opts = op_t.builtinOptions
+            names.add(bytes(getattr(opts, "sharedName", None) or b""))
+    return len(names)
 
 
 def _io_tensor(t: Any) -> IoTensor:
@@ -463,6 +499,7 @@ def plan_tflm_bundle(
         labels=tuple(labels) if labels else None,
         vector_inputs=tuple(vec_in),
         vector_outputs=tuple(vec_out),
+        resource_variables=resource_variable_count(data),
     )
 
 
@@ -509,6 +546,16 @@ def _render_model_data_cc(plan: TflmBundlePlan) -> str:
     )
 
 
+_STATIC_MEMORY_GUARD = (
+    "// TFLite Micro libraries are built with TF_LITE_STATIC_MEMORY, which changes the layout of\n"
+    "// its structs: code compiled without it links and then crashes.\n"
+    "#ifndef TF_LITE_STATIC_MEMORY\n"
+    '#error "compile with -DTF_LITE_STATIC_MEMORY, as the TFLite Micro library was built '
+    '(see tflm_bundle.mk / tflm_bundle.cmake)"\n'
+    "#endif\n\n"
+)
+
+
 def _render_model_ops_h(plan: TflmBundlePlan) -> str:
     g = _guard(plan, "model_ops.h")
     ns = plan.namespace
@@ -530,7 +577,8 @@ def _render_model_ops_h(plan: TflmBundlePlan) -> str:
     return (
         _banner(plan, "Registers exactly the ops the model uses (resolver size = op count).")
         + f"#ifndef {g}\n#define {g}\n\n"
-        '#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"\n\n'
+        + _STATIC_MEMORY_GUARD
+        + '#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"\n\n'
         + int4_note
         + f"namespace {ns} {{\n\n"
         f"constexpr unsigned int kNumOps = {len(plan.ops)};\n"
@@ -592,6 +640,8 @@ def _render_model_config_h(plan: TflmBundlePlan) -> str:
         + arena_text
         + f"constexpr size_t kArenaMeasuredBytes = {plan.arena_measured};\n"
         f"constexpr size_t kTensorArenaSize = {plan.arena_bytes};\n\n"
+        "// Resource variables (VAR_HANDLE) the interpreter must hold (main_example.cc).\n"
+        f"constexpr int kNumResourceVariables = {plan.resource_variables};\n\n"
         "// real_value = scale * (quantized_value - zero_point); scale 0 = not quantized.\n"
         "struct TensorInfo {\n"
         "  const char* name;\n  const char* dtype;\n  int rank;\n  int dims[6];\n"
@@ -689,13 +739,13 @@ def _render_main_example(plan: TflmBundlePlan) -> str:
                 f"      const float want = {ns}::kTestOutput{j}[v][k];\n"
                 f"      const float got = out{j}->data.f[k];\n"
                 f"      if (std::fabs(got - want) > {ns}::kFloatTolerance * (1.0f + "
-                "std::fabs(want))) ++mismatches;\n"
+                "std::fabs(want))) differs = true;\n"
                 "    }"
             )
         else:
             body = (
                 f"    if (std::memcmp(out{j}->data.raw, {ns}::kTestOutput{j}[v], out{j}->bytes) "
-                "!= 0) ++mismatches;"
+                "!= 0) differs = true;"
             )
         check_out.append(head + body)
     label_print = ""
@@ -713,12 +763,36 @@ def _render_main_example(plan: TflmBundlePlan) -> str:
             f'    MicroPrintf("vector %d: top-1 = %s", v, {ns}::kLabels[best]);\n'
         )
     includes_math = "#include <cmath>\n" if any(o.dtype == "float32" for o in plan.outputs) else ""
+    if plan.resource_variables:
+        interpreter_setup = (
+            "  // The model holds resource variables (VAR_HANDLE): TFLM needs room for them,\n"
+            "  // allocated in the arena next to the tensors.\n"
+            "  tflite::MicroAllocator* allocator =\n"
+            f"      tflite::MicroAllocator::Create(g_tensor_arena, {ns}::kTensorArenaSize);\n"
+            '  if (allocator == nullptr) return Fail("MicroAllocator");\n'
+            "  tflite::MicroResourceVariables* variables =\n"
+            "      tflite::MicroResourceVariables::Create(allocator, "
+            f"{ns}::kNumResourceVariables);\n"
+            '  if (variables == nullptr) return Fail("MicroResourceVariables");\n'
+            "  tflite::MicroInterpreter interpreter(model, resolver, allocator, variables);\n"
+        )
+        tflm_includes = ('#include "tensorflow/lite/micro/micro_allocator.h"\n'
+                         '#include "tensorflow/lite/micro/micro_resource_variable.h"\n')
+    else:
+        interpreter_setup = (
+            "  tflite::MicroInterpreter interpreter(model, resolver, g_tensor_arena,\n"
+            f"                                       {ns}::kTensorArenaSize);\n"
+        )
+        tflm_includes = ""
     return (
         _banner(plan, "Canonical TFLM setup that runs the model on the bundled test vectors.")
         + "// Build with a TFLite Micro tree: GetModel -> resolver -> MicroInterpreter ->\n"
         "// AllocateTensors -> copy input -> Invoke -> read output. Returns 0 when every output\n"
-        "// equals the reference.\n" + includes_math + "#include <cstring>\n\n"
-        '#include "tensorflow/lite/micro/micro_interpreter.h"\n'
+        "// equals the reference. Vectors are independent inferences: the interpreter is reset\n"
+        "// after each one (a stateful model, e.g. an LSTM, would otherwise carry its state).\n"
+        + _STATIC_MEMORY_GUARD + includes_math + "#include <cstring>\n\n"
+        + tflm_includes
+        + '#include "tensorflow/lite/micro/micro_interpreter.h"\n'
         '#include "tensorflow/lite/micro/micro_log.h"\n'
         '#include "tensorflow/lite/micro/system_setup.h"\n'
         '#include "tensorflow/lite/schema/schema_generated.h"\n\n'
@@ -737,23 +811,168 @@ def _render_main_example(plan: TflmBundlePlan) -> str:
         '  if (model->version() != TFLITE_SCHEMA_VERSION) return Fail("schema version");\n\n'
         f"  static {ns}::OpResolver resolver;\n"
         f'  if ({ns}::RegisterOps(resolver) != kTfLiteOk) return Fail("op registration");\n\n'
-        "  tflite::MicroInterpreter interpreter(model, resolver, g_tensor_arena,\n"
-        f"                                       {ns}::kTensorArenaSize);\n"
-        '  if (interpreter.AllocateTensors() != kTfLiteOk) return Fail("AllocateTensors");\n'
+        + interpreter_setup
+        + '  if (interpreter.AllocateTensors() != kTfLiteOk) return Fail("AllocateTensors");\n'
         '  MicroPrintf("arena used: %u of %u bytes", static_cast<unsigned>(interpreter.'
         f"arena_used_bytes()),\n              static_cast<unsigned>({ns}::kTensorArenaSize));\n\n"
         "  int mismatches = 0;\n"
         f"  for (int v = 0; v < {ns}::kNumTestVectors; ++v) {{\n"
         + "\n".join(copy_in)
         + '\n    if (interpreter.Invoke() != kTfLiteOk) return Fail("Invoke");\n'
+        + "    bool differs = false;\n"
         + "\n".join(check_out)
-        + "\n"
+        + "\n    if (differs) ++mismatches;\n"
         + label_print
+        + '    if (interpreter.Reset() != kTfLiteOk) return Fail("Reset");\n'
         + "  }\n"
         f'  MicroPrintf("%d of %d test vectors differ", mismatches, {ns}::kNumTestVectors);\n'
         "  return mismatches == 0 ? 0 : 1;\n"
         "}\n"
     )
+
+
+def _var_prefix(plan: TflmBundlePlan) -> str:
+    """Make/CMake variable prefix: the namespace upper-cased (several bundles can coexist)."""
+    return plan.namespace.upper()
+
+
+def _render_makefile(plan: TflmBundlePlan) -> str:
+    v = _var_prefix(plan)
+    incs = " ".join(f"-I$(TFLM_DIR)/{p}".replace("/.", "") for p in TFLM_INCLUDES)
+    flags = " ".join([*MATCHING_CXXFLAGS, *(f"-D{d}" for d in MATCHING_DEFINES)])
+    return (
+        f"# Generated by edgeq from {cwriter.comment_text(plan.source_name)} "
+        f"(sha256 {plan.sha256[:16]}). Do not edit.\n"
+        "# GNU make fragment for this TFLite Micro bundle. In your Makefile:\n"
+        "#   TFLM_DIR := /path/to/tflite-micro   (the tree your libtensorflow-microlite.a came from)\n"
+        "#   include path/to/this/bundle/tflm_bundle.mk\n"
+        f"#   app: main.cc $({v}_SOURCES)   (compiled with $({v}_CXXFLAGS))\n"
+        "# and link the library. For a Cortex-M target add the library's ABI flags too\n"
+        "# (e.g. -mcpu=cortex-m4 -mfpu=fpv4-sp-d16 -mfloat-abi=hard -mthumb for TFLM's\n"
+        "# TARGET=cortex_m_generic TARGET_ARCH=cortex-m4+fp); `make -f\n"
+        "# tensorflow/lite/micro/tools/make/Makefile <your options> print-CXXFLAGS` prints them.\n\n"
+        "ifndef TFLM_DIR\n"
+        "$(error set TFLM_DIR to your tflite-micro tree before including tflm_bundle.mk)\n"
+        "endif\n\n"
+        f"{v}_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))\n"
+        f"{v}_SOURCES := $({v}_DIR)/model_data.cc $({v}_DIR)/test_vectors.cc\n"
+        f"{v}_EXAMPLE := $({v}_DIR)/main_example.cc\n"
+        f"{v}_INCLUDES := -I$({v}_DIR) {incs}\n"
+        "# Must match the library (TF_LITE_STATIC_MEMORY changes TFLM's struct layouts).\n"
+        f"{v}_CXXFLAGS := {flags} $({v}_INCLUDES)\n"
+    )
+
+
+def _render_cmake(plan: TflmBundlePlan) -> str:
+    v = _var_prefix(plan)
+    target = f"{plan.namespace}_bundle"
+    incs = " ".join(f'"${{TFLM_DIR}}/{p}"'.replace("/.\"", '"') for p in TFLM_INCLUDES)
+    return (
+        f"# Generated by edgeq from {cwriter.comment_text(plan.source_name)} "
+        f"(sha256 {plan.sha256[:16]}). Do not edit.\n"
+        "# CMake fragment for this TFLite Micro bundle. In your CMakeLists.txt:\n"
+        "#   set(TFLM_DIR /path/to/tflite-micro)   # the tree your library came from\n"
+        "#   set(TFLM_LIBRARY /path/to/libtensorflow-microlite.a)   # optional: linked for you\n"
+        "#   include(path/to/this/bundle/tflm_bundle.cmake)\n"
+        f"#   target_link_libraries(app PRIVATE {target})\n"
+        f"# {target} carries the include paths, defines and options that must match the\n"
+        "# library; for a Cortex-M target also set the library's ABI flags (-mcpu, -mfpu,\n"
+        "# -mfloat-abi) in your toolchain file.\n\n"
+        "if(NOT DEFINED TFLM_DIR)\n"
+        '  message(FATAL_ERROR "set TFLM_DIR to your tflite-micro tree before including '
+        'tflm_bundle.cmake")\n'
+        "endif()\n\n"
+        f'set({v}_DIR "${{CMAKE_CURRENT_LIST_DIR}}")\n'
+        f'set({v}_SOURCES "${{{v}_DIR}}/model_data.cc" "${{{v}_DIR}}/test_vectors.cc")\n'
+        f'set({v}_EXAMPLE "${{{v}_DIR}}/main_example.cc")\n'
+        f'set({v}_INCLUDE_DIRS "${{{v}_DIR}}" {incs})\n'
+        "# Must match the library (TF_LITE_STATIC_MEMORY changes TFLM's struct layouts).\n"
+        f"set({v}_DEFINITIONS {' '.join(MATCHING_DEFINES)})\n"
+        f"set({v}_CXX_OPTIONS {' '.join(f for f in MATCHING_CXXFLAGS if f != '-std=c++17')})\n\n"
+        f"add_library({target} STATIC ${{{v}_SOURCES}})\n"
+        f"target_include_directories({target} PUBLIC ${{{v}_INCLUDE_DIRS}})\n"
+        f"target_compile_definitions({target} PUBLIC ${{{v}_DEFINITIONS}})\n"
+        f"target_compile_options({target} PUBLIC ${{{v}_CXX_OPTIONS}})\n"
+        f"target_compile_features({target} PUBLIC cxx_std_17)\n"
+        "if(DEFINED TFLM_LIBRARY)\n"
+        f'  target_link_libraries({target} PUBLIC "${{TFLM_LIBRARY}}")\n'
+        "endif()\n"
+    )
+
+
+def _render_readme(plan: TflmBundlePlan) -> str:
+    ns, v = plan.namespace, _var_prefix(plan)
+    if plan.arena_measured:
+        arena = (
+            f"`kTensorArenaSize` = {plan.arena_bytes} bytes: the smallest arena TFLite Micro "
+            f"allocates this model in ({plan.arena_measured} bytes, found by bisection with the "
+            "TFLM reference kernels in the `tflite_micro` Python interpreter) plus a "
+            f"{round(plan.arena_margin * 100, 3):g}% margin. **It was measured on a 64-bit "
+            "host**: on a 32-bit microcontroller TFLM's own structures are smaller (pointers "
+            "are 4 bytes), while optimized kernels such as CMSIS-NN may ask for scratch "
+            "buffers the reference kernels do not. Check `interpreter.arena_used_bytes()` on "
+            "the target (main_example.cc prints it) and adjust."
+        )
+    else:
+        arena = (
+            f"`kTensorArenaSize` = {plan.arena_bytes} bytes, stated when the bundle was "
+            "generated and checked to allocate with the TFLM reference kernels on a 64-bit "
+            "host (not measured). Check `interpreter.arena_used_bytes()` on the target."
+        )
+    return "\n".join([
+        f"# TFLite Micro bundle: {cwriter.comment_text(plan.source_name)}",
+        "",
+        f"Generated by `edgeq codegen --runtime tflm` (model sha256 `{plan.sha256}`). "
+        "Do not edit; regenerate.",
+        "",
+        "| file | what |",
+        "|---|---|",
+        f"| `model_data.cc/.h` | the `.tflite` as `{plan.array_name}` (16-byte aligned) |",
+        f"| `model_ops.h` | `{ns}::RegisterOps`: the {len(plan.ops)} ops the model uses |",
+        "| `model_config.h` | arena size, input/output shapes, types, quantization"
+        + (", labels |" if plan.labels else " |"),
+        f"| `test_vectors.cc/.h` | {plan.num_vectors} inputs and the outputs TFLM gives for them |",
+        "| `main_example.cc` | runs the test vectors; exits 0 when every output matches |",
+        "| `tflm_bundle.mk`, `tflm_bundle.cmake` | sources, include paths and matching flags |",
+        "",
+        "## Arena",
+        "",
+        arena,
+        "",
+        "## Building",
+        "",
+        "Link with `libtensorflow-microlite.a` built from a TFLite Micro tree, e.g. for a "
+        "Cortex-M4 with CMSIS-NN: `make -f tensorflow/lite/micro/tools/make/Makefile "
+        "TARGET=cortex_m_generic TARGET_ARCH=cortex-m4+fp OPTIMIZED_KERNEL_DIR=cmsis_nn "
+        "microlite`. Compile the bundle with the flags the library was built with, at least "
+        "`-DTF_LITE_STATIC_MEMORY` (without it the code compiles, then crashes: the headers "
+        "stop the build with an `#error`) and the same ABI flags.",
+        "",
+        "GNU make:",
+        "",
+        "```make",
+        "TFLM_DIR := /path/to/tflite-micro",
+        "include path/to/bundle/tflm_bundle.mk",
+        f"example: $({v}_EXAMPLE) $({v}_SOURCES)",
+        f"\t$(CXX) $({v}_CXXFLAGS) $^ $(TFLM_DIR)/gen/<target>/lib/libtensorflow-microlite.a "
+        "-o $@",
+        "```",
+        "",
+        "CMake:",
+        "",
+        "```cmake",
+        "set(TFLM_DIR /path/to/tflite-micro)",
+        "set(TFLM_LIBRARY ${TFLM_DIR}/gen/<target>/lib/libtensorflow-microlite.a)",
+        "include(path/to/bundle/tflm_bundle.cmake)",
+        f"add_executable(example ${{{v}_EXAMPLE}})",
+        f"target_link_libraries(example PRIVATE {plan.namespace}_bundle)",
+        "```",
+        "",
+        "On a Cortex-M target, route TFLM's log to your console "
+        "(`RegisterDebugLogCallback`, tensorflow/lite/micro/cortex_m_generic) to see "
+        "main_example's messages.",
+        "",
+    ])
 
 
 def render_tflm_bundle(plan: TflmBundlePlan) -> dict[str, str]:
@@ -766,6 +985,9 @@ def render_tflm_bundle(plan: TflmBundlePlan) -> dict[str, str]:
         "test_vectors.h": _render_test_vectors_h(plan),
         "test_vectors.cc": _render_test_vectors_cc(plan),
         "main_example.cc": _render_main_example(plan),
+        "tflm_bundle.mk": _render_makefile(plan),
+        "tflm_bundle.cmake": _render_cmake(plan),
+        "README.md": _render_readme(plan),
     }
 
 

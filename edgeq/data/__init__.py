@@ -5,6 +5,7 @@ from edgeq.data.prepare import (
     Normalization,
     RepresentativeDataset,
     fit_to_input,
+    prepare_input_list,
     prepare_inputs,
     representative_dataset,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "RepresentativeDataset",
     "fit_to_input",
     "load_dataset",
+    "prepare_input_list",
     "prepare_inputs",
     "representative_dataset",
     "split_dataset",

@@ -33,6 +33,20 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray | None
     labels: list[str] = field(default_factory=list)
+    # inputs 2..n of a multi-input model (``x_1``, ``x_2``, ... in an ``.npz``), split like x
+    extra_train: tuple[np.ndarray, ...] = ()
+    extra_test: tuple[np.ndarray, ...] = ()
+
+    @property
+    def num_inputs(self) -> int:
+        return 1 + len(self.extra_test)
+
+    def test_inputs(self, limit: int | None = None) -> list[np.ndarray]:
+        """Every model input's test samples (the first ``limit``), in model input order."""
+        return [x[:limit] for x in (self.x_test, *self.extra_test)]
+
+    def train_inputs(self) -> list[np.ndarray]:
+        return [self.x_train, *self.extra_train]
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -87,6 +101,8 @@ def load_dataset(
         name = path.stem if path.is_file() else path.name
         if path.is_dir():
             x, y, labels = _load_image_folder(path, input_shape)
+        elif path.suffix == ".npz" and x_key is None and _multi_input_keys(path):
+            return _checked(_load_multi_input_npz(path, test_fraction, seed))
         elif path.suffix == ".npz":
             split = _load_npz(path, x_key, y_key)
             if isinstance(split, Dataset):
@@ -157,6 +173,38 @@ def split_dataset(
     )
 
 
+def _multi_input_keys(path: Path) -> list[str]:
+    """``x_0``, ``x_1``, ... of a multi-input ``.npz`` (in input order), else []."""
+    with _load_array(path) as npz:
+        keys = set(npz.files)
+    found: list[str] = []
+    while f"x_{len(found)}" in keys:
+        found.append(f"x_{len(found)}")
+    return found
+
+
+def _load_multi_input_npz(path: Path, test_fraction: float, seed: int) -> Dataset:
+    """One array per model input (``x_0``, ``x_1``, ...; the same sample count) and optional
+    labels ``y``, split by one seeded permutation so sample k of every input stays together."""
+    keys = _multi_input_keys(path)
+    with _load_array(path) as npz:
+        xs = [_array(npz, k, path) for k in keys]
+        y = _as_labels(_array(npz, "y", path), path) if "y" in npz.files else None
+        labels = _labels_from(npz, y, path) if y is not None else []
+    counts = {k: len(x) for k, x in zip(keys, xs, strict=True)}
+    if len(set(counts.values())) != 1:
+        raise DataError(f"{path}: the inputs hold different sample counts "
+                        f"({', '.join(f'{k} {n}' for k, n in counts.items())}); every input "
+                        "needs one sample per row")
+    _check_arrays(str(path), dict(zip(keys, xs, strict=True)), {"y": y}, labels)
+    first = split_dataset(path.stem, xs[0], y, labels, test_fraction=test_fraction, seed=seed)
+    rest = [split_dataset(path.stem, x, None, [], test_fraction=test_fraction, seed=seed)
+            for x in xs[1:]]
+    first.extra_train = tuple(d.x_train for d in rest)
+    first.extra_test = tuple(d.x_test for d in rest)
+    return first
+
+
 def _checked(ds: Dataset) -> Dataset:
     if len(ds.x_train) == 0 and len(ds.x_test) == 0:
         raise DataError(f"dataset '{ds.name}' is empty (0 samples); point to a file with data")
@@ -167,6 +215,8 @@ def _checked(ds: Dataset) -> Dataset:
             )
     ds.x_train = ds.x_train.astype(np.float32, copy=False)
     ds.x_test = ds.x_test.astype(np.float32, copy=False)
+    ds.extra_train = tuple(x.astype(np.float32, copy=False) for x in ds.extra_train)
+    ds.extra_test = tuple(x.astype(np.float32, copy=False) for x in ds.extra_test)
     return ds
 
 
@@ -284,7 +334,7 @@ def _as_labels(y: np.ndarray | None, path: Path) -> np.ndarray | None:
         first = int(np.flatnonzero(~np.isfinite(y.reshape(-1)))[0])
         raise DataError(f"{path}: labels[{first}] is {y.reshape(-1)[first]}; labels must be "
                         "finite numbers")
-    if y.ndim == 2 and y.shape[1] > 1:  # one-hot
+    if y.ndim == 2 and y.shape[1] > 1 and _is_one_hot(y):
         y = np.argmax(y, axis=1)
     y = y.reshape(len(y), *y.shape[1:]) if y.ndim > 1 else y
     if y.ndim == 1 and y.dtype.kind in "iub":
@@ -292,6 +342,11 @@ def _as_labels(y: np.ndarray | None, path: Path) -> np.ndarray | None:
     if y.ndim == 1 and y.dtype.kind == "f" and np.all(y == np.round(y)):
         return y.astype(np.int64)
     return y  # regression targets stay as they are
+
+
+def _is_one_hot(y: np.ndarray) -> bool:
+    """Rows of 0/1 with a single 1 (not multi-valued regression targets)."""
+    return bool(np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1))
 
 
 def _npy_label_path(x_path: Path) -> Path | None:

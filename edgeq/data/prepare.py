@@ -112,26 +112,47 @@ class RepresentativeDataset:
     """Calibration samples for ``TFLiteConverter.representative_dataset``.
 
     ``n`` samples drawn by a seeded shuffle of ``x``, already shaped and normalized for the
-    model; calling the object yields ``[sample]`` with batch 1, as the converter wants.
+    model; calling the object yields ``[sample]`` with batch 1, as the converter wants (a
+    multi-input model's further inputs, ``extra``, follow in the same list).
     """
 
-    def __init__(self, samples: np.ndarray) -> None:
+    def __init__(self, samples: np.ndarray, extra: tuple[np.ndarray, ...] = ()) -> None:
         if len(samples) == 0:
             raise DataError("calibration set is empty (0 samples); give a dataset with data")
         self.samples = samples
+        self.extra = extra
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __call__(self) -> Iterator[list[np.ndarray]]:
-        for s in self.samples:
-            yield [s[np.newaxis, ...]]
+        for k, s in enumerate(self.samples):
+            yield [s[np.newaxis, ...], *(x[k][np.newaxis, ...] for x in self.extra)]
+
+
+def prepare_input_list(
+    xs: list[np.ndarray],
+    input_shapes: list[tuple[int | None, ...]],
+    normalization: Normalization,
+    *,
+    source: str = "dataset",
+) -> list[np.ndarray]:
+    """``prepare_inputs`` for every input of a (possibly multi-input) model, in input order."""
+    if len(xs) != len(input_shapes):
+        raise DataError(f"{source} holds {len(xs)} input array(s) but the model has "
+                        f"{len(input_shapes)} inputs; save one array per input as x_0, x_1, ... "
+                        "in an .npz")
+    return [prepare_inputs(x, shape, normalization, source=f"{source} input {k}"
+                           if len(xs) > 1 else source)
+            for k, (x, shape) in enumerate(zip(xs, input_shapes, strict=True))]
 
 
 def representative_dataset(
     x: np.ndarray,
     *,
     input_shape: tuple[int | None, ...],
+    extra: tuple[np.ndarray, ...] = (),
+    extra_shapes: tuple[tuple[int | None, ...], ...] = (),
     input_dtype: Any = np.float32,
     normalization: Normalization | None = None,
     num_samples: int = 200,
@@ -144,5 +165,8 @@ def representative_dataset(
     if len(x) == 0:
         raise DataError(f"{source} is empty (0 samples); point to a file with data")
     idx = np.random.default_rng(seed).permutation(len(x))[: min(num_samples, len(x))]
-    samples = prepare_inputs(x[idx], input_shape, normalization or Normalization(), source=source)
-    return RepresentativeDataset(samples.astype(np.dtype(input_dtype), copy=False))
+    norm = normalization or Normalization()
+    samples, *more = prepare_input_list([x[idx], *(e[idx] for e in extra)],
+                                        [input_shape, *extra_shapes], norm, source=source)
+    return RepresentativeDataset(samples.astype(np.dtype(input_dtype), copy=False),
+                                 tuple(m.astype(np.float32, copy=False) for m in more))

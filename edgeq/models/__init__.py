@@ -8,8 +8,11 @@ from edgeq.models.loader import (
     LoadedModel,
     load_model,
     predict_keras,
+    predict_keras_all,
     read_sidecar,
     sidecar_path,
+    sidecar_tasks,
 )
 
-__all__ = ["KINDS", "LoadedModel", "load_model", "predict_keras", "read_sidecar", "sidecar_path"]
+__all__ = ["KINDS", "LoadedModel", "load_model", "predict_keras", "predict_keras_all",
+           "read_sidecar", "sidecar_path", "sidecar_tasks"]

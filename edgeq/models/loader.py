@@ -39,6 +39,8 @@ class LoadedModel:
     input_dtype: str = "float32"
     output_shape: tuple[int | None, ...] = ()
     name: str = ""
+    # every input's shape (with batch), in model input order; input_shape is the first
+    input_shapes: tuple[tuple[int | None, ...], ...] = ()
 
     @property
     def is_quantized(self) -> bool:
@@ -46,7 +48,8 @@ class LoadedModel:
 
     @property
     def task(self) -> str:
-        return str(self.meta.get("task", "classification"))
+        """The first output's task (``task`` may also be a list, one per output)."""
+        return sidecar_tasks(self.meta)[0]
 
     def labels(self, num_classes: int | None = None) -> list[str]:
         labels = self.meta.get("labels")
@@ -57,7 +60,15 @@ class LoadedModel:
 
 
 # what ``task`` in a sidecar may say: the tasks edgeq.analyze.evaluate has a metric for
-TASKS = ("classification", "autoencoder", "reconstruction")
+# ("none": no metric, only agreement with the oracle)
+TASKS = ("classification", "regression", "segmentation", "anomaly", "autoencoder",
+         "reconstruction", "none")
+
+
+def sidecar_tasks(meta: dict[str, Any]) -> list[str]:
+    """The sidecar's ``task`` as a list: one string (the first output's task) or one per output."""
+    task = meta.get("task", "classification")
+    return [str(t) for t in task] if isinstance(task, list) and task else [str(task)]
 
 
 def sidecar_path(path: str | os.PathLike[str]) -> Path:
@@ -80,11 +91,12 @@ def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(meta, dict):
         raise ModelError(f"{sc}: model sidecar must be a JSON object; fix or delete it")
     task = meta.get("task", "classification")
-    if task not in TASKS:
-        raise ModelError(
-            f"{sc}: unknown task {task!r}; allowed: {', '.join(TASKS)} (fix the sidecar's "
-            "\"task\")"
-        )
+    for t in task if isinstance(task, list) and task else [task]:
+        if t not in TASKS:
+            raise ModelError(
+                f"{sc}: unknown task {t!r}; allowed: {', '.join(TASKS)} (fix the sidecar's "
+                "\"task\": one name, or a list with one per output)"
+            )
     dataset = meta.get("dataset")
     if isinstance(dataset, str) and not Path(dataset).is_absolute():
         beside = sc.parent / dataset  # a dataset path in a sidecar is relative to the sidecar
@@ -187,10 +199,6 @@ def _last_dim(shape: tuple[int | None, ...]) -> int | None:
 
 
 def _from_keras(model: Any, kind: str, p: Path, meta: dict[str, Any]) -> LoadedModel:
-    if len(model.inputs) != 1:
-        raise ModelError(
-            f"{p}: model has {len(model.inputs)} inputs; edgeq handles single-input models"
-        )
     inp = model.inputs[0]
     dtype = getattr(inp, "dtype", "float32")
     dtype = getattr(dtype, "name", dtype)
@@ -203,6 +211,7 @@ def _from_keras(model: Any, kind: str, p: Path, meta: dict[str, Any]) -> LoadedM
         input_dtype=str(dtype),
         output_shape=_shape(model.outputs[0].shape),
         name=p.name if p.is_dir() else p.stem,
+        input_shapes=tuple(_shape(t.shape) for t in model.inputs),
     )
 
 
@@ -224,15 +233,24 @@ def _load_tflite(p: Path, meta: dict[str, Any]) -> LoadedModel:
         input_dtype=inp.dtype,
         output_shape=tuple(int(d) for d in out.shape),
         name=p.stem,
+        input_shapes=tuple(tuple(int(d) for d in t.shape) for t in info.input_tensors),
     )
 
 
 def predict_keras(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Float model outputs for prepared inputs, batched (works for Keras 3 and tf-keras)."""
-    outs = []
-    for start in range(0, len(x), batch_size):
-        y = model(x[start : start + batch_size], training=False)
-        if isinstance(y, list | tuple):
-            y = y[0]
-        outs.append(np.asarray(y))
-    return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
+    return predict_keras_all(model, [x], batch_size)[0]
+
+
+def predict_keras_all(model: Any, xs: list[np.ndarray], batch_size: int = 256
+                      ) -> list[np.ndarray]:
+    """Every output of the float model for every input's prepared samples, batched."""
+    outs: list[list[np.ndarray]] = []
+    for start in range(0, len(xs[0]), batch_size):
+        batch = [x[start : start + batch_size] for x in xs]
+        y = model(batch[0] if len(batch) == 1 else batch, training=False)
+        ys = list(y) if isinstance(y, list | tuple) else [y]
+        outs.append([np.asarray(v) for v in ys])
+    if not outs:
+        return [np.zeros((0,), np.float32)]
+    return [np.concatenate(col) for col in zip(*outs, strict=True)]

@@ -65,9 +65,10 @@ class CalibrationMethod:
             raise QuantizeError(
                 f"percentile '{arg}' is not a number; use e.g. percentile:99.99"
             ) from None
-        if not (0.0 < p <= 100.0) or math.isnan(p):
+        if not (50.0 <= p <= 100.0) or math.isnan(p):
+            # below 50 the two tails of signed data cross: the range would end below its start
             raise QuantizeError(
-                f"percentile {arg} is outside (0, 100]; use e.g. percentile:99.99"
+                f"percentile {arg} is outside [50, 100]; use e.g. percentile:99.99"
             )
         return cls(name, p)
 
@@ -255,8 +256,8 @@ def _quantile_edge(s: TensorStats, q: float, upper: bool) -> float:
 
 def calibrate_percentile(s: TensorStats, percentile: float = DEFAULT_PERCENTILE) -> tuple[float, float]:
     """Clip at the percentile: upper tail only for one-signed data, both tails for signed data."""
-    if not (0.0 < percentile <= 100.0):
-        raise QuantizeError(f"percentile {percentile} is outside (0, 100]; use e.g. 99.99")
+    if not (50.0 <= percentile <= 100.0):
+        raise QuantizeError(f"percentile {percentile} is outside [50, 100]; use e.g. 99.99")
     if percentile == 100.0 or s.total == 0:
         return s.min, s.max
     tail = 1.0 - percentile / 100.0

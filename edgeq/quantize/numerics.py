@@ -236,31 +236,47 @@ GENERATED = "random"  # --data value: generated inputs instead of a labelled dat
 
 def generated_test_inputs(tflite: str | os.PathLike[str], limit: int,
                           seed: int = 0) -> np.ndarray:
-    """``limit`` inputs spanning the integer input's whole range, for bit-exactness checks
+    """The first input's vectors of ``generated_test_vectors``."""
+    return generated_test_vectors(tflite, limit, seed)[0]
+
+
+def generated_test_vectors(tflite: str | os.PathLike[str], limit: int,
+                           seed: int = 0) -> list[np.ndarray]:
+    """``limit`` inputs spanning each integer input's whole range, for bit-exactness checks
     without data: the minimum, the maximum and the zero point everywhere, then uniform
-    random values (seeded: the same vectors on every run)."""
+    random values (seeded: the same vectors on every run). One array per model input."""
     from edgeq.errors import DataError
     from edgeq.tflite import read_tflite
 
-    in_t = read_tflite(tflite).input_tensors[0]
-    if in_t.dtype not in ("int8", "int16"):
-        raise DataError(f"{tflite}: generated inputs need an integer model input, not "
-                        f"{in_t.dtype}; pass --data DATASET")
-    info = np.iinfo(np.dtype(in_t.dtype))
-    shape = tuple(int(d) for d in in_t.shape[1:])
-    zp = int(in_t.quant.zero_point[0]) if in_t.quant is not None else 0
     rng = np.random.default_rng(seed)
-    x = rng.integers(info.min, info.max, size=(limit, *shape), endpoint=True)
-    for k, v in enumerate((info.min, info.max, zp)[:limit]):
-        x[k] = v
-    return x.astype(np.dtype(in_t.dtype))
+    out = []
+    for in_t in read_tflite(tflite).input_tensors:
+        if in_t.dtype not in ("int8", "int16"):
+            raise DataError(f"{tflite}: generated inputs need an integer model input, not "
+                            f"{in_t.dtype}; pass --data DATASET")
+        info = np.iinfo(np.dtype(in_t.dtype))
+        shape = tuple(int(d) for d in in_t.shape[1:])
+        zp = int(in_t.quant.zero_point[0]) if in_t.quant is not None else 0
+        x = rng.integers(info.min, info.max, size=(limit, *shape), endpoint=True)
+        for k, v in enumerate((info.min, info.max, zp)[:limit]):
+            x[k] = v
+        out.append(x.astype(np.dtype(in_t.dtype)))
+    return out
 
 
 def quantized_test_inputs(tflite: str | os.PathLike[str], data: str | None,
                           limit: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """The first input's vectors of ``quantized_test_vectors`` and the labels."""
+    xs, y = quantized_test_vectors(tflite, data, limit)
+    return xs[0], y
+
+
+def quantized_test_vectors(tflite: str | os.PathLike[str], data: str | None,
+                           limit: int) -> tuple[list[np.ndarray], np.ndarray | None]:
     """The first ``limit`` test samples of ``data`` (or the sidecar's dataset), quantized for
-    the model's input: the test vectors for on-device validation and benchmarks."""
-    from edgeq.data import Normalization, load_dataset, prepare_inputs
+    each model input (one array per input): the test vectors for on-device validation and
+    benchmarks, and their labels (or None)."""
+    from edgeq.data import Normalization, load_dataset, prepare_input_list
     from edgeq.errors import DataError
     from edgeq.models import load_model
     from edgeq.tflite import read_tflite
@@ -270,10 +286,9 @@ def quantized_test_inputs(tflite: str | os.PathLike[str], data: str | None,
     spec = data or loaded.meta.get("dataset")
     if not spec:
         raise DataError(f"{tflite}: no dataset known for this model; pass --data")
-    in_t = info.input_tensors[0]
-    shape = (None, *in_t.shape[1:])
-    ds = load_dataset(spec, input_shape=tuple(shape[1:]))
-    x = prepare_inputs(ds.x_test[:limit], shape, Normalization.from_meta(loaded.meta),
-                       source=f"dataset '{ds.name}'")
+    shapes = [(None, *t.shape[1:]) for t in info.input_tensors]
+    ds = load_dataset(spec, input_shape=tuple(shapes[0][1:]))
+    xs = prepare_input_list(ds.test_inputs(limit), shapes, Normalization.from_meta(loaded.meta),
+                            source=f"dataset '{ds.name}'")
     y = None if ds.y_test is None else np.asarray(ds.y_test[:limit])
-    return quantize_inputs(x, in_t), y
+    return [quantize_inputs(x, t) for x, t in zip(xs, info.input_tensors, strict=True)], y

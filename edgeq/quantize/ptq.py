@@ -9,9 +9,12 @@ weights), and the phone-only ``dynamic`` (weights-only) and ``float16``, which T
 cannot run: asking for them with a microcontroller target is refused up front. (In ``dynamic``
 mode TFLite keeps weight tensors of fewer than 1024 values in float32.)
 
-Custom calibration (``range_hook``) splits conversion in two: the converter only calibrates
-(tensors get min/max), the hook may edit those ranges, then the MLIR quantizer finishes exactly
-as the one-step converter would.
+Calibration and quantization (the converter's native steps on the converted model) run in a
+child process (``quantize.native_steps``), so a converter crash is one line. Custom calibration
+(``range_hook``) runs between the two: the calibrator gives tensors min/max, the hook may edit
+those ranges, then the MLIR quantizer finishes exactly as the one-step converter would.
+Recurrent layers are prepared first (``quantize.recurrent``: static length, fused LSTM, GRU
+unrolled).
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sys
 from collections.abc import Callable, Collection, Iterator
 from importlib import metadata
 from pathlib import Path
@@ -28,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from edgeq.errors import DataError, QuantizeError, first_line
+from edgeq.quantize.native_steps import collect_samples, isolate_native_steps
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +105,15 @@ def _input_name(tensor: Any, index: int) -> str:
     return name or f"input_{index}"
 
 
+def _keyed_outputs(outputs: Any) -> Any:
+    """Several outputs as ``{"output_000": ..., ...}``: the converter orders a dict's outputs by
+    key, so the ``.tflite`` keeps the Keras model's output order (a list comes out permuted
+    for tf-keras models)."""
+    if isinstance(outputs, list | tuple) and len(outputs) > 1:
+        return {f"output_{k:03d}": v for k, v in enumerate(outputs)}
+    return outputs
+
+
 def keras_converter(tf: Any, model: Any) -> Any:
     """A ``TFLiteConverter`` for a tf-keras or Keras 3 model: batch 1, variables frozen in.
 
@@ -110,11 +122,15 @@ def keras_converter(tf: Any, model: Any) -> Any:
     refuse. The trackable is the tf-keras model itself, or for Keras 3 the ``tf.function`` (the
     Keras 3 model is not a TF trackable; passing it leaves READ_VARIABLE ops in the file).
     """
+    from edgeq.quantize.recurrent import prepare_recurrent
+
+    model = prepare_recurrent(model)
     # named after the model's inputs: the converter orders a function's inputs by name, and the
     # representative dataset yields them in the model's order
     specs = [tf.TensorSpec([1, *t.shape[1:]], t.dtype, name=_input_name(t, i))
              for i, t in enumerate(model.inputs)]
-    fn = tf.function(lambda *xs: model(xs[0] if len(xs) == 1 else list(xs), training=False))
+    fn = tf.function(lambda *xs: _keyed_outputs(model(xs[0] if len(xs) == 1 else list(xs),
+                                                      training=False)))
     concrete = fn.get_concrete_function(*specs)
     trackable = fn if is_keras3_model(model) else model
     return tf.lite.TFLiteConverter.from_concrete_functions([concrete], trackable)
@@ -146,6 +162,8 @@ def convert_ptq(
     tf_io = {"int8": tf.int8, "int16": tf.int16, "float32": tf.float32}[io]
     try:
         conv = keras_converter(tf, keras_model)
+    except QuantizeError:
+        raise
     except Exception as exc:
         raise QuantizeError(f"the converter cannot read this model: {first_line(exc, 200)}") from None
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -161,71 +179,22 @@ def convert_ptq(
         ]
         conv.inference_input_type = tf_io
         conv.inference_output_type = tf_io
-    with _calibration_progress(representative, progress) as rep:
-        if rep is not None and mode in ("int8", "int16x8"):
-            conv.representative_dataset = rep
-        conv._experimental_calibrate_only = range_hook is not None
-        try:
-            with quiet_native_output():
-                result = conv.convert()
-        except Exception as exc:
-            raise QuantizeError(
-                f"TFLite converter failed in mode '{mode}': {first_line(exc, 200)}"
-            ) from None
-    if range_hook is not None:
-        calibrated = range_hook(bytes(result))  # runs with stderr visible (its own progress)
-        try:
-            with quiet_native_output():
-                result = _quantize_calibrated(calibrated, per_channel, tf_io)
-        except Exception as exc:
-            raise QuantizeError(
-                f"quantizing the calibrated model failed: {first_line(exc, 200)}"
-            ) from None
-    return bytes(result)
-
-
-def _quantize_calibrated(calibrated: bytes, per_channel: bool, tf_io: Any) -> bytes:
-    """The converter's own second half for int8 (same options, same result)."""
-    from tensorflow.lite.python import convert as tfl_convert
-
-    return tfl_convert.mlir_quantize(
-        calibrated,
-        disable_per_channel=not per_channel,
-        input_data_type=tf_io,
-        output_data_type=tf_io,
-    )
-
-
-@contextlib.contextmanager
-def _calibration_progress(
-    rep: Representative | None, progress: bool
-) -> Iterator[Representative | None]:
-    """Wrap the calibration generator in a tqdm bar drawn on the real stderr.
-
-    The converter runs with fd 2 silenced, so the bar writes to a duplicate taken beforehand.
-    """
-    if rep is None or not progress:
-        yield rep
-        return
-    from tqdm import tqdm
-
-    sys.stderr.flush()
-    stream = os.fdopen(os.dup(2), "w")
-    total = len(rep) if hasattr(rep, "__len__") else None
-
-    def wrapped() -> Iterator[list[np.ndarray]]:
-        bar = tqdm(total=total, desc="calibrating", unit="sample", file=stream, leave=False)
-        try:
-            for item in rep():
-                bar.update(1)
-                yield item
-        finally:
-            bar.close()
-
+    isolation: Any = contextlib.nullcontext()
+    if representative is not None and mode in ("int8", "int16x8"):
+        samples = collect_samples(representative)
+        conv.representative_dataset = lambda: iter(samples)
+        # calibration and quantization run in the worker process: a native crash is one line
+        isolation = isolate_native_steps(conv, samples, range_hook=range_hook, progress=progress)
     try:
-        yield wrapped
-    finally:
-        stream.close()
+        with isolation, quiet_native_output():
+            result = conv.convert()
+    except QuantizeError:
+        raise
+    except Exception as exc:
+        raise QuantizeError(
+            f"TFLite converter failed in mode '{mode}': {first_line(exc, 200)}"
+        ) from None
+    return bytes(result)
 
 
 # --- the file-level job -------------------------------------------------------------------------
@@ -350,9 +319,16 @@ def quantize_model(
             ds = load_dataset(spec, input_shape=tuple(loaded.input_shape[1:]))
             if len(ds.x_train) == 0:
                 raise DataError(f"dataset '{ds.name}' has no training samples to calibrate on")
+            shapes = loaded.input_shapes or (loaded.input_shape,)
+            if ds.num_inputs != len(shapes):
+                raise DataError(f"dataset '{ds.name}' holds {ds.num_inputs} input array(s) but "
+                                f"{loaded.path} has {len(shapes)} inputs; save one array per "
+                                "input as x_0, x_1, ... in an .npz")
             rep = representative_dataset(
                 ds.x_train,
                 input_shape=loaded.input_shape,
+                extra=ds.extra_train,
+                extra_shapes=tuple(shapes[1:]),
                 normalization=Normalization.from_meta(meta),
                 num_samples=num_samples,
                 seed=seed,

@@ -27,10 +27,22 @@ ROUNDINGS = ("nearest", "stochastic")
 EQUIVALENCE_TOL = 1e-5
 
 SUPPORTED_KERAS3_LAYERS = (
-    "InputLayer", "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense", "BatchNormalization",
-    "ReLU", "Activation", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
-    "GlobalMaxPooling2D", "Add", "Concatenate", "Flatten", "Reshape", "Dropout", "ZeroPadding2D",
+    "InputLayer", "Conv1D", "Conv2D", "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D",
+    "Dense", "BatchNormalization", "ReLU", "LeakyReLU", "Activation", "Softmax", "MaxPooling1D",
+    "AveragePooling1D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling1D",
+    "GlobalMaxPooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "UpSampling1D",
+    "UpSampling2D", "Add", "Concatenate", "Flatten", "Reshape", "Dropout", "ZeroPadding1D",
+    "ZeroPadding2D", "LSTM", "GRU",
 )
+
+
+def whole_message(exc: BaseException, limit: int = 2000) -> str:
+    """An exception's whole text on one line (TF-MOT's and the converter's messages state the
+    problem and their own advice in full sentences; cutting them loses the point)."""
+    text = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip())
+    if not text:
+        return type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # --- Keras 3 -> tf-keras ---------------------------------------------------------------------------
@@ -62,6 +74,33 @@ def _tf_keras_layer(layer: Any, tk: Any) -> Any:
     L = tk.layers
     name = layer.name
     act = _activation_name(layer.activation) if hasattr(layer, "activation") else None
+    if cls == "Conv1D":
+        return L.Conv1D(layer.filters, layer.kernel_size, strides=layer.strides,
+                        padding=layer.padding, data_format=layer.data_format,
+                        dilation_rate=layer.dilation_rate, groups=layer.groups,
+                        activation=act, use_bias=layer.use_bias, name=name)
+    if cls == "Conv2DTranspose":
+        return L.Conv2DTranspose(layer.filters, layer.kernel_size, strides=layer.strides,
+                                 padding=layer.padding, output_padding=layer.output_padding,
+                                 data_format=layer.data_format,
+                                 dilation_rate=layer.dilation_rate, activation=act,
+                                 use_bias=layer.use_bias, name=name)
+    if cls == "LeakyReLU":
+        return L.LeakyReLU(alpha=layer.negative_slope, name=name)
+    if cls == "Softmax":
+        return L.Softmax(axis=layer.axis, name=name)
+    if cls in ("MaxPooling1D", "AveragePooling1D"):
+        return getattr(L, cls)(layer.pool_size, strides=layer.strides, padding=layer.padding,
+                               data_format=layer.data_format, name=name)
+    if cls in ("GlobalAveragePooling1D", "GlobalMaxPooling1D"):
+        return getattr(L, cls)(data_format=layer.data_format, keepdims=layer.keepdims, name=name)
+    if cls == "UpSampling1D":
+        return L.UpSampling1D(layer.size, name=name)
+    if cls == "UpSampling2D":
+        return L.UpSampling2D(layer.size, data_format=layer.data_format,
+                              interpolation=layer.interpolation, name=name)
+    if cls == "ZeroPadding1D":
+        return L.ZeroPadding1D(layer.padding, name=name)
     if cls == "Conv2D":
         return L.Conv2D(layer.filters, layer.kernel_size, strides=layer.strides,
                         padding=layer.padding, data_format=layer.data_format,
@@ -108,6 +147,14 @@ def _tf_keras_layer(layer: Any, tk: Any) -> Any:
         return L.Dropout(layer.rate, name=name)
     if cls == "ZeroPadding2D":
         return L.ZeroPadding2D(layer.padding, data_format=layer.data_format, name=name)
+    if cls in ("LSTM", "GRU"):
+        extra = {"reset_after": layer.reset_after} if cls == "GRU" else {}
+        return getattr(L, cls)(
+            layer.units, activation=act,
+            recurrent_activation=_activation_name(layer.recurrent_activation),
+            use_bias=layer.use_bias, return_sequences=layer.return_sequences,
+            return_state=layer.return_state, go_backwards=layer.go_backwards,
+            stateful=layer.stateful, unroll=layer.unroll, name=name, **extra)
     raise AssertionError(cls)  # pragma: no cover - guarded by SUPPORTED_KERAS3_LAYERS
 
 
@@ -299,6 +346,34 @@ def _stochastic_scheme() -> Any:
 # --- building, training, converting ----------------------------------------------------------------
 
 
+# Layers TF-MOT 0.8's default registry leaves out (commented out there) although the converter
+# handles them: each gets the config of its 2-D sibling (class, weights, activations, quantize
+# the output). Conv1D gets per-tensor weights (as Dense): the converter inserts the ExpandDims
+# that makes it a CONV_2D after the fake quantization, and a per-axis range on the 3-D kernel's
+# axis 2 then fails to convert (measured: "tfl.reshape ... cast compatible").
+_EXTRA_CONFIGS = {
+    "Conv1D": ("Default8BitQuantizeConfig", ["kernel"], ["activation"], False),
+    "MaxPooling1D": ("Default8BitQuantizeConfig", [], [], False),  # as MaxPooling2D
+    "UpSampling1D": ("Default8BitQuantizeConfig", [], [], True),  # as UpSampling2D
+}
+
+
+def _annotate(q: Any, layer: Any, wanted: bool) -> Any:
+    """TF-MOT's annotation of one layer (``_EXTRA_CONFIGS`` for the layers it leaves out)."""
+    cls = type(layer).__name__
+    if not wanted or cls == "InputLayer":
+        return layer
+    if cls in _EXTRA_CONFIGS:
+        from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+            default_8bit_quantize_registry as registry,
+        )
+
+        config_cls, weights, activations, output = _EXTRA_CONFIGS[cls]
+        config = getattr(registry, config_cls)(weights, activations, output)
+        return q.quantize_annotate_layer(layer, quantize_config=config)
+    return q.quantize_annotate_layer(layer)
+
+
 def qat_model(model: Any, rounding: str = "nearest", layers: Sequence[str] | None = None) -> Any:
     """Fake-quantized copy of a tf-keras model (all layers, or only ``layers`` by name)."""
     if rounding not in ROUNDINGS:
@@ -311,22 +386,20 @@ def qat_model(model: Any, rounding: str = "nearest", layers: Sequence[str] | Non
     q = tfmot.quantization.keras
     scheme = _stochastic_scheme() if rounding == "stochastic" else None
     try:
+        names = {layer.name for layer in model.layers}
         if layers:
-            names = {layer.name for layer in model.layers}
             missing = [n for n in layers if n not in names]
             if missing:
                 raise QuantizeError(
                     f"no layer named '{missing[0]}' in the model; pick from {', '.join(sorted(names))}"
                 )
+        wanted = set(layers) if layers else names
+        extra = [layer for layer in model.layers if type(layer).__name__ in _EXTRA_CONFIGS]
+        if layers or extra:
             import tf_keras
 
-            wanted = set(layers)
             annotated = tf_keras.models.clone_model(
-                model,
-                clone_function=lambda layer: (
-                    q.quantize_annotate_layer(layer) if layer.name in wanted else layer
-                ),
-            )
+                model, clone_function=lambda layer: _annotate(q, layer, layer.name in wanted))
         else:
             annotated = q.quantize_annotate_model(model)
         with q.quantize_scope():
@@ -334,8 +407,10 @@ def qat_model(model: Any, rounding: str = "nearest", layers: Sequence[str] | Non
     except QuantizeError:
         raise
     except Exception as exc:
-        msg = first_line(exc, 200)
-        raise QuantizeError(f"TF-MOT cannot quantize this model: {msg}") from None
+        raise QuantizeError(
+            f"TF-MOT cannot quantize this model: {whole_message(exc)} Fix: quantize only the "
+            "layers TF-MOT supports (name them with train-qat --layers), or use PTQ (edgeq quantize)"
+        ) from None
 
 
 def _epoch_progress(steps: int, enabled: bool) -> Any:
@@ -392,8 +467,8 @@ def convert_qat(model: Any, io_dtype: str = "int8") -> bytes:
         with quiet_native_output(fds=(1, 2)):
             return bytes(converter.convert())
     except Exception as exc:
-        msg = first_line(exc, 200)
-        raise QuantizeError(f"converting the QAT model failed: {msg}") from None
+        # the converter's text runs to pages of MLIR: its whole first line, never cut
+        raise QuantizeError(f"converting the QAT model failed: {first_line(exc, None)}") from None
 
 
 _ACTIVATION_RANGES = ("post_activation", "pre_activation", "output", "quantize_layer")

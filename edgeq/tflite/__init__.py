@@ -4,6 +4,7 @@ Built on the schema module that ``ai_edge_litert`` ships (generated from TFLite'
 flatbuffers compiler), so it never imports TensorFlow and stays fast.
 """
 
+from edgeq.tflite.layer_names import keras_layer
 from edgeq.tflite.reader import (
     Operator,
     Quantization,
@@ -22,6 +23,7 @@ __all__ = [
     "Tensor",
     "TfliteModel",
     "dtype_name",
+    "keras_layer",
     "load_model_t",
     "read_tflite",
     "read_tflite_bytes",

@@ -23,11 +23,14 @@ from edgeq.fileio import atomic_output_dir
 from edgeq.toolchain.boards import Board
 from edgeq.toolchain.fit import check_fit
 from edgeq.toolchain.linker import board_header, linker_script
+from edgeq.toolchain.tflm_library import CXXFLAGS as TFLM_CXXFLAGS
+from edgeq.toolchain.tflm_library import TflmLibrary
 
 logger = logging.getLogger(__name__)
 
 FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
 RUNTIME_DIR = FIRMWARE_DIR / "runtime"
+TFLM_MODEL_SOURCE = FIRMWARE_DIR / "tflm_rt" / "eq_tflm_model.cc"
 CROSS_PREFIX = "arm-none-eabi-"
 INSTALL_HINT = ("install it (Debian/Ubuntu: sudo apt-get install gcc-arm-none-eabi "
                 "libnewlib-arm-none-eabi, or run `make setup`)")
@@ -194,6 +197,8 @@ def build_firmware(
     link: str | None = None,
     protocol: str = "edgeq",
     clock_setup: bool | None = None,
+    tflm: TflmLibrary | None = None,
+    progress: bool = False,
 ) -> FirmwareBuild:
     """Compile the app, drivers, generated model and runtime kernels into fw.elf/.bin/.hex.
 
@@ -204,6 +209,10 @@ def build_firmware(
     ``protocol`` what the firmware speaks (``edgeq`` framed binary, or ``mlperf``).
     ``clock_setup`` overrides whether the startup runs the board's clock tree (default: the
     board config's choice; QEMU boards without an RCC model skip it).
+    ``tflm`` links a TFLite Micro firmware instead: ``model_dir`` then holds the files of
+    ``codegen.tflm_model`` and ``firmware/tflm_rt/eq_tflm_model.cc`` runs the model through the
+    library (compiled with g++ and the library's flags, no edgeq-rt kernels).
+    ``progress`` draws a bar over the compiled files on stderr.
     """
     if protocol not in PROTOCOLS:
         raise BuildError(f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
@@ -242,8 +251,30 @@ def build_firmware(
             obj = tmp / "obj" / f"{i:03d}_{src.stem}.o"
             jobs.append((src, obj, [gcc, *cflags, *extra, *includes, "-c", str(src), "-o",
                                     str(obj)]))
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            results = list(pool.map(lambda j: (j, _run(j[2], log, "compile")), jobs))
+        if tflm is not None:
+            gxx = find_tool("g++")
+            cxxflags = [*board.gcc_cpu_flags(), opt, "-g", *TFLM_CXXFLAGS, "-Wall", "-Wextra",
+                        "-Werror", "-Wno-unused-parameter", *tflm.defines,
+                        f"-DEQP_MAX_PAYLOAD={board.frame_payload}u"]
+            obj = tmp / "obj" / f"{len(jobs):03d}_{TFLM_MODEL_SOURCE.stem}.o"
+            tflm_inc = [f"-I{p}" for p in tflm.include_dirs]
+            jobs.append((TFLM_MODEL_SOURCE, obj, [gxx, *cxxflags, *includes, *tflm_inc, "-c",
+                                                  str(TFLM_MODEL_SOURCE), "-o", str(obj)]))
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(jobs), desc="compiling", unit="file", leave=False)
+        try:
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                results = []
+                for item in pool.map(lambda j: (j, _run(j[2], log, "compile")), jobs):
+                    results.append(item)
+                    if bar is not None:
+                        bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
         for (src, _, _), proc in results:
             if proc.returncode != 0:
                 _write_log(out, log)
@@ -254,7 +285,10 @@ def build_firmware(
         ldflags = [*board.gcc_cpu_flags(), opt, "-nostartfiles", "--specs=nano.specs",
                    "--specs=nosys.specs", "-Wl,--gc-sections",
                    f"-Wl,-Map={elf.with_suffix('.map')}"]
-        link = [gcc, *ldflags, "-T", str(tmp / "linker.ld"), *objs, "-lm", "-o", str(elf)]
+        libs = [str(tflm.library)] if tflm is not None else []
+        driver = find_tool("g++") if tflm is not None else gcc
+        link = [driver, *ldflags, "-T", str(tmp / "linker.ld"), *objs, *libs, "-lm", "-o",
+                str(elf)]
         proc = _run(link, log, "link")
         if proc.returncode != 0:
             if "overflowed" in proc.stderr or "will not fit" in proc.stderr:
@@ -275,6 +309,10 @@ def build_firmware(
                 _write_log(out, log)
                 raise BuildError(f"{CROSS_PREFIX}objcopy could not write {name}; see build.log")
         size_out = _run([size_tool, "-A", str(elf)], log, "size").stdout
+        if re.search(r"^\.(init|preinit)_array\s+[1-9]", size_out, re.M):
+            _write_log(out, log)  # startup.c runs no C++ constructors
+            raise BuildError("the firmware has C++ static constructors, which its startup does "
+                             "not run; build objects in place at first use instead")
         (tmp / "size.txt").write_text(size_out)
         report = parse_size(size_out, board)
         (tmp / "build.log").write_text("\n".join(log) + "\n")

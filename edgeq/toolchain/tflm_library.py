@@ -27,6 +27,16 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MAKEFILE = "tensorflow/lite/micro/tools/make/Makefile"
 M4_FLAGS = ("-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard", "-mthumb")
+# C++ flags code linked with the library must share (TFLM's Makefile builds with these)
+CXXFLAGS = ("-std=c++17", "-fno-rtti", "-fno-exceptions", "-fno-threadsafe-statics",
+            "-funsigned-char", "-ffunction-sections", "-fdata-sections")
+# edgeq_model_invoke's codes beyond edgeq-rt's in a TFLM firmware (firmware/tflm_rt)
+TFLM_STATUS = {4: "an op registration failed", 5: "the model's schema version is not TFLM's",
+               6: "AllocateTensors() failed (arena too small)",
+               7: "an input/output tensor differs from the model's I/O table",
+               8: "Invoke() failed"}
+# --tflm-kernels -> the Cortex-M4 library variant (the only firmware core built so far)
+M4_KERNELS = {"cmsis-nn": "cm4_cmsis_nn", "reference": "cm4_reference"}
 
 
 @dataclass(frozen=True)
@@ -66,13 +76,19 @@ class TflmLibrary:
         return ["-DTF_LITE_STATIC_MEMORY"]
 
 
-def tflm_source() -> Path:
-    """The offline TFLM tree (``EDGEQ_TFLM_DIR`` overrides ``../shared/third_party/tflite-micro``)."""
+def tflm_source(tree: str | os.PathLike[str] | None = None) -> Path:
+    """The TFLM tree: ``tree`` (``--tflm-dir``), else ``EDGEQ_TFLM_DIR``, else the offline tree
+    in ``../shared/third_party/tflite-micro``."""
     env = os.environ.get("EDGEQ_TFLM_DIR")
-    src = Path(env) if env else REPO_ROOT.parent / "shared" / "third_party" / "tflite-micro"
+    given = tree if tree is not None else env
+    src = (Path(given).expanduser() if given
+           else REPO_ROOT.parent / "shared" / "third_party" / "tflite-micro")
     if not (src / MAKEFILE).is_file():
-        raise BuildError(f"TFLite Micro tree not found at {src}; check out ../shared next to the "
-                         "repository or set EDGEQ_TFLM_DIR")
+        how = ("--tflm-dir" if tree is not None else "EDGEQ_TFLM_DIR" if env
+               else "no --tflm-dir or EDGEQ_TFLM_DIR given, and the default")
+        raise BuildError(f"TFLite Micro tree not found at {src} ({how}: no {MAKEFILE} there); "
+                         "pass --tflm-dir DIR with a tflite-micro checkout (or set "
+                         "EDGEQ_TFLM_DIR)")
     return src
 
 
@@ -93,12 +109,15 @@ def cache_key(variant: Variant, src: Path) -> str:
     return f"{variant.name}-{h.hexdigest()[:12]}"
 
 
-def tflm_library(variant: str, *, jobs: int = 2, build: bool = True) -> TflmLibrary:
-    """The cached library of ``variant``, built first if absent (and ``build`` is true)."""
+def tflm_library(variant: str, *, jobs: int = 2, build: bool = True,
+                 tree: str | os.PathLike[str] | None = None,
+                 progress: bool = False) -> TflmLibrary:
+    """The cached library of ``variant`` from ``tree`` (see ``tflm_source``), built first if
+    absent (and ``build`` is true); ``progress`` counts the compiled files on stderr."""
     if variant not in VARIANTS:
         raise BuildError(f"unknown TFLM variant {variant!r}; use one of {', '.join(VARIANTS)}")
     v = VARIANTS[variant]
-    src = tflm_source()
+    src = tflm_source(tree)
     dest = cache_root() / cache_key(v, src)
     lib = dest / "gen" / v.gen_dir / "lib" / "libtensorflow-microlite.a"
     if lib.is_file():
@@ -110,11 +129,32 @@ def tflm_library(variant: str, *, jobs: int = 2, build: bool = True) -> TflmLibr
         fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent build of the same key: wait for it
         if lib.is_file():
             return TflmLibrary(variant, dest, lib)
-        _build(v, src, dest, jobs)
+        _build(v, src, dest, jobs, progress)
     return TflmLibrary(variant, dest, lib)
 
 
-def _build(v: Variant, src: Path, dest: Path, jobs: int) -> None:
+def _make(cmd: list[str], cwd: Path, env: dict[str, str], progress: bool) -> tuple[int, str]:
+    """Run make, merging its output; with ``progress`` a bar counts the compile commands."""
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(desc="building TFLM", unit="file", leave=False)
+    lines: list[str] = []
+    with subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if bar is not None and " -c " in line:
+                bar.update(1)
+        code = proc.wait()
+    if bar is not None:
+        bar.close()
+    return code, "".join(lines)
+
+
+def _build(v: Variant, src: Path, dest: Path, jobs: int, progress: bool = False) -> None:
     variant = v.name
     if v.cross and shutil.which("arm-none-eabi-gcc") is None:
         raise BuildError("arm-none-eabi-gcc not found; install gcc-arm-none-eabi (make setup)")
@@ -131,11 +171,12 @@ def _build(v: Variant, src: Path, dest: Path, jobs: int) -> None:
     # TFLM's Makefile runs a python3 that needs numpy and Pillow while it parses
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     cmd = ["nice", "-n", "10", "make", "-f", MAKEFILE, f"-j{jobs}", *v.make_args, "microlite"]
-    proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        (tmp.parent / f"{dest.name}.log").write_text(proc.stdout + proc.stderr)
+    code, output = _make(cmd, tmp, env, progress)
+    if code != 0:
+        (tmp.parent / f"{dest.name}.log").write_text(output)
         shutil.rmtree(tmp, ignore_errors=True)
-        tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        errors = [ln for ln in output.splitlines() if "error" in ln.lower()]
+        tail = (errors or output.strip().splitlines() or ["?"])[0 if errors else -1]
         raise BuildError(f"TFLM {variant} build failed ({tail[:160]}); log in "
                          f"{tmp.parent / (dest.name + '.log')}")
     tmp.rename(dest)

@@ -289,11 +289,11 @@ static size_t cmd_layer_info(const eqp_frame *f, uint8_t *out, size_t cap)
     if (f->payload_len != 2u) {
         return error_reply(EQP_E_ARG, f->code, f->seq, out, cap);
     }
+#if EDGEQ_MODEL_NUM_LAYERS > 0 /* a TFLite Micro firmware has no layer table */
     uint32_t layer = get_u16(f->payload);
     if (layer >= (uint32_t)EDGEQ_MODEL_NUM_LAYERS) {
         return error_reply(EQP_E_ARG, f->code, f->seq, out, cap);
     }
-#if EDGEQ_MODEL_NUM_LAYERS > 0
     put_u32(REPLY_PAYLOAD, edgeq_model_layer_macs[layer]);
     const char *name = edgeq_model_layer_names[layer];
     size_t n = strlen(name);

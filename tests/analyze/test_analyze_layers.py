@@ -78,6 +78,11 @@ def test_per_layer_sqnr_is_finite_and_4bit_layer_is_worse_than_its_8bit_twin(dig
     # the suggestion names the 4-bit layer first
     tips = L.suggest(a4)
     assert f"op {pw.op_index} " in tips[0] and "4 bits" in tips[0]
+    # ... by the Keras layer it came from (read from the tensor name), not only the op index
+    assert pw.keras_layer == "pw2" and "Keras layer 'pw2'" in tips[0]
+    named = [s.keras_layer for s in a8.layers if s.keras_layer is not None]
+    assert set(named) <= {layer.name for layer in model.layers}
+    assert len(named) >= len(a8.layers) - 1, [(s.op, s.tensor) for s in a8.layers]  # output
     # model level
     m = a8.model
     assert m.samples == 200 and m.int8_accuracy > 0.8
@@ -172,7 +177,7 @@ def test_cli_bad_inputs_are_one_line_errors(tmp_path: Path, digits) -> None:
     other.save(other_path)
     cases = [
         (["quantize", str(other_path), "--data", "digits", "--calibration", "percentile:101"],
-         "outside (0, 100]"),
+         "outside [50, 100]"),
         (["train-qat", str(model_file), "--data", "digits"], "not a .tflite"),
         (["analyze", str(model_file), "--float", str(other_path), "--data", "digits"],
          "outputs"),

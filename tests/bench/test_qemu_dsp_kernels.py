@@ -21,6 +21,7 @@ from edgeq.codegen.edgeq_rt import write_edgeq_rt
 from edgeq.device.qemu import QemuInstance
 from edgeq.device.session import DeviceSession
 from edgeq.oracles import run_litert_ref, run_tflm
+from edgeq.tflite import load_model_t, serialize_model_t
 from edgeq.toolchain.boards import resolve_target
 from edgeq.toolchain.compiler import CROSS_PREFIX, build_firmware
 
@@ -41,8 +42,9 @@ MATRIX = [
 
 def _int8_model() -> object:
     """Every fast path: packed conv (in_c % 4 == 0, borders, stride 2, a 3-channel remainder),
-    unpacked first conv (in_c 3), depthwise 3x3 stride 1 and 2, residual ADD, pooling, packed
-    FC with a remainder row."""
+    first conv (in_c 3, whole windows read in place), depthwise 3x3 stride 1 and 2 (borders
+    over the zero-point row), residual ADD (input tables), max pooling with borders, average
+    pooling with a 3-channel remainder, packed FC with a remainder row."""
     keras = keras_layers()
     keras.utils.set_random_seed(1)
     L = keras.layers
@@ -51,6 +53,7 @@ def _int8_model() -> object:
     y = L.DepthwiseConv2D(3, padding="same", activation="relu")(x)
     y = L.Conv2D(8, 1)(y)
     x = L.Add()([x, y])
+    x = L.MaxPooling2D(3, strides=1, padding="same")(x)
     x = L.DepthwiseConv2D(3, strides=2, padding="same")(x)
     x = L.Conv2D(11, 3, strides=2, padding="same", activation="relu")(x)
     x = L.AveragePooling2D(2, padding="same")(x)
@@ -58,12 +61,31 @@ def _int8_model() -> object:
     return keras.Model(inp, L.Dense(7)(x))
 
 
+def _narrow_first_conv(data: bytes) -> bytes:
+    """The first conv as a RELU6 with an output grid of zero point -20 and scale 0.12: bounds
+    [-20, 30], narrower than int8 on both sides, so the kernels' activation clamp (not only the
+    int8 saturation) decides outputs. Later layers read the same tensor, so the model stays
+    consistent; the oracles compute it from the same parameters."""
+    mt = load_model_t(data)
+    sg = mt.subgraphs[0]
+    op = next(o for o in sg.operators
+              if max(int(mt.operatorCodes[o.opcodeIndex].builtinCode),
+                     int(mt.operatorCodes[o.opcodeIndex].deprecatedBuiltinCode)) == 3)  # CONV_2D
+    op.builtinOptions.fusedActivationFunction = 3  # RELU6
+    q = sg.tensors[op.outputs[0]].quantization
+    q.scale = np.array([0.12], dtype=np.float32)
+    q.zeroPoint = np.array([-20], dtype=np.int64)
+    return serialize_model_t(mt)
+
+
 @pytest.fixture(scope="module")
 def int8_case(tmp_path_factory):  # noqa: ANN001, ANN201
     root = tmp_path_factory.mktemp("dsp_int8")
     path = root / "m.tflite"
-    path.write_bytes(convert_keras(_int8_model, io_dtype="int8"))
+    path.write_bytes(_narrow_first_conv(convert_keras(_int8_model, io_dtype="int8")))
     gen = write_edgeq_rt(path, root / "gen", plan_json=False)
+    model_c = (root / "gen" / "model.c").read_text()
+    assert ".act_min = -20," in model_c and ".act_max = 30," in model_c  # the narrow clamp
     x = random_inputs(path, SAMPLES, seed=5)[0]
     return {"root": root, "tflite": path, "gen": gen, "x": x,
             "double": run_tflm(path, x), "single": run_litert_ref(path, x)}

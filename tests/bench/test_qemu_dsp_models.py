@@ -23,7 +23,7 @@ from edgeq.toolchain.compiler import build_firmware
 
 BOARDS = ["mps2-an386", "mps2-an505", "mps2-an385"]
 LOOKALIKES = ["ds_cnn", "resnet8", "mobilenet_v1_025", "fc_autoencoder"]
-# keyword_scrambled_8bit (SVDF) and trained_lstm are refused by edgeq-rt; mobilenet_v2 at
+# keyword_scrambled_8bit (SVDF) is refused by edgeq-rt; mobilenet_v2 at
 # 224x224 does not fit the emulated boards' 4 MB flash
 SHARED = ["hello_world_int8", "micro_speech_quantized", "person_detect"]
 SAMPLES = 2

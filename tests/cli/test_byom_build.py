@@ -296,15 +296,15 @@ def test_data_random_on_float_tflite_and_unknown_task_are_one_line_errors(
     code, output = _run(["quantize", str(bad), "-o", str(tmp_path / "q.tflite")])
     last = output.strip().splitlines()[-1]
     assert code == 1 and last.startswith("edgeq: error:"), output
-    assert "unknown task 'segmentaton'; allowed: classification, autoencoder, reconstruction" \
-        in last
+    assert ("unknown task 'segmentaton'; allowed: classification, regression, segmentation, "
+            "anomaly, autoencoder, reconstruction, none") in last
 
 
 def test_failed_build_leaves_no_partial_build_directory(shared_models: Path,
                                                         tmp_path: Path) -> None:
-    """edgeq-rt refuses the LSTM after quantize wrote model_int8.tflite and the manifest."""
-    src = tmp_path / "lstm.tflite"
-    src.write_bytes((shared_models / "tflm" / "trained_lstm_int8.tflite").read_bytes())
+    """edgeq-rt refuses the SVDF after quantize wrote model_int8.tflite and the manifest."""
+    src = tmp_path / "svdf.tflite"
+    src.write_bytes((shared_models / "tflm" / "keyword_scrambled_8bit.tflite").read_bytes())
     out = tmp_path / "b"
     code, output = _run(["build", str(src), "--target", "cortex-m4", "-o", str(out)])
     assert code == 1 and "edgeq-rt cannot compile" in output, output

@@ -45,10 +45,12 @@ def error_line(args: list[str]) -> str:
 
 
 def test_advice_parser_sees_wrong_flags() -> None:
-    """The check itself can fail: the issue's original messages are caught."""
-    bad = "op 3 SHAPE (op not supported). Fix: deploy with --runtime tflm (use --metric mse)"
+    """The check itself can fail: the issue's original messages are caught (`build` has had
+    --runtime since `edgeq build --runtime tflm`; --arena-margin is codegen's alone)."""
+    bad = "op 3 SHAPE (op not supported). Fix: deploy with --arena-margin 0 (use --metric mse)"
     wrong = [f for c, f in advice_flags("build", bad) if f not in command_options(c)]
-    assert wrong == ["--runtime", "--metric"]
+    assert wrong == ["--arena-margin", "--metric"]
+    assert "--runtime" in command_options("build") and "--tflm-dir" in command_options("build")
     good = "or with `edgeq codegen MODEL -o DIR --runtime tflm`"
     assert advice_flags("build", good) == [("codegen", "--runtime")]
 
@@ -57,19 +59,19 @@ def test_advice_parser_sees_wrong_flags() -> None:
 def zoo(tmp_path_factory: pytest.TempPathFactory, shared_models: Path) -> dict[str, Path]:
     shared = shared_models
     d = tmp_path_factory.mktemp("advice")
-    lstm = d / "lstm.tflite"
-    lstm.write_bytes((shared / "tflm" / "trained_lstm_int8.tflite").read_bytes())
+    refused = d / "svdf.tflite"  # SVDF: a model edgeq-rt refuses
+    refused.write_bytes((shared / "tflm" / "keyword_scrambled_8bit.tflite").read_bytes())
     rng = np.random.default_rng(0)
     np.savez(d / "unlabelled.npz", x=rng.uniform(0, 16, (40, 8, 8, 1)).astype(np.float32))
-    return {"lstm": lstm, "unlabelled": d / "unlabelled.npz", "dir": d}
+    return {"refused": refused, "unlabelled": d / "unlabelled.npz", "dir": d}
 
 
 def triggered_errors(zoo: dict[str, Path]) -> list[tuple[str, str]]:
     d = zoo["dir"]
     q = str(d / "q.tflite")
     cases: list[tuple[str, list[str]]] = [
-        # build: edgeq-rt refuses the LSTM (checked on generated inputs: no dataset needed)
-        ("build", ["build", str(zoo["lstm"]), "--target", "cortex-m4", "-o", str(d / "b1")]),
+        # build: edgeq-rt refuses the SVDF (checked on generated inputs: no dataset needed)
+        ("build", ["build", str(zoo["refused"]), "--target", "cortex-m4", "-o", str(d / "b1")]),
         # build: a dataset without labels, for a classifier
         ("build", ["build", str(DIGITS_H5), "--target", "cortex-m4", "--data",
                    str(zoo["unlabelled"]), "-o", str(d / "b2")]),
@@ -77,12 +79,12 @@ def triggered_errors(zoo: dict[str, Path]) -> list[tuple[str, str]]:
         ("quantize", ["quantize", str(DIGITS_H5), "-o", q, "--mode", "int8", "--io", "int16"]),
         ("quantize", ["quantize", str(DIGITS_H5), "-o", q, "--mode", "dynamic", "--target",
                       "cortex-m4"]),
-        ("evaluate", ["evaluate", str(zoo["lstm"])]),
+        ("evaluate", ["evaluate", str(zoo["refused"])]),
         ("evaluate", ["evaluate", str(DIGITS_H5)]),
-        ("codegen", ["codegen", str(zoo["lstm"]), "-o", str(d / "c1"), "--runtime", "edgeq"]),
-        ("codegen", ["codegen", str(zoo["lstm"]), "-o", str(d / "c2"), "--runtime", "edgeq",
+        ("codegen", ["codegen", str(zoo["refused"]), "-o", str(d / "c1"), "--runtime", "edgeq"]),
+        ("codegen", ["codegen", str(zoo["refused"]), "-o", str(d / "c2"), "--runtime", "edgeq",
                      "--vectors", "3"]),
-        ("codegen", ["codegen", str(zoo["lstm"]), "-o", str(d / "c3"), "--arena-bytes", "9",
+        ("codegen", ["codegen", str(zoo["refused"]), "-o", str(d / "c3"), "--arena-bytes", "9",
                      "--arena-margin", "0.1"]),
     ]
     return [(cmd, error_line(args)) for cmd, args in cases]

@@ -83,18 +83,18 @@ def test_hybrid_dynamic_range_model_is_refused(tmp_path: Path) -> None:
     assert "hybrid" in msg and "FULLY_CONNECTED" in msg and "representative" in msg
 
 
-def test_unsupported_op_is_refused_with_its_index(tmp_path: Path) -> None:
+def test_unsupported_op_is_refused_with_its_index_and_keras_layer(tmp_path: Path) -> None:
     from edgeq.tfenv import import_tf
 
     tf = import_tf()
     keras = keras_layers()
     inp = keras.Input((16,))
     x = keras.layers.Dense(16)(inp)
-    x = keras.layers.Lambda(lambda t: tf.math.cumsum(t, axis=-1))(x)
+    x = keras.layers.Lambda(lambda t: tf.math.cumsum(t, axis=-1), name="running_sum")(x)
     path = tmp_path / "cumsum.tflite"
     path.write_bytes(_convert(keras.Model(inp, keras.layers.Dense(4)(x)), quant="int8"))
     msg = _refused(path, tmp_path)
-    assert re.search(r"op \d+ CUMSUM \(op not supported\)", msg), msg
+    assert re.search(r"op \d+ CUMSUM in Keras layer 'running_sum' \(op not supported\)", msg), msg
 
 
 @pytest.mark.parametrize("kind", ["truncated", "garbage", "empty"])

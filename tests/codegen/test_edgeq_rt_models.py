@@ -78,18 +78,22 @@ def test_seanet_int16_cases_match_golden(shared_models: Path, tmp_path: Path, ca
     assert int(np.sum(got != gold)) == 0
 
 
-@pytest.mark.parametrize("name", ["keyword_scrambled_8bit", "trained_lstm_int8"])
-def test_unsupported_third_party_models_are_refused(
-    shared_models: Path, tmp_path: Path, name: str
-) -> None:
+def test_unsupported_third_party_model_is_refused(shared_models: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     with pytest.raises(CodegenError) as err:
-        write_edgeq_rt(shared_models / "tflm" / f"{name}.tflite", out)
+        write_edgeq_rt(shared_models / "tflm" / "keyword_scrambled_8bit.tflite", out)
     msg = str(err.value)
     assert "\n" not in msg
-    assert ("SVDF" in msg) if "keyword" in name else ("UNIDIRECTIONAL_SEQUENCE_LSTM" in msg)
+    assert "SVDF" in msg
     assert "op " in msg and "--runtime tflm" in msg
     assert not out.exists()
+
+
+def test_third_party_lstm_bit_exact_with_tflm(shared_models: Path, tmp_path: Path) -> None:
+    """trained_lstm_int8 (UNIDIRECTIONAL_SEQUENCE_LSTM, cell state on 2^-12), whole model."""
+    counts = assert_bit_exact(shared_models / "tflm" / "trained_lstm_int8.tflite", tmp_path,
+                              n=10, litert=False)
+    assert counts == {"tflm": 0}
 
 
 @pytest.mark.slow

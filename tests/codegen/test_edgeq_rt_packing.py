@@ -16,7 +16,7 @@ from helpers_host_harness import build_host_model
 
 from edgeq.codegen import weight_packing
 from edgeq.codegen.edgeq_rt import runtime_dir, write_edgeq_rt
-from edgeq.codegen.ops_conv import fast_requant
+from edgeq.codegen.ops_conv import _add_fast_requant, fast_requant, plain_requant
 from edgeq.oracles import run_litert_ref
 from edgeq.tflite import load_model_t, serialize_model_t
 
@@ -132,6 +132,25 @@ def test_fast_requant_table_only_for_right_shifts_of_two_or_more() -> None:
     assert fast_requant({"multiplier": np.array([1 << 30]), "shift": np.array([1])}) is None
 
 
+def test_fast_table_replaces_the_plain_arrays_and_gives_them_back() -> None:
+    """Where the fast table exists the plain multiplier/shift arrays are dropped (8 bytes per
+    channel of flash); the LUT kernels get them back from the table, entry for entry."""
+    rng = np.random.default_rng(7)
+    mult = rng.integers(1 << 30, (1 << 31) - 1, size=9).astype(np.int32)
+    shift = rng.integers(-31, -1, size=9).astype(np.int32)
+    req = {"per_channel": 1, "multiplier": mult.copy(), "shift": shift.copy()}
+    _add_fast_requant(req)
+    assert set(req) == {"per_channel", "fast"}
+    back = plain_requant(req)
+    assert set(back) == {"per_channel", "multiplier", "shift"}
+    assert np.array_equal(back["multiplier"], mult) and np.array_equal(back["shift"], shift)
+    # a left shift or a shift of -1: no table, the plain arrays stay
+    keep = {"per_channel": 0, "multiplier": np.array([1 << 30], np.int32),
+            "shift": np.array([-1], np.int32)}
+    _add_fast_requant(keep)
+    assert set(keep) == {"per_channel", "multiplier", "shift"}
+
+
 def _model(shape, make):  # noqa: ANN001, ANN202
     def build():  # noqa: ANN202
         keras = keras_layers()
@@ -171,6 +190,8 @@ def test_packed_kernels_bit_exact_on_host(tmp_path: Path, case: str) -> None:
     c = (tmp_path / "gen" / "model.c").read_text()
     assert "filter_packed" in c  # the packed layout is what runs
     assert "static const int8_t tensor" not in c  # no plain filter beside its packed copy
+    if ".fast = " in c:  # the table alone: no plain requantization arrays beside it
+        assert "_requant_multiplier" not in c and "_requant_shift" not in c
     assert gen.weight_bytes > 0
     assert_bit_exact(path, tmp_path, n=8)
 

@@ -2,14 +2,16 @@
 
 The data/config/vector files are compiled with g++ (-Wall -Wextra -Werror) into a small checker
 that dumps what the compiled arrays hold; the test compares those bytes with the .tflite file and
-re-runs the compiled test inputs through the TFLM interpreter. The files that need TFLM headers
-are compiled only with a TFLite Micro tree in EDGEQ_TFLM_DIR (marker ``tflm_source``).
+re-runs the compiled test inputs through the TFLM interpreter. The whole bundle, example
+included, is also built through its own make/CMake fragments against the TFLite Micro tree in
+../shared/third_party and run on an emulated Cortex-M4.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -574,75 +576,165 @@ def test_cli_edgeq_runtime_is_dispatched(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------- with a TFLite Micro source tree
+# main_example.cc compiled against ../shared/third_party/tflite-micro (the cached Cortex-M4
+# CMSIS-NN library of tests/bench/test_tflm_baseline.py: one library build per machine) through
+# the bundle's own build fragments, linked with the tree's Cortex_DFP startup and newlib's
+# semihosting (rdimon), and run on QEMU's mps2-an386 (a Cortex-M4).
+
+M4 = "-mcpu=cortex-m4 -mfpu=fpv4-sp-d16 -mfloat-abi=hard -mthumb"
+# main_example prints through TFLM's debug log; on cortex_m_generic the application routes it
+LOG_TO_SEMIHOSTING = """
+#include <cstdio>
+
+#include "tensorflow/lite/micro/cortex_m_generic/debug_log_callback.h"
+
+namespace {
+void Print(const char* s) {
+  std::fputs(s, stdout);
+  std::fflush(stdout);
+}
+struct Register {
+  Register() { RegisterDebugLogCallback(Print); }
+};
+Register g_register;
+}  // namespace
+"""
 
 
-def _tflm_library(tflm: Path) -> Path:
-    """Build (once per tree) TFLM's static library with its own Makefile.
-
-    The tree is the user's. TFLM's Makefile fetches its third-party code (flatbuffers, gemmlowp,
-    ruy, kissfft) when missing, so prepare the tree once while online; CI runs offline.
-    """
-    libs = sorted(tflm.glob("gen/*/lib/libtensorflow-microlite.a"))
-    if not libs:
-        subprocess.run(
-            [
-                "make",
-                "-f",
-                "tensorflow/lite/micro/tools/make/Makefile",
-                f"-j{os.cpu_count() or 2}",
-                "microlite",
-            ],
-            cwd=tflm,
-            check=True,
-            capture_output=True,
-        )
-        libs = sorted(tflm.glob("gen/*/lib/libtensorflow-microlite.a"))
-    assert libs, "TFLM build produced no libtensorflow-microlite.a"
-    return libs[0]
+def _m4_support(lib_root: Path, out: Path) -> dict[str, str]:
+    """Startup, system file and a linker script for mps2-an386 from the tree's Cortex_DFP."""
+    dfp = lib_root / "tensorflow/lite/micro/tools/make/downloads/cmsis/Cortex_DFP/Device/ARMCM4"
+    cmsis = lib_root / "tensorflow/lite/micro/tools/make/downloads/cmsis/CMSIS/Core/Include"
+    script = (dfp / "Config" / "ARMCM4_gcc.ld").read_text()
+    for key, value in (("__ROM_SIZE", "0x00400000"), ("__RAM_SIZE", "0x00400000"),
+                       ("__STACK_SIZE", "0x00008000"), ("__HEAP_SIZE ", "0x00010000")):
+        script = re.sub(rf"^{key}\s*= 0x[0-9A-Fa-f]+;", f"{key.strip()} = {value};", script,
+                        flags=re.M)
+    (out / "mps2_an386.ld").write_text(script)
+    (out / "log_semihost.cc").write_text(LOG_TO_SEMIHOSTING)
+    return {"startup": str(dfp / "Source" / "startup_ARMCM4.c"),
+            "system": str(dfp / "Source" / "system_ARMCM4.c"),
+            "c_includes": f"-I{cmsis} -I{dfp / 'Include'} -DARMCM4",
+            "ld": str(out / "mps2_an386.ld"), "log": str(out / "log_semihost.cc")}
 
 
-@pytest.mark.tflm_source
+def _build_with_make(bundle: Path, lib, work: Path, prefix: str) -> Path:  # noqa: ANN001
+    sup = _m4_support(lib.root, work)
+    (work / "Makefile").write_text(
+        f"TFLM_DIR := {lib.root}\n"
+        f"include {bundle}/tflm_bundle.mk\n"
+        f"ARCH := {M4}\n"
+        f"example.elf: $({prefix}_EXAMPLE) $({prefix}_SOURCES) {sup['log']} startup.o system.o\n"
+        f"\tarm-none-eabi-g++ $(ARCH) -O2 -Wall -Wextra -Werror -Wno-unused-parameter "
+        f"$({prefix}_CXXFLAGS) $^ {lib.library} --specs=rdimon.specs -T {sup['ld']} "
+        "-Wl,--gc-sections -lm -o $@\n"
+        f"startup.o: {sup['startup']}\n"
+        f"\tarm-none-eabi-gcc $(ARCH) -O2 {sup['c_includes']} -c $< -o $@\n"
+        f"system.o: {sup['system']}\n"
+        f"\tarm-none-eabi-gcc $(ARCH) -O2 {sup['c_includes']} -c $< -o $@\n")
+    proc = subprocess.run(["make", "-s"], cwd=work, capture_output=True, text=True)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    return work / "example.elf"
+
+
+def _build_with_cmake(bundle: Path, lib, work: Path, prefix: str, target: str) -> Path:  # noqa: ANN001
+    sup = _m4_support(lib.root, work)
+    (work / "CMakeLists.txt").write_text(f"""cmake_minimum_required(VERSION 3.20)
+project(example C CXX)
+set(ARCH {M4})
+separate_arguments(ARCH)
+add_compile_options(${{ARCH}} -O2)
+add_link_options(${{ARCH}} --specs=rdimon.specs -T {sup['ld']} -Wl,--gc-sections)
+set(TFLM_DIR {lib.root})
+set(TFLM_LIBRARY {lib.library})
+include({bundle}/tflm_bundle.cmake)
+add_library(m4_startup OBJECT {sup['startup']} {sup['system']})
+separate_arguments(C_INCLUDES UNIX_COMMAND "{sup['c_includes']}")
+target_compile_options(m4_startup PRIVATE ${{C_INCLUDES}})
+add_executable(example ${{{prefix}_EXAMPLE}} {sup['log']} $<TARGET_OBJECTS:m4_startup>)
+target_compile_options(example PRIVATE -Wall -Wextra -Werror -Wno-unused-parameter)
+target_link_libraries(example PRIVATE {target} m)
+""")
+    build = work / "build"
+    cfg = subprocess.run(
+        ["cmake", "-S", str(work), "-B", str(build), "-DCMAKE_SYSTEM_NAME=Generic",
+         "-DCMAKE_C_COMPILER=arm-none-eabi-gcc", "-DCMAKE_CXX_COMPILER=arm-none-eabi-g++",
+         "-DCMAKE_TRY_COMPILE_TARGET_TYPE=STATIC_LIBRARY"], capture_output=True, text=True)
+    assert cfg.returncode == 0, (cfg.stdout + cfg.stderr)[-3000:]
+    proc = subprocess.run(["cmake", "--build", str(build), "-j2"], capture_output=True, text=True)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    return build / "example"
+
+
+def _run_in_qemu(elf: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["qemu-system-arm", "-M", "mps2-an386", "-display", "none", "-monitor", "none", "-serial",
+         "none", "-semihosting", "-kernel", str(elf)], capture_output=True, text=True, timeout=120)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["hello_world_int8", "micro_speech_quantized"])
-def test_main_example_runs_against_tflm(name: str, tmp_path: Path) -> None:
-    tflm_dir = os.environ.get("EDGEQ_TFLM_DIR")
-    if not tflm_dir:
-        pytest.skip("EDGEQ_TFLM_DIR not set (path of a TFLite Micro source tree)")
-    tflm = Path(tflm_dir)
-    lib = _tflm_library(tflm)
-    _, files = generate_tflm_bundle(shared_model(name))
-    src = write_bundle(files, tmp_path / "bundle")
-    includes = [
-        tflm,
-        *tflm.glob("tensorflow/lite/micro/tools/make/downloads/*/include"),
-        tflm / "tensorflow/lite/micro/tools/make/downloads/gemmlowp",
-        tflm / "tensorflow/lite/micro/tools/make/downloads/ruy",
-        tflm / "tensorflow/lite/micro/tools/make/downloads/flatbuffers/include",
-        tflm / "tensorflow/lite/micro/tools/make/downloads/kissfft",
-    ]
-    cmd = [
-        "g++",
-        *CXXFLAGS[:4],
-        # TFLM's own warning set and code generation flags for its headers
-        "-Wno-unused-parameter",
-        "-fno-rtti",
-        "-fno-exceptions",
-        "-DTF_LITE_STATIC_MEMORY",
-        "-I",
-        str(src),
-        *[f"-I{p}" for p in includes if p.exists()],
-        str(src / "main_example.cc"),
-        str(src / "model_data.cc"),
-        str(src / "test_vectors.cc"),
-        str(lib),
-        "-o",
-        str(tmp_path / "example"),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    run = subprocess.run([str(tmp_path / "example")], capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "0 of 3 test vectors differ" in run.stdout + run.stderr
+@pytest.mark.parametrize("name,tool,variant", [
+    ("hello_world_int8", "make", "cm4_cmsis_nn"),
+    ("micro_speech_quantized", "cmake", "cm4_cmsis_nn"),
+    ("trained_lstm_int8", "make", "cm4_cmsis_nn"),
+    # stateful (a resource variable summing its inputs): passes only with Reset() between
+    # vectors (CMSIS-NN's LSTM restarts from zero state on every invoke, so it cannot tell)
+    ("accumulator", "make", "cm4_cmsis_nn"),
+])
+def test_main_example_runs_against_tflm(name: str, tool: str, variant: str,
+                                        tmp_path: Path) -> None:
+    """Issue 17: the bundle's own example, built through its own fragments, checks its test
+    vectors on a Cortex-M4 (exit status 0 and the count it prints)."""
+    from edgeq.toolchain.tflm_library import tflm_library
+
+    lib = tflm_library(variant)  # built once per machine (minutes), then cached
+    if name == "accumulator":
+        from helpers_stateful import accumulator_tflite
+
+        model = tmp_path / "accumulator.tflite"
+        model.write_bytes(accumulator_tflite())
+    else:
+        model = shared_model(name)
+    plan, files = generate_tflm_bundle(model)
+    bundle = write_bundle(files, tmp_path / "bundle")
+    work = tmp_path / "work"
+    work.mkdir()
+    prefix = plan.namespace.upper()
+    if tool == "make":
+        elf = _build_with_make(bundle, lib, work, prefix)
+    else:
+        elf = _build_with_cmake(bundle, lib, work, prefix, f"{plan.namespace}_bundle")
+    run = _run_in_qemu(elf)
+    text = run.stdout + run.stderr
+    assert f"0 of {plan.num_vectors} test vectors differ" in text, text
+    assert run.returncode == 0, text
+    used = re.search(r"arena used: (\d+) of (\d+) bytes", text)
+    assert used and 0 < int(used.group(1)) <= int(used.group(2)) == plan.arena_bytes
+
+
+def test_bundle_refuses_to_compile_without_static_memory(tmp_path: Path) -> None:
+    """The #error guard: without -DTF_LITE_STATIC_MEMORY the bundle stops compiling (the
+    guard comes before any TFLM include, so no TFLM tree is needed to see it)."""
+    _, files = generate_tflm_bundle(shared_model("hello_world_int8"))
+    src = write_bundle(files, tmp_path)
+    for unit in ("main_example.cc", "model_ops.h"):
+        proc = subprocess.run(["g++", "-std=c++17", "-fsyntax-only", "-x", "c++", unit],
+                              cwd=src, capture_output=True, text=True)
+        assert proc.returncode != 0
+        assert "compile with -DTF_LITE_STATIC_MEMORY" in proc.stderr, proc.stderr
+
+
+def test_readme_and_fragments_state_what_must_match() -> None:
+    plan, files = generate_tflm_bundle(shared_model("hello_world_int8"), name="hw")
+    readme = files["README.md"]
+    assert "measured on a 64-bit host" in readme
+    assert f"{plan.arena_bytes} bytes" in readme and f"({plan.arena_measured} bytes" in readme
+    mk, cm = files["tflm_bundle.mk"], files["tflm_bundle.cmake"]
+    assert "HW_MODEL_CXXFLAGS := -std=c++17 -fno-rtti -fno-exceptions -fno-threadsafe-statics " \
+           "-DTF_LITE_STATIC_MEMORY $(HW_MODEL_INCLUDES)" in mk
+    assert "set(HW_MODEL_DEFINITIONS TF_LITE_STATIC_MEMORY)" in cm
+    assert "add_library(hw_model_bundle STATIC ${HW_MODEL_SOURCES})" in cm
+    assert "interpreter.Reset()" in files["main_example.cc"]
 
 
 def test_plan_reads_model_once_more() -> None:

@@ -18,7 +18,7 @@ from edgeq.errors import QuantizeError
 from edgeq.quantize import calibration as C
 
 
-@pytest.mark.parametrize("spec", ["percentile:0", "percentile:-1", "percentile:100.5",
+@pytest.mark.parametrize("spec", ["percentile:0", "percentile:-1", "percentile:100.5", "percentile:49.9",
                                   "percentile:nan", "percentile:abc", "median", "kl:3"])
 def test_bad_calibration_specs_are_refused_with_a_fix(spec: str) -> None:
     with pytest.raises(QuantizeError) as exc:
@@ -70,10 +70,10 @@ def test_percentile_edge_cases_and_specs() -> None:
     assert len(s.counts) == C.DEFAULT_BINS and len(s.edges) == C.DEFAULT_BINS + 1
     assert s.edges[0] == -2.0 and s.edges[-1] == 3.0
     assert C.calibrate_percentile(s, 100.0) == (-2.0, 3.0)
-    for bad in (0.0, -1.0, 100.5):
-        with pytest.raises(QuantizeError, match=r"outside \(0, 100\]"):
+    for bad in (0.0, -1.0, 100.5, 0.5, 49.99):
+        with pytest.raises(QuantizeError, match=r"outside \[50, 100\]"):
             C.calibrate_percentile(s, bad)
-    assert C.CalibrationMethod.parse("percentile:0.5").percentile == 0.5
+    assert C.CalibrationMethod.parse("percentile:50").percentile == 50.0
     assert C.CalibrationMethod.parse("minmax") == C.CalibrationMethod("minmax")
     assert str(C.CalibrationMethod.parse("percentile:99.9")) == "percentile:99.9"
     assert str(C.CalibrationMethod.parse("mse")) == "mse"

@@ -133,3 +133,163 @@ def test_affine_symmetric_and_fake_quantize() -> None:
     # 2 bits over [-1, 1]: levels -1, -1/3, 1/3, 1
     np.testing.assert_allclose(nx.fake_quantize_uniform(x, 2, -1.0, 1.0),
                                [-1, -1, -1 / 3, 1 / 3, 1 / 3, 1 / 3, 1, 1])
+
+
+# --- boundaries the sweeps above do not reach ---------------------------------------------------
+
+
+def test_round_half_away_works_in_float64_for_float32_input() -> None:
+    # float32(0.49999997) is 0.4999999701976776..., so it rounds to 0; adding 0.5 in float32
+    # would land exactly half-way between two float32 values and round up to 1.0
+    x = np.float32(0.49999997)
+    assert Fraction(float(x)) < Fraction(1, 2)
+    assert nx.round_half_away(np.array([x, -x], dtype=np.float32)).tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("real, want", [
+    (2.0**-32, (1 << 30, -31)),  # frexp exponent -31: still representable
+    (2.0**-33, (0, 0)),  # exponent -32: TFLite flushes to zero
+    (2.0**29, (1 << 30, 30)),  # exponent 30: the largest left shift kept
+    (2.0**30, (I32_MAX, 30)),  # exponent 31: saturates
+    (2.0 - 2.0**-32, (1 << 30, 2)),  # the mantissa rounds up to 2^31 and the shift carries
+])
+def test_quantize_multiplier_shift_limits(real: float, want: tuple[int, int]) -> None:
+    """TFLite's QuantizeMultiplier: frexp, Q31 mantissa rounded half away (carry on 2^31),
+    shift < -31 -> (0, 0), shift > 30 -> (INT32_MAX, 30); worked by hand for powers of two."""
+    m, s = nx.quantize_multiplier(real)
+    assert (m, s) == want
+    assert type(m) is int and type(s) is int  # rendered into C as integer literals
+    if want[0] == 1 << 30:
+        assert Fraction(m) * Fraction(2) ** (s - 31) == _round_half_away(
+            Fraction(real) * 2 ** (31 - s)) * Fraction(2) ** (s - 31)
+    with pytest.raises(ValueError, match=r"^quantize_multiplier expects a non-negative "
+                                         r"multiplier$"):
+        nx.quantize_multiplier(-real)
+
+
+def test_int32_arrays_are_widened_before_multiplying() -> None:
+    """Accumulators and multipliers arrive as int32 arrays; products must not wrap in int32."""
+    a = _int32_samples(200, 11)
+    b = _int32_samples(200, 12)[::-1]
+    got = nx.saturating_rounding_doubling_high_mul(np.array(a, dtype=np.int32),
+                                                   np.array(b, dtype=np.int32))
+    assert got.dtype == np.int64
+    assert got.tolist() == [_high_mul(x, y) for x, y in zip(a, b, strict=True)]
+    xs = [int(v) for v in np.random.default_rng(13).integers(-(2**20), 2**20, 200)]
+    ms = [int(v) for v in np.random.default_rng(14).integers(1 << 30, I32_MAX, 200)]
+    got1 = nx.multiply_by_quantized_multiplier(np.array(xs, dtype=np.int32),
+                                               np.array(ms, dtype=np.int32),
+                                               np.array([-7] * 200, dtype=np.int32),
+                                               single_rounding=True)
+    assert got1.tolist() == [_round_half_up(Fraction(x * m, 2**38)) for x, m in zip(xs, ms,
+                                                                                  strict=True)]
+    got2 = nx.rounding_divide_by_pot(np.array([-5, 5, 6, -6], dtype=np.int32), 2)
+    assert got2.dtype.kind == "i" and got2.tolist() == [-1, 1, 2, -2]
+
+
+def test_fused_activation_clamp_saturates_at_int32() -> None:
+    """A scale so small that 6/s and -1/s leave int32: the clamp saturates at 2^31 - 1 and
+    -2^31 before the zero point is added (checked on the int32 grid, where nothing else cuts)."""
+    assert nx.fused_activation_range("RELU6", 1e-12, -10, "int32") == (-10, I32_MAX - 10)
+    assert nx.fused_activation_range("RELU_N1_TO_1", 1e-12, 10, "int32") == (I32_MIN + 10,
+                                                                             I32_MAX)
+    for none in ("NONE", "", None):
+        assert nx.fused_activation_range(none, 0.1, 3, "int8") == (-128, 127)
+
+
+def test_scales_and_fake_quantization_stay_in_float64() -> None:
+    # float32 statistics (weights, activations) still give float64 scales
+    w = np.array([1.0, 0.5, 0.0], dtype=np.float32)
+    assert nx.symmetric_scale(w).tolist() == [1.0 / 127, 0.5 / 127, 1.0]  # default 8 bits
+    assert float(nx.symmetric_scale(0.5, 8)) == 0.5 / 127
+    # 2/255-wide steps over [-1, 1]: 0.1 -> level round(1.1 * 127.5) = 140
+    got = nx.fake_quantize_uniform(np.array([np.float32(0.1)]), 8, -1.0, 1.0)
+    assert got.dtype == np.float64 and got.tolist() == [140 * (2.0 / 255) - 1.0]
+    # float32 inputs just below a half level: (x + 1) * 127.5 is 64.4999..., level 64 (in
+    # float32 arithmetic the quotient rounds to 64.5 and then up to 65)
+    x = np.float32(-0.49411765)
+    level = _round_half_away((Fraction(float(x)) + 1) * Fraction(255, 2))
+    assert level == 64
+    got = nx.fake_quantize_uniform(np.array([x]), 8, -1.0, 1.0)
+    assert got.tolist() == [level * (2.0 / 255) - 1.0]
+
+
+def test_sqnr_against_exact_powers() -> None:
+    # int8 tensors (raw model outputs): 100 - (-100) must not wrap around in int8
+    ref = [100, -100, 50, 7]
+    test = [-100, 100, 40, 7]
+    p_signal = Fraction(sum(r * r for r in ref), len(ref))
+    p_noise = Fraction(sum((r - t) ** 2 for r, t in zip(ref, test, strict=True)), len(ref))
+    got = nx.sqnr_db(np.array(ref, dtype=np.int8), np.array(test, dtype=np.int8))
+    assert got == pytest.approx(10 * math.log10(p_signal / p_noise), abs=1e-9)
+    # noise power exactly 1 and signal power exactly 1 are ordinary ratios: 10*log10(4)
+    assert nx.sqnr_db([2.0, 2.0], [1.0, 1.0]) == pytest.approx(10 * math.log10(4.0))
+    assert nx.sqnr_db([1.0, 1.0], [1.5, 1.5]) == pytest.approx(10 * math.log10(4.0))
+    assert nx.sqnr_db([1.0, -2.0], [1.0, -2.0]) == math.inf
+    assert nx.sqnr_db([0.0, 0.0], [0.5, 0.0]) == -math.inf
+
+
+def test_model_io_dtypes_and_refusals() -> None:
+    def tensor(dtype: str, quant: bool) -> SimpleNamespace:
+        q = SimpleNamespace(scale=np.array([0.5]), zero_point=np.array([3])) if quant else None
+        return SimpleNamespace(name="t", dtype=dtype, quant=q)
+
+    y = np.array([3, 5, -1])
+    # int32 outputs (e.g. argmax-free logits) and int16 are dequantized; float16 passes
+    for dt in ("int32", "int16", "int8"):
+        assert nx.dequantize_outputs(y, tensor(dt, True)).tolist() == [0.0, 1.0, -2.0]
+    # float outputs pass through even if the converter left quantization parameters on them
+    for dt in ("float32", "float16"):
+        out = nx.dequantize_outputs(y.astype(dt), tensor(dt, True))
+        assert out.dtype == np.float32 and out.tolist() == [3.0, 5.0, -1.0]
+    # an integer output without parameters is returned as its raw values
+    assert nx.dequantize_outputs(y, tensor("int8", False)).tolist() == [3.0, 5.0, -1.0]
+    with pytest.raises(QuantizeError) as exc:
+        nx.dequantize_outputs(y, tensor("bool", True))
+    assert str(exc.value) == "model output 't' is bool; edgeq reads integer or float outputs"
+    with pytest.raises(QuantizeError) as exc:
+        nx.quantize_inputs(y, tensor("float64", True))
+    assert str(exc.value) == ("model input 't' is float64; edgeq feeds int8, uint8, int16 or "
+                              "float32 inputs")
+
+
+def test_generated_inputs_span_the_integer_input(tmp_path) -> None:  # noqa: ANN001
+    from helpers_elementwise import T, build_model
+
+    from edgeq.errors import DataError
+
+    path = tmp_path / "m.tflite"
+    path.write_bytes(build_model("RELU", [T((1, 3, 2), "int8", 0.1, 3)],
+                                 [T((1, 3, 2), "int8", 0.1, 3)]))
+    x = nx.generated_test_inputs(path, 40, seed=1)
+    assert x.dtype == np.int8 and x.shape == (40, 3, 2)
+    # the minimum, the maximum and the zero point everywhere, then random values
+    assert (x[0] == -128).all() and (x[1] == 127).all() and (x[2] == 3).all()
+    rest = x[3:].astype(np.int64)
+    assert rest.min() >= -128 and rest.max() <= 127 and len(np.unique(rest)) > 100
+    np.testing.assert_array_equal(x, nx.generated_test_inputs(path, 40, seed=1))
+    np.testing.assert_array_equal(nx.generated_test_inputs(path, 5),
+                                  nx.generated_test_inputs(path, 5, seed=0))  # the default
+    # the random part covers both ends of the range (endpoint included); without
+    # quantization parameters the zero point is 0
+    wide = tmp_path / "wide.tflite"
+    wide.write_bytes(build_model("RELU", [T((1, 64, 64), "int8", None)],
+                                 [T((1, 64, 64), "int8", None)]))
+    w = nx.generated_test_inputs(wide, 4).astype(np.int64)
+    assert (w[2] == 0).all() and w[3].min() == -128 and w[3].max() == 127
+    assert not np.array_equal(x, nx.generated_test_inputs(path, 40, seed=2))
+    two = nx.generated_test_inputs(path, 2)
+    assert two.shape == (2, 3, 2) and (two[0] == -128).all() and (two[1] == 127).all()
+    path16 = tmp_path / "m16.tflite"
+    path16.write_bytes(build_model("RELU", [T((1, 4), "int16", 0.1, 0)],
+                                   [T((1, 4), "int16", 0.1, 0)]))
+    x16 = nx.generated_test_inputs(path16, 3)
+    assert x16.dtype == np.int16 and x16[:2].tolist() == [[-32768] * 4, [32767] * 4]
+    assert x16[2].tolist() == [0] * 4
+    pathf = tmp_path / "f.tflite"
+    pathf.write_bytes(build_model("RELU", [T((1, 4), "float32", None)],
+                                  [T((1, 4), "float32", None)]))
+    with pytest.raises(DataError) as exc:
+        nx.generated_test_inputs(pathf, 3)
+    assert str(exc.value) == (f"{pathf}: generated inputs need an integer model input, not "
+                              "float32; pass --data DATASET")

@@ -263,3 +263,62 @@ def test_cli_train_qat_refuses_an_unsupported_keras3_layer(tmp_path) -> None:
     assert r.exit_code == 1
     assert "'ln' (LayerNormalization)" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "o.tflite").exists()
+
+
+def _keras3_conv1d_zoo():
+    """A Keras 3 raw-audio / U-Net-ish model: Conv1D and the other layers added for issue 13."""
+    from edgeq.tfenv import import_keras3
+
+    k = import_keras3()
+    k.utils.set_random_seed(5)
+    L = k.layers
+    inp = k.Input((32, 2), name="wave")
+    x = L.ZeroPadding1D(1, name="pad1")(inp)
+    x = L.Conv1D(6, 3, strides=2, activation="relu", name="c1")(x)
+    x = L.Conv1D(6, 3, padding="causal", dilation_rate=2, name="c2")(x)
+    x = L.LeakyReLU(0.1, name="lrelu")(x)
+    a = L.MaxPooling1D(2, name="mp1")(x)
+    a = L.UpSampling1D(2, name="up1")(a)
+    x = L.Add(name="add")([x, a])
+    g = L.GlobalAveragePooling1D(name="gap1")(x)
+    gm = L.GlobalMaxPooling1D(name="gmp1")(L.AveragePooling1D(2, name="ap1")(x))
+    img = L.Reshape((4, 4, 1), name="to_img")(L.Dense(16, name="d16")(L.Concatenate()([g, gm])))
+    img = L.UpSampling2D(2, interpolation="bilinear", name="up2")(img)
+    img = L.Conv2DTranspose(3, 3, strides=2, padding="same", name="tconv")(img)
+    y = L.Dense(4, name="logits")(L.Flatten(name="flat")(img))
+    return k.Model(inp, L.Softmax(name="sm")(y))
+
+
+def test_keras3_conv1d_rebuild_matches_and_quantizes() -> None:
+    model = _keras3_conv1d_zoo()
+    x = np.random.default_rng(2).uniform(-1, 1, (8, 32, 2)).astype(np.float32)
+    rebuilt = Q.keras3_to_tf_keras(model, x)
+    assert [type(layer).__name__ for layer in rebuilt.layers].count("Conv1D") == 2
+    np.testing.assert_allclose(np.asarray(rebuilt(x)), np.asarray(model(x)), atol=1e-5)
+    qat = Q.qat_model(rebuilt)
+    names = {layer.name for layer in qat.layers}
+    assert {"quant_c1", "quant_c2", "quant_tconv"} <= names, sorted(names)
+    assert np.asarray(qat(x)).shape == (8, 4)
+    Q.init_activation_ranges(qat, rebuilt, x)
+    from edgeq.tflite import read_tflite_bytes
+
+    m = read_tflite_bytes(Q.convert_qat(qat))
+    assert Q.float_ops(Q.convert_qat(qat)) == []
+    convs = [op for op in m.operators if op.opcode == "CONV_2D"]
+    assert len(convs) == 2  # the two Conv1D, with int8 filters
+    assert all(m.tensors[op.inputs[1]].dtype == "int8" for op in convs)
+
+
+def test_tf_mot_refusal_is_printed_whole() -> None:
+    """TF-MOT's message ends with its own advice; it used to be cut at 200 characters."""
+    from edgeq.tfenv import import_tf_keras
+
+    tk = import_tf_keras()
+    inp = tk.Input((8,))
+    model = tk.Model(inp, tk.layers.LayerNormalization(name="ln")(tk.layers.Dense(4)(inp)))
+    with pytest.raises(QuantizeError) as err:
+        Q.qat_model(model)
+    msg = str(err.value)
+    assert "\n" not in msg and "..." not in msg
+    assert "Layer ln:" in msg and "is not supported" in msg
+    assert "`quantize_annotate_layer` API." in msg and "--layers" in msg

@@ -26,12 +26,23 @@ static inline void eq_valid_taps(int32_t start, int32_t dil, int32_t size, int32
     *t1 = hi > lo ? hi : lo;
 }
 
+/* Conv/depthwise double rounding of entry i: from the precomputed table when codegen emitted
+ * one (then it emits no multiplier/shift arrays: 8 bytes per channel less flash). */
+static inline int32_t eq_requantize_conv(const int32_t *multiplier, const int32_t *shift,
+                                         const int32_t *fast, int32_t i, int32_t acc)
+{
+    if (fast != NULL) {
+        return eq_requantize_double_pre(acc, fast[3 * i], fast[3 * i + 1], fast[3 * i + 2]);
+    }
+    return eq_requantize_double(acc, multiplier[i], shift[i]);
+}
+
 /* Conv/depthwise accumulator of output channel oc -> int8 output (double rounding). */
 static inline int8_t eq_conv_out_s8(const eq_requant *rq, int32_t acc, int32_t oc,
                                     int32_t output_offset, int32_t act_min, int32_t act_max)
 {
     const int32_t q = rq->per_channel ? oc : 0;
-    acc = eq_requantize_double(acc, rq->multiplier[q], rq->shift[q]);
+    acc = eq_requantize_conv(rq->multiplier, rq->shift, rq->fast, q, acc);
     return (int8_t)eq_clamp_i32(acc + output_offset, act_min, act_max);
 }
 
@@ -45,21 +56,30 @@ typedef struct {
     int32_t step;
     int32_t offset;
     int32_t act_min, act_max;
+    uint32_t act_min4, act_max4; /* the bounds in four int8 lanes (DSP stores) */
+    int32_t act4_full;           /* 1: the bounds are int8's own (the DSP stores skip them) */
 } eq_out_q;
 
 static inline eq_out_q eq_out_q_make(const eq_requant *rq, int32_t output_offset, int32_t act_min,
                                      int32_t act_max)
 {
-    const eq_out_q q = {rq->multiplier, rq->shift, rq->fast, rq->per_channel ? 1 : 0,
-                        output_offset,  act_min,   act_max};
+    const eq_out_q q = {rq->multiplier,
+                        rq->shift,
+                        rq->fast,
+                        rq->per_channel ? 1 : 0,
+                        output_offset,
+                        act_min,
+                        act_max,
+                        (uint32_t)(uint8_t)act_min * UINT32_C(0x01010101),
+                        (uint32_t)(uint8_t)act_max * UINT32_C(0x01010101),
+                        act_min <= -128 && act_max >= 127};
     return q;
 }
 
 /* Conv/depthwise (double rounding) output of channel oc, clamped, as an int32. */
 static inline int32_t eq_out_q_conv(const eq_out_q *q, int32_t acc, int32_t oc)
 {
-    const int32_t i = oc * q->step;
-    acc = eq_requantize_double(acc, q->multiplier[i], q->shift[i]);
+    acc = eq_requantize_conv(q->multiplier, q->shift, q->fast, oc * q->step, acc);
     return eq_clamp_i32(acc + q->offset, q->act_min, q->act_max);
 }
 
@@ -71,17 +91,44 @@ static inline void eq_store4_s8(int8_t *out, int32_t v0, int32_t v1, int32_t v2,
     memcpy(out, b, 4);
 }
 
-/* Four consecutive channels oc .. oc+3 (double rounding), stored with one write. */
-static inline void eq_out_q_conv4(const eq_out_q *q, int8_t *out, int32_t oc, int32_t a0,
+#if EQ_DSP
+/* Four requantized values + output offset, clamped to [act_min, act_max], one store: SSAT to
+ * int8 per value, then the activation bounds on the four packed bytes at once (SSUB8/SEL) when
+ * they are narrower than int8 (clamping to int8 first changes nothing: the bounds lie inside). */
+EQ_SPECIALIZE void eq_store4_clamped(int8_t *out, const eq_out_q *q, int32_t a0, int32_t a1,
+                                     int32_t a2, int32_t a3)
+{
+    uint32_t v = eq_pack4_s8(__ssat(a0 + q->offset, 8), __ssat(a1 + q->offset, 8),
+                             __ssat(a2 + q->offset, 8), __ssat(a3 + q->offset, 8));
+    if (!EQ_LIKELY(q->act4_full)) {
+        v = eq_max_s8x4(v, q->act_min4);
+        v = eq_min_s8x4(v, q->act_max4);
+    }
+    memcpy(out, &v, 4);
+}
+#endif
+
+/* Four consecutive channels oc .. oc+3 (double rounding), stored with one write. Always in
+ * line: an out-of-line call per four outputs (stacked arguments, nine saved registers) cost as
+ * much as the requantization itself. */
+EQ_SPECIALIZE void eq_out_q_conv4(const eq_out_q *q, int8_t *out, int32_t oc, int32_t a0,
                                   int32_t a1, int32_t a2, int32_t a3)
 {
     if (q->fast != NULL) {
-        const int32_t *f = q->fast + 3 * oc * q->step;
-        const int32_t fs = 3 * q->step;
-        a0 = eq_requantize_double_pre(a0, f[0], f[1], f[2]);
-        a1 = eq_requantize_double_pre(a1, f[fs], f[fs + 1], f[fs + 2]);
-        a2 = eq_requantize_double_pre(a2, f[2 * fs], f[2 * fs + 1], f[2 * fs + 2]);
-        a3 = eq_requantize_double_pre(a3, f[3 * fs], f[3 * fs + 1], f[3 * fs + 2]);
+        /* per channel: twelve consecutive words (LDM/LDRD); per tensor: entry 0 four times */
+        if (q->step != 0) {
+            const int32_t *f = q->fast + 3 * oc;
+            a0 = eq_requantize_double_pre(a0, f[0], f[1], f[2]);
+            a1 = eq_requantize_double_pre(a1, f[3], f[4], f[5]);
+            a2 = eq_requantize_double_pre(a2, f[6], f[7], f[8]);
+            a3 = eq_requantize_double_pre(a3, f[9], f[10], f[11]);
+        } else {
+            const int32_t *f = q->fast;
+            a0 = eq_requantize_double_pre(a0, f[0], f[1], f[2]);
+            a1 = eq_requantize_double_pre(a1, f[0], f[1], f[2]);
+            a2 = eq_requantize_double_pre(a2, f[0], f[1], f[2]);
+            a3 = eq_requantize_double_pre(a3, f[0], f[1], f[2]);
+        }
     } else {
         const int32_t i = oc * q->step;
         const int32_t s = q->step;
@@ -90,10 +137,14 @@ static inline void eq_out_q_conv4(const eq_out_q *q, int8_t *out, int32_t oc, in
         a2 = eq_requantize_double(a2, q->multiplier[i + 2 * s], q->shift[i + 2 * s]);
         a3 = eq_requantize_double(a3, q->multiplier[i + 3 * s], q->shift[i + 3 * s]);
     }
+#if EQ_DSP
+    eq_store4_clamped(out + oc, q, a0, a1, a2, a3);
+#else
     eq_store4_s8(out + oc, eq_clamp_i32(a0 + q->offset, q->act_min, q->act_max),
                  eq_clamp_i32(a1 + q->offset, q->act_min, q->act_max),
                  eq_clamp_i32(a2 + q->offset, q->act_min, q->act_max),
                  eq_clamp_i32(a3 + q->offset, q->act_min, q->act_max));
+#endif
 }
 
 /* FC (the build's rounding) output of channel oc, clamped, as an int32. */

@@ -51,6 +51,48 @@ static inline int32_t eq_sadd16(int32_t a, int32_t b)
 {
     return __sadd16(a, b);
 }
+
+/* Four values already in int8 range (SSAT) packed into one word, byte i = value i: three BFIs
+ * (the upper bits of v0 are overwritten, the others' masked by the insert). */
+static inline uint32_t eq_pack4_s8(int32_t v0, int32_t v1, int32_t v2, int32_t v3)
+{
+    uint32_t r = (uint32_t)v0;
+    __asm__("bfi %0, %1, #8, #8\n\tbfi %0, %2, #16, #8\n\tbfi %0, %3, #24, #8"
+            : "+r"(r)
+            : "r"(v1), "r"(v2), "r"(v3));
+    return r;
+}
+
+/* acc + the sign-extended bytes 0 and 2 (eq_sxtab16) or 1 and 3 (eq_sxtab16_hi) of v, per
+ * int16 lane (lanes wrap, as int16 adds). */
+static inline uint32_t eq_sxtab16(uint32_t acc, uint32_t v)
+{
+    return (uint32_t)__sxtab16((int16x2_t)acc, (int8x4_t)v);
+}
+
+static inline uint32_t eq_sxtab16_hi(uint32_t acc, uint32_t v)
+{
+    uint32_t r;
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(acc), "r"(v));
+    return r;
+}
+
+/* Per int8 lane max(v, m) / min(v, m): SSUB8 sets a lane's GE flag when v - m >= 0 (exact, no
+ * wrap), SEL picks by it. One asm statement, so nothing can come between the flag's writer and
+ * its reader. */
+static inline uint32_t eq_max_s8x4(uint32_t v, uint32_t m)
+{
+    uint32_t r;
+    __asm__("ssub8 %0, %1, %2\n\tsel %0, %1, %2" : "=&r"(r) : "r"(v), "r"(m) : "cc");
+    return r;
+}
+
+static inline uint32_t eq_min_s8x4(uint32_t v, uint32_t m)
+{
+    uint32_t r;
+    __asm__("ssub8 %0, %1, %2\n\tsel %0, %2, %1" : "=&r"(r) : "r"(v), "r"(m) : "cc");
+    return r;
+}
 #else
 #define EQ_DSP 0
 #endif
@@ -61,6 +103,21 @@ static inline int32_t eq_sadd16(int32_t a, int32_t b)
 #define EQ_OPAQUE(v) __asm__("" : "+r"(v))
 #else
 #define EQ_OPAQUE(v) ((void)0)
+#endif
+
+/* A loop nest kept out of line, so that its loops get the registers (not its caller's). */
+#if defined(__GNUC__)
+#define EQ_NOINLINE __attribute__((noinline))
+#else
+#define EQ_NOINLINE
+#endif
+
+/* Keeps the compiler from moving loads across it: an unrolled tile then loads each step's
+ * operands just before it uses them instead of holding two steps' worth (and spilling). */
+#if defined(__GNUC__)
+#define EQ_BARRIER() __asm__ volatile("" ::: "memory")
+#else
+#define EQ_BARRIER() ((void)0)
 #endif
 
 /* Four bytes from any address (one LDR on cores with unaligned access). */

@@ -19,6 +19,23 @@ static inline int8_t requant_out(const eq_conv2d_params *p, int32_t acc, int32_t
     return eq_conv_out_s8(&p->requant, acc, oc, p->output_offset, p->act_min, p->act_max);
 }
 
+#if EQ_DSP
+/* Four input bytes against four packed filter words (one per channel): two SMLADs each. */
+EQ_SPECIALIZE void dot4_step_dsp(const int8_t *x, const int8_t *wp, int32_t *a0, int32_t *a1,
+                                 int32_t *a2, int32_t *a3)
+{
+    const uint32_t xv = eq_load4(x);
+    const int32_t xl = eq_lo16(xv);
+    const int32_t xh = eq_hi16(xv);
+    const uint32_t w0 = eq_load4(wp), w1 = eq_load4(wp + 4);
+    const uint32_t w2 = eq_load4(wp + 8), w3 = eq_load4(wp + 12);
+    *a0 = eq_smlad(eq_lo16(w0), xl, eq_smlad(eq_hi16(w0), xh, *a0));
+    *a1 = eq_smlad(eq_lo16(w1), xl, eq_smlad(eq_hi16(w1), xh, *a1));
+    *a2 = eq_smlad(eq_lo16(w2), xl, eq_smlad(eq_hi16(w2), xh, *a2));
+    *a3 = eq_smlad(eq_lo16(w3), xl, eq_smlad(eq_hi16(w3), xh, *a3));
+}
+#endif
+
 /* One output pixel, all channels: `rows` window rows of `seg` contiguous input bytes each, the
  * accumulators starting at init[oc] (bias, or bias_folded with off == 0 for a full window).
  * `k0` is the window's first tap in the filter's (fy, fx, ic) order. With a packed filter the
@@ -97,6 +114,69 @@ EQ_SPECIALIZE void conv_pixel(const eq_conv2d_params *p, const eq_out_q *q, cons
     }
 }
 
+#if EQ_DSP
+/* `n` consecutive output pixels of one row whose windows lie wholly inside the image, packed
+ * filter: per block of four channels the accumulators start from bias_folded and stay in
+ * registers over the filter_h window rows, each read in place as `seg` contiguous bytes:
+ * filter_w * in_c, or packed_row for a filter with zero-padded rows (the bytes past a row's
+ * end meet zero weights, so whatever they hold adds nothing; the caller keeps them inside the
+ * image). */
+static EQ_NOINLINE void conv_packed_run(const eq_conv2d_params *p, const eq_out_q *oq,
+                                        const int8_t *in0, int32_t n, int32_t rows, int32_t seg,
+                                        int32_t in_row_step, int8_t *out)
+{
+    const eq_out_q local = *oq; /* a copy no int8 store can alias: read once, kept in registers */
+    const eq_out_q *const q = &local;
+    const int32_t out_c = p->out_c;
+    const int32_t fh = rows;
+    const int32_t px_step = p->stride.w * p->in_c;
+    const int32_t *const init = p->bias_folded;
+    for (int32_t i = 0; i < n; ++i) {
+        const int8_t *wp = p->filter_packed;
+        int32_t oc = 0;
+        for (; oc + 4 <= out_c; oc += 4) {
+            int32_t a0 = init[oc], a1 = init[oc + 1], a2 = init[oc + 2], a3 = init[oc + 3];
+            const int8_t *row = in0;
+            for (int32_t r = 0; r < fh; ++r) {
+                const int8_t *xx = row;
+                const int8_t *const x_end = row + seg;
+                if (seg % 8 == 0) {
+                    while (xx != x_end) {
+                        dot4_step_dsp(xx, wp, &a0, &a1, &a2, &a3);
+                        EQ_BARRIER();
+                        dot4_step_dsp(xx + 4, wp + 16, &a0, &a1, &a2, &a3);
+                        xx += 8;
+                        wp += 32;
+                    }
+                } else {
+                    while (xx != x_end) {
+                        dot4_step_dsp(xx, wp, &a0, &a1, &a2, &a3);
+                        xx += 4;
+                        wp += 16;
+                    }
+                }
+                row += in_row_step;
+            }
+            eq_out_q_conv4(q, out, oc, a0, a1, a2, a3);
+        }
+        for (; oc < out_c; ++oc) { /* plain (padded) rows after the last block */
+            int32_t acc = init[oc];
+            const int8_t *row = in0;
+            for (int32_t r = 0; r < fh; ++r) {
+                for (int32_t k = 0; k < seg; ++k) {
+                    acc += (int32_t)wp[k] * (int32_t)row[k];
+                }
+                wp += seg;
+                row += in_row_step;
+            }
+            out[oc] = (int8_t)eq_out_q_conv(q, acc, oc);
+        }
+        in0 += px_step;
+        out += out_c;
+    }
+}
+#endif
+
 static void conv_fast(const eq_conv2d_params *p, const int8_t *input, const int8_t *filter,
                       const int32_t *bias, int8_t *output)
 {
@@ -105,6 +185,13 @@ static void conv_fast(const eq_conv2d_params *p, const int8_t *input, const int8
     const int8_t *const w = packed ? p->filter_packed : filter;
     const eq_out_q oq = eq_out_q_make(&p->requant, p->output_offset, p->act_min, p->act_max);
     const eq_out_q *const q = &oq;
+    /* output columns [ox_lo, ox_hi) have windows wholly inside the image horizontally */
+    const int32_t ox_lo = (p->padding.w + p->stride.w - 1) / p->stride.w;
+    const int32_t last = p->in_w - p->filter_w + p->padding.w;
+    int32_t ox_hi = last < 0 ? 0 : last / p->stride.w + 1;
+    ox_hi = ox_hi > p->out_w ? p->out_w : ox_hi;
+    (void)ox_lo;
+    (void)ox_hi;
     for (int32_t b = 0; b < p->batches; ++b) {
         const int8_t *in_b = input + b * p->in_h * p->in_w * in_c;
         for (int32_t oy = 0; oy < p->out_h; ++oy) {
@@ -113,6 +200,16 @@ static void conv_fast(const eq_conv2d_params *p, const int8_t *input, const int8
             eq_valid_taps(in_y0, p->dilation.h, p->in_h, p->filter_h, &fy0, &fy1);
             for (int32_t ox = 0; ox < p->out_w; ++ox) {
                 const int32_t in_x0 = ox * p->stride.w - p->padding.w;
+#if EQ_DSP
+                if (packed && p->bias_folded != NULL && ox == ox_lo && ox_hi > ox_lo &&
+                    fy1 - fy0 == p->filter_h) {
+                    conv_packed_run(p, q, in_b + (in_y0 * p->in_w + in_x0) * in_c, ox_hi - ox_lo,
+                                    p->filter_h, p->filter_w * in_c, p->dilation.h * p->in_w * in_c,
+                                    output + ((b * p->out_h + oy) * p->out_w + ox) * p->out_c);
+                    ox = ox_hi - 1;
+                    continue;
+                }
+#endif
                 int32_t fx0, fx1;
                 eq_valid_taps(in_x0, 1, p->in_w, p->filter_w, &fx0, &fx1);
                 const int8_t *in0 =
@@ -138,10 +235,14 @@ static void conv_fast(const eq_conv2d_params *p, const int8_t *input, const int8
 
 /* 1x1 filter, no padding, packed filter: a matrix product of the [pixels, in_c] input (rows
  * picked by the stride) with the [out_c, in_c] filter; every window is whole, so every
- * accumulator starts from bias_folded. No window clipping at all. */
-static void conv1x1_packed(const eq_conv2d_params *p, const eq_out_q *q, const int8_t *input,
-                           int8_t *output)
+ * accumulator starts from bias_folded. No window clipping at all. The DSP loop keeps the four
+ * accumulators in registers across the row (no call per block) and takes eight input bytes
+ * per iteration when in_c allows. */
+static EQ_NOINLINE void conv1x1_packed(const eq_conv2d_params *p, const eq_out_q *oq,
+                                       const int8_t *input, int8_t *output)
 {
+    const eq_out_q local = *oq; /* a copy no int8 store can alias: read once, kept in registers */
+    const eq_out_q *const q = &local;
     const int32_t in_c = p->in_c;
     const int32_t out_c = p->out_c;
     const int32_t *const init = p->bias_folded;
@@ -156,9 +257,31 @@ static void conv1x1_packed(const eq_conv2d_params *p, const eq_out_q *q, const i
                 const int8_t *wp = p->filter_packed;
                 int32_t oc = 0;
                 for (; oc + 4 <= out_c; oc += 4) {
+#if EQ_DSP
+                    int32_t a0 = init[oc], a1 = init[oc + 1], a2 = init[oc + 2], a3 = init[oc + 3];
+                    const int8_t *xx = x;
+                    const int8_t *const x_end = x + in_c;
+                    if (in_c % 8 == 0) {
+                        while (xx != x_end) {
+                            dot4_step_dsp(xx, wp, &a0, &a1, &a2, &a3);
+                            EQ_BARRIER();
+                            dot4_step_dsp(xx + 4, wp + 16, &a0, &a1, &a2, &a3);
+                            xx += 8;
+                            wp += 32;
+                        }
+                    } else {
+                        while (xx != x_end) {
+                            dot4_step_dsp(xx, wp, &a0, &a1, &a2, &a3);
+                            xx += 4;
+                            wp += 16;
+                        }
+                    }
+                    eq_out_q_conv4(q, out, oc, a0, a1, a2, a3);
+#else
                     int32_t acc[4] = {init[oc], init[oc + 1], init[oc + 2], init[oc + 3]};
                     wp = eq_dot4_packed(x, in_c, wp, 0, acc);
                     eq_out_q_conv4(q, out, oc, acc[0], acc[1], acc[2], acc[3]);
+#endif
                 }
                 for (; oc < out_c; ++oc) { /* plain row order after the last block */
                     int32_t acc = init[oc];
@@ -196,14 +319,47 @@ static void conv_windows(const eq_conv2d_params *p, const eq_out_q *q, const int
     const int8_t zp = (int8_t)(-p->input_offset);
     int8_t *out = output;
     memset(win, 0, sizeof win); /* the row padding stays 0 */
+#if EQ_DSP
+    /* output columns [ox_lo, ox_hi) have windows wholly inside the image horizontally */
+    const int32_t ox_lo = (p->padding.w + p->stride.w - 1) / p->stride.w;
+    const int32_t last = p->in_w - p->filter_w + p->padding.w;
+    int32_t ox_hi = last < 0 ? 0 : last / p->stride.w + 1;
+    ox_hi = ox_hi > p->out_w ? p->out_w : ox_hi;
+#endif
     for (int32_t b = 0; b < p->batches; ++b) {
         const int8_t *in_b = input + b * p->in_h * p->in_w * in_c;
         for (int32_t oy = 0; oy < p->out_h; ++oy) {
             const int32_t in_y0 = oy * p->stride.h - p->padding.h;
             int32_t fy0, fy1;
             eq_valid_taps(in_y0, p->dilation.h, p->in_h, fh, &fy0, &fy1);
+#if EQ_DSP
+            /* whole windows read in place (rows of two words or more: there the copy costs
+             * more than the tile's row setup), as long as the padded rows end in the image */
+            int32_t run_hi = ox_hi;
+            if (pr >= 8 && fy1 - fy0 == fh) {
+                const int8_t *const in_end = in_b + p->in_h * p->in_w * in_c;
+                const int8_t *const last_row =
+                    in_b + (in_y0 + p->dilation.h * (fh - 1)) * p->in_w * in_c;
+                while (run_hi > ox_lo &&
+                       last_row + ((run_hi - 1) * p->stride.w - p->padding.w) * in_c + pr >
+                           in_end) {
+                    --run_hi;
+                }
+            } else {
+                run_hi = ox_lo;
+            }
+#endif
             for (int32_t ox = 0; ox < p->out_w; ++ox) {
                 const int32_t in_x0 = ox * p->stride.w - p->padding.w;
+#if EQ_DSP
+                if (ox == ox_lo && run_hi > ox_lo) {
+                    conv_packed_run(p, q, in_b + (in_y0 * p->in_w + in_x0) * in_c, run_hi - ox_lo,
+                                    fh, pr, p->dilation.h * p->in_w * in_c, out);
+                    out += (run_hi - ox_lo) * out_c;
+                    ox = run_hi - 1;
+                    continue;
+                }
+#endif
                 int32_t fx0, fx1;
                 eq_valid_taps(in_x0, 1, p->in_w, p->filter_w, &fx0, &fx1);
                 const int32_t k0 = fx0 * in_c;
@@ -224,6 +380,12 @@ static void conv_windows(const eq_conv2d_params *p, const eq_out_q *q, const int
                     dst += pr;
                     row += p->dilation.h * p->in_w * in_c;
                 }
+#if EQ_DSP
+                /* the copy is one contiguous run: one row of `size` bytes */
+                conv_packed_run(p, q, win, 1, 1, size, 0, out);
+                out += out_c;
+                continue;
+#endif
                 const int8_t *wp = p->filter_packed;
                 int32_t oc = 0;
                 for (; oc + 4 <= out_c; oc += 4) {

@@ -227,18 +227,63 @@ EQ_SPECIALIZE void dw_pixel_packed(const eq_depthwise_conv2d_params *p, const eq
     }
 }
 
-/* 3x3, `n` consecutive output pixels of one row with windows wholly inside the image: taps
- * unrolled along each row, accumulators from bias_folded, no offset adds. */
-static void dw3x3_packed_run(const eq_depthwise_conv2d_params *p, const eq_out_q *q,
-                             const int8_t *in0, int32_t n, int8_t *out)
+#if EQ_DSP
+/* One tap of four channels: the input word's sign-extended lanes (c0, c2), (c1, c3) against the
+ * packed weight words wa = (w0, w2), wb = (w1, w3). */
+EQ_SPECIALIZE void dw_tap_dsp(uint32_t xv, int32_t wa, int32_t wb, int32_t *a0, int32_t *a1,
+                              int32_t *a2, int32_t *a3)
 {
+    const int32_t xl = eq_lo16(xv);
+    const int32_t xh = eq_hi16(xv);
+    *a0 = eq_smlabb(wa, xl, *a0);
+    *a2 = eq_smlatt(wa, xl, *a2);
+    *a1 = eq_smlabb(wb, xh, *a1);
+    *a3 = eq_smlatt(wb, xh, *a3);
+}
+#endif
+
+/* 3x3, `n` consecutive output pixels of one row with windows wholly inside the image: taps
+ * unrolled along each row, accumulators from bias_folded, no offset adds. Kept out of line so
+ * that its loops get the registers (the DSP version addresses a row's three taps from one
+ * pointer and one register offset). */
+static EQ_NOINLINE void dw3x3_packed_run(const eq_depthwise_conv2d_params *p, const eq_out_q *oq,
+                                         const int8_t *in0, int32_t n, int8_t *out)
+{
+    const eq_out_q local = *oq; /* a copy no int8 store can alias: read once, kept in registers */
+    const eq_out_q *const q = &local;
     const int32_t c = p->out_c;
     const int32_t tap = p->dilation.w * c;
     const int32_t row = p->dilation.h * p->in_w * c;
     const int32_t px_step = p->stride.w * c;
-    const int32_t *const init = p->bias_folded;
     for (int32_t i = 0; i < n; ++i) {
         const int32_t *w = p->filter_packed;
+        const int32_t *init = p->bias_folded;
+#if EQ_DSP
+        const int8_t *x = in0;
+        for (int32_t oc = 0; oc < c; oc += 4) {
+            int32_t a0 = init[0], a1 = init[1], a2 = init[2], a3 = init[3];
+            const int8_t *r = x;
+            /* unrolled: no taken branch per window row */
+            EQ_OPAQUE(r);
+            dw_tap_dsp(eq_load4(r), w[0], w[1], &a0, &a1, &a2, &a3);
+            dw_tap_dsp(eq_load4(r + tap), w[2], w[3], &a0, &a1, &a2, &a3);
+            dw_tap_dsp(eq_load4(r + 2 * tap), w[4], w[5], &a0, &a1, &a2, &a3);
+            r += row;
+            EQ_OPAQUE(r);
+            dw_tap_dsp(eq_load4(r), w[6], w[7], &a0, &a1, &a2, &a3);
+            dw_tap_dsp(eq_load4(r + tap), w[8], w[9], &a0, &a1, &a2, &a3);
+            dw_tap_dsp(eq_load4(r + 2 * tap), w[10], w[11], &a0, &a1, &a2, &a3);
+            r += row;
+            EQ_OPAQUE(r);
+            dw_tap_dsp(eq_load4(r), w[12], w[13], &a0, &a1, &a2, &a3);
+            dw_tap_dsp(eq_load4(r + tap), w[14], w[15], &a0, &a1, &a2, &a3);
+            dw_tap_dsp(eq_load4(r + 2 * tap), w[16], w[17], &a0, &a1, &a2, &a3);
+            w += 18;
+            eq_out_q_conv4(q, out, oc, a0, a1, a2, a3);
+            init += 4;
+            x += 4;
+        }
+#else
         for (int32_t oc = 0; oc < c; oc += 4) {
             int32_t a[4] = {init[oc], init[oc + 1], init[oc + 2], init[oc + 3]};
             const int8_t *x_row = in0 + oc;
@@ -253,10 +298,45 @@ static void dw3x3_packed_run(const eq_depthwise_conv2d_params *p, const eq_out_q
             }
             eq_out_q_conv4(q, out, oc, a[0], a[1], a[2], a[3]);
         }
+#endif
         in0 += px_step;
         out += c;
     }
 }
+
+#if EQ_DSP
+#define DW_ZP_MAX 512 /* channels of the zero-point row that stands in for taps off the image */
+
+/* 3x3 border pixel: all nine taps, the ones off the image reading `zp_row` (the input zero
+ * point in every byte: x + input_offset = 0 there, so with bias_folded they add w * zp, which
+ * the folded -w * zp cancels: the sum of the taps TFLM keeps, as an integer). tap[k] is the
+ * first channel of tap k's input (or zp_row). */
+static EQ_NOINLINE void dw3x3_border_dsp(const eq_depthwise_conv2d_params *p, const eq_out_q *oq,
+                                         const int8_t *const tap[9], int8_t *out)
+{
+    const eq_out_q local = *oq; /* a copy no int8 store can alias: read once, kept in registers */
+    const eq_out_q *const q = &local;
+    const int32_t c = p->out_c;
+    const int32_t *w = p->filter_packed;
+    const int32_t *init = p->bias_folded;
+    for (int32_t oc = 0; oc < c; oc += 4) {
+        int32_t a0 = init[0], a1 = init[1], a2 = init[2], a3 = init[3];
+        /* unrolled: no taken branch per tap */
+        dw_tap_dsp(eq_load4(tap[0] + oc), w[0], w[1], &a0, &a1, &a2, &a3);
+        dw_tap_dsp(eq_load4(tap[1] + oc), w[2], w[3], &a0, &a1, &a2, &a3);
+        dw_tap_dsp(eq_load4(tap[2] + oc), w[4], w[5], &a0, &a1, &a2, &a3);
+        dw_tap_dsp(eq_load4(tap[3] + oc), w[6], w[7], &a0, &a1, &a2, &a3);
+        dw_tap_dsp(eq_load4(tap[4] + oc), w[8], w[9], &a0, &a1, &a2, &a3);
+        dw_tap_dsp(eq_load4(tap[5] + oc), w[10], w[11], &a0, &a1, &a2, &a3);
+        dw_tap_dsp(eq_load4(tap[6] + oc), w[12], w[13], &a0, &a1, &a2, &a3);
+        dw_tap_dsp(eq_load4(tap[7] + oc), w[14], w[15], &a0, &a1, &a2, &a3);
+        dw_tap_dsp(eq_load4(tap[8] + oc), w[16], w[17], &a0, &a1, &a2, &a3);
+        w += 18;
+        eq_out_q_conv4(q, out, oc, a0, a1, a2, a3);
+        init += 4;
+    }
+}
+#endif
 
 static void dw_packed(const eq_depthwise_conv2d_params *p, const int8_t *input, const int32_t *bias,
                       int8_t *output)
@@ -270,6 +350,12 @@ static void dw_packed(const eq_depthwise_conv2d_params *p, const int8_t *input, 
     const int32_t last = p->in_w - 1 - (p->filter_w - 1) * p->dilation.w + p->padding.w;
     int32_t ox_hi = last < 0 ? 0 : last / p->stride.w + 1;
     ox_hi = ox_hi > p->out_w ? p->out_w : ox_hi;
+#if EQ_DSP
+    int8_t zp_row[DW_ZP_MAX];
+    if (fast3x3 && c <= DW_ZP_MAX) {
+        memset(zp_row, -p->input_offset, (size_t)c);
+    }
+#endif
     for (int32_t b = 0; b < p->batches; ++b) {
         const int8_t *in_b = input + b * p->in_h * p->in_w * c;
         for (int32_t oy = 0; oy < p->out_h; ++oy) {
@@ -287,6 +373,21 @@ static void dw_packed(const eq_depthwise_conv2d_params *p, const int8_t *input, 
                 }
                 int32_t fx0, fx1;
                 eq_valid_taps(in_x0, p->dilation.w, p->in_w, p->filter_w, &fx0, &fx1);
+#if EQ_DSP
+                if (fast3x3 && c <= DW_ZP_MAX) {
+                    const int8_t *tap[9];
+                    for (int32_t k = 0; k < 9; ++k) {
+                        const int32_t fy = k / 3, fx = k % 3;
+                        tap[k] = fy >= fy0 && fy < fy1 && fx >= fx0 && fx < fx1
+                                     ? in_b + ((in_y0 + p->dilation.h * fy) * p->in_w + in_x0 +
+                                               p->dilation.w * fx) *
+                                                  c
+                                     : zp_row;
+                    }
+                    dw3x3_border_dsp(p, q, tap, out_row + ox * c);
+                    continue;
+                }
+#endif
                 const int32_t rows = fy1 - fy0;
                 const int32_t cols = fx1 - fx0;
                 const int8_t *in0 =

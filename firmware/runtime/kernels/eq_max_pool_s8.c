@@ -2,7 +2,9 @@
  * Bit-exact with TFLM's reference_integer_ops::MaxPool.
  *
  * The window is clipped to the image once per output pixel; channels are reduced four at a
- * time with pointer steps. Each pixel is finished before the next (ops_conv.raster_overlap). */
+ * time with pointer steps. Each pixel is finished before the next (ops_conv.raster_overlap).
+ * DSP path: four channels per word, the running maximum and the clamp by SSUB8/SEL. */
+#include "eq_dsp.h"
 #include "eq_kernels_conv.h"
 #include "eq_math.h"
 
@@ -33,6 +35,24 @@ eq_status eq_max_pool_s8(const eq_pool_params *p, const int8_t *input, int8_t *o
                 const int8_t *in0 = in_b + (in_y0 + fy0) * row_step + (in_x0 + fx0) * ch;
                 int8_t *out = output + ((b * p->out_h + oy) * p->out_w + ox) * ch;
                 int32_t c = 0;
+#if EQ_DSP
+                const uint32_t lo4 = (uint32_t)(uint8_t)p->act_min * UINT32_C(0x01010101);
+                const uint32_t hi4 = (uint32_t)(uint8_t)p->act_max * UINT32_C(0x01010101);
+                for (; c + 4 <= ch; c += 4) {
+                    uint32_t m = UINT32_C(0x80808080);
+                    const int8_t *in_row = in0 + c;
+                    for (int32_t r = 0; r < rows; ++r) {
+                        const int8_t *x = in_row;
+                        for (int32_t t = 0; t < cols; ++t) {
+                            m = eq_max_s8x4(m, eq_load4(x));
+                            x += ch;
+                        }
+                        in_row += row_step;
+                    }
+                    m = eq_min_s8x4(eq_max_s8x4(m, lo4), hi4);
+                    memcpy(out + c, &m, 4);
+                }
+#endif
                 for (; c + 4 <= ch; c += 4) {
                     int32_t m0 = -128, m1 = -128, m2 = -128, m3 = -128;
                     const int8_t *in_row = in0 + c;
