@@ -163,7 +163,7 @@ def render_drop(r: dict[str, Any]) -> str:
     if not c:
         return ""
     return (f"\naccuracy on {c['samples']} test samples ({c['oracle']}): float "
-            f"{c['float_accuracy_pct']:.1f} %, quantized {c['quantized_accuracy_pct']:.1f} % "
+            f"{100 * c['float_accuracy']:.1f} %, quantized {100 * c['quantized_accuracy']:.1f} % "
             f"(drop {c['drop_pt']:.1f} pt, limit {c['max_drop_pt']:g} pt)")
 
 
@@ -457,7 +457,8 @@ def mixed_cmd(model: str, output: str, data: str | None, budget_kb: float | None
 @click.option("--epochs", type=int, default=4, show_default=True, help="Fine-tuning epochs per step.")
 @click.option("--max-epochs", type=click.IntRange(min=1), default=16, show_default=True,
               help="Cap on fine-tuning epochs in total: more are added, two at a time, while the "
-                   "int8 model is more than --max-drop below float on held-aside training data.")
+                   "int8 model is more than --max-drop below float on held-aside training "
+                   "data (the best round there is kept).")
 @drop_options
 @json_option
 def compress_cmd(model: str, output: str, data: str | None, sparsity: float, clusters: int,

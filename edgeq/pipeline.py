@@ -569,7 +569,8 @@ def run_compress(
         for layer in weights.layers
     ]
     summary["output"] = str(out)
-    summary["original_float_accuracy"] = keras_accuracy(setup.model, setup.x_test, setup.y_test)
+    summary["original_float_accuracy"] = (
+        keras_accuracy(setup.model, setup.x_test, setup.y_test) / 100.0)
     atomic_write_bytes(out, result.model)
     atomic_write_json(out.with_suffix(".json"), summary)
     return summary
@@ -578,8 +579,9 @@ def run_compress(
 def render_compress(s: dict[str, Any]) -> str:
     lines = [
         f"wrote {s['output']} ({s['tflite_bytes']:,} bytes): {' -> '.join(s['steps'])}",
-        f"accuracy int8 {s['int8_accuracy']:.2f}% (compressed float {s['float_accuracy']:.2f}%, "
-        f"original float {s['original_float_accuracy']:.2f}%)",
+        f"accuracy int8 {100 * s['int8_accuracy']:.2f} % (compressed float "
+        f"{100 * s['float_accuracy']:.2f} %, original float "
+        f"{100 * s['original_float_accuracy']:.2f} %)",
         f"weights+biases: float32 {s['float32_bytes']:,.0f} B, int8 {s['int8_bytes']:,.0f} B "
         f"({s['ratio_int8']:.1f}x), LUT-coded {s['lut_bytes']:,.0f} B ({s['ratio_lut']:.1f}x), "
         f"Huffman bound {s['huffman_bytes']:,.0f} B ({s['ratio_huffman']:.1f}x)",

@@ -9,7 +9,7 @@ the drop exceeds the threshold, the per-layer analysis names the op that *adds* 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -48,7 +48,12 @@ class DropCheck:
         return head + blame + "; fix it, or pass --allow-drop to accept"
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "drop_pt": self.drop_pt, "failed": self.failed}
+        """JSON vocabulary: accuracies as fractions, differences in percentage points (``_pt``)."""
+        return {"float_accuracy": self.float_accuracy_pct / 100.0,
+                "quantized_accuracy": self.quantized_accuracy_pct / 100.0,
+                "samples": self.samples, "max_drop_pt": self.max_drop_pt,
+                "drop_pt": self.drop_pt, "failed": self.failed, "culprit": self.culprit,
+                "oracle": self.oracle}
 
 
 def int8_accuracy(tflite: bytes, x: np.ndarray, y: np.ndarray) -> float:

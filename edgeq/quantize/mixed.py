@@ -200,6 +200,7 @@ class MixedResult:
     report: SensitivityReport | None = None
     int8_finetuned: Evaluation | None = None  # all-int8 after the same fine-tuning
     rounding: str = "adaround"
+    sensitivity_split: str = "test"  # where per-layer sensitivities were measured
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -211,16 +212,23 @@ class MixedResult:
             "tflite_weight_bytes": self.tflite_weight_bytes,
             "precisions": self.solution.labels,
             "predicted_loss": self.solution.predicted_loss,
-            "accuracy": self.evaluation.accuracy,
+            "accuracy": self.evaluation.accuracy / 100.0,
             "kl": self.evaluation.kl,
-            "int8_accuracy": self.int8.accuracy,
-            "float_accuracy": self.float_accuracy,
+            "int8_accuracy": self.int8.accuracy / 100.0,
+            "int8_baseline": INT8_BASELINE,
+            "sensitivity_split": self.sensitivity_split,
+            "float_accuracy": self.float_accuracy / 100.0,
             "ram_bytes": self.solution.ram_bytes,
             "finetuned": self.finetuned,
             "rounding": self.rounding,
-            "int8_finetuned_accuracy": (self.int8_finetuned.accuracy
+            "int8_finetuned_accuracy": (self.int8_finetuned.accuracy / 100.0
                                         if self.int8_finetuned is not None else None),
         }
+
+
+# how the all-int8 model mixed compares against is made (edgeq quantize's default is the same
+# calibration through the TFLite converter, so the two baselines can differ by a sample or two)
+INT8_BASELINE = "min-max calibration, per-channel weights, via ai-edge-quantizer"
 
 
 def clone_keras(model: Any) -> Any:
@@ -306,10 +314,13 @@ def mixed_precision(
     finetune_epochs: int = 3,
     report: SensitivityReport | None = None,
     rounding: str = "adaround",
+    sensitivity_data: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> MixedResult:
     """Sensitivity -> exact solve -> build -> measure, for one budget.
 
-    Give ``budget_bytes`` or ``budget_fraction`` (of the all-int8 weight bytes).
+    Give ``budget_bytes`` or ``budget_fraction`` (of the all-int8 weight bytes). Per-layer
+    sensitivities are measured on ``sensitivity_data`` (a split held out of training) when
+    given, so the solver never sees ``x_eval``/``y_eval``, where the result is measured.
     """
     from edgeq.quantize.sensitivity import layer_sensitivity
 
@@ -326,14 +337,22 @@ def mixed_precision(
                  ram_budget_bytes=ram_budget_bytes)
     if report is None:
         variants = ("w4", "a16") if int16 else ("w4",)
-        report = layer_sensitivity(keras_model, calibration, x_eval, y_eval,
+        xs, ys = sensitivity_data if sensitivity_data is not None else (x_eval, y_eval)
+        report = layer_sensitivity(keras_model, calibration, xs, ys,
                                    variants=variants, float_model=fmodel)
+        if sensitivity_data is not None:
+            report.split = "held-out training"
     options = options_from_report(report, objective=objective, int16=int16)
     solution = solve_budget(options, budget_bytes, ram_budget_bytes=ram_budget_bytes)
     model = build_mixed(keras_model, solution, calibration, train=train,
                         finetune_epochs=finetune_epochs, rounding=rounding)
     reference = model_probabilities(fmodel, x_eval)
     ev = evaluate(model, x_eval, y_eval, reference)
+    float_acc = 100.0 * float(np.mean(np.argmax(reference, axis=1) == y_eval))
+    # the all-int8 baseline on the same split as the result (the report's may be another split)
+    int8_base = (report.baseline if report.split == "test"
+                 else evaluate(quantize_with_plan(fmodel, {}, calibration), x_eval, y_eval,
+                               reference))
     int8_ft = None
     finetuned = train is not None and finetune_epochs > 0
     if finetuned:
@@ -345,14 +364,15 @@ def mixed_precision(
         solution=solution,
         model=model,
         evaluation=ev,
-        int8=report.baseline,
-        float_accuracy=report.float_accuracy,
+        int8=int8_base,
+        float_accuracy=float_acc,
         int8_weight_bytes=int8_bytes,
         tflite_weight_bytes=measured_weight_bytes(model),
         finetuned=finetuned,
         report=report,
         int8_finetuned=int8_ft,
         rounding=rounding,
+        sensitivity_split=report.split,
     )
 
 
@@ -446,32 +466,40 @@ def mixed_to_file(
     if budget_kb is not None and budget_kb <= 0:
         raise QuantizeError(f"--budget-kb must be positive, got {budget_kb}")
     setup = load_setup(model_path, data)
-    calib = setup.calibration(calibration_samples)
+    fit, held_out = setup.split_held_out()
+    calib = fit[0][np.random.default_rng(0).permutation(len(fit[0]))[:calibration_samples]]
     result = mixed_precision(
-        setup.model, calib, setup.x_test, setup.y_test,
+        setup.model, calib, setup.x_test, setup.y_test, sensitivity_data=held_out,
         budget_bytes=int(budget_kb * 1024) if budget_kb is not None else None,
         budget_fraction=budget_fraction,
         ram_budget_bytes=int(ram_budget_kb * 1024) if ram_budget_kb is not None else None,
-        int16=int16, objective=objective, train=(setup.x_train, setup.y_train),
+        int16=int16, objective=objective, train=fit,
         finetune_epochs=finetune_epochs, rounding=rounding,
     )
     report = result.report
     out = Path(output)
     summary = result.summary()
     summary["output"] = str(out)
-    summary["sensitivity"] = report.as_dict()["rows"]
+    summary["sensitivity"] = [sensitivity_row_json(row) for row in report.as_dict()["rows"]]
     if pareto_png:
         points, _ = pareto_sweep(setup.model, calib, setup.x_test, setup.y_test,
                                  (0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
-                                 train=(setup.x_train, setup.y_train),
-                                 finetune_epochs=finetune_epochs, objective=objective,
+                                 train=fit, finetune_epochs=finetune_epochs, objective=objective,
                                  report=report)
-        plot_pareto(points, report.baseline.accuracy, pareto_png)
-        summary["pareto"] = [vars(p) for p in points]
+        plot_pareto(points, result.int8.accuracy, pareto_png)
+        summary["pareto"] = [{**vars(p), "accuracy": p.accuracy / 100.0} for p in points]
         summary["pareto_png"] = pareto_png
     atomic_write_bytes(out, result.model)
     atomic_write_json(out.with_suffix(".json"), summary)
     return summary
+
+
+def sensitivity_row_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A sensitivity row in the JSON vocabulary: accuracy as a fraction, its loss in points."""
+    out = {k: v for k, v in row.items() if k not in ("accuracy", "accuracy_loss")}
+    out["accuracy"] = None if row["accuracy"] is None else row["accuracy"] / 100.0
+    out["accuracy_loss_pt"] = row["accuracy_loss"]
+    return out
 
 
 def render_mixed(s: dict[str, Any]) -> str:
@@ -480,14 +508,15 @@ def render_mixed(s: dict[str, Any]) -> str:
         f"weights {s['weight_bytes']:,} B <= budget {s['budget_bytes']:,} B "
         f"({s['ratio_to_int8']:.2f}x of all-int8 {s['int8_weight_bytes']:,} B); "
         f"measured in file: {s['tflite_weight_bytes']:,} B",
-        f"accuracy {s['accuracy']:.2f} % with {s.get('rounding', 'nearest')} int4 rounding "
-        f"(all-int8 min-max via ai-edge-quantizer {s['int8_accuracy']:.2f} %"
-        + (f", all-int8 after the same fine-tuning {s['int8_finetuned_accuracy']:.2f} %"
+        f"accuracy {100 * s['accuracy']:.2f} % with {s.get('rounding', 'nearest')} int4 rounding "
+        f"(all-int8 {s.get('int8_baseline', INT8_BASELINE)} {100 * s['int8_accuracy']:.2f} %"
+        + (f", all-int8 after the same fine-tuning {100 * s['int8_finetuned_accuracy']:.2f} %"
            if s.get("int8_finetuned_accuracy") is not None else "")
-        + f", float {s['float_accuracy']:.2f} %), output KL {s['kl']:.4f}",
+        + f", float {100 * s['float_accuracy']:.2f} %), output KL {s['kl']:.4f}",
         "layers: " + ", ".join(f"{k}={v}" for k, v in s["precisions"].items()),
+        f"layer sensitivities measured on the {s.get('sensitivity_split', 'test')} split",
     ]
     for p in s.get("pareto", []):
         lines.append(f"  pareto {p['fraction']:.2f}x: {p['weight_bytes']:,} B  "
-                     f"{p['accuracy']:.2f}%")
+                     f"{100 * p['accuracy']:.2f} %")
     return "\n".join(lines)

@@ -6,8 +6,8 @@ Each variant is built with ``ai-edge-quantizer`` (the same engine that builds th
 model) and run on LiteRT's reference kernels, so the solver optimizes what it will get.
 
 Variants per weight layer (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED):
-- ``w4``: weights int8 -> int4 (ai-edge-quantizer 0.10 supports it for CONV_2D and
-  FULLY_CONNECTED only; DEPTHWISE_CONV_2D layers keep int8);
+- ``w4``: weights int8 -> int4 (ai-edge-quantizer 0.10 for CONV_2D and FULLY_CONNECTED;
+  DEPTHWISE_CONV_2D filters are rewritten by :mod:`edgeq.quantize.int4_depthwise`);
 - ``a16``: activations int8 -> int16 (int16x8; QUANTIZE ops join it to the int8 neighbours) --
   the loss is negative when int16 helps, so the ranking says which layers deserve it;
 - ``float``: the layer stays float32 (phone targets' fallback; microcontrollers cannot use it).
@@ -26,7 +26,7 @@ import numpy as np
 from edgeq.errors import QuantizeError, first_line
 
 WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
-INT4_OPS = ("CONV_2D", "FULLY_CONNECTED")  # what ai-edge-quantizer 0.10 quantizes to int4
+INT4_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 VARIANTS = ("w4", "a16", "float")
 KL_EPS = 1e-7
 
@@ -116,6 +116,7 @@ class SensitivityReport:
     float_accuracy: float
     layers: list[WeightLayer]
     rows: list[LayerSensitivity] = field(default_factory=list)
+    split: str = "test"  # which data the rows were measured on
 
     def loss(self, layer: str, variant: str, objective: str = "kl") -> float | None:
         for r in self.rows:
@@ -138,6 +139,7 @@ class SensitivityReport:
             "float_accuracy": self.float_accuracy,
             "layers": [asdict(layer) for layer in self.layers],
             "rows": [asdict(r) for r in self.rows],
+            "split": self.split,
         }
 
 
@@ -210,14 +212,20 @@ def quantize_with_plan(
     import_tf()
     from ai_edge_quantizer import algorithm_manager, quantizer
 
+    from edgeq.quantize.int4_depthwise import int4_depthwise
     from edgeq.tfenv import quiet_native_output
 
     q = quantizer.Quantizer(bytearray(float_model))
     q.add_static_config(".*", "*", activation_num_bits=8, weight_num_bits=8)
     opcodes = {layer.name: layer.opcode for layer in weight_layers(float_model)}
+    # int4 depthwise: built int8 by the quantizer, filters rewritten afterwards
+    dw4 = [n for n, p in plan.items() if opcodes.get(n) == "DEPTHWISE_CONV_2D"
+           and p == VARIANT_PRECISION["w4"]]
     for name, prec in plan.items():
         if name not in opcodes:
             raise QuantizeError(f"no weight layer named '{name}' in the model")
+        if name in dw4:
+            continue
         regex = "^" + re.escape(name) + ";$"  # the quantizer's op scope ends with ';'
         if prec.weight_bits == 32:
             q.update_quantization_recipe(
@@ -236,7 +244,7 @@ def quantize_with_plan(
     except (ValueError, RuntimeError, KeyError) as exc:
         raise QuantizeError(f"ai-edge-quantizer failed: {first_line(exc, 160)}; "
                             "choose another precision for that layer") from None
-    return bytes(result.quantized_model)
+    return int4_depthwise(bytes(result.quantized_model), float_model, dw4)
 
 
 def _input_name(float_model: bytes) -> str:

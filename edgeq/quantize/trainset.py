@@ -28,6 +28,20 @@ class TrainSetup:
         idx = np.random.default_rng(seed).permutation(len(self.x_train))[:count]
         return self.x_train[idx]
 
+    def split_held_out(
+        self, fraction: float = 0.1, seed: int = 0
+    ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """(fit, held_out): a seeded ``fraction`` of the training split set aside.
+
+        Decisions (mixed precision's per-layer sensitivities) are made on the held-out part, so
+        the test split only measures the result.
+        """
+        order = np.random.default_rng(seed).permutation(len(self.x_train))
+        n = max(1, int(round(len(order) * fraction)))
+        held, fit = order[:n], order[n:]
+        return ((self.x_train[fit], self.y_train[fit]),
+                (self.x_train[held], self.y_train[held]))
+
 
 def load_setup(
     model_path: str | os.PathLike[str], data: str | None = None, *, max_test: int | None = None

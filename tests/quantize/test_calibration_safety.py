@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from helpers_calibration import planted_data, planted_outlier_model
@@ -57,3 +59,30 @@ def test_auto_measures_better_than_minmax_and_its_ranges_are_in_the_file() -> No
     assert err_auto < 0.5 * err_mm  # the outlier tensor got a clipping range
     assert any(v != "minmax" for v in cal.chosen.values())
     assert set(cal.chosen) <= set(cal.ranges)
+
+
+def test_every_listed_range_is_the_one_in_the_file() -> None:
+    """The manifest's calibration section lists only ranges the int8 file really uses: each
+    listed tensor's scale is (hi - lo) / 255, read back without skipping any op (a softmax
+    output, whose parameters the kernel fixes, must not be listed)."""
+    from edgeq.data import Normalization, load_dataset, prepare_inputs
+    from edgeq.models import load_model
+    from edgeq.tflite import read_tflite_bytes
+
+    loaded = load_model(Path(__file__).resolve().parents[2] / "models/digits_cnn/digits_cnn.h5")
+    ds = load_dataset("digits")
+    x = prepare_inputs(ds.x_train[:100], loaded.model.input_shape,
+                       Normalization.from_meta(loaded.meta))
+    tfl, cal = C.convert_calibrated(loaded.model, x, "kl")
+    m = read_tflite_bytes(tfl)
+    by_name = {t.name: t for t in m.tensors}
+    listed = cal.as_dict()["tensors"]
+    assert listed
+    softmax_out = {m.tensors[o].name for op in m.operators if op.opcode == "SOFTMAX"
+                   for o in op.outputs}
+    assert softmax_out and not softmax_out & set(listed)
+    for name, entry in listed.items():
+        lo, hi = entry["range"]
+        t = by_name[name]
+        assert t.quant is not None
+        assert float(t.quant.scale[0]) == pytest.approx((hi - lo) / 255, rel=1e-3), name
