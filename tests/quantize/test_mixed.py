@@ -211,6 +211,29 @@ def test_sensitivity_and_mixed_model_runs_within_budget(digits_setup) -> None:  
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_fine_tuning_that_hurts_on_held_out_data_is_not_kept(digits_setup) -> None:  # noqa: ANN001
+    from edgeq.quantize.mixed import build_mixed, mixed_precision
+    from edgeq.quantize.sensitivity import evaluate, float_tflite, layer_sensitivity
+    from edgeq.quantize.sensitivity import model_probabilities as probs
+
+    model, x_train, y_train, x_test, y_test = digits_setup
+    held = (x_train[:300], y_train[:300])
+    report = layer_sensitivity(model, x_train[:100], *held, variants=("w4",))
+    # every training label "0": fine-tuning on them wrecks the model, which held-out data shows
+    bad = np.zeros_like(y_train[300:])
+    r = mixed_precision(model, x_train[:100], x_test, y_test, budget_fraction=0.7,
+                        train=(x_train[300:], bad), finetune_epochs=3, report=report,
+                        sensitivity_data=held)
+    plain = build_mixed(model, r.solution, x_train[:100])
+    ref = probs(float_tflite(model), x_test)
+    assert not r.finetuned
+    assert r.model == plain
+    assert r.evaluation.accuracy == evaluate(plain, x_test, y_test, ref).accuracy
+    # it did hurt: all-int8 after the same fine-tuning is far below all-int8 without it
+    assert r.int8_finetuned is not None and r.int8_finetuned.accuracy < r.int8.accuracy - 10.0
+
+
 def test_sensitivity_is_measured_on_held_out_data_not_the_test_split(digits_setup) -> None:  # noqa: ANN001
     from edgeq.quantize.mixed import mixed_precision
     from edgeq.tflite import read_tflite_bytes
