@@ -4,7 +4,8 @@
     PYTHONPATH=. .venv/bin/python benchmarks/byom_multi_io.py [--samples 20] [--epochs 6]
 
 Everything is generated and trained here: two inputs (compare two vectors), a segmentation head
-with a second output (Conv2DTranspose; UpSampling2D in Keras 3 and tf-keras), MobileNetV2-0.35
+with a second output (Conv2DTranspose; UpSampling2D nearest in Keras 3 and tf-keras, bilinear
+in Keras 3), MobileNetV2-0.35
 and MobileNetV3Small at 32x32 (weights=None, trained a few epochs on "which colour dominates"
 images), a regression and an anomaly model.
 """
@@ -62,7 +63,7 @@ def segmentation(keras: Any, d: Path, rng: np.random.Generator, upsample: str | 
     h = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(h)
     u = keras.layers.Conv2DTranspose(8, 3, strides=2, padding="same", activation="relu")(h)
     if upsample:
-        u = keras.layers.UpSampling2D(2)(u)
+        u = keras.layers.UpSampling2D(2, interpolation=upsample)(u)
     else:
         u = keras.layers.Conv2DTranspose(8, 3, strides=2, padding="same", activation="relu")(u)
     seg = keras.layers.Conv2D(2, 1, activation="softmax")(u)
@@ -135,12 +136,14 @@ def main() -> None:
         makers = {
             "two inputs (Dense)": lambda: two_inputs(k3, d, rng),
             "two outputs, Conv2DTranspose": lambda: segmentation(k3, d, rng, None, ".keras"),
-            "two outputs, UpSampling2D (Keras 3)": lambda: segmentation(k3, d, rng, "up",
+            "two outputs, UpSampling2D (Keras 3)": lambda: segmentation(k3, d, rng, "nearest",
                                                                         ".keras"),
-            "two outputs, UpSampling2D (tf-keras)": lambda: segmentation(tfk, d, rng, "up",
+            "two outputs, UpSampling2D bilinear (Keras 3)": lambda: segmentation(
+                k3, d, rng, "bilinear", ".keras"),
+            "two outputs, UpSampling2D (tf-keras)": lambda: segmentation(tfk, d, rng, "nearest",
                                                                          ".h5"),
             "two outputs, UpSampling2D (tf-keras), --runtime tflm": lambda: segmentation(
-                tfk, d, rng, "up", ".h5"),
+                tfk, d, rng, "nearest", ".h5"),
             "MobileNetV2-0.35 32x32": lambda: mobilenet(k3, d, rng, "v2", args.epochs),
             "MobileNetV3Small 32x32": lambda: mobilenet(k3, d, rng, "v3", args.epochs),
             "regression (Dense)": lambda: regression(k3, d, rng),

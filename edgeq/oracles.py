@@ -73,8 +73,9 @@ def _validated(data: bytes, model: ModelSource) -> None:
 
 # what to do when TFLM has no kernel for an op a common Keras layer lowers to
 _MISSING_KERNEL_FIX = {
-    "TILE": "Keras 3 lowers UpSampling2D to TILE: use layers.Resizing(h, w, "
-            "interpolation=\"nearest\") (RESIZE_NEAREST_NEIGHBOR) or Conv2DTranspose instead",
+    "TILE": "TILE comes from tf.tile, or from a Keras 3 UpSampling2D in a model edgeq cannot "
+            "rebuild in tf-keras: use layers.Resizing(h, w, interpolation=\"nearest\") "
+            "(RESIZE_NEAREST_NEIGHBOR) or Conv2DTranspose instead",
 }
 
 

@@ -123,8 +123,9 @@ def keras_converter(tf: Any, model: Any) -> Any:
     Keras 3 model is not a TF trackable; passing it leaves READ_VARIABLE ops in the file).
     """
     from edgeq.quantize.recurrent import prepare_recurrent
+    from edgeq.quantize.upsampling import prepare_upsampling
 
-    model = prepare_recurrent(model)
+    model = prepare_recurrent(prepare_upsampling(model))
     # named after the model's inputs: the converter orders a function's inputs by name, and the
     # representative dataset yields them in the model's order
     specs = [tf.TensorSpec([1, *t.shape[1:]], t.dtype, name=_input_name(t, i))

@@ -215,12 +215,22 @@ def keras3_to_tf_keras(model: Any, check_inputs: np.ndarray | None = None) -> An
 
 
 def _check_same(k3: Any, tk_model: Any, x: np.ndarray | None) -> None:
-    if x is None:
-        shape = (4, *(int(d) for d in k3.inputs[0].shape[1:]))
-        x = np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32)
-    a = np.asarray(k3(x, training=False))
-    b = np.asarray(tk_model(x, training=False))
-    diff = float(np.max(np.abs(a - b))) if a.shape == b.shape else math.inf
+    """Every output of the rebuild equals the Keras 3 one (random inputs in [-1, 1] unless
+    ``x`` is given for a one-input model)."""
+    if x is None or len(k3.inputs) > 1:
+        rng = np.random.default_rng(0)
+        xs = [rng.uniform(-1, 1, (4, *(int(d) for d in t.shape[1:]))).astype(np.float32)
+              for t in k3.inputs]
+        x = xs[0] if len(xs) == 1 else xs
+
+    def outputs(model: Any) -> list[np.ndarray]:
+        y = model(x, training=False)
+        return [np.asarray(t) for t in (y if isinstance(y, list | tuple) else [y])]
+
+    a, b = outputs(k3), outputs(tk_model)
+    diff = 0.0 if len(a) == len(b) else math.inf
+    for ya, yb in zip(a, b, strict=False):
+        diff = max(diff, float(np.max(np.abs(ya - yb))) if ya.shape == yb.shape else math.inf)
     if not diff <= EQUIVALENCE_TOL:
         raise QuantizeError(
             f"the tf-keras rebuild of Keras 3 model '{k3.name}' differs by {diff:.3g} (> 1e-5); "

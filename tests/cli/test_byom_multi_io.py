@@ -170,30 +170,35 @@ def _second_output_is_compared(build: Path) -> None:
 
 @pytest.mark.slow
 def test_two_output_model_with_upsampling2d(tmp_path: Path) -> None:
-    """UpSampling2D: Keras 3 lowers it to TILE, which TFLite Micro has no kernel for (one line
-    naming the op, the layer and the replacement); tf-keras lowers it to RESIZE_NEAREST_NEIGHBOR,
-    which builds bit-exact when edgeq-rt has that kernel and is refused in one line otherwise."""
+    """UpSampling2D: tf-keras lowers it to RESIZE_NEAREST_NEIGHBOR (RESIZE_BILINEAR), and a
+    Keras 3 model (which would lower it to RESHAPE + TILE, with no TFLM kernel) is rebuilt in
+    tf-keras first: all three build bit-exact. A Keras 3 model the rebuild cannot express keeps
+    its TILE and is refused in one line naming the op, the layer and the replacement."""
     import edgeq.codegen.edgeq_rt  # noqa: F401  (registers every lowering)
     from edgeq.codegen.lowering import registered_ops
     from edgeq.tfenv import import_tf_keras
 
     x, mask = _squares(120)
     np.savez(tmp_path / "squares.npz", x=x, y=mask)
-    for flavour, keras in (("keras3", _keras3()), ("tf_keras", import_tf_keras())):
+    cases = (("keras3", _keras3(), "nearest"), ("keras3_bilinear", _keras3(), "bilinear"),
+             ("tf_keras", import_tf_keras(), "nearest"), ("keras3_tile", _keras3(), "nearest"))
+    for flavour, keras, interpolation in cases:
         i = keras.Input((16, 16, 1))
         h = keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu")(i)
         h = keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu")(h)
         u = keras.layers.Conv2DTranspose(4, 3, strides=2, padding="same", activation="relu")(h)
-        u = keras.layers.UpSampling2D(2, name="up")(u)
+        u = keras.layers.UpSampling2D(2, interpolation=interpolation, name="up")(u)
+        if flavour == "keras3_tile":  # a layer the tf-keras rebuild does not know
+            u = keras.layers.Multiply(name="gate")([u, u])
         seg = keras.layers.Conv2D(2, 1, activation="softmax")(u)
         side = keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(h))
         model = keras.Model(i, [seg, side])
-        path = tmp_path / f"up_{flavour}.{'keras' if flavour == 'keras3' else 'h5'}"
+        path = tmp_path / f"up_{flavour}.{'h5' if flavour == 'tf_keras' else 'keras'}"
         model.save(path)
         _sidecar(path, dataset="squares.npz", task=["segmentation", "none"])
         out = tmp_path / f"build_{flavour}"
         code, output = _build(path, out, 6)
-        if flavour == "keras3":
+        if flavour == "keras3_tile":
             assert code != 0
             line = _one_error_line(output)
             assert "TFLite Micro has no kernel for TILE" in line and "Keras layer 'up" in line
@@ -202,6 +207,9 @@ def test_two_output_model_with_upsampling2d(tmp_path: Path) -> None:
         elif "RESIZE_NEAREST_NEIGHBOR" in registered_ops():
             assert code == 0, output
             assert _report(output)["device"]["validation"]["bit_exact"]
+            opcodes = {op.opcode for op in read_tflite(out / "model_int8.tflite").operators}
+            resize = "RESIZE_BILINEAR" if interpolation == "bilinear" else "RESIZE_NEAREST_NEIGHBOR"
+            assert resize in opcodes and "TILE" not in opcodes, opcodes
         else:
             assert code != 0
             assert "RESIZE_NEAREST_NEIGHBOR" in _one_error_line(output)
