@@ -798,8 +798,9 @@ def export_group() -> None:
 @click.option("--description", default=None, help="Model description in the metadata.")
 @click.option("--latency-runs", type=int, default=50, show_default=True,
               help="Timed invocations per variant and thread count (median reported).")
-@click.option("--max-accuracy-drop", type=float, default=0.02, show_default=True,
-              help="Refuse a variant scoring more than this fraction below the float model.")
+@click.option("--max-accuracy-drop", type=float, default=2.0, show_default=True,
+              help="Refuse a variant scoring more than this many percentage points below the "
+                   "float model (the unit of --max-drop elsewhere).")
 @json_option
 def export_android_cmd(model: str, out_dir: str, data: str | None, variants: str,
                        name: str | None, labels: str | None, model_version: str,
@@ -842,7 +843,7 @@ def export_android_cmd(model: str, out_dir: str, data: str | None, variants: str
             f"validated on {c['dataset']['test_samples']} '{c['dataset']['name']}' test samples; "
             f"latency: {c['latency']['label']} ({c['latency']['cpu']})\n"
             f"float Keras model {c['float_model_accuracy'] * 100:.2f}%; every variant within "
-            f"{c['max_accuracy_drop'] * 100:g} points of it\n"
+            f"{c['max_accuracy_drop_pt']:g} points of it\n"
             + variant_table(c)
         )
 

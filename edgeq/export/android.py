@@ -36,7 +36,7 @@ LITERT_ANDROID_VERSION = "2.3.0"  # com.google.ai.edge.litert:litert, same relea
 DEFAULT_LATENCY_RUNS = 50
 CALIBRATION_SAMPLES = 200
 # a variant may score at most this much (fraction) below the float Keras model, else it is refused
-DEFAULT_MAX_ACCURACY_DROP = 0.02
+DEFAULT_MAX_ACCURACY_DROP = 2.0  # percentage points, as every other command's --max-drop
 
 
 @dataclass
@@ -123,12 +123,13 @@ def keras_accuracy(keras_model: Any, x: np.ndarray, y: np.ndarray) -> float:
 
 
 def check_within_tolerance(variant: str, accuracy: float, float_accuracy: float,
-                           tolerance: float) -> None:
-    """Refuse a variant whose accuracy falls more than ``tolerance`` below the float model's."""
-    if accuracy < float_accuracy - tolerance - 1e-9:
+                           tolerance_pt: float) -> None:
+    """Refuse a variant whose accuracy (a fraction) falls more than ``tolerance_pt`` percentage
+    points below the float model's."""
+    if 100.0 * accuracy < 100.0 * float_accuracy - tolerance_pt - 1e-7:
         raise ExportError(
             f"variant {variant} scores {accuracy * 100:.2f}% where the float model scores "
-            f"{float_accuracy * 100:.2f}% (more than {tolerance * 100:.1f} points below); "
+            f"{float_accuracy * 100:.2f}% (more than {tolerance_pt:g} points below); "
             f"nothing written: drop it from --variants or raise --max-accuracy-drop"
         )
 
@@ -276,9 +277,10 @@ def export_android(
     wanted = parse_variants(variants)
     if latency_runs < 1:
         raise ExportError(f"latency runs must be >= 1, got {latency_runs}")
-    if not 0.0 <= max_accuracy_drop <= 1.0:
+    if not 0.0 <= max_accuracy_drop <= 100.0:
         raise ExportError(
-            f"--max-accuracy-drop must be a fraction in [0, 1], got {max_accuracy_drop}"
+            f"--max-accuracy-drop is in percentage points (e.g. 2 for two points), got "
+            f"{max_accuracy_drop:g}; give a value in [0, 100]"
         )
     loaded = load_model(model_path)
     if loaded.kind == "tflite":
@@ -391,7 +393,7 @@ def export_android(
         "dataset": {"name": ds.name, "test_samples": int(len(x_test)), "split": "test"},
         "labels": label_list,
         "float_model_accuracy": round(float_accuracy, 4),
-        "max_accuracy_drop": max_accuracy_drop,
+        "max_accuracy_drop_pt": max_accuracy_drop,
         "labels_file": (ASSETS_DIR / LABELS_FILE).as_posix(),
         "normalization": normalization.as_dict(),
         "raw_input_range": list(raw_range),

@@ -420,6 +420,10 @@ def test_bad_inputs_write_nothing(tmp_path: Path, shared_models: Path) -> None:
     proc = run_cli("export", "android", str(DIGITS), "-o", str(out), "--variants", "fp32,int4")
     assert_one_line(proc, out, "unknown variant(s) 'int4'")
 
+    # points, like --max-drop elsewhere: a value over 100 is a unit mistake, said in one line
+    proc = run_cli("export", "android", str(DIGITS), "-o", str(out), "--max-accuracy-drop", "150")
+    assert_one_line(proc, out, "--max-accuracy-drop is in percentage points")
+
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
     proc = run_cli("export", "android", str(DIGITS), "-o", str(blocker / "out"))

@@ -55,6 +55,46 @@ def test_solver_matches_brute_force_and_never_exceeds_budget() -> None:
         assert sol.predicted_loss == pytest.approx(brute_force(opts, budget), abs=1e-9)
 
 
+def _upgradable(opts: list[LayerOptions], sol, budget: int) -> list[str]:  # noqa: ANN001
+    """Layers left below int8 although moving just that one to int8 still fits the budget."""
+    out = []
+    for o in opts:
+        pick = sol.picks[o.layer.name]
+        extra = o.layer.weight_bytes(INT8) - o.layer.weight_bytes(pick)
+        if pick.weight_bits < 8 and sol.weight_bytes + extra <= budget:
+            out.append(o.layer.short_name)
+    return out
+
+
+def test_solver_fills_the_budget_when_int4_measured_free() -> None:
+    # the quality benchmark's CNN: the classifier's int4 loss measured slightly *negative* on the
+    # held-out split, and the solver took int4 there with room for int8 (0.54x of a 0.6x budget)
+    sizes = [288, 288, 2048, 36864, 640]
+    opts = _options(sizes, [0.0136, 0.0294, 0.0827, 0.0007, -0.0002])
+    int8_total = sum(o.choices[0].weight_bytes for o in opts)
+    budget = int(0.6 * int8_total)
+    sol = solve_budget(opts, budget)
+    assert sol.labels == {"l0": "w8a8", "l1": "w8a8", "l2": "w8a8", "l3": "w4a8", "l4": "w8a8"}
+    assert _upgradable(opts, sol, budget) == []
+    # a zero-loss int4 choice is not free either
+    zero = _options([100, 200], [0.0, 0.0])
+    assert set(solve_budget(zero, 10_000).labels.values()) == {"w8a8"}
+
+
+def test_solver_never_leaves_an_affordable_int8_upgrade() -> None:
+    rng = np.random.default_rng(2)
+    for _ in range(60):
+        n = int(rng.integers(1, 7))
+        sizes = [int(s) for s in rng.integers(8, 400, size=n)]
+        losses = [float(v) for v in rng.uniform(-0.05, 0.05, size=n)]
+        opts = _options(sizes, losses)
+        lo = sum(o.choices[1].weight_bytes for o in opts)
+        hi = sum(o.choices[0].weight_bytes for o in opts)
+        budget = int(rng.integers(lo, hi + 1))
+        sol = solve_budget(opts, budget)
+        assert _upgradable(opts, sol, budget) == [], (sizes, losses, budget, sol.labels)
+
+
 def test_solver_three_choices_exact() -> None:
     layers = [_layer(i, n) for i, n in enumerate((300, 50, 120, 700))]
     rng = np.random.default_rng(1)
@@ -171,6 +211,29 @@ def test_sensitivity_and_mixed_model_runs_within_budget(digits_setup) -> None:  
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_fine_tuning_that_hurts_on_held_out_data_is_not_kept(digits_setup) -> None:  # noqa: ANN001
+    from edgeq.quantize.mixed import build_mixed, mixed_precision
+    from edgeq.quantize.sensitivity import evaluate, float_tflite, layer_sensitivity
+    from edgeq.quantize.sensitivity import model_probabilities as probs
+
+    model, x_train, y_train, x_test, y_test = digits_setup
+    held = (x_train[:300], y_train[:300])
+    report = layer_sensitivity(model, x_train[:100], *held, variants=("w4",))
+    # every training label "0": fine-tuning on them wrecks the model, which held-out data shows
+    bad = np.zeros_like(y_train[300:])
+    r = mixed_precision(model, x_train[:100], x_test, y_test, budget_fraction=0.7,
+                        train=(x_train[300:], bad), finetune_epochs=3, report=report,
+                        sensitivity_data=held)
+    plain = build_mixed(model, r.solution, x_train[:100])
+    ref = probs(float_tflite(model), x_test)
+    assert not r.finetuned
+    assert r.model == plain
+    assert r.evaluation.accuracy == evaluate(plain, x_test, y_test, ref).accuracy
+    # it did hurt: all-int8 after the same fine-tuning is far below all-int8 without it
+    assert r.int8_finetuned is not None and r.int8_finetuned.accuracy < r.int8.accuracy - 10.0
+
+
 def test_sensitivity_is_measured_on_held_out_data_not_the_test_split(digits_setup) -> None:  # noqa: ANN001
     from edgeq.quantize.mixed import mixed_precision
     from edgeq.tflite import read_tflite_bytes
