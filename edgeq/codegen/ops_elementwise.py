@@ -38,6 +38,13 @@ def _fail(op: Operator, what: str, fix: str) -> CodegenError:
     return CodegenError(f"operator {op.index} ({op.opcode}): {what}; {fix}")
 
 
+def _require_symmetric_int16(op: Operator, dtype: str, *zero_points: int) -> None:
+    """TFLM's int16 kernels take no zero points: symmetric int16 activations only."""
+    if dtype == "int16" and any(zero_points):
+        raise _fail(op, f"int16 {op.opcode} needs zero points of 0",
+                    "use symmetric int16 activations")
+
+
 def _t(model: TfliteModel, idx: int) -> Tensor:
     return model.tensors[idx]
 
@@ -195,8 +202,7 @@ def lower_mul(model: TfliteModel, op: Operator) -> KernelCall:
     s1, z1 = _qparams(op, in1)
     s2, z2 = _qparams(op, in2)
     so, zo = _qparams(op, out)
-    if dtype == "int16" and (z1 or z2 or zo):
-        raise _fail(op, "int16 MUL needs zero points of 0", "use symmetric int16 activations")
+    _require_symmetric_int16(op, dtype, z1, z2, zo)
     mo, sho = quantize_multiplier(float(s1) * float(s2) / float(so))
     act_min, act_max = activation_range(
         op, op.options.get("fusedActivationFunction", "NONE"), so, zo, dtype)
@@ -366,8 +372,7 @@ def lower_relu(model: TfliteModel, op: Operator) -> KernelCall:
     dtype = _check_types(op, [inp, out], ("int8", "int16"))
     si, zi = _qparams(op, inp)
     so, zo = _qparams(op, out)
-    if dtype == "int16" and (zi or zo):
-        raise _fail(op, "int16 RELU needs zero points of 0", "use symmetric int16 activations")
+    _require_symmetric_int16(op, dtype, zi, zo)
     mult, shift = quantize_multiplier(float(si) / float(so))
     qmin, qmax = _QRANGE[dtype]
     params = {"count": _count(inp.shape), "input_offset": zi, "output_offset": zo,
@@ -475,9 +480,7 @@ def _lower_sigmoid_s16(op: Operator, inp: Tensor, out: Tensor) -> KernelCall:
     (a power-of-two input scale is a plain shift, folded here into multiplier 3 << shift)."""
     si, zi = _qparams(op, inp)
     so, zo = _qparams(op, out)
-    if zi or zo:
-        raise _fail(op, f"int16 {op.opcode} needs zero points of 0",
-                    "use symmetric int16 activations")
+    _require_symmetric_int16(op, "int16", zi, zo)
     pot, log2_out = _checked_log2(so)
     if not pot or log2_out != -15:
         raise _fail(op, f"int16 {op.opcode} output scale must be 2^-15",

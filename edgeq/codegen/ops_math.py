@@ -17,6 +17,7 @@ from edgeq.codegen.ops_elementwise import (
     _fail,
     _i32,
     _qparams,
+    _require_symmetric_int16,
     _t,
     broadcast_shape,
 )
@@ -35,9 +36,7 @@ def lower_squared_difference(model: TfliteModel, op: Operator) -> KernelCall:
     s1, z1 = _qparams(op, in1)
     s2, z2 = _qparams(op, in2)
     so, zo = _qparams(op, out)
-    if dtype == "int16" and (z1 or z2 or zo):
-        raise _fail(op, "int16 SQUARED_DIFFERENCE needs zero points of 0",
-                    "use symmetric int16 activations")
+    _require_symmetric_int16(op, dtype, z1, z2, zo)
     left_shift = 7 if dtype == "int8" else 0
     twice_max = 2.0 * float(max(s1, s2))
     m1, sh1 = quantize_multiplier(float(s1) / twice_max)
@@ -66,8 +65,7 @@ def lower_rsqrt(model: TfliteModel, op: Operator) -> KernelCall:
     dtype = _check_types(op, [inp, out], ("int8", "int16"))
     si, zi = _qparams(op, inp)
     so, zo = _qparams(op, out)
-    if dtype == "int16" and (zi or zo):
-        raise _fail(op, "int16 RSQRT needs zero points of 0", "use symmetric int16 activations")
+    _require_symmetric_int16(op, dtype, zi, zo)
     product = np.float32(np.sqrt(np.float32(si)) * so)  # float arithmetic, as TFLM's
     mult, shift = quantize_multiplier(1.0 / float(product))
     params = {"count": _count(inp.shape), "input_offset": zi, "output_offset": zo,
@@ -86,9 +84,7 @@ def lower_batch_matmul(model: TfliteModel, op: Operator) -> KernelCall:
     sl, zl = _qparams(op, lhs)
     sr, zr = _qparams(op, rhs)
     so, zo = _qparams(op, out)
-    if dtype == "int16" and (zl or zr or zo):
-        raise _fail(op, "int16 BATCH_MATMUL needs zero points of 0",
-                    "use symmetric int16 activations")
+    _require_symmetric_int16(op, dtype, zl, zr, zo)
     if not (2 <= len(lhs.shape) <= 5 and 2 <= len(rhs.shape) <= 5):
         raise _fail(op, "operands must have rank 2 to 5", "reshape the operands")
     adj_x, adj_y = bool(op.options.get("adjX", False)), bool(op.options.get("adjY", False))

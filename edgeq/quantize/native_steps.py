@@ -117,6 +117,18 @@ def _calibrate_here(model: bytes, samples: Samples,
         raise _failed("calibration", exc) from None
 
 
+def _reporting(samples: Samples, report: Callable[[int, int], None] | None
+               ) -> Callable[[], Iterator[list[np.ndarray]]]:
+    """The representative-dataset generator the calibrator pulls, reporting progress per sample."""
+    def gen() -> Iterator[list[np.ndarray]]:
+        for k, item in enumerate(samples):
+            if report is not None:
+                report(k, len(samples))
+            yield item
+
+    return gen
+
+
 def _calibrate(model: bytes, samples: Samples,
                report: Callable[[int, int], None] | None = None) -> bytes:
     from edgeq.tfenv import import_tf, quiet_native_output
@@ -124,15 +136,9 @@ def _calibrate(model: bytes, samples: Samples,
     import_tf()
     from tensorflow.lite.python.optimize import calibrator
 
-    def gen() -> Iterator[list[np.ndarray]]:
-        for k, item in enumerate(samples):
-            if report is not None:
-                report(k, len(samples))
-            yield item
-
     with quiet_native_output():
         model = calibrator.add_intermediate_tensors(model)
-        return bytes(calibrator.Calibrator(model).calibrate(gen))
+        return bytes(calibrator.Calibrator(model).calibrate(_reporting(samples, report)))
 
 
 def _quantize_here(calibrated: bytes, options: dict[str, Any]) -> bytes:
@@ -179,16 +185,10 @@ def _calibrate_and_quantize16(model: bytes, samples: Samples, options: dict[str,
     tf = import_tf()
     from tensorflow.lite.python.optimize import calibrator
 
-    def gen() -> Iterator[list[np.ndarray]]:
-        for k, item in enumerate(samples):
-            if report is not None:
-                report(k, len(samples))
-            yield item
-
     with quiet_native_output():
         model = calibrator.add_intermediate_tensors(model)
         return bytes(calibrator.Calibrator(model).calibrate_and_quantize(
-            gen, tf.as_dtype(options["input_type"]), tf.as_dtype(options["output_type"]),
+            _reporting(samples, report), tf.as_dtype(options["input_type"]), tf.as_dtype(options["output_type"]),
             options["allow_float"], tf.as_dtype(options["activations_type"]),
             tf.as_dtype(options["bias_type"]),
             disable_per_channel=options["disable_per_channel"],
