@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -39,14 +40,10 @@ def tones_dataset(path: Path, n: int = 300, seed: int = 0) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def tfkeras_audio(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """tf-keras Conv1D over raw samples, with Reshape in and out (the issue's SHAPE/PACK case)."""
-    from edgeq.tfenv import import_tf_keras
-
-    keras = import_tf_keras()
+def _audio_model(keras: Any, folder: Path, file_name: str, **save: Any) -> Path:
+    """Raw-audio Conv1D with Reshape in and out (the issue's SHAPE/PACK case), trained on tones
+    and saved with its sidecar; the same layers whichever Keras builds it."""
     keras.utils.set_random_seed(0)
-    folder = tmp_path_factory.mktemp("tfk_audio")
     data = tones_dataset(folder / "tones.npz")
     with np.load(data) as npz:
         x, y = npz["x"], npz["y"]
@@ -62,41 +59,26 @@ def tfkeras_audio(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
     model.fit(x, y, epochs=5, batch_size=32, verbose=0)
-    model.save(folder / "audio1d.h5", include_optimizer=False)
+    model.save(folder / file_name, **save)
     (folder / "audio1d.edgeq.json").write_text(
         json.dumps({"dataset": str(data), "task": "classification"})
     )
-    return folder / "audio1d.h5"
+    return folder / file_name
+
+
+@pytest.fixture(scope="module")
+def tfkeras_audio(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from edgeq.tfenv import import_tf_keras
+
+    return _audio_model(import_tf_keras(), tmp_path_factory.mktemp("tfk_audio"), "audio1d.h5",
+                        include_optimizer=False)
 
 
 @pytest.fixture(scope="module")
 def keras3_audio(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The same raw-audio Conv1D model in Keras 3, saved as .keras."""
     from edgeq.tfenv import import_keras3
 
-    keras = import_keras3()
-    keras.utils.set_random_seed(0)
-    folder = tmp_path_factory.mktemp("k3_audio")
-    data = tones_dataset(folder / "tones.npz")
-    with np.load(data) as npz:
-        x, y = npz["x"], npz["y"]
-    model = keras.Sequential(
-        [
-            keras.Input((WINDOW,)),
-            keras.layers.Reshape((WINDOW, 1)),
-            keras.layers.Conv1D(8, 9, strides=4, activation="relu"),
-            keras.layers.Reshape((30 * 8,)),
-            keras.layers.Dense(16, activation="relu"),
-            keras.layers.Dense(len(FREQS), activation="softmax"),
-        ]
-    )
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
-    model.fit(x, y, epochs=5, batch_size=32, verbose=0)
-    model.save(folder / "audio1d.keras")
-    (folder / "audio1d.edgeq.json").write_text(
-        json.dumps({"dataset": str(data), "task": "classification"})
-    )
-    return folder / "audio1d.keras"
+    return _audio_model(import_keras3(), tmp_path_factory.mktemp("k3_audio"), "audio1d.keras")
 
 
 @pytest.mark.slow
