@@ -459,11 +459,20 @@ def mixed_cmd(model: str, output: str, data: str | None, budget_kb: float | None
               help="Cap on fine-tuning epochs in total: more are added, two at a time, while the "
                    "int8 model is more than --max-drop below float on held-aside training "
                    "data (the best round there is kept).")
+@click.option("--distill/--no-distill", default=True, show_default=True,
+              help="Fine-tune towards the original model's class probabilities (knowledge "
+                   "distillation) instead of the labels alone.")
+@click.option("--blends", type=click.IntRange(min=0), default=1, show_default=True,
+              help="[distill] Blended copies of the training split added to the fine-tuning "
+                   "set, labelled by the original model (0: the training split only).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the fine-tuning (same seed and data: same bytes).")
 @drop_options
 @json_option
 def compress_cmd(model: str, output: str, data: str | None, sparsity: float, clusters: int,
-                 ternary: bool, binary: bool, epochs: int, max_epochs: int, max_drop: float,
-                 allow_drop: bool, as_json: bool) -> None:
+                 ternary: bool, binary: bool, epochs: int, max_epochs: int, distill: bool,
+                 blends: int, seed: int, max_drop: float, allow_drop: bool,
+                 as_json: bool) -> None:
     """Prune, cluster (or ternarize/binarize), fine-tune and int8-quantize MODEL; measure it."""
     from edgeq.errors import QuantizeError
     from edgeq.pipeline import render_compress, run_compress
@@ -473,7 +482,8 @@ def compress_cmd(model: str, output: str, data: str | None, sparsity: float, clu
     grid = "ternary" if ternary else "binary" if binary else None
     result = run_compress(model, output, data=data, sparsity=sparsity,
                           clusters=clusters or None, grid=grid, epochs=epochs,
-                          max_drop_pt=max_drop, max_epochs=max_epochs)
+                          max_drop_pt=max_drop, max_epochs=max_epochs, distill=distill,
+                          blends=blends, seed=seed)
     drop_gate(result, output, model, data, max_drop, allow_drop)
     emit(result, as_json, lambda r: render_compress(r) + render_drop(r))
 

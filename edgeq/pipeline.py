@@ -545,6 +545,9 @@ def run_compress(
     epochs: int = 4,
     max_drop_pt: float | None = 1.0,
     max_epochs: int = 16,
+    distill: bool = True,
+    blends: int = 1,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """The ``edgeq compress`` job: compress, quantize, measure, write .tflite + JSON."""
     from edgeq.codegen.weight_coding import weight_report
@@ -558,7 +561,8 @@ def run_compress(
     setup = load_setup(model_path, data)
     result = compress(setup.model, (setup.x_train, setup.y_train),
                       (setup.x_test, setup.y_test), sparsity=sparsity, clusters=clusters,
-                      grid=grid, epochs=epochs, max_drop_pt=max_drop_pt, max_epochs=max_epochs)
+                      grid=grid, epochs=epochs, max_drop_pt=max_drop_pt, max_epochs=max_epochs,
+                      distill=distill, blends=blends, seed=seed)
     weights = weight_report(result.model)
     out = Path(output)
     summary = result.summary()
@@ -586,6 +590,9 @@ def render_compress(s: dict[str, Any]) -> str:
         f"({s['ratio_int8']:.1f}x), LUT-coded {s['lut_bytes']:,.0f} B ({s['ratio_lut']:.1f}x), "
         f"Huffman bound {s['huffman_bytes']:,.0f} B ({s['ratio_huffman']:.1f}x)",
         f"fine-tuning: {s.get('epochs_used', '-')} epochs in total",
+        f"in the .tflite: {s['file_bytes']:,.0f} B of weights+biases"
+        + (f" (int4 filters: {', '.join(s['int4_layers'])})" if s.get("int4_layers") else
+           " (int8 filters: the LUT coding is edgeq-rt's, at build time)"),
     ]
     for name, why in s.get("not_pruned", {}).items():
         lines.append(f"  not pruned: {name} ({why})")

@@ -217,6 +217,7 @@ class LayerWeights:
     lut_bytes: int | None
     huffman_bytes: float
     entropy_bytes: float
+    file_bytes: int = 0  # what the .tflite stores: int8 one byte a weight, int4 packed two
 
 
 @dataclass
@@ -242,6 +243,7 @@ class WeightReport:
             "lut_bytes": self.total("lut_bytes"),
             "huffman_bytes": self.total("huffman_bytes"),
             "entropy_bytes": self.total("entropy_bytes"),
+            "file_bytes": self.total("file_bytes"),
             "ratio_int8": f32 / self.total("int8_bytes"),
             "ratio_lut": f32 / self.total("lut_bytes"),
             "ratio_huffman": f32 / self.total("huffman_bytes"),
@@ -249,7 +251,9 @@ class WeightReport:
 
 
 def weight_report(model: bytes) -> WeightReport:
-    """Size accounting of every int8 weight layer of a .tflite (biases counted as int32)."""
+    """Size accounting of every int8/int4 weight layer of a .tflite (biases counted as int32).
+
+    ``int8_bytes`` is what a layer would take as int8, ``file_bytes`` what the file stores."""
     from edgeq.tflite import read_tflite_bytes
 
     m = read_tflite_bytes(model)
@@ -258,7 +262,7 @@ def weight_report(model: bytes) -> WeightReport:
         if op.opcode not in WEIGHT_OPS:
             continue
         w = m.tensors[op.inputs[1]]
-        if w.dtype != "int8" or w.data is None:
+        if w.dtype not in ("int8", "int4") or w.data is None:
             continue
         b = m.tensors[op.inputs[2]] if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
         bias_count = int(np.prod(b.shape)) if b is not None else 0
@@ -288,9 +292,11 @@ def weight_report(model: bytes) -> WeightReport:
                 lut_bytes=min(coded) if coded else None,
                 huffman_bytes=huffman_bits(w.data) / 8.0,
                 entropy_bytes=entropy_bits(w.data) / 8.0,
+                file_bytes=(n + 1) // 2 if w.dtype == "int4" else n,
             )
         )
     if not rep.layers:
-        raise CodegenError("no int8 CONV_2D/DEPTHWISE_CONV_2D/FULLY_CONNECTED weights found; "
+        raise CodegenError("no int8/int4 CONV_2D/DEPTHWISE_CONV_2D/FULLY_CONNECTED weights "
+                           "found; "
                             "give a full-integer int8 .tflite")
     return rep

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from edgeq.errors import QuantizeError
+from edgeq.quantize.distill import distillation_set, loss_for_targets
 
 # --- the compression passes (tf-keras + TF-MOT) -------------------------------------------------
 
@@ -49,9 +50,8 @@ def not_pruned(model: Any, min_weights: int = 256) -> dict[str, str]:
     return out
 
 
-def _compile(model: Any, keras: Any, lr: float) -> None:
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+def _compile(model: Any, keras: Any, lr: float, y: np.ndarray) -> None:
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss_for_targets(y))
 
 
 def prune(
@@ -98,7 +98,7 @@ def prune(
 
     wrapped = keras.models.clone_model(model, clone_function=wrap)
     wrapped.set_weights(_weights_for(wrapped, model))
-    _compile(wrapped, keras, learning_rate)
+    _compile(wrapped, keras, learning_rate, y)
     wrapped.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0,
                 callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
     return tfmot.sparsity.keras.strip_pruning(wrapped)
@@ -149,7 +149,7 @@ def cluster(
     wrapped = keras.models.clone_model(model, clone_function=wrap)
     wrapped.set_weights(_weights_for(wrapped, model))
     _seed_centroids(wrapped)
-    _compile(wrapped, keras, learning_rate)
+    _compile(wrapped, keras, learning_rate, y)
     wrapped.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0)
     return ck.strip_clustering(wrapped)
 
@@ -266,7 +266,86 @@ def ternarize(
     grids = dict.fromkeys(names, grid)
     if not grids:
         raise QuantizeError("the model has no Conv2D/DepthwiseConv2D/Dense layer to ternarize")
-    return finetune_on_grid(twin, grids, x, y, epochs=epochs, learning_rate=learning_rate)
+    return finetune_on_grid(twin, grids, x, y, epochs=epochs, learning_rate=learning_rate,
+                            loss=loss_for_targets(y))
+
+
+# --- a .tflite that is really smaller ----------------------------------------------------------
+
+# ops whose int4 filters TFLM runs (its wheel refuses int4 FULLY_CONNECTED filters)
+INT4_FILE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
+
+
+def _channel_rows(w: np.ndarray, opcode: str) -> np.ndarray:
+    """Filter values one row per output channel (CONV_2D OHWI: axis 0; depthwise 1HWC: axis 3)."""
+    axis = 0 if opcode == "CONV_2D" else w.ndim - 1
+    return np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
+
+
+def int4_exact_layers(float_model: bytes) -> list[str]:
+    """Conv/depthwise ops whose float filters sit exactly on a symmetric int4 grid per channel.
+
+    Ternary ({-a, 0, +a}) and binary ({-a, +a}) channels do (as 7 steps of a/7), also after
+    BatchNormalization is folded in (one factor per output channel); such a layer stored as int4
+    is the same function in half the bytes.
+    """
+    from edgeq.tflite import read_tflite_bytes
+
+    m = read_tflite_bytes(float_model)
+    out = []
+    for op in m.operators:
+        f = m.tensors[op.inputs[1]] if op.opcode in INT4_FILE_OPS else None
+        if f is None or f.data is None or f.dtype != "float32":
+            continue
+        rows = _channel_rows(np.asarray(f.data, dtype=np.float64), op.opcode)
+        peak = np.abs(rows).max(axis=1, keepdims=True)
+        steps = np.divide(7.0 * rows, peak, out=np.zeros_like(rows), where=peak > 0)
+        if np.all(np.abs(steps - np.round(steps)) < 1e-4):
+            out.append(m.tensors[op.outputs[0]].name)
+    return out
+
+
+def int4_where_exact(keras_model: Any, calibration: np.ndarray) -> tuple[bytes, list[str]] | None:
+    """The model with every int4-exact conv/depthwise filter stored as packed int4 and those
+    layers' names, or None.
+
+    Each int4 filter is checked against the float one it came from (dequantized, equal within
+    1e-5 of the channel's peak): a quantizer that picked another scale would change the function
+    and the int8 file is kept instead.
+    """
+    from edgeq.quantize.sensitivity import (
+        VARIANT_PRECISION,
+        float_tflite,
+        quantize_with_plan,
+        weight_layers,
+    )
+    from edgeq.tflite import read_tflite_bytes
+
+    fmodel = float_tflite(keras_model)
+    names = int4_exact_layers(fmodel)
+    if not names:
+        return None
+    tfl = quantize_with_plan(fmodel, dict.fromkeys(names, VARIANT_PRECISION["w4"]), calibration)
+    fm, qm = read_tflite_bytes(fmodel), read_tflite_bytes(tfl)
+    floats = {fm.tensors[op.outputs[0]].name: (op.opcode, fm.tensors[op.inputs[1]].data)
+              for op in fm.operators if op.opcode in INT4_FILE_OPS}
+    checked = 0
+    for op in qm.operators:
+        f = qm.tensors[op.inputs[1]] if op.opcode in INT4_FILE_OPS else None
+        if f is None or f.dtype != "int4" or f.quant is None:
+            continue
+        opcode, ref = floats[qm.tensors[op.outputs[0]].name]
+        scale = np.asarray(f.quant.scale, dtype=np.float64)[:, None]
+        rows = _channel_rows(np.asarray(f.data, dtype=np.float64), opcode) * scale
+        want = _channel_rows(np.asarray(ref, dtype=np.float64), opcode)
+        tol = 1e-5 * np.abs(want).max(axis=1, keepdims=True)
+        if rows.shape != want.shape or np.any(np.abs(rows - want) > tol):
+            return None
+        checked += 1
+    if checked != len(names):
+        return None
+    layers = {layer.name: layer.short_name for layer in weight_layers(fmodel, keras_model)}
+    return tfl, [layers.get(n, n) for n in names]
 
 
 # --- the whole pipeline -------------------------------------------------------------------------
@@ -282,10 +361,13 @@ class CompressResult:
     epochs_used: int = 0  # fine-tuning epochs in total, recovery included
     not_pruned: dict[str, str] = field(default_factory=dict)
     validation_drop_pt: float | None = None  # float - int8 on the held-aside training tenth
+    seed: int = 0  # of the fine-tuning: with the same data, the same bytes
+    int4_layers: list[str] = field(default_factory=list)  # stored as packed int4 in the file
 
     def summary(self) -> dict[str, Any]:
         """JSON vocabulary: accuracies as fractions, differences in percentage points (``_pt``)."""
-        return {"steps": self.steps, "epochs_used": self.epochs_used,
+        return {"steps": self.steps, "epochs_used": self.epochs_used, "seed": self.seed,
+                "int4_layers": self.int4_layers,
                 "validation_drop_pt": self.validation_drop_pt, "not_pruned": self.not_pruned,
                 "float_accuracy": self.float_accuracy / 100.0,
                 "int8_accuracy": self.int8_accuracy / 100.0,
@@ -324,6 +406,9 @@ def compress(
     max_drop_pt: float | None = 1.0,
     max_epochs: int = 16,
     seed: int = 0,
+    distill: bool = True,
+    blends: int = 1,
+    int4_file: bool = True,
 ) -> CompressResult:
     """Prune -> cluster (or ternary/binary) -> int8 PTQ; accuracy measured on the int8 model.
 
@@ -331,6 +416,10 @@ def compress(
     int8 scales default to on, except after clustering: clusters are shared by a whole tensor,
     and one scale per tensor keeps the int8 values shared too, so edgeq-rt stores one LUT table
     per layer instead of one per output channel (not when BatchNormalization is folded in).
+    ``distill`` fine-tunes towards ``keras_model``'s probabilities instead of the bare labels,
+    on the training split plus ``blends`` blended copies of it (:mod:`edgeq.quantize.distill`).
+    ``int4_file`` stores conv/depthwise filters that sit exactly on an int4 grid (ternary,
+    binary) as packed int4 (:func:`int4_where_exact`), so the file itself is smaller.
     """
     from edgeq.quantize.mixed import clone_keras
     from edgeq.quantize.sensitivity import model_probabilities
@@ -339,6 +428,8 @@ def compress(
     xt, yt = test
     if len(x) == 0 or len(xt) == 0:
         raise QuantizeError("compression needs training and test samples; give a dataset")
+    if blends < 0:
+        raise QuantizeError(f"blended copies {blends} must be 0 or more, e.g. 1")
     rng = np.random.default_rng(0)
     order = rng.permutation(len(x))
     # the stop rule looks at a held-aside tenth of the training split, never at the test split
@@ -356,7 +447,10 @@ def compress(
     # one run is the run (unseeded, four runs of the defaults spread 0.6 pt on one model)
     import_tf_keras().utils.set_random_seed(seed)
     model = clone_keras(keras_model)
-    steps: list[str] = []
+    if distill:
+        x, y = distillation_set(keras_model, x, y, seed=seed, blends=blends)
+    copies = f"{blends} blended cop{'y' if blends == 1 else 'ies'}"
+    steps = [f"distilled from the float model (training split + {copies})"] if distill else []
     skipped = not_pruned(model) if sparsity > 0 else {}
     if sparsity > 0:
         model = prune(model, x, y, sparsity=sparsity, epochs=epochs)
@@ -399,6 +493,16 @@ def compress(
         if used > planned:
             steps.append(f"recovery fine-tune to {used} epochs")
     steps.append(f"int8 PTQ ({'per-channel' if per_channel else 'per-tensor'})")
+    int4_layers: list[str] = []
+    packed = int4_where_exact(model, calib) if int4_file else None
+    if packed is not None:
+        # the int4 file computes the same float function; its activation ranges come from
+        # another quantizer, so it is taken unless the held-aside data says it lost more
+        tfl4, names = packed
+        drop4 = None if val_drop is None else ref - val_acc(tfl4)
+        if drop4 is None or val_drop is None or drop4 <= max(val_drop, max_drop_pt or 0.0):
+            tfl, int4_layers, val_drop = tfl4, names, drop4
+            steps.append(f"int4 filters for {len(names)} layer(s) on an int4 grid")
     probs = model_probabilities(tfl, xt)
     acc = 100.0 * float(np.mean(np.argmax(probs, axis=1) == yt))
     return CompressResult(
@@ -410,4 +514,6 @@ def compress(
         epochs_used=used,
         not_pruned=skipped,
         validation_drop_pt=val_drop,
+        seed=seed,
+        int4_layers=int4_layers,
     )

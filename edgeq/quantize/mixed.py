@@ -420,18 +420,29 @@ def pareto_sweep(
     finetune_epochs: int = 3,
     objective: str = "kl",
     report: SensitivityReport | None = None,
+    rounding: str = "adaround",
+    sensitivity_data: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[list[ParetoPoint], SensitivityReport]:
-    """Measured (size, accuracy) for each budget fraction; infeasible budgets are skipped."""
+    """Measured (size, accuracy) for each budget fraction; infeasible budgets are skipped.
+
+    Each point is built as :func:`mixed_precision` builds one (same rounding, the fine-tune
+    kept only if ``sensitivity_data`` says it helps), so the curve shows what ``edgeq mixed``
+    would write at that budget.
+    """
     from edgeq.quantize.sensitivity import layer_sensitivity
 
     if report is None:
-        report = layer_sensitivity(keras_model, calibration, x_eval, y_eval, variants=("w4",))
+        xs, ys = sensitivity_data if sensitivity_data is not None else (x_eval, y_eval)
+        report = layer_sensitivity(keras_model, calibration, xs, ys, variants=("w4",))
+        if sensitivity_data is not None:
+            report.split = "held-out training"
     points = []
     for f in fractions:
         try:
             r = mixed_precision(keras_model, calibration, x_eval, y_eval, budget_fraction=f,
                                 train=train, finetune_epochs=finetune_epochs,
-                                objective=objective, report=report)
+                                objective=objective, report=report, rounding=rounding,
+                                sensitivity_data=sensitivity_data)
         except QuantizeError:
             continue
         points.append(ParetoPoint(f, r.solution.budget_bytes, r.solution.weight_bytes,
@@ -508,7 +519,7 @@ def mixed_to_file(
         points, _ = pareto_sweep(setup.model, calib, setup.x_test, setup.y_test,
                                  (0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
                                  train=fit, finetune_epochs=finetune_epochs, objective=objective,
-                                 report=report)
+                                 report=report, rounding=rounding, sensitivity_data=held_out)
         plot_pareto(points, result.int8.accuracy, pareto_png)
         summary["pareto"] = [{**vars(p), "accuracy": p.accuracy / 100.0} for p in points]
         summary["pareto_png"] = pareto_png

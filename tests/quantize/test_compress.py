@@ -20,6 +20,7 @@ from edgeq.codegen.weight_coding import (
     pack_indices,
     unpack_indices,
 )
+from edgeq.errors import QuantizeError
 from edgeq.quantize.ste import snap_to_grid
 
 REPO = Path(__file__).resolve().parents[2]
@@ -373,6 +374,139 @@ def test_compress_is_seeded(digits) -> None:  # noqa: ANN001
     assert run(0) == first
 
 
+def test_mixup_blends_each_sample_with_one_other() -> None:
+    from edgeq.quantize.distill import mixup_inputs
+
+    n = 200
+    x = np.eye(n, dtype=np.float32).reshape(n, n, 1, 1)  # sample i is the unit vector e_i
+    out = mixup_inputs(x, np.random.default_rng(3)).reshape(n, n)
+    assert out.dtype == np.float32 and np.allclose(out.sum(axis=1), 1.0)
+    assert np.all(out >= 0) and np.all((out > 1e-6).sum(axis=1) <= 2)
+    assert 0.35 < float(np.mean(np.diag(out))) < 0.65  # Beta(1, 1): uniform weights
+    assert np.array_equal(out, mixup_inputs(x, np.random.default_rng(3)).reshape(n, n))
+    edges = mixup_inputs(x, np.random.default_rng(3), alpha=0.05).reshape(n, n)
+    assert float(np.mean(np.abs(np.diag(edges) - 0.5) > 0.45)) > 0.7  # near one sample or other
+
+
+def test_distillation_set_labels_the_blends_by_the_teacher(digits) -> None:  # noqa: ANN001
+    from edgeq.quantize.distill import distillation_set
+
+    model, (x, y), _ = digits
+    xs, ts = distillation_set(model, x[:100], y[:100], seed=0, blends=2)
+    assert xs.shape == (300, *x.shape[1:]) and np.array_equal(xs[:100], x[:100])
+    assert not np.allclose(xs[100:200], xs[200:])  # each copy blended anew
+    assert np.allclose(ts, model.predict(xs, verbose=0), atol=1e-6)
+    assert distillation_set(model, x[:10], y[:10], blends=0)[0].shape[0] == 10
+
+
+def test_distillation_targets_are_the_teachers_probabilities(digits) -> None:  # noqa: ANN001
+    from edgeq.quantize.distill import distillation_targets
+
+    model, (x, y), _ = digits
+    probs = model.predict(x[:64], verbose=0)
+    assert np.allclose(distillation_targets(model, x[:64], y[:64]), probs, atol=1e-6)
+    half = distillation_targets(model, x[:64], y[:64], label_weight=0.5)
+    assert np.allclose(half, 0.5 * probs + 0.5 * np.eye(10)[y[:64]], atol=1e-6)
+    assert np.allclose(half.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_distillation_refuses_a_model_without_softmax(digits) -> None:  # noqa: ANN001
+    from edgeq.quantize.distill import distillation_targets
+    from edgeq.tfenv import import_tf_keras
+
+    keras = import_tf_keras()
+    model, (x, y), _ = digits
+    logits = keras.Model(model.input, keras.layers.Dense(10, name="raw")(
+        model.get_layer("logits").input))
+    with pytest.raises(QuantizeError, match="not class probabilities.*--no-distill"):
+        distillation_targets(logits, x[:32], y[:32])
+
+
+@pytest.mark.slow
+def test_distillation_follows_the_model_not_noisy_labels(digits) -> None:  # noqa: ANN001
+    """Fine-tuning towards the float model's outputs keeps the compressed model close to the
+    function that was measured; the labels alone pull it wherever they point (here: 60 % of
+    them random, as a stand-in for a recipe the plain fine-tune does not know)."""
+    from edgeq.quantize.compress import compress
+    from edgeq.quantize.sensitivity import model_probabilities
+
+    model, (x, y), test = digits
+    rng = np.random.default_rng(0)
+    noisy = np.where(rng.random(len(y)) < 0.6, rng.integers(0, 10, len(y)), y)
+    teacher = model.predict(test[0], verbose=0).argmax(axis=1)
+
+    def agreement(distill: bool) -> float:
+        r = compress(model, (x, noisy), test, sparsity=0.5, clusters=16, epochs=2,
+                     max_drop_pt=None, distill=distill)
+        return float(np.mean(model_probabilities(r.model, test[0]).argmax(axis=1) == teacher))
+
+    followed, labelled = agreement(True), agreement(False)
+    assert followed >= 0.95 and followed > labelled + 0.05, (followed, labelled)
+
+
+def _ternary_conv_model(depthwise: bool) -> object:
+    """conv (ternary per channel, then BatchNorm: folding scales each channel) -> conv (any)."""
+    from edgeq.tfenv import import_tf_keras
+
+    keras = import_tf_keras()
+    keras.utils.set_random_seed(0)
+    L = keras.layers
+    inp = keras.Input((8, 8, 1))
+    x = L.Conv2D(4, 3, padding="same", name="stem")(inp)
+    tern = (L.DepthwiseConv2D(3, use_bias=False, name="tern") if depthwise
+            else L.Conv2D(5, 3, use_bias=False, name="tern"))
+    x = L.ReLU()(L.BatchNormalization(name="bn")(tern(x)))
+    x = L.ReLU()(L.Conv2D(6, 3, name="dense_conv")(x))
+    model = keras.Model(inp, L.Dense(10, activation="softmax")(L.Flatten()(x)))
+    rng = np.random.default_rng(1)
+    k = tern.get_weights()[0]
+    signs = rng.integers(-1, 2, size=k.shape).astype(np.float32)
+    tern.set_weights([signs * rng.uniform(0.2, 1.0, size=k.shape[-1]).astype(np.float32)])
+    ch = k.shape[-1] if not depthwise else 4
+    model.get_layer("bn").set_weights([rng.uniform(0.5, 2.0, ch), rng.normal(0, 0.1, ch),
+                                       rng.normal(0, 0.1, ch), rng.uniform(0.5, 2.0, ch)])
+    return model
+
+
+@pytest.mark.parametrize("depthwise", [False, True])
+def test_int4_file_holds_exactly_the_ternary_layer(depthwise: bool) -> None:
+    from edgeq.oracles import run_tflm
+    from edgeq.quantize.compress import int4_exact_layers, int4_where_exact
+    from edgeq.quantize.sensitivity import float_tflite, quantize_with_plan
+    from edgeq.tflite import read_tflite_bytes
+
+    model = _ternary_conv_model(depthwise)
+    names = int4_exact_layers(float_tflite(model))
+    assert len(names) == 1 and "/tern/" in names[0]  # not the stem, not dense_conv
+    calib = np.random.default_rng(2).uniform(0, 1, (64, 8, 8, 1)).astype(np.float32)
+    packed = int4_where_exact(model, calib)
+    assert packed is not None and packed[1] == ["tern"]
+    m = read_tflite_bytes(packed[0])
+    dtypes = [m.tensors[op.inputs[1]].dtype for op in m.operators
+              if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D")]
+    assert sorted(dtypes) == ["int4", "int8", "int8"]
+    # the same function: against the same quantizer's all-int8 file (the ternary filter is exact
+    # in int8 too, activation ranges are the same), TFLM's outputs differ by rounding at most
+    int8 = quantize_with_plan(float_tflite(model), {}, calib)
+    assert len(packed[0]) < len(int8)
+    inp = m.input_tensors[0].quant
+    xq = np.clip(np.round(calib / inp.scale[0] + inp.zero_point[0]), -128, 127).astype(np.int8)
+    out4, out8 = (run_tflm(t, xq)[0].astype(np.int32) for t in (packed[0], int8))
+    assert np.abs(out4 - out8).max() <= 1 and np.mean(out4 == out8) > 0.9
+
+
+def test_int4_file_refuses_filters_off_the_grid() -> None:
+    from edgeq.quantize.compress import int4_exact_layers, int4_where_exact
+    from edgeq.quantize.sensitivity import float_tflite
+
+    model = _ternary_conv_model(False)
+    k = model.get_layer("tern").get_weights()[0]
+    k[0, 0, 0, 0] = 0.5 * np.abs(k[..., 0]).max() + 1e-3  # half a step: not on a 7-step grid
+    model.get_layer("tern").set_weights([k])
+    assert int4_exact_layers(float_tflite(model)) == []
+    assert int4_where_exact(model, np.zeros((4, 8, 8, 1), np.float32)) is None
+
+
 @pytest.mark.slow
 def test_prune_and_cluster_pipeline(digits) -> None:  # noqa: ANN001
     from edgeq.codegen.weight_coding import weight_report
@@ -511,8 +645,13 @@ def test_ternary_pipeline(digits) -> None:  # noqa: ANN001
     model, train, test = digits
     base = keras_accuracy(model, *test)
     r = compress(model, train, test, sparsity=0.0, clusters=None, grid="ternary", epochs=2)
-    inner = weight_report(r.model).layers[1:-1]  # first and last layers stay int8
+    report = weight_report(r.model)
+    inner = report.layers[1:-1]  # first and last layers stay int8
     assert inner and all(layer.max_distinct <= 3 and layer.lut_bits == 2 for layer in inner)
+    # the ternary conv/depthwise filters are stored as int4 in the file itself
+    assert sorted(r.int4_layers) == ["dw2", "pw2"], r.int4_layers
+    assert [layer.file_bytes for layer in inner] == [(layer.count + 1) // 2 for layer in inner]
+    assert report.total("file_bytes") < report.total("int8_bytes")
     # measured: float 98.1 %, ternary int8 98.9 %
     assert r.int8_accuracy >= base - 3.0
 
@@ -545,9 +684,11 @@ def test_cli_compress_writes_model_and_report(tmp_path: Path) -> None:
     out = tmp_path / "c.tflite"
     r = _edgeq("compress", "models/digits_cnn/digits_cnn.h5", "-o", str(out), "--prune", "0.5",
                "--clusters", "16", "--epochs", "1", "--max-epochs", "2", "--allow-drop",
-               "--json")
+               "--seed", "3", "--json")
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
+    assert summary["seed"] == 3
+    assert summary["steps"][0] == "distilled from the float model (training split + 1 blended copy)"
     assert out.is_file() and out.with_suffix(".json").is_file()
     assert summary["ratio_lut"] > summary["ratio_int8"]
     # within a few points of the shipped float model (measured: see docs/testing.md)
