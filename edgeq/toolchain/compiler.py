@@ -48,6 +48,12 @@ LINKS = ("uart", "semihosting")
 PROTOCOLS = ("edgeq", "mlperf")
 SEMIHOST_SOURCE = ("uart_semihost.c", [])
 COUNTER_SOURCES = {"systick_icount": "counter_systick.c", "dwt": "counter_dwt.c"}
+# What a build optimizes for (`edgeq build --optimize`). speed: -O2 and every specialised kernel
+# path. size: -Os and the runtime compiled with EDGEQ_RT_SIZE (the DSP register tiles stay, the
+# per-call-site copies of pixel loops and requantization go; see firmware/runtime/include/
+# eq_dsp.h), for parts with 64-128 KB of flash. An explicit compiler flag (`--opt`) replaces the
+# mode's flag but keeps its define. Both modes are bit-exact with TFLM.
+OPTIMIZE_MODES = {"speed": ("-O2", ()), "size": ("-Os", ("EDGEQ_RT_SIZE",))}
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,21 @@ class FirmwareBuild:
     profile_layers: bool
     link: str = "uart"
     protocol: str = "edgeq"
+    optimize: str = "speed"
+    opt: str = "-O2"
+
+
+def resolve_optimize(optimize: str, opt: str | None) -> tuple[str, tuple[str, ...]]:
+    """The compiler flag and runtime defines of an optimization mode; ``opt`` (a raw flag such
+    as -O3) overrides the mode's flag."""
+    if optimize not in OPTIMIZE_MODES:
+        raise BuildError(f"unknown optimization mode {optimize!r}; use one of "
+                         f"{', '.join(OPTIMIZE_MODES)}")
+    flag, defines = OPTIMIZE_MODES[optimize]
+    if opt is not None and not re.fullmatch(r"-O[0-3sgz]?|-Ofast", opt):
+        raise BuildError(f"--opt {opt!r} is not a gcc optimization flag; use one of -O0, -O1, "
+                         "-O2, -O3, -Os, -Oz, -Og")
+    return (opt if opt is not None else flag), defines
 
 
 def find_tool(name: str) -> str:
@@ -189,7 +210,8 @@ def build_firmware(
     out_dir: str | os.PathLike[str],
     *,
     runtime_dir: str | os.PathLike[str] | None = None,
-    opt: str = "-O2",
+    opt: str | None = None,
+    optimize: str = "speed",
     profile_layers: bool = False,
     input_bytes: int | None = None,
     kernel_sources: list[Path] | None = None,
@@ -213,9 +235,13 @@ def build_firmware(
     ``codegen.tflm_model`` and ``firmware/tflm_rt/eq_tflm_model.cc`` runs the model through the
     library (compiled with g++ and the library's flags, no edgeq-rt kernels).
     ``progress`` draws a bar over the compiled files on stderr.
+    ``optimize`` (``speed`` or ``size``, see OPTIMIZE_MODES) picks the compiler flag and the
+    runtime's kernel paths; ``opt`` replaces the flag only.
     """
     if protocol not in PROTOCOLS:
         raise BuildError(f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
+    opt, mode_defines = resolve_optimize(optimize, opt)
+    defines = (*mode_defines, *defines)
     model_dir = Path(model_dir)
     setup = board.clock_setup if clock_setup is None else clock_setup and board.clock.configured
     runtime = Path(runtime_dir) if runtime_dir is not None else RUNTIME_DIR
@@ -320,7 +346,8 @@ def build_firmware(
     return FirmwareBuild(board=board, out_dir=out, elf=stem.with_suffix(".elf"),
                          bin=stem.with_suffix(".bin"), hex=stem.with_suffix(".hex"),
                          size=report, arena_bytes=arena,
-                         profile_layers=profile_layers, link=host_link, protocol=protocol)
+                         profile_layers=profile_layers, link=host_link, protocol=protocol,
+                         optimize=optimize, opt=opt)
 
 
 def _does_not_fit(board: Board, rep: SizeReport) -> str:
