@@ -77,10 +77,11 @@ def run_build(req: BuildRequest) -> dict[str, Any]:
 
     Progress goes to this module's logger (the CLI shows it as ``edgeq: ...`` lines).
     """
-    from edgeq.toolchain.compiler import find_tool
+    from edgeq.toolchain.compiler import find_tool, resolve_optimize
 
     board = resolve_target(req.target, req.board)
     find_tool("gcc")
+    resolve_optimize(req.optimize, req.opt)  # a bad --opt/--optimize fails before any stage
     will_run = req.run and (board.emulated or req.port is not None)
     if will_run and board.emulated:
         from edgeq.device.qemu import find_qemu

@@ -106,6 +106,40 @@ def test_bench_per_layer_and_run_on_the_emulator(built, tmp_path):
 
 
 @pytest.mark.slow
+def test_optimize_size_build_is_smaller_bit_exact_and_recorded(built, tmp_path):
+    out, speed = built
+    assert speed["firmware"]["optimize"] == "speed" and speed["firmware"]["opt"] == "-O2"
+    model = out / "model_int8.tflite"
+    res = _run(["build", str(model), "--target", "cortex-m4", "--data", "digits", "--samples",
+                "10", "--optimize", "size", "-o", str(tmp_path / "size"), "--json"])
+    assert res.exit_code == 0, res.output
+    r = json.loads(res.output[res.output.index("{"):])
+    assert r["device"]["validation"]["bit_exact"] and r["device"]["validation"]["samples"] == 10
+    assert r["firmware"]["optimize"] == "size" and r["firmware"]["opt"] == "-Os"
+    manifest = json.loads((tmp_path / "size" / "manifest.json").read_text())
+    assert manifest["build"]["firmware"]["optimize"] == "size"
+    log = (tmp_path / "size" / "firmware" / "build.log").read_text()
+    assert " -Os " in log and "-DEDGEQ_RT_SIZE" in log and " -O2 " not in log
+    # the same model and board: the size build must need much less flash
+    assert r["memory"]["flash"] < 0.7 * speed["memory"]["flash"]
+
+    # --opt replaces the mode's flag, keeps its kernel paths; the report names both
+    res = _run(["build", str(model), "--target", "cortex-m4", "--data", "digits", "--no-run",
+                "--optimize", "size", "--opt", "-O2", "-o", str(tmp_path / "size_o2")])
+    assert res.exit_code == 0, res.output
+    assert "optimized for size (-O2)" in res.output
+    log = (tmp_path / "size_o2" / "firmware" / "build.log").read_text()
+    assert " -O2 " in log and "-DEDGEQ_RT_SIZE" in log and " -Os " not in log
+
+    _one_line_error(_run(["build", str(model), "--target", "cortex-m4", "--no-run", "--opt",
+                          "-O9", "-o", str(tmp_path / "bad")]), "not a gcc optimization flag")
+    assert not (tmp_path / "bad").exists()
+    _one_line_error(_run(["build", str(model), "--target", "cortex-m4", "--runtime", "tflm",
+                          "--optimize", "size", "-o", str(tmp_path / "bad")]),
+                    "--optimize size selects edgeq-rt")
+
+
+@pytest.mark.slow
 def test_build_refuses_model_too_large_for_board(built, tmp_path):
     out, _ = built
     text = (board_dir() / "mps2-an386.toml").read_text()
