@@ -2,7 +2,7 @@
 
 Every model is built five ways for mps2-an386 (Cortex-M4F, -O2, same arm-none-eabi-gcc) and run
 in QEMU under the same TCG plugin: edgeq-rt firmware (this tree's kernels, DSP path; the size
-build of `edgeq build --optimize size`, -Os with -DEDGEQ_RT_SIZE; and the
+build of `edgeq build --optimize size`, -Os -fno-code-hoisting with -DEDGEQ_RT_SIZE; and the
 portable C path forced with -DEDGEQ_RT_PORTABLE), and a bare-metal TFLM
 firmware linked with the TFLM library built with CMSIS-NN and with the reference kernels from
 ../shared/third_party/tflite-micro (built once, cached by edgeq.toolchain.tflm_library: the first
