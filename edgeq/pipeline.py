@@ -361,8 +361,8 @@ def firmware_stage(board: Board, bd: BuildDir, gen: Any, input_bytes: int, *, op
     out = {"memory": {**fw.size.to_dict(), "arena": gen.arena_bytes,
                       "weights": gen.weight_bytes},
            "firmware": {"elf": str(fw.elf), "bin": str(fw.bin), "hex": str(fw.hex),
-                        "opt": fw.opt, "optimize": fw.optimize, "per_layer": per_layer,
-                        "protocol": fw.protocol}}
+                        "opt": fw.opt, "optimize": fw.optimize, "opt_override": opt,
+                        "per_layer": per_layer, "protocol": fw.protocol}}
     if harness:
         out["firmware"]["mlperf_input_offset"] = harness["mlperf_input_offset"]
     bd.update_manifest("build", {"board": board.name, **out}, [bd.generated, fw.elf])
@@ -386,7 +386,7 @@ def profiling_firmware(board: Board, build_dir: Path) -> Path:
     gen, input_bytes = _generate(bd, bd.manifest_section("codegen").get("model_name"))
     fw = build_firmware(board, bd.generated, bd.profile_firmware, profile_layers=True,
                         input_bytes=input_bytes, kernel_sources=gen.kernel_sources,
-                        opt=built.get("opt"), optimize=built.get("optimize", "speed"))
+                        opt=built.get("opt_override"), optimize=built.get("optimize", "speed"))
     return fw.elf
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from edgeq.artifacts import BuildDir
 from edgeq.cli import cli
 from edgeq.oracles import run_tflm
 from edgeq.quantize.numerics import quantized_test_inputs
@@ -123,6 +124,13 @@ def test_optimize_size_build_is_smaller_bit_exact_and_recorded(built, tmp_path):
     assert " -Os " in log and "-DEDGEQ_RT_SIZE" in log and " -O2 " not in log
     # the same model and board: the size build must need much less flash
     assert r["memory"]["flash"] < 0.7 * speed["memory"]["flash"]
+    # per-layer profiling rebuilds the firmware in the build's mode
+    res = _run(["bench", "--board", "mps2-an386", "--emulator", "--build-dir",
+                str(tmp_path / "size"), "--runs", "1", "--per-layer", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output[res.output.index("{"):])["layers"]
+    log = (BuildDir(tmp_path / "size").profile_firmware / "build.log").read_text()
+    assert " -Os -fno-code-hoisting " in log and "-DEDGEQ_RT_SIZE" in log
 
     # --opt replaces the mode's flag, keeps its kernel paths; the report names both
     res = _run(["build", str(model), "--target", "cortex-m4", "--data", "digits", "--no-run",
