@@ -189,6 +189,7 @@ def lut_case(tmp_path_factory):  # noqa: ANN001, ANN201
     ("mps2-an386", "dsp", "double", True),
     ("mps2-an386", "portable", "single", False),
     ("mps2-an505", "dsp", "single", False),
+    ("mps2-an386", "size", "double", False),
 ])
 def test_lut_kernels_bit_exact_in_qemu(lut_case, board, path, rounding, profile):  # noqa: ANN001
     fw = _firmware(lut_case, board, path, rounding, profile, "lut")
