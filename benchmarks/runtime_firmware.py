@@ -1,6 +1,7 @@
-"""The same model as edgeq-rt firmware (`--optimize speed` and `size`) and as TFLite Micro firmware
-(`edgeq build --runtime tflm`), on mps2-an386 in QEMU: flash, RAM, arena, exact instructions per inference and the
-estimated cycles, each firmware validated bit-exact against the TFLM interpreter first.
+"""The same model as edgeq-rt firmware (`--optimize speed` and `size`) and as TFLite Micro
+firmware (`edgeq build --runtime tflm`), on mps2-an386 in QEMU: flash, RAM, arena, exact
+instructions per inference and the estimated cycles, each firmware validated bit-exact against
+the TFLM interpreter first.
 
 Every row is a full `edgeq build` (the protocol application, drivers and startup are the same in
 both; only the model code differs), so the figures are what a user's build reports.

@@ -38,8 +38,8 @@ class BuildRequest:
     run: bool = True
     per_layer: bool = False
     port: str | None = None
-    opt: str | None = None  # a raw gcc flag; None: the optimize mode's (-O2 speed, -Os size)
-    optimize: str = "speed"  # or "size": -Os + EDGEQ_RT_SIZE kernels (toolchain.compiler)
+    opt: str | None = None  # a raw gcc -O flag; None: the optimize mode's flags
+    optimize: str = "speed"  # or "size": -Os + EDGEQ_RT_SIZE kernels (compiler.OPTIMIZE_MODES)
     power_model: str | None = None
     protocol: str = "edgeq"  # or "mlperf": the MLPerf Tiny harness instead of edgeq's protocol
     mlperf_model: str | None = None  # the harness's m-model-[...] (ic01, kws01, vww01, ad01)
@@ -354,8 +354,8 @@ def firmware_stage(board: Board, bd: BuildDir, gen: Any, input_bytes: int, *, op
               input_bytes=input_bytes)
     log.info("building firmware for %s (%s)", board.name, board.core)
     fw = build_firmware(board, bd.generated, bd.firmware, opt=opt, optimize=optimize,
-                        profile_layers=per_layer,
-                        input_bytes=input_bytes, kernel_sources=gen.kernel_sources,
+                        profile_layers=per_layer, input_bytes=input_bytes,
+                        kernel_sources=gen.kernel_sources,
                         protocol="mlperf" if harness else "edgeq",
                         defines=harness["defines"] if harness else (), progress=progress)
     out = {"memory": {**fw.size.to_dict(), "arena": gen.arena_bytes,
@@ -481,7 +481,7 @@ def _tflm_status(exc: DeviceError) -> DeviceError:
 
 
 def _optimize_note(fw: dict[str, Any]) -> str:
-    """`` optimized for size (-Os)``: the mode the firmware was built in, for the flash line."""
+    """`` optimized for size (-Os ...)``: the firmware's mode and flags, for the flash line."""
     if "optimize" not in fw:
         return ""
     return f"  optimized for {fw['optimize']} ({fw.get('opt', '')})"

@@ -241,7 +241,7 @@ def build_firmware(
     ``codegen.tflm_model`` and ``firmware/tflm_rt/eq_tflm_model.cc`` runs the model through the
     library (compiled with g++ and the library's flags, no edgeq-rt kernels).
     ``progress`` draws a bar over the compiled files on stderr.
-    ``optimize`` (``speed`` or ``size``, see OPTIMIZE_MODES) picks the compiler flag and the
+    ``optimize`` (``speed`` or ``size``, see OPTIMIZE_MODES) picks the compiler flags and the
     runtime's kernel paths; ``opt`` replaces the flags only.
     """
     if protocol not in PROTOCOLS:
@@ -285,8 +285,8 @@ def build_firmware(
                                     str(obj)]))
         if tflm is not None:
             gxx = find_tool("g++")
-            cxxflags = [*board.gcc_cpu_flags(), *opt_flags, "-g", *TFLM_CXXFLAGS, "-Wall", "-Wextra",
-                        "-Werror", "-Wno-unused-parameter", *tflm.defines,
+            cxxflags = [*board.gcc_cpu_flags(), *opt_flags, "-g", *TFLM_CXXFLAGS, "-Wall",
+                        "-Wextra", "-Werror", "-Wno-unused-parameter", *tflm.defines,
                         f"-DEQP_MAX_PAYLOAD={board.frame_payload}u"]
             obj = tmp / "obj" / f"{len(jobs):03d}_{TFLM_MODEL_SOURCE.stem}.o"
             tflm_inc = [f"-I{p}" for p in tflm.include_dirs]
