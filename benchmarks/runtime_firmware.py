@@ -1,6 +1,7 @@
-"""The same model as edgeq-rt firmware and as TFLite Micro firmware (`edgeq build --runtime
-tflm`), on mps2-an386 in QEMU: flash, RAM, arena, exact instructions per inference and the
-estimated cycles, each firmware validated bit-exact against the TFLM interpreter first.
+"""The same model as edgeq-rt firmware (`--optimize speed` and `size`) and as TFLite Micro
+firmware (`edgeq build --runtime tflm`), on mps2-an386 in QEMU: flash, RAM, arena, exact
+instructions per inference and the estimated cycles, each firmware validated bit-exact against
+the TFLM interpreter first.
 
 Every row is a full `edgeq build` (the protocol application, drivers and startup are the same in
 both; only the model code differs), so the figures are what a user's build reports.
@@ -25,22 +26,25 @@ MODELS = {
     "trained_lstm_int8": SHARED / "trained_lstm_int8.tflite",
     "digits_cnn": REPO / "build" / "digits_cnn-mps2-an386" / "model_int8.tflite",  # `make run`
 }
-RUNTIMES = (("edgeq-rt", "edgeq", "cmsis-nn"), ("TFLM + CMSIS-NN", "tflm", "cmsis-nn"),
-            ("TFLM reference", "tflm", "reference"))
+# (label, --runtime, --tflm-kernels, --optimize)
+RUNTIMES = (("edgeq-rt", "edgeq", "cmsis-nn", "speed"),
+            ("edgeq-rt (size)", "edgeq", "cmsis-nn", "size"),
+            ("TFLM + CMSIS-NN", "tflm", "cmsis-nn", "speed"),
+            ("TFLM reference", "tflm", "reference", "speed"))
 
 
 def build_row(name: str, model: Path, label: str, runtime: str, kernels: str, samples: int,
-              work: Path) -> dict[str, Any]:
+              work: Path, optimize: str = "speed") -> dict[str, Any]:
     from edgeq.errors import EdgeqError
     from edgeq.pipeline import BuildRequest, run_build
 
-    out = work / f"{name}-{runtime}-{kernels}"
+    out = work / f"{name}-{runtime}-{kernels}-{optimize}"
     copy = work / f"{name}.tflite"  # no sidecar: checked on generated inputs, no accuracy
     copy.write_bytes(model.read_bytes())
     try:
         r = run_build(BuildRequest(model=str(copy), target="cortex-m4", samples=samples,
                                    out=str(out), runtime=runtime, tflm_kernels=kernels,
-                                   data="random"))
+                                   data="random", optimize=optimize))
     except EdgeqError as exc:
         return {"model": name, "runtime": label, "error": str(exc).split(";")[0][:90]}
     m, d = r["memory"], r["device"]
@@ -65,9 +69,9 @@ def main() -> None:
             if not model.is_file():
                 print(f"{name}: {model} not found (run `make run` for digits_cnn); skipped")
                 continue
-            for label, runtime, kernels in RUNTIMES:
+            for label, runtime, kernels, optimize in RUNTIMES:
                 rows.append(build_row(name, model, label, runtime, kernels, args.samples,
-                                      Path(tmp)))
+                                      Path(tmp), optimize))
     head = (f"{'model':<18} {'runtime':<16} {'flash B':>9} {'RAM B':>8} {'arena B':>8} "
             f"{'instructions':>13} {'est. cycles':>12} {'est. ms@25MHz':>13}  check")
     print(head)

@@ -1,7 +1,8 @@
 """edgeq-rt against TFLite Micro + CMSIS-NN and TFLM reference kernels, side by side in one run.
 
-Every model is built four ways for mps2-an386 (Cortex-M4F, -O2, same arm-none-eabi-gcc) and run
-in QEMU under the same TCG plugin: edgeq-rt firmware (this tree's kernels, DSP path, and the
+Every model is built five ways for mps2-an386 (Cortex-M4F, -O2, same arm-none-eabi-gcc) and run
+in QEMU under the same TCG plugin: edgeq-rt firmware (this tree's kernels, DSP path; the size
+build of `edgeq build --optimize size`, -Os -fno-code-hoisting with -DEDGEQ_RT_SIZE; and the
 portable C path forced with -DEDGEQ_RT_PORTABLE), and a bare-metal TFLM
 firmware linked with the TFLM library built with CMSIS-NN and with the reference kernels from
 ../shared/third_party/tflite-micro (built once, cached by edgeq.toolchain.tflm_library: the first
@@ -31,7 +32,7 @@ LOOKALIKES = ["ds_cnn", "resnet8", "mobilenet_v1_025", "fc_autoencoder"]
 SHIPPED = ["digits_cnn", "hello_world_int8", "micro_speech_quantized", "person_detect"]
 BOARD = "mps2-an386"
 CLOCK_HZ = 120_000_000
-RUNTIMES = ("edgeq-rt", "edgeq-rt-portable", "tflm+cmsis-nn", "tflm-ref")
+RUNTIMES = ("edgeq-rt", "edgeq-rt-size", "edgeq-rt-portable", "tflm+cmsis-nn", "tflm-ref")
 REFERENCE_BOARD = "nucleo-l4r5zi"
 
 
@@ -112,9 +113,10 @@ def random_input(tflite: Path) -> np.ndarray:
 
 
 def run_edgeq(name: str, tflite: Path, x: np.ndarray, want: np.ndarray | None, work: Path,
-              macs: int, portable: bool = False) -> Row:
+              macs: int, portable: bool = False, optimize: str = "speed") -> Row:
     """edgeq-rt firmware; ``portable`` forces the portable C kernels (-DEDGEQ_RT_PORTABLE) on the
-    same Cortex-M4, the path cores without the DSP extension take."""
+    same Cortex-M4, the path cores without the DSP extension take; ``optimize`` is the build's
+    mode (``size``: -Os and the runtime's EDGEQ_RT_SIZE paths)."""
     from edgeq.codegen.edgeq_rt import write_edgeq_rt
     from edgeq.device.icount import PluginCounter
     from edgeq.device.qemu import QemuInstance
@@ -127,10 +129,10 @@ def run_edgeq(name: str, tflite: Path, x: np.ndarray, want: np.ndarray | None, w
     board = resolve_target(board=BOARD)
     gen = write_edgeq_rt(tflite, work / f"{name}_rt", name=name)
     info = read_tflite(tflite)
-    tag = "_portable" if portable else ""
+    tag = ("_portable" if portable else "") + ("_size" if optimize == "size" else "")
     fw = build_firmware(board, work / f"{name}_rt", work / f"{name}_fw{tag}",
                         input_bytes=sum(t.nbytes for t in info.input_tensors),
-                        kernel_sources=gen.kernel_sources,
+                        kernel_sources=gen.kernel_sources, optimize=optimize,
                         defines=("EDGEQ_RT_PORTABLE",) if portable else ())
     counter = PluginCounter(board, fw.elf, work / f"{name}_plugin{tag}")
     t_in = info.input_tensors[0]
@@ -140,7 +142,8 @@ def run_edgeq(name: str, tflite: Path, x: np.ndarray, want: np.ndarray | None, w
         (got,), _ = s.infer([x[0].reshape(t_in.shape)], runs=1, warmup=0)
     ev = counter.windows()[-1].total
     out = np.ascontiguousarray(got).tobytes()
-    return Row(name, "edgeq-rt-portable" if portable else "edgeq-rt", macs, ev.insns,
+    runtime = "edgeq-rt" + tag.replace("_", "-")
+    return Row(name, runtime, macs, ev.insns,
                estimate(ev, board).cycles, gen.arena_bytes,
                fw.size.flash, None if want is None else out == want.tobytes(),
                ref_ms=reference_board_ms(ev), output=out)
@@ -185,7 +188,8 @@ def measure(name: str, work: Path, runtimes: tuple[str, ...] = RUNTIMES) -> list
         try:
             if runtime.startswith("edgeq-rt"):
                 rows.append(run_edgeq(name, tflite, x, want, work, macs,
-                                      portable=runtime == "edgeq-rt-portable"))
+                                      portable=runtime == "edgeq-rt-portable",
+                                      optimize="size" if runtime == "edgeq-rt-size" else "speed"))
             else:
                 rows.append(run_tflm(name, runtime, tflite, x, want, work, macs))
         except Exception as exc:  # noqa: BLE001 - one model's failure must not end the table

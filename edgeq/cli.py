@@ -638,7 +638,12 @@ def boards_cmd(as_json: bool) -> None:
 @click.option("--no-run", is_flag=True, help="Stop after the firmware build.")
 @click.option("--per-layer", is_flag=True, help="Compile per-layer profiling in and report it.")
 @click.option("--port", help="Serial port of a real board to validate on (after `edgeq flash`).")
-@click.option("--opt", default="-O2", show_default=True, help="Compiler optimization flag.")
+@click.option("--optimize", type=click.Choice(["speed", "size"]), default="speed",
+              show_default=True, help="speed: -O2, every specialised kernel path; size: -Os "
+              "-fno-code-hoisting and the kernels' size build (for 64-128 KB flash parts; see "
+              "docs/firmware.md).")
+@click.option("--opt", default=None, help="Raw compiler optimization flag (e.g. -O3); replaces "
+              "the --optimize mode's flags, keeps its kernel paths. [default: the mode's]")
 @click.option("--power-model", help="Real board whose power model the emulator's energy "
               "estimate uses (default: the emulated board's reference board).")
 @click.option("--protocol", type=click.Choice(["edgeq", "mlperf"]), default="edgeq",
@@ -656,9 +661,9 @@ def boards_cmd(as_json: bool) -> None:
 @json_option
 def build_cmd(model: str | None, target: str | None, board: str | None, data: str | None,
               out: str | None, samples: int, no_run: bool, per_layer: bool, port: str | None,
-              opt: str, power_model: str | None, protocol: str, mlperf_model: str | None,
-              mlperf_input_offset: int, runtime: str, tflm_dir: str | None,
-              tflm_kernels: str | None, as_json: bool) -> None:
+              optimize: str, opt: str | None, power_model: str | None, protocol: str,
+              mlperf_model: str | None, mlperf_input_offset: int, runtime: str,
+              tflm_dir: str | None, tflm_kernels: str | None, as_json: bool) -> None:
     """Quantize, evaluate, generate C, build the firmware and check it on the (emulated) board.
 
     With no MODEL, uses models/digits_cnn.
@@ -671,8 +676,9 @@ def build_cmd(model: str | None, target: str | None, board: str | None, data: st
                          "--runtime tflm or drop them")
     req = BuildRequest(model=model, target=target, board=board, data=data, out=out,
                        samples=samples, run=not no_run, per_layer=per_layer, port=port, opt=opt,
-                       power_model=power_model, protocol=protocol, mlperf_model=mlperf_model,
-                       mlperf_input_offset=mlperf_input_offset, runtime=runtime,
+                       optimize=optimize, power_model=power_model, protocol=protocol,
+                       mlperf_model=mlperf_model, mlperf_input_offset=mlperf_input_offset,
+                       runtime=runtime,
                        tflm_dir=tflm_dir, tflm_kernels=tflm_kernels or "cmsis-nn",
                        progress=show_progress(as_json))
     report = run_build(req)

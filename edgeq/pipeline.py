@@ -38,7 +38,8 @@ class BuildRequest:
     run: bool = True
     per_layer: bool = False
     port: str | None = None
-    opt: str = "-O2"
+    opt: str | None = None  # a raw gcc -O flag; None: the optimize mode's flags
+    optimize: str = "speed"  # or "size": -Os + EDGEQ_RT_SIZE kernels (compiler.OPTIMIZE_MODES)
     power_model: str | None = None
     protocol: str = "edgeq"  # or "mlperf": the MLPerf Tiny harness instead of edgeq's protocol
     mlperf_model: str | None = None  # the harness's m-model-[...] (ic01, kws01, vww01, ad01)
@@ -76,10 +77,11 @@ def run_build(req: BuildRequest) -> dict[str, Any]:
 
     Progress goes to this module's logger (the CLI shows it as ``edgeq: ...`` lines).
     """
-    from edgeq.toolchain.compiler import find_tool
+    from edgeq.toolchain.compiler import find_tool, resolve_optimize
 
     board = resolve_target(req.target, req.board)
     find_tool("gcc")
+    resolve_optimize(req.optimize, req.opt)  # a bad --opt/--optimize fails before any stage
     will_run = req.run and (board.emulated or req.port is not None)
     if will_run and board.emulated:
         from edgeq.device.qemu import find_qemu
@@ -120,6 +122,10 @@ def check_tflm_request(req: BuildRequest, board: Board) -> None:
     if req.protocol != "edgeq":
         raise BuildError("--protocol mlperf builds edgeq-rt firmware only; drop --protocol or "
                          "use --runtime edgeq")
+    if req.optimize != "speed":
+        raise BuildError("--optimize size selects edgeq-rt's kernel paths; the TFLite Micro "
+                         "library is built once with its own flags: drop --optimize or use "
+                         "--runtime edgeq")
     if board.core != "cortex-m4":
         raise BuildError(f"--runtime tflm builds Cortex-M4 firmware only so far; {board.name} "
                          f"is a {board.core}: use --target cortex-m4 or --runtime edgeq")
@@ -148,8 +154,8 @@ def _run_stages(req: BuildRequest, board: Board, bd: BuildDir, model_file: Path,
     else:
         gen, input_bytes = codegen_stage(bd, stem)
         report.update(firmware_stage(board, bd, gen, input_bytes, opt=req.opt,
-                                     per_layer=req.per_layer, harness=_harness(req, bd),
-                                     progress=req.progress))
+                                     optimize=req.optimize, per_layer=req.per_layer,
+                                     harness=_harness(req, bd), progress=req.progress))
     if not will_run:
         report["device"] = {"ran": False, "reason": "--no-run" if not req.run else
                             f"{board.name} is a real board: flash it (edgeq flash) and pass "
@@ -315,7 +321,8 @@ def tflm_firmware_stage(board: Board, bd: BuildDir, gen: Any, input_bytes: int,
     out = {"memory": {**fw.size.to_dict(), "arena": gen.arena_bytes,
                       "weights": gen.weight_bytes},
            "firmware": {"elf": str(fw.elf), "bin": str(fw.bin), "hex": str(fw.hex),
-                        "opt": req.opt, "per_layer": False, "protocol": fw.protocol,
+                        "opt": fw.opt, "optimize": fw.optimize, "per_layer": False,
+                        "protocol": fw.protocol,
                         "runtime": "tflm", "tflm_kernels": req.tflm_kernels,
                         "tflm_library": str(lib.library)}}
     bd.update_manifest("build", {"board": board.name, **out}, [bd.tflm_generated, fw.elf])
@@ -334,24 +341,27 @@ def _harness(req: BuildRequest, bd: BuildDir) -> dict[str, Any] | None:
             "mlperf_input_offset": req.mlperf_input_offset}
 
 
-def firmware_stage(board: Board, bd: BuildDir, gen: Any, input_bytes: int, *, opt: str,
+def firmware_stage(board: Board, bd: BuildDir, gen: Any, input_bytes: int, *, opt: str | None,
                    per_layer: bool, harness: dict[str, Any] | None = None,
-                   progress: bool = False) -> dict[str, Any]:
+                   progress: bool = False, optimize: str = "speed") -> dict[str, Any]:
     """4. firmware: the fit check first, then compile and link; returns memory + firmware.
-    ``harness`` (from ``_harness``) builds the MLPerf Tiny harness instead of edgeq's protocol."""
+    ``harness`` (from ``_harness``) builds the MLPerf Tiny harness instead of edgeq's protocol.
+    ``optimize`` is the build's mode (speed or size), ``opt`` an explicit flag over it."""
     from edgeq.toolchain.compiler import build_firmware
     from edgeq.toolchain.fit import check_fit
 
     check_fit(board, weight_bytes=gen.weight_bytes, arena_bytes=gen.arena_bytes,
               input_bytes=input_bytes)
     log.info("building firmware for %s (%s)", board.name, board.core)
-    fw = build_firmware(board, bd.generated, bd.firmware, opt=opt, profile_layers=per_layer,
-                        input_bytes=input_bytes, kernel_sources=gen.kernel_sources,
+    fw = build_firmware(board, bd.generated, bd.firmware, opt=opt, optimize=optimize,
+                        profile_layers=per_layer, input_bytes=input_bytes,
+                        kernel_sources=gen.kernel_sources,
                         protocol="mlperf" if harness else "edgeq",
                         defines=harness["defines"] if harness else (), progress=progress)
     out = {"memory": {**fw.size.to_dict(), "arena": gen.arena_bytes,
                       "weights": gen.weight_bytes},
-           "firmware": {"elf": str(fw.elf), "bin": str(fw.bin), "hex": str(fw.hex), "opt": opt,
+           "firmware": {"elf": str(fw.elf), "bin": str(fw.bin), "hex": str(fw.hex),
+                        "opt": fw.opt, "optimize": fw.optimize, "opt_override": opt,
                         "per_layer": per_layer, "protocol": fw.protocol}}
     if harness:
         out["firmware"]["mlperf_input_offset"] = harness["mlperf_input_offset"]
@@ -375,7 +385,8 @@ def profiling_firmware(board: Board, build_dir: Path) -> Path:
         raise DeviceError(f"{bd.model} not found; run `edgeq build --board {board.name}` first")
     gen, input_bytes = _generate(bd, bd.manifest_section("codegen").get("model_name"))
     fw = build_firmware(board, bd.generated, bd.profile_firmware, profile_layers=True,
-                        input_bytes=input_bytes, kernel_sources=gen.kernel_sources)
+                        input_bytes=input_bytes, kernel_sources=gen.kernel_sources,
+                        opt=built.get("opt_override"), optimize=built.get("optimize", "speed"))
     return fw.elf
 
 
@@ -469,6 +480,13 @@ def _tflm_status(exc: DeviceError) -> DeviceError:
                        "host)")
 
 
+def _optimize_note(fw: dict[str, Any]) -> str:
+    """`` optimized for size (-Os ...)``: the firmware's mode and flags, for the flash line."""
+    if "optimize" not in fw:
+        return ""
+    return f"  optimized for {fw['optimize']} ({fw.get('opt', '')})"
+
+
 def render_build_report(r: dict[str, Any]) -> str:
     """The one report ``edgeq build`` prints."""
     acc = r.get("accuracy", {})
@@ -494,7 +512,8 @@ def render_build_report(r: dict[str, Any]) -> str:
     if m:
         lines += [f"  flash: {m['flash']:,} / {m['flash_capacity']:,} bytes "
                   f"({100 * m['flash'] / m['flash_capacity']:.2f}%)  [text {m['text']:,}, "
-                  f"rodata {m['rodata']:,}, data {m['data']:,}; weights {m['weights']:,}]",
+                  f"rodata {m['rodata']:,}, data {m['data']:,}; weights {m['weights']:,}]"
+                  + _optimize_note(r.get("firmware", {})),
                   f"  RAM:   {m['ram']:,} / {m['ram_capacity']:,} bytes "
                   f"({100 * m['ram'] / m['ram_capacity']:.2f}%)  [data {m['data']:,}, bss "
                   f"{m['bss']:,} incl. arena {m['arena']:,}, stack {m['stack']:,}]"]

@@ -5,7 +5,9 @@ on the Cortex-M4 (mps2-an386) and the Cortex-M33 (mps2-an505); the portable path
 with -DEDGEQ_RT_PORTABLE and is what the Cortex-M3 (mps2-an385) compiles on its own. The matrix
 covers {default, single rounding} x {int8, int4/LUT/sparse weights} x {DSP, portable} x
 {per-layer profiling on, off}: TFLM is the oracle of the default build, LiteRT's reference
-kernels of the single-rounding build. A disassembly check proves which path each build took."""
+kernels of the single-rounding build. A disassembly check proves which path each build took.
+The size build (`--optimize size`: -Os, -DEDGEQ_RT_SIZE) runs the same matrix rows on the DSP
+cores and, portable, on the Cortex-M3; its symbols prove the size paths were compiled."""
 
 from __future__ import annotations
 
@@ -37,6 +39,9 @@ MATRIX = [
     ("mps2-an505", "dsp", "single", False),
     ("mps2-an505", "portable", "double", False),
     ("mps2-an385", "auto", "double", False),
+    ("mps2-an386", "size", "double", False),
+    ("mps2-an505", "size", "single", True),
+    ("mps2-an385", "size", "double", False),
 ]
 
 
@@ -100,7 +105,8 @@ def _firmware(case: dict, board: str, path: str, rounding: str, profile: bool, t
     return build_firmware(resolve_target(board=board), case["root"] / tag,
                           case["root"] / f"fw-{tag}-{board}-{path}-{rounding}-{int(profile)}",
                           input_bytes=int(case["x"][0].nbytes), profile_layers=profile,
-                          kernel_sources=case["gen"].kernel_sources, defines=tuple(defines))
+                          kernel_sources=case["gen"].kernel_sources, defines=tuple(defines),
+                          optimize="size" if path == "size" else "speed")
 
 
 def _run(case: dict, fw, board: str, rounding: str) -> None:  # noqa: ANN001
@@ -118,6 +124,12 @@ def _uses_smlad(elf: Path) -> bool:
     return "smlad" in dis
 
 
+def _functions(elf: Path) -> set[str]:
+    out = subprocess.run([f"{CROSS_PREFIX}nm", str(elf)], capture_output=True, text=True,
+                         check=True).stdout
+    return {ln.split()[-1] for ln in out.splitlines() if ln.split()[-2] in "tT"}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("board,path,rounding,profile", MATRIX)
 def test_int8_kernel_paths_bit_exact_in_qemu(int8_case, board, path, rounding, profile):  # noqa: ANN001
@@ -127,7 +139,13 @@ def test_int8_kernel_paths_bit_exact_in_qemu(int8_case, board, path, rounding, p
     model_c = (int8_case["root"] / "gen" / "model.c").read_text()
     assert "filter_packed" in model_c  # the packed conv and FC layouts are in use
     fw = _firmware(int8_case, board, path, rounding, profile, "gen")
-    assert _uses_smlad(fw.elf) == (path == "dsp")
+    dsp_core = board != "mps2-an385"
+    assert _uses_smlad(fw.elf) == (path == "dsp" or (path == "size" and dsp_core))
+    # a size build keeps one out-of-line copy of the pixel loops and of the requantization
+    # beside the tiles; a speed build inlines them at every call site
+    size_paths = {"conv_pixel", "dw_pixel_packed", "eq_out_q_conv4_cold"}
+    assert (size_paths <= _functions(fw.elf)) == (path == "size")
+    assert fw.optimize == ("size" if path == "size" else "speed")
     _run(int8_case, fw, board, rounding)
 
 
@@ -171,6 +189,7 @@ def lut_case(tmp_path_factory):  # noqa: ANN001, ANN201
     ("mps2-an386", "dsp", "double", True),
     ("mps2-an386", "portable", "single", False),
     ("mps2-an505", "dsp", "single", False),
+    ("mps2-an386", "size", "double", False),
 ])
 def test_lut_kernels_bit_exact_in_qemu(lut_case, board, path, rounding, profile):  # noqa: ANN001
     fw = _firmware(lut_case, board, path, rounding, profile, "lut")

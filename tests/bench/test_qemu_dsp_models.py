@@ -2,7 +2,9 @@
 
 DSP path on the Cortex-M4 (mps2-an386) and Cortex-M33 (mps2-an505), portable path on the
 Cortex-M3 (mps2-an385): the MLPerf-Tiny look-alikes of edgeq.models, the shipped digits_cnn
-and the third-party TFLM models of ../shared/models that fit the emulated boards."""
+and the third-party TFLM models of ../shared/models that fit the emulated boards. The size build
+(`--optimize size`) runs on the Cortex-M4 for the models whose conv/depthwise layers take its
+paths (window borders, 1x1 and kxk tiles, depthwise borders, strides)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ LOOKALIKES = ["ds_cnn", "resnet8", "mobilenet_v1_025", "fc_autoencoder"]
 # 224x224 does not fit the emulated boards' 4 MB flash
 SHARED = ["hello_world_int8", "micro_speech_quantized", "person_detect"]
 SAMPLES = 2
+SIZE_MODELS = {"digits_cnn", "ds_cnn", "resnet8", "mobilenet_v1_025"}
 
 
 def _tflite(name: str, root: Path) -> Path:
@@ -50,16 +53,20 @@ def model(request, tmp_path_factory):  # noqa: ANN001, ANN201
     tflite = _tflite(request.param, root)
     gen = write_edgeq_rt(tflite, root / "gen", plan_json=False)
     x = random_inputs(tflite, SAMPLES, seed=9)
-    return {"root": root, "gen": gen, "x": x, "want": run_tflm(tflite, x)}
+    return {"name": request.param, "root": root, "gen": gen, "x": x,
+            "want": run_tflm(tflite, x)}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("board", BOARDS)
-def test_model_bit_exact_on_both_kernel_paths(model, board):  # noqa: ANN001
+@pytest.mark.parametrize("board,optimize", [*((b, "speed") for b in BOARDS),
+                                            ("mps2-an386", "size")])
+def test_model_bit_exact_on_both_kernel_paths(model, board, optimize):  # noqa: ANN001
+    if optimize == "size" and model["name"] not in SIZE_MODELS:
+        pytest.skip(f"size build checked on {', '.join(sorted(SIZE_MODELS))}")
     target = resolve_target(board=board)
-    fw = build_firmware(target, model["root"] / "gen", model["root"] / f"fw-{board}",
+    fw = build_firmware(target, model["root"] / "gen", model["root"] / f"fw-{board}-{optimize}",
                         input_bytes=sum(int(a[0].nbytes) for a in model["x"]),
-                        kernel_sources=model["gen"].kernel_sources)
+                        kernel_sources=model["gen"].kernel_sources, optimize=optimize)
     with QemuInstance(target.qemu_machine or "", fw.elf) as q:
         s = DeviceSession(q.port, name=board, alive=q.check_alive)
         s.check_model(model["gen"].model_hash)

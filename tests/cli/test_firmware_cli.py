@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from edgeq.artifacts import BuildDir
 from edgeq.cli import cli
 from edgeq.oracles import run_tflm
 from edgeq.quantize.numerics import quantized_test_inputs
@@ -103,6 +104,48 @@ def test_bench_per_layer_and_run_on_the_emulator(built, tmp_path):
     np.save(tmp_path / "xf.npy", x_float)
     res = _run(["run", str(tmp_path / "xf.npy"), "--emulator", "--build-dir", str(out), "--json"])
     assert json.loads(res.output[res.output.index("{"):])["output"] == want.tolist()
+
+
+@pytest.mark.slow
+def test_optimize_size_build_is_smaller_bit_exact_and_recorded(built, tmp_path):
+    out, speed = built
+    assert speed["firmware"]["optimize"] == "speed" and speed["firmware"]["opt"] == "-O2"
+    model = out / "model_int8.tflite"
+    res = _run(["build", str(model), "--target", "cortex-m4", "--data", "digits", "--samples",
+                "10", "--optimize", "size", "-o", str(tmp_path / "size"), "--json"])
+    assert res.exit_code == 0, res.output
+    r = json.loads(res.output[res.output.index("{"):])
+    assert r["device"]["validation"]["bit_exact"] and r["device"]["validation"]["samples"] == 10
+    assert r["firmware"]["optimize"] == "size"
+    assert r["firmware"]["opt"] == "-Os -fno-code-hoisting"
+    manifest = json.loads((tmp_path / "size" / "manifest.json").read_text())
+    assert manifest["build"]["firmware"]["optimize"] == "size"
+    log = (tmp_path / "size" / "firmware" / "build.log").read_text()
+    assert " -Os " in log and "-DEDGEQ_RT_SIZE" in log and " -O2 " not in log
+    # the same model and board: the size build must need much less flash
+    assert r["memory"]["flash"] < 0.7 * speed["memory"]["flash"]
+    # per-layer profiling rebuilds the firmware in the build's mode
+    res = _run(["bench", "--board", "mps2-an386", "--emulator", "--build-dir",
+                str(tmp_path / "size"), "--runs", "1", "--per-layer", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output[res.output.index("{"):])["layers"]
+    log = (BuildDir(tmp_path / "size").profile_firmware / "build.log").read_text()
+    assert " -Os -fno-code-hoisting " in log and "-DEDGEQ_RT_SIZE" in log
+
+    # --opt replaces the mode's flag, keeps its kernel paths; the report names both
+    res = _run(["build", str(model), "--target", "cortex-m4", "--data", "digits", "--no-run",
+                "--optimize", "size", "--opt", "-O2", "-o", str(tmp_path / "size_o2")])
+    assert res.exit_code == 0, res.output
+    assert "optimized for size (-O2)" in res.output
+    log = (tmp_path / "size_o2" / "firmware" / "build.log").read_text()
+    assert " -O2 " in log and "-DEDGEQ_RT_SIZE" in log and " -Os " not in log
+
+    _one_line_error(_run(["build", str(model), "--target", "cortex-m4", "--no-run", "--opt",
+                          "-O9", "-o", str(tmp_path / "bad")]), "not a gcc optimization flag")
+    assert not (tmp_path / "bad").exists()
+    _one_line_error(_run(["build", str(model), "--target", "cortex-m4", "--runtime", "tflm",
+                          "--optimize", "size", "-o", str(tmp_path / "bad")]),
+                    "--optimize size selects edgeq-rt")
 
 
 @pytest.mark.slow

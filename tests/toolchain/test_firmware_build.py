@@ -10,7 +10,7 @@ from helpers_device import ECHO_MODEL, ECHO_RUNTIME, build_echo
 
 from edgeq.errors import BuildError
 from edgeq.toolchain.boards import list_boards, resolve_target
-from edgeq.toolchain.compiler import build_firmware, find_tool
+from edgeq.toolchain.compiler import build_firmware, find_tool, resolve_optimize
 
 
 @pytest.mark.parametrize("board", [b.name for b in list_boards()])
@@ -43,6 +43,31 @@ def test_cpu_flags_follow_the_board(tmp_path):
     attrs = subprocess.run([find_tool("readelf"), "-A", str(fw.elf)], capture_output=True,
                            text=True).stdout
     assert "Cortex-M3" in attrs or "v7" in attrs
+
+
+def test_optimize_mode_sets_flag_and_runtime_define(tmp_path):
+    fw = build_echo("mps2-an386", tmp_path / "size", optimize="size")
+    log = (fw.out_dir / "build.log").read_text()
+    assert " -Os -fno-code-hoisting " in log and "-DEDGEQ_RT_SIZE" in log and " -O2 " not in log
+    assert (fw.optimize, fw.opt) == ("size", "-Os -fno-code-hoisting")
+    fw = build_echo("mps2-an386", tmp_path / "size_o3", optimize="size", opt="-O3")
+    log = (fw.out_dir / "build.log").read_text()
+    assert " -O3 " in log and "-DEDGEQ_RT_SIZE" in log and " -Os " not in log
+    assert "-fno-code-hoisting" not in log  # --opt replaces all of the mode's flags
+    fw = build_echo("mps2-an386", tmp_path / "speed")
+    log = (fw.out_dir / "build.log").read_text()
+    assert " -O2 " in log and "EDGEQ_RT_SIZE" not in log and fw.optimize == "speed"
+
+
+def test_optimize_mode_and_flag_refusals():
+    assert resolve_optimize("speed", None) == (("-O2",), ())
+    assert resolve_optimize("size", "-Oz") == (("-Oz",), ("EDGEQ_RT_SIZE",))
+    with pytest.raises(BuildError, match="unknown optimization mode 'tiny'; use one of speed, "
+                                         "size"):
+        resolve_optimize("tiny", None)
+    for bad in ("-O9", "O2", "-O2 -flto", "-march=native"):
+        with pytest.raises(BuildError, match="not a gcc optimization flag"):
+            resolve_optimize("speed", bad)
 
 
 def test_missing_cross_compiler_says_how_to_install(tmp_path, monkeypatch):

@@ -147,6 +147,15 @@ EQ_SPECIALIZE void eq_out_q_conv4(const eq_out_q *q, int8_t *out, int32_t oc, in
 #endif
 }
 
+/* eq_out_q_conv4 for the pixel loops beside the register tiles (window borders, generic
+ * shapes): in line in a speed build, one out-of-line copy per file in a size build
+ * (EDGEQ_RT_SIZE), where in line it would be repeated at every such call site. */
+EQ_SPECIALIZE_LARGE void eq_out_q_conv4_cold(const eq_out_q *q, int8_t *out, int32_t oc, int32_t a0,
+                                             int32_t a1, int32_t a2, int32_t a3)
+{
+    eq_out_q_conv4(q, out, oc, a0, a1, a2, a3);
+}
+
 /* FC (the build's rounding) output of channel oc, clamped, as an int32. */
 static inline int32_t eq_out_q_fc(const eq_out_q *q, int32_t acc, int32_t oc)
 {
@@ -219,12 +228,13 @@ EQ_SPECIALIZE const int8_t *eq_dot4_packed_body(const int8_t *x, int32_t seg, co
 #define EQ_OUTLINE static inline
 #endif
 
-/* eq_dot4_packed_body out of line, specialized for the offset-free (whole window) case: the
- * loop gets every register, the caller's pixel loops keep theirs (inlined, both spilled). */
+/* eq_dot4_packed_body out of line, specialized for the offset-free (whole window) case (not in
+ * a size build): the loop gets every register, the caller's pixel loops keep theirs (inlined,
+ * both spilled). */
 EQ_OUTLINE const int8_t *eq_dot4_packed(const int8_t *x, int32_t seg, const int8_t *wp, int32_t off,
                                         int32_t acc[4])
 {
-    if (off == 0) {
+    if (!EQ_SIZE && off == 0) {
         return eq_dot4_packed_body(x, seg, wp, 0, acc);
     }
     return eq_dot4_packed_body(x, seg, wp, off, acc);

@@ -97,6 +97,17 @@ static inline uint32_t eq_min_s8x4(uint32_t v, uint32_t m)
 #define EQ_DSP 0
 #endif
 
+/* EDGEQ_RT_SIZE (`edgeq build --optimize size`, compiled with -Os): a build for parts with
+ * little flash. The DSP register tiles stay (with -Os they are what keeps the build fast);
+ * what goes is duplication: a pixel loop specialized per call site (EQ_SPECIALIZE_LARGE: one
+ * out-of-line copy instead), the requantization in line in every loop beside the tiles
+ * (eq_out_q_conv4_cold), the unpacked 3x3 depthwise runs. Same integers, same bytes out. */
+#if defined(EDGEQ_RT_SIZE)
+#define EQ_SIZE 1
+#else
+#define EQ_SIZE 0
+#endif
+
 /* Hides how a pointer was computed from the optimizer, so that an unrolled tap sequence walks
  * one pointer instead of becoming one induction variable (and one spilled register) per tap. */
 #if defined(__GNUC__)

@@ -22,6 +22,17 @@
 #define EQ_SPECIALIZE static inline
 #endif
 
+/* A larger helper (a pixel's channel loop, the requantization of four outputs): specialized at
+ * each call site like EQ_SPECIALIZE, except in a size build (EDGEQ_RT_SIZE), where each file
+ * keeps one out-of-line copy. */
+#if defined(EDGEQ_RT_SIZE) && defined(__GNUC__)
+#define EQ_SPECIALIZE_LARGE static __attribute__((noinline, unused))
+#elif defined(EDGEQ_RT_SIZE)
+#define EQ_SPECIALIZE_LARGE static
+#else
+#define EQ_SPECIALIZE_LARGE EQ_SPECIALIZE
+#endif
+
 /* Height/width pair: strides, dilations, paddings. */
 typedef struct {
     int32_t h;

@@ -16,6 +16,14 @@
 #define EQ_LIKELY(c) (c)
 #endif
 
+/* A few-instruction helper in line even where the compiler weighs size (-Os, the size build):
+ * a call would cost more than the helper's own instructions. */
+#if defined(__GNUC__)
+#define EQ_ALWAYS_INLINE static inline __attribute__((always_inline))
+#else
+#define EQ_ALWAYS_INLINE static inline
+#endif
+
 /* gemmlowp's SaturatingRoundingDoublingHighMul: (a * b + nudge) / 2^31 truncated, nudge = 2^30
  * for a * b >= 0 and 1 - 2^30 otherwise. For a negative product, truncating (t) toward zero is
  * flooring t + 2^31 - 1 = a * b + 2^30, so both signs are floor((a * b + 2^30) / 2^31): one
@@ -51,8 +59,8 @@ static inline int32_t eq_rounding_divide_by_pot(int32_t x, int32_t exponent)
  * they differ, h == 0 and both c give 0. K's low word is 2^30 + 2^31 [x < 0], its high word
  * k_hi - [x < 0] with k_hi = 2^(e-2): one SMLAL and one shift. k_hi and rshift = e - 1 may be
  * precomputed per channel (edgeq.codegen.ops_conv.fast_requant). */
-static inline int32_t eq_requantize_double_pre(int32_t x, int32_t multiplier, int32_t k_hi,
-                                               int32_t rshift)
+EQ_ALWAYS_INLINE int32_t eq_requantize_double_pre(int32_t x, int32_t multiplier, int32_t k_hi,
+                                                  int32_t rshift)
 {
     const uint32_t sign = (uint32_t)x & UINT32_C(0x80000000);
     const uint32_t hi = (uint32_t)k_hi - (sign >> 31);

@@ -41,9 +41,9 @@ EQ_SPECIALIZE void dot4_step_dsp(const int8_t *x, const int8_t *wp, int32_t *a0,
  * `k0` is the window's first tap in the filter's (fy, fx, ic) order. With a packed filter the
  * first out_c & ~3 channels go four at a time through eq_dot4_packed (the rest of the packed
  * array is in the plain OHWI order); otherwise `filter` is plain OHWI throughout. */
-EQ_SPECIALIZE void conv_pixel(const eq_conv2d_params *p, const eq_out_q *q, const int8_t *in0,
-                              const int8_t *filter, int32_t packed, int32_t k0, int32_t rows,
-                              int32_t seg, const int32_t *init, int32_t off, int8_t *out)
+EQ_SPECIALIZE_LARGE void conv_pixel(const eq_conv2d_params *p, const eq_out_q *q, const int8_t *in0,
+                                    const int8_t *filter, int32_t packed, int32_t k0, int32_t rows,
+                                    int32_t seg, const int32_t *init, int32_t off, int8_t *out)
 {
     const int32_t out_c = p->out_c;
     const int32_t filter_size = p->filter_h * p->filter_w * p->in_c;
@@ -66,7 +66,7 @@ EQ_SPECIALIZE void conv_pixel(const eq_conv2d_params *p, const eq_out_q *q, cons
                 in_row += in_row_step;
                 wp += 4 * w_row_step;
             }
-            eq_out_q_conv4(q, out, oc, acc[0], acc[1], acc[2], acc[3]);
+            eq_out_q_conv4_cold(q, out, oc, acc[0], acc[1], acc[2], acc[3]);
         }
     } else {
         for (; oc + 4 <= out_c; oc += 4) {
@@ -96,7 +96,7 @@ EQ_SPECIALIZE void conv_pixel(const eq_conv2d_params *p, const eq_out_q *q, cons
                 in_row += in_row_step;
                 w0 += w_row_step;
             }
-            eq_out_q_conv4(q, out, oc, a0, a1, a2, a3);
+            eq_out_q_conv4_cold(q, out, oc, a0, a1, a2, a3);
         }
     }
     for (; oc < out_c; ++oc) {
@@ -218,7 +218,12 @@ static void conv_fast(const eq_conv2d_params *p, const int8_t *input, const int8
                 int8_t *out = output + ((b * p->out_h + oy) * p->out_w + ox) * p->out_c;
                 const int32_t rows = fy1 - fy0;
                 const int32_t cols = fx1 - fx0;
-                if (p->bias_folded != NULL && rows == p->filter_h && cols == p->filter_w) {
+                const int32_t whole =
+                    p->bias_folded != NULL && rows == p->filter_h && cols == p->filter_w;
+                if (EQ_SIZE) { /* one call site: one copy of conv_pixel */
+                    conv_pixel(p, q, in0, w, packed, k0, rows, cols * in_c,
+                               whole ? p->bias_folded : bias, whole ? 0 : p->input_offset, out);
+                } else if (whole) {
                     if (packed) {
                         conv_pixel(p, q, in0, w, 1, k0, rows, cols * in_c, p->bias_folded, 0, out);
                     } else {
@@ -280,7 +285,7 @@ static EQ_NOINLINE void conv1x1_packed(const eq_conv2d_params *p, const eq_out_q
 #else
                     int32_t acc[4] = {init[oc], init[oc + 1], init[oc + 2], init[oc + 3]};
                     wp = eq_dot4_packed(x, in_c, wp, 0, acc);
-                    eq_out_q_conv4(q, out, oc, acc[0], acc[1], acc[2], acc[3]);
+                    eq_out_q_conv4_cold(q, out, oc, acc[0], acc[1], acc[2], acc[3]);
 #endif
                 }
                 for (; oc < out_c; ++oc) { /* plain row order after the last block */
@@ -391,7 +396,7 @@ static void conv_windows(const eq_conv2d_params *p, const eq_out_q *q, const int
                 for (; oc + 4 <= out_c; oc += 4) {
                     int32_t acc[4] = {init[oc], init[oc + 1], init[oc + 2], init[oc + 3]};
                     wp = eq_dot4_packed(win, size, wp, 0, acc);
-                    eq_out_q_conv4(q, out, oc, acc[0], acc[1], acc[2], acc[3]);
+                    eq_out_q_conv4_cold(q, out, oc, acc[0], acc[1], acc[2], acc[3]);
                 }
                 for (; oc < out_c; ++oc) { /* plain padded rows after the last block */
                     int32_t acc = init[oc];

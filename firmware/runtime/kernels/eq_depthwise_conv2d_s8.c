@@ -17,9 +17,9 @@ static inline int8_t requant_out(const eq_depthwise_conv2d_params *p, int32_t ac
 
 /* Channels [0, out_c) in steps of four (depth multiplier 1) of one output pixel: `rows` x `cols`
  * taps, accumulators starting at init[c] (bias, or bias_folded with off == 0 for a full window). */
-EQ_SPECIALIZE int32_t dw_pixel4(const eq_depthwise_conv2d_params *p, const eq_out_q *q,
-                                const int8_t *in0, const int8_t *w_first, int32_t rows,
-                                int32_t cols, const int32_t *init, int32_t off, int8_t *out)
+EQ_SPECIALIZE_LARGE int32_t dw_pixel4(const eq_depthwise_conv2d_params *p, const eq_out_q *q,
+                                      const int8_t *in0, const int8_t *w_first, int32_t rows,
+                                      int32_t cols, const int32_t *init, int32_t off, int8_t *out)
 {
     const int32_t out_c = p->out_c;
     const int32_t in_tap_step = p->dilation.w * p->in_c;
@@ -76,11 +76,12 @@ EQ_SPECIALIZE int32_t dw_pixel4(const eq_depthwise_conv2d_params *p, const eq_ou
             in_row += in_row_step;
             w_row += w_row_step;
         }
-        eq_out_q_conv4(q, out, oc, a0, a1, a2, a3);
+        eq_out_q_conv4_cold(q, out, oc, a0, a1, a2, a3);
     }
     return oc;
 }
 
+#if !EQ_SIZE /* unpacked 3x3 runs (in_c % 4 != 0): speed builds only */
 /* a[c] += w[c] * x[c] for the four channels at x and w (a window wholly inside the image
  * starts from bias_folded, so no offset add). */
 EQ_SPECIALIZE void dw_tap4(const int8_t *x, const int8_t *w, int32_t a[4])
@@ -151,6 +152,8 @@ static void dw3x3_interior(const eq_depthwise_conv2d_params *p, const eq_out_q *
     }
 }
 
+#endif
+
 /* --- packed filter (depth multiplier 1, in_c % 4 == 0): int16 weight lanes, see
  * eq_depthwise_conv2d_params.filter_packed. Word pair w[0] = (w0, w2), w[1] = (w1, w3). */
 
@@ -191,9 +194,9 @@ EQ_SPECIALIZE void dw_tap4_packed(const int8_t *x, const int32_t *w, int32_t off
 
 /* One output pixel, all channels: `rows` x `cols` taps starting at filter tap t0 (packed,
  * group-major: a group's taps are 2 * filter_h * filter_w consecutive words). */
-EQ_SPECIALIZE void dw_pixel_packed(const eq_depthwise_conv2d_params *p, const eq_out_q *q,
-                                   const int8_t *in0, int32_t t0, int32_t rows, int32_t cols,
-                                   const int32_t *init, int32_t off, int8_t *out)
+EQ_SPECIALIZE_LARGE void dw_pixel_packed(const eq_depthwise_conv2d_params *p, const eq_out_q *q,
+                                         const int8_t *in0, int32_t t0, int32_t rows, int32_t cols,
+                                         const int32_t *init, int32_t off, int8_t *out)
 {
     const int32_t c = p->out_c;
     const int32_t group_words = 2 * p->filter_h * p->filter_w;
@@ -222,7 +225,7 @@ EQ_SPECIALIZE void dw_pixel_packed(const eq_depthwise_conv2d_params *p, const eq
             x_row += in_row;
             w_row += 2 * p->filter_w;
         }
-        eq_out_q_conv4(q, out, oc, a[0], a[1], a[2], a[3]);
+        eq_out_q_conv4_cold(q, out, oc, a[0], a[1], a[2], a[3]);
         w_group += group_words;
     }
 }
@@ -296,7 +299,7 @@ static EQ_NOINLINE void dw3x3_packed_run(const eq_depthwise_conv2d_params *p, co
                 x_row += row;
                 w += 6;
             }
-            eq_out_q_conv4(q, out, oc, a[0], a[1], a[2], a[3]);
+            eq_out_q_conv4_cold(q, out, oc, a[0], a[1], a[2], a[3]);
         }
 #endif
         in0 += px_step;
@@ -394,7 +397,11 @@ static void dw_packed(const eq_depthwise_conv2d_params *p, const int8_t *input, 
                     in_b +
                     ((in_y0 + p->dilation.h * fy0) * p->in_w + in_x0 + p->dilation.w * fx0) * c;
                 const int32_t t0 = fy0 * p->filter_w + fx0;
-                if (rows == p->filter_h && cols == p->filter_w) {
+                const int32_t whole = rows == p->filter_h && cols == p->filter_w;
+                if (EQ_SIZE) { /* one call site: one copy of dw_pixel_packed */
+                    dw_pixel_packed(p, q, in0, t0, rows, cols, whole ? p->bias_folded : bias,
+                                    whole ? 0 : p->input_offset, out_row + ox * c);
+                } else if (whole) {
                     dw_pixel_packed(p, q, in0, t0, rows, cols, p->bias_folded, 0, out_row + ox * c);
                 } else {
                     dw_pixel_packed(p, q, in0, t0, rows, cols, bias, p->input_offset,
@@ -438,6 +445,9 @@ eq_status eq_depthwise_conv2d_s8(const eq_depthwise_conv2d_params *p, const int8
     int32_t ox_hi = (p->in_w - 1 - 2 * p->dilation.w + p->padding.w) / p->stride.w + 1;
     ox_hi = p->in_w - 1 - 2 * p->dilation.w + p->padding.w < 0 ? 0 : ox_hi;
     ox_hi = ox_hi > p->out_w ? p->out_w : ox_hi;
+    (void)fast3x3; /* size builds run the unpacked 3x3 windows through dw_pixel4 */
+    (void)ox_lo;
+    (void)ox_hi;
     for (int32_t b = 0; b < p->batches; ++b) {
         const int8_t *in_b = input + b * p->in_h * p->in_w * in_c;
         for (int32_t oy = 0; oy < p->out_h; ++oy) {
@@ -446,6 +456,7 @@ eq_status eq_depthwise_conv2d_s8(const eq_depthwise_conv2d_params *p, const int8
             eq_valid_taps(in_y0, p->dilation.h, p->in_h, p->filter_h, &fy0, &fy1);
             for (int32_t ox = 0; ox < p->out_w; ++ox) {
                 const int32_t in_x0 = ox * p->stride.w - p->padding.w;
+#if !EQ_SIZE
                 if (fast3x3 && ox == ox_lo && ox_hi > ox_lo && fy1 - fy0 == 3) {
                     dw3x3_interior(p, q, in_b + (in_y0 * p->in_w + in_x0) * in_c, filter,
                                    ox_hi - ox_lo,
@@ -453,6 +464,7 @@ eq_status eq_depthwise_conv2d_s8(const eq_depthwise_conv2d_params *p, const int8
                     ox = ox_hi - 1;
                     continue;
                 }
+#endif
                 int32_t fx0, fx1;
                 eq_valid_taps(in_x0, p->dilation.w, p->in_w, p->filter_w, &fx0, &fx1);
                 const int32_t rows = fy1 - fy0;
@@ -463,8 +475,13 @@ eq_status eq_depthwise_conv2d_s8(const eq_depthwise_conv2d_params *p, const int8
                 const int8_t *w_first = filter + (fy0 * p->filter_w + fx0) * out_c;
                 int8_t *out = output + ((b * p->out_h + oy) * p->out_w + ox) * out_c;
                 int32_t oc = 0;
-                if (dm == 1) {
-                    if (p->bias_folded != NULL && rows == p->filter_h && cols == p->filter_w) {
+                const int32_t whole =
+                    p->bias_folded != NULL && rows == p->filter_h && cols == p->filter_w;
+                if (dm == 1 && EQ_SIZE) { /* one call site: one copy of dw_pixel4 */
+                    oc = dw_pixel4(p, q, in0, w_first, rows, cols, whole ? p->bias_folded : bias,
+                                   whole ? 0 : off, out);
+                } else if (dm == 1) {
+                    if (whole) {
                         oc = dw_pixel4(p, q, in0, w_first, rows, cols, p->bias_folded, 0, out);
                     } else {
                         oc = dw_pixel4(p, q, in0, w_first, rows, cols, bias, off, out);
