@@ -85,7 +85,8 @@ def test_compress_text_is_percent() -> None:
          "int8_accuracy": 0.975, "float_accuracy": 0.98, "original_float_accuracy": 0.99,
          "float32_bytes": 400, "int8_bytes": 100, "ratio_int8": 4.0, "lut_bytes": 50,
          "ratio_lut": 8.0, "huffman_bytes": 40, "ratio_huffman": 10.0, "epochs_used": 4,
-         "layers": []}
+         "layers": [], "file_bytes": 70, "int4_layers": ["pw2"]}
     text = render_compress(s)
     assert "int8 97.50 %" in text and "compressed float 98.00 %" in text
     assert "original float 99.00 %" in text
+    assert "in the .tflite: 70 B of weights+biases (int4 filters: pw2)" in text
