@@ -5,10 +5,11 @@ weight clustering (TF-MOT, per channel where the layer allows) leaves each chann
 ``clusters`` distinct values, so after per-channel int8 quantization a layer can be stored as
 k-bit indices into a small per-channel table (edgeq-rt's LUT-coded kernels); ternary/binary
 weights (fine-tuned with a straight-through estimator, :mod:`edgeq.quantize.ste`) are the 2-bit /
-1-bit extreme. Everything is fine-tuned on the data, quantized to ordinary int8 (the .tflite
-stays runnable by TFLM), and its accuracy measured.
+1-bit extreme. Everything is fine-tuned towards the original model (distillation,
+:mod:`edgeq.quantize.distill`), quantized to ordinary int8 — with ternary/binary conv filters
+packed as int4, which TFLM runs too — and its accuracy measured.
 
-This module is about training. How the result is stored in flash (LUT coding, the Huffman
+This module is about training and the .tflite. How the result is stored in flash (LUT coding, the Huffman
 bound) is ``edgeq.codegen.weight_coding``; ``edgeq compress`` puts the two together in
 ``edgeq.pipeline.run_compress``.
 """
