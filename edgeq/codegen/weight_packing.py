@@ -89,10 +89,8 @@ def pack_depthwise(filt: np.ndarray) -> np.ndarray:
 
 def can_pack_depthwise_multiplier(depth_multiplier: int, filter_h: int, filter_w: int) -> bool:
     """Whether a depthwise filter with depth multiplier > 1 runs as one small convolution per
-    input channel: whole blocks of four outputs and a padded window that fits the kernel's
-    stack copy."""
-    return (depth_multiplier > 1 and depth_multiplier % BLOCK == 0
-            and filter_h * padded_row(filter_w) <= CONV_WINDOW_MAX)
+    input channel: a padded window that fits the kernel's stack copy."""
+    return depth_multiplier > 1 and filter_h * padded_row(filter_w) <= CONV_WINDOW_MAX
 
 
 def pack_depthwise_multiplier(filt: np.ndarray, depth_multiplier: int) -> np.ndarray:
@@ -101,7 +99,8 @@ def pack_depthwise_multiplier(filt: np.ndarray, depth_multiplier: int) -> np.nda
     Input channel ``c`` feeds outputs ``c * M .. c * M + M - 1``: its filter, one row per output
     (the ``H x W`` window, each window row zero-padded to ``padded_row(W)`` taps), goes through
     ``pack_blocks``; the channels follow one another. The kernel reads each window row as
-    ``padded_row(W)`` consecutive input bytes (zero weights on the padding taps add 0).
+    ``padded_row(W)`` consecutive input bytes (zero weights on the padding taps add 0); the
+    last ``M % 4`` outputs' rows stay plain (``pack_blocks``' remainder).
     """
     w = np.asarray(filt, dtype=np.int8)
     if w.ndim != 4 or w.shape[0] != 1 or w.shape[3] % depth_multiplier != 0 or \

@@ -152,12 +152,13 @@ def test_int8_kernel_paths_bit_exact_in_qemu(int8_case, board, path, rounding, p
 @pytest.fixture(scope="module")
 def dm_case(tmp_path_factory):  # noqa: ANN001, ANN201
     """Depthwise convolutions with depth multiplier > 1 (helpers_edgeq_rt.depth_multiplier_model:
-    in place and copied windows, clipped rows, padded filter rows, dilation, multiplier 2)."""
+    in place and copied windows, clipped rows, padded filter rows, dilation, outputs past the
+    last block of four)."""
     root = tmp_path_factory.mktemp("dsp_dm")
     path = root / "dm.tflite"
     path.write_bytes(convert_keras(depth_multiplier_model, io_dtype="int8"))
     gen = write_edgeq_rt(path, root / "dm", plan_json=False)
-    assert (root / "dm" / "model.c").read_text().count(".filter_blocks = ") == 5
+    assert (root / "dm" / "model.c").read_text().count(".filter_blocks = ") == 6
     x = random_inputs(path, SAMPLES, seed=7)[0]
     return {"root": root, "tflite": path, "gen": gen, "x": x, "double": run_tflm(path, x)}
 

@@ -412,10 +412,11 @@ static void dw_packed(const eq_depthwise_conv2d_params *p, const int8_t *input, 
     }
 }
 
-/* --- depth multiplier > 1 (a multiple of 4), filter_blocks: each input channel with its
- * depth_multiplier outputs is a small convolution over a one-channel window, run on the conv
- * family's register tile (eq_dot4_packed_body: four outputs, four taps per step, SMLAD on DSP
- * cores). Each input byte is loaded once per four outputs instead of once per output. */
+/* --- depth multiplier > 1, filter_blocks: each input channel with its depth_multiplier outputs
+ * is a small convolution over a one-channel window, run on the conv family's register tile
+ * (eq_dot4_packed_body: four outputs, four taps per step, SMLAD on DSP cores; the last
+ * depth_multiplier % 4 outputs one at a time). Each input byte is loaded once per four outputs
+ * instead of once per output. */
 
 /* The depth_multiplier outputs of one input channel at one pixel: window rows [fy0, fy1) read
  * from x (row r at x + (r - fy0) * x_row, packed_row taps each), accumulators from init (NULL:
@@ -427,7 +428,8 @@ EQ_SPECIALIZE_LARGE void dw_mult_channel(const eq_depthwise_conv2d_params *p, co
 {
     const int32_t seg = p->packed_row;
     const int32_t group_bytes = 4 * p->filter_h * seg; /* four outputs' whole windows */
-    for (int32_t m = 0; m < p->depth_multiplier; m += 4) {
+    int32_t m = 0;
+    for (; m + 4 <= p->depth_multiplier; m += 4) {
         int32_t acc[4] = {0, 0, 0, 0};
         if (init != NULL) {
             acc[0] = init[oc + m];
@@ -443,6 +445,21 @@ EQ_SPECIALIZE_LARGE void dw_mult_channel(const eq_depthwise_conv2d_params *p, co
         }
         eq_out_q_conv4_cold(q, out, oc + m, acc[0], acc[1], acc[2], acc[3]);
         blocks += group_bytes;
+    }
+    /* the last depth_multiplier % 4 outputs: plain rows of the window, one output at a time */
+    for (; m < p->depth_multiplier; ++m) {
+        int32_t acc = init != NULL ? init[oc + m] : 0;
+        const int8_t *w = blocks + fy0 * seg;
+        const int8_t *xr = x;
+        for (int32_t r = fy0; r < fy1; ++r) {
+            for (int32_t k = 0; k < seg; ++k) {
+                acc += (int32_t)w[k] * ((int32_t)xr[k] + off);
+            }
+            xr += x_row;
+            w += seg;
+        }
+        out[oc + m] = (int8_t)eq_out_q_conv(q, acc, oc + m);
+        blocks += p->filter_h * seg;
     }
 }
 
@@ -542,7 +559,7 @@ eq_status eq_depthwise_conv2d_s8(const eq_depthwise_conv2d_params *p, const int8
     }
     if (p->filter_blocks != NULL) {
         const int32_t seg = p->packed_row;
-        if (p->depth_multiplier % 4 != 0 || p->bias_folded == NULL || seg < p->filter_w ||
+        if (p->depth_multiplier < 2 || p->bias_folded == NULL || seg < p->filter_w ||
             seg % 4 != 0 || p->filter_h * seg > EQ_CONV_WINDOW_MAX) {
             return EQ_ERR_ARG;
         }
