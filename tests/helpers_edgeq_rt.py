@@ -141,8 +141,9 @@ def depth_multiplier_model() -> Any:
     vertically clipped rows from the bias, horizontally clipped windows copied), filter rows
     padded to 4 taps (3-wide, off the right edge), three input channels (copied windows, 5-wide
     rows, stride 2, valid), dilation on both axes (multiplier 6: a block of four and two
-    outputs one at a time) and on rows only, and multiplier 2 (no block of four). Random
-    biases, so the folded bias is not just the filter sum."""
+    outputs one at a time) and on rows only (multiplier 3, one channel: no block of four, rows
+    clipped), and multiplier 2. Random biases, so the folded bias is not just the filter
+    sum."""
     keras = keras_layers()
     keras.utils.set_random_seed(3)
     L = keras.layers
@@ -151,7 +152,7 @@ def depth_multiplier_model() -> Any:
     outs = [
         L.DepthwiseConv2D((5, 4), depth_multiplier=8, strides=2, padding="same")(inp),
         L.DepthwiseConv2D(3, depth_multiplier=4, padding="same", activation="relu")(inp),
-        L.DepthwiseConv2D((2, 3), depth_multiplier=4, dilation_rate=(2, 1),
+        L.DepthwiseConv2D((2, 3), depth_multiplier=3, dilation_rate=(2, 1),
                           padding="same")(inp),
         L.DepthwiseConv2D((3, 5), depth_multiplier=4, strides=2)(t),
         L.DepthwiseConv2D(3, depth_multiplier=6, dilation_rate=2, padding="same")(t),

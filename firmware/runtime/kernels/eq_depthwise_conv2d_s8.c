@@ -418,7 +418,32 @@ static void dw_packed(const eq_depthwise_conv2d_params *p, const int8_t *input, 
  * depth_multiplier % 4 outputs one at a time). Each input byte is loaded once per four outputs
  * instead of once per output. */
 
-/* The depth_multiplier outputs of one input channel at one pixel: window rows [fy0, fy1) read
+/* The last depth_multiplier % 4 outputs of an input channel (first: oc), one at a time over the
+ * window of dw_mult_channel (blocks: the first one's plain rows); out of line, so the tile keeps
+ * its registers. */
+static EQ_NOINLINE void dw_mult_rest(const eq_depthwise_conv2d_params *p, const eq_out_q *q,
+                                     const int8_t *x, int32_t x_row, int32_t fy0, int32_t fy1,
+                                     const int8_t *blocks, const int32_t *init, int32_t off,
+                                     int32_t oc, int8_t *out)
+{
+    const int32_t seg = p->packed_row;
+    for (int32_t m = oc; m < oc + p->depth_multiplier % 4; ++m) {
+        int32_t acc = init != NULL ? init[m] : 0;
+        const int8_t *w = blocks + fy0 * seg;
+        const int8_t *xr = x;
+        for (int32_t r = fy0; r < fy1; ++r) {
+            for (int32_t k = 0; k < seg; ++k) {
+                acc += (int32_t)w[k] * ((int32_t)xr[k] + off);
+            }
+            xr += x_row;
+            w += seg;
+        }
+        out[m] = (int8_t)eq_out_q_conv(q, acc, m);
+        blocks += p->filter_h * seg;
+    }
+}
+
+/* The outputs in blocks of four of one input channel at one pixel: window rows [fy0, fy1) read
  * from x (row r at x + (r - fy0) * x_row, packed_row taps each), accumulators from init (NULL:
  * zero) plus w * (x + off). blocks: the channel's packed filter; oc: its first output channel. */
 EQ_SPECIALIZE_LARGE void dw_mult_channel(const eq_depthwise_conv2d_params *p, const eq_out_q *q,
@@ -428,8 +453,7 @@ EQ_SPECIALIZE_LARGE void dw_mult_channel(const eq_depthwise_conv2d_params *p, co
 {
     const int32_t seg = p->packed_row;
     const int32_t group_bytes = 4 * p->filter_h * seg; /* four outputs' whole windows */
-    int32_t m = 0;
-    for (; m + 4 <= p->depth_multiplier; m += 4) {
+    for (int32_t m = 0; m + 4 <= p->depth_multiplier; m += 4) {
         int32_t acc[4] = {0, 0, 0, 0};
         if (init != NULL) {
             acc[0] = init[oc + m];
@@ -445,21 +469,6 @@ EQ_SPECIALIZE_LARGE void dw_mult_channel(const eq_depthwise_conv2d_params *p, co
         }
         eq_out_q_conv4_cold(q, out, oc + m, acc[0], acc[1], acc[2], acc[3]);
         blocks += group_bytes;
-    }
-    /* the last depth_multiplier % 4 outputs: plain rows of the window, one output at a time */
-    for (; m < p->depth_multiplier; ++m) {
-        int32_t acc = init != NULL ? init[oc + m] : 0;
-        const int8_t *w = blocks + fy0 * seg;
-        const int8_t *xr = x;
-        for (int32_t r = fy0; r < fy1; ++r) {
-            for (int32_t k = 0; k < seg; ++k) {
-                acc += (int32_t)w[k] * ((int32_t)xr[k] + off);
-            }
-            xr += x_row;
-            w += seg;
-        }
-        out[oc + m] = (int8_t)eq_out_q_conv(q, acc, oc + m);
-        blocks += p->filter_h * seg;
     }
 }
 
@@ -494,7 +503,9 @@ static void dw_mult(const eq_depthwise_conv2d_params *p, const int8_t *input, co
     const int32_t out_c = p->out_c;
     const int32_t dm = p->depth_multiplier;
     const int32_t seg = p->packed_row;
-    const int32_t channel_bytes = dm * p->filter_h * seg;
+    const int32_t window = p->filter_h * seg;
+    const int32_t channel_bytes = dm * window;
+    const int32_t rest = dm % 4; /* outputs past the last block of four, per input channel */
     const eq_out_q oq = eq_out_q_make(&p->requant, p->output_offset, p->act_min, p->act_max);
     const eq_out_q *const q = &oq;
     /* one input channel read in place: a window row is packed_row consecutive bytes */
@@ -536,6 +547,11 @@ static void dw_mult(const eq_depthwise_conv2d_params *p, const int8_t *input, co
                     } else {
                         dw_mult_channel(p, q, x, x_row, r0, r1, blocks, bias, p->input_offset,
                                         ic * dm, out);
+                    }
+                    if (rest != 0) {
+                        dw_mult_rest(p, q, x, x_row, r0, r1, blocks + (dm - rest) * window,
+                                     folded ? p->bias_folded : bias, folded ? 0 : p->input_offset,
+                                     ic * dm + dm - rest, out);
                     }
                 }
             }
