@@ -220,11 +220,12 @@ def test_fine_tuning_that_hurts_on_held_out_data_is_not_kept(digits_setup) -> No
     model, x_train, y_train, x_test, y_test = digits_setup
     held = (x_train[:300], y_train[:300])
     report = layer_sensitivity(model, x_train[:100], *held, variants=("w4",))
-    # every training label "0": fine-tuning on them wrecks the model, which held-out data shows
+    # every training label "0": fine-tuning on them (labels, not the float model's outputs)
+    # wrecks the model, which held-out data shows
     bad = np.zeros_like(y_train[300:])
     r = mixed_precision(model, x_train[:100], x_test, y_test, budget_fraction=0.7,
                         train=(x_train[300:], bad), finetune_epochs=3, report=report,
-                        sensitivity_data=held)
+                        sensitivity_data=held, distill=False)
     plain = build_mixed(model, r.solution, x_train[:100])
     ref = probs(float_tflite(model), x_test)
     assert not r.finetuned
@@ -232,6 +233,11 @@ def test_fine_tuning_that_hurts_on_held_out_data_is_not_kept(digits_setup) -> No
     assert r.evaluation.accuracy == evaluate(plain, x_test, y_test, ref).accuracy
     # it did hurt: all-int8 after the same fine-tuning is far below all-int8 without it
     assert r.int8_finetuned is not None and r.int8_finetuned.accuracy < r.int8.accuracy - 10.0
+    # distillation (the default) trains towards the float model and never reads those labels
+    d = mixed_precision(model, x_train[:100], x_test, y_test, budget_fraction=0.7,
+                        train=(x_train[300:], bad), finetune_epochs=3, report=report,
+                        sensitivity_data=held)
+    assert d.int8_finetuned is not None and d.int8_finetuned.accuracy >= r.int8.accuracy - 2.0
 
 
 def test_sensitivity_is_measured_on_held_out_data_not_the_test_split(digits_setup) -> None:  # noqa: ANN001
@@ -327,3 +333,22 @@ def test_float_fallback_layer_stays_float(digits_setup) -> None:  # noqa: ANN001
     assert "DEQUANTIZE" in m.op_names
     probs = model_probabilities(data, x_test)
     assert 100.0 * np.mean(np.argmax(probs, axis=1) == y_test) > 60.0
+
+
+def test_fine_tune_is_kept_only_when_it_clearly_wins() -> None:
+    from edgeq.quantize.mixed import clearly_better
+
+    def hits(wins: int, losses: int, both_wrong: int = 5, n: int = 450) -> tuple:
+        """A and B right on the same samples except ``wins`` (only A) and ``losses`` (only B)."""
+        a, b = np.ones(n, dtype=bool), np.ones(n, dtype=bool)
+        a[:both_wrong] = b[:both_wrong] = False
+        b[both_wrong:both_wrong + wins] = False
+        a[both_wrong + wins:both_wrong + wins + losses] = False
+        return a, b
+
+    # one sample better out of 450 (0.2 pt): noise, not a reason to change the model
+    assert not clearly_better(*hits(1, 0))
+    assert not clearly_better(*hits(0, 0)) and not clearly_better(*hits(5, 5))
+    assert clearly_better(*hits(10, 2))  # 8 > sqrt(12)
+    assert not clearly_better(*hits(2, 10))
+    assert clearly_better(*hits(2, 0)) and not clearly_better(*hits(3, 2))  # 2 > 1.41; 1 < 2.24
