@@ -133,3 +133,35 @@ def mlperf_lookalike(name: str) -> Callable[[], Any]:
         return model
 
     return make
+
+
+def depth_multiplier_model() -> Any:
+    """DEPTHWISE_CONV_2D with depth multiplier > 1 in the shapes its kernel tells apart, each
+    layer a model output: one input channel read in place (filter rows of 4 taps, stride 2,
+    vertically clipped rows from the bias, horizontally clipped windows copied), filter rows
+    padded to 4 taps (3-wide, off the right edge), three input channels (copied windows, 5-wide
+    rows, stride 2, valid), dilation on both axes (multiplier 6: a block of four and two
+    outputs one at a time) and on rows only (multiplier 3, one channel: no block of four, rows
+    clipped), and multiplier 2. Random biases, so the folded bias is not just the filter
+    sum."""
+    keras = keras_layers()
+    keras.utils.set_random_seed(3)
+    L = keras.layers
+    inp = keras.Input((13, 12, 1))
+    t = L.Conv2D(3, 1)(inp)
+    outs = [
+        L.DepthwiseConv2D((5, 4), depth_multiplier=8, strides=2, padding="same")(inp),
+        L.DepthwiseConv2D(3, depth_multiplier=4, padding="same", activation="relu")(inp),
+        L.DepthwiseConv2D((2, 3), depth_multiplier=3, dilation_rate=(2, 1),
+                          padding="same")(inp),
+        L.DepthwiseConv2D((3, 5), depth_multiplier=4, strides=2)(t),
+        L.DepthwiseConv2D(3, depth_multiplier=6, dilation_rate=2, padding="same")(t),
+        L.DepthwiseConv2D(3, depth_multiplier=2, padding="same")(t),
+    ]
+    model = keras.Model(inp, outs)
+    rng = np.random.default_rng(3)
+    for layer in model.layers:
+        if type(layer).__name__ == "DepthwiseConv2D":
+            w, b = layer.get_weights()
+            layer.set_weights([w, rng.normal(0, 0.3, b.shape).astype(np.float32)])
+    return model

@@ -546,8 +546,9 @@ def _weight_bytes(low: _Lowered) -> int:
         if isinstance(v, np.ndarray)
     )
     packed = sum(  # filters packed by ops_conv into the kernels' read order replace the tensor
-        int(call.params["filter_packed"].nbytes) for call in low.calls
-        if isinstance(call.params.get("filter_packed"), np.ndarray)
+        int(call.params[key].nbytes) for call in low.calls
+        for key in ("filter_packed", "filter_blocks")
+        if isinstance(call.params.get(key), np.ndarray)
     )
     return sum(low.model.tensors[i].nbytes for i in _constant_ids(low)) + lut + packed
 

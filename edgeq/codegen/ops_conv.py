@@ -309,6 +309,12 @@ def lower_depthwise_conv2d(model: TfliteModel, op: Operator) -> KernelCall:
         if weight_packing.can_pack_depthwise(oc, 1):
             params["filter_packed"] = weight_packing.pack_depthwise(filt.data)
             filter_input = -1
+    elif dt == "int8" and weight_packing.can_pack_depthwise_multiplier(oc // ic, fh, fw):
+        # depth multiplier > 1: a small convolution per input channel on the conv tile
+        params["bias_folded"] = folded_bias(filt, bias, -zero_point_of(inp), channel_axis=3)
+        params["filter_blocks"] = weight_packing.pack_depthwise_multiplier(filt.data, oc // ic)
+        params["packed_row"] = weight_packing.padded_row(fw)
+        filter_input = -1
     return KernelCall(
         layer=op.index, op=op.opcode, function=f"eq_depthwise_conv2d_{_SUFFIX[dt]}",
         params_type="eq_depthwise_conv2d_params", params=params,

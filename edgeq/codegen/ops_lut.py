@@ -83,7 +83,7 @@ def _lut_call(base: KernelCall, opcode: str, bits: int, packed: np.ndarray, tabl
 def _lut_base_params(base: KernelCall) -> dict:
     """The plain lowering's parameters minus what only the int8 kernels read (the packed filter:
     the LUT kernels decode their own weights, the copy would undo the flash saving)."""
-    params = {k: v for k, v in base.params.items() if k != "filter_packed"}
+    params = {k: v for k, v in base.params.items() if k not in ("filter_packed", "filter_blocks")}
     if isinstance(params.get("requant"), dict):
         params["requant"] = plain_requant(params["requant"])
     return params

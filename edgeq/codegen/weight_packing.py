@@ -85,3 +85,29 @@ def pack_depthwise(filt: np.ndarray) -> np.ndarray:
     low = lanes[..., [0, 1]] & 0xFFFF
     high = lanes[..., [2, 3]] << 16
     return (low | high).astype(np.int32).reshape(-1)
+
+
+def can_pack_depthwise_multiplier(depth_multiplier: int, filter_h: int, filter_w: int) -> bool:
+    """Whether a depthwise filter with depth multiplier > 1 runs as one small convolution per
+    input channel: a padded window that fits the kernel's stack copy."""
+    return depth_multiplier > 1 and filter_h * padded_row(filter_w) <= CONV_WINDOW_MAX
+
+
+def pack_depthwise_multiplier(filt: np.ndarray, depth_multiplier: int) -> np.ndarray:
+    """Depthwise filter ``[1, H, W, C * M]`` (int8, M = depth multiplier) -> flat packed int8.
+
+    Input channel ``c`` feeds outputs ``c * M .. c * M + M - 1``: its filter, one row per output
+    (the ``H x W`` window, each window row zero-padded to ``padded_row(W)`` taps), goes through
+    ``pack_blocks``; the channels follow one another. The kernel reads each window row as
+    ``padded_row(W)`` consecutive input bytes (zero weights on the padding taps add 0); the
+    last ``M % 4`` outputs' rows stay plain (``pack_blocks``' remainder).
+    """
+    w = np.asarray(filt, dtype=np.int8)
+    if w.ndim != 4 or w.shape[0] != 1 or w.shape[3] % depth_multiplier != 0 or \
+            not can_pack_depthwise_multiplier(depth_multiplier, w.shape[1], w.shape[2]):
+        raise ValueError(f"cannot pack depthwise filter of shape {w.shape} "
+                         f"with depth multiplier {depth_multiplier}")
+    _, h, width, oc = w.shape
+    rows = w[0].transpose(2, 0, 1)  # [oc, H, W]
+    rows = pad_rows(rows, padded_row(width)).reshape(oc // depth_multiplier, depth_multiplier, -1)
+    return np.concatenate([pack_blocks(r) for r in rows]).astype(np.int8)

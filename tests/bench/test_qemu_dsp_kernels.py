@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers_edgeq_rt import convert_keras, keras_layers, random_inputs
+from helpers_edgeq_rt import convert_keras, depth_multiplier_model, keras_layers, random_inputs
 
 from edgeq.bench.validate import validate_on_device
 from edgeq.codegen.edgeq_rt import write_edgeq_rt
@@ -147,6 +147,33 @@ def test_int8_kernel_paths_bit_exact_in_qemu(int8_case, board, path, rounding, p
     assert (size_paths <= _functions(fw.elf)) == (path == "size")
     assert fw.optimize == ("size" if path == "size" else "speed")
     _run(int8_case, fw, board, rounding)
+
+
+@pytest.fixture(scope="module")
+def dm_case(tmp_path_factory):  # noqa: ANN001, ANN201
+    """Depthwise convolutions with depth multiplier > 1 (helpers_edgeq_rt.depth_multiplier_model:
+    in place and copied windows, clipped rows, padded filter rows, dilation, outputs past the
+    last block of four)."""
+    root = tmp_path_factory.mktemp("dsp_dm")
+    path = root / "dm.tflite"
+    path.write_bytes(convert_keras(depth_multiplier_model, io_dtype="int8"))
+    gen = write_edgeq_rt(path, root / "dm", plan_json=False)
+    assert (root / "dm" / "model.c").read_text().count(".filter_blocks = ") == 6
+    x = random_inputs(path, SAMPLES, seed=7)[0]
+    return {"root": root, "tflite": path, "gen": gen, "x": x, "double": run_tflm(path, x)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board,path", [
+    ("mps2-an386", "dsp"),
+    ("mps2-an505", "dsp"),
+    ("mps2-an386", "size"),
+])
+def test_depth_multiplier_kernels_bit_exact_in_qemu(dm_case, board, path):  # noqa: ANN001
+    fw = _firmware(dm_case, board, path, "double", False, "dm")
+    assert _uses_smlad(fw.elf)  # the blocks run on the SMLAD tile
+    assert ("dw_mult_channel" in _functions(fw.elf)) == (path == "size")
+    _run(dm_case, fw, board, "double")
 
 
 def _ternary_model() -> object:

@@ -138,8 +138,10 @@ def test_header_matches_the_pinned_api(person_detect: Path, tmp_path: Path) -> N
     for decl in ("void *edgeq_model_input(int32_t i);", "eq_status edgeq_model_invoke(void);",
                  "void edgeq_layer_hook(int32_t layer, int32_t end);"):
         assert decl in h
-    # weights are const and 16-byte aligned; parameters are const structs
-    assert re.search(r"static const int8_t tensor\d+\[\d+\] EQ_ALIGN16 = \{", c)
+    # weights are const and 16-byte aligned (here the biases: every int8 filter is packed, the
+    # first depthwise one, multiplier 8, into filter_blocks); parameters are const structs
+    assert re.search(r"static const int32_t tensor\d+\[\d+\] EQ_ALIGN16 = \{", c)
+    assert c.count(".filter_blocks = ") == 1
     assert "static const eq_conv2d_params op" in c
     assert res.arena_bytes % 16 == 0
     # RESHAPE is a view: no call, and its layer is not counted

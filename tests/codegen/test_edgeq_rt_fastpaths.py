@@ -15,7 +15,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers_edgeq_rt import assert_bit_exact, convert_keras, keras_layers
+from helpers_edgeq_rt import (
+    assert_bit_exact,
+    convert_keras,
+    depth_multiplier_model,
+    keras_layers,
+)
 
 from edgeq.codegen.edgeq_rt import write_edgeq_rt
 from edgeq.codegen.ops_conv import folded_bias
@@ -80,6 +85,30 @@ def test_folded_bias_with_extreme_input_zero_points(tmp_path: Path, op: str, zp:
     path.write_bytes(_input_zero_point(convert_keras(_model((6, 6, 4), make)), zp))
     write_edgeq_rt(path, tmp_path / "gen")
     assert "bias_folded" in (tmp_path / "gen" / "model.c").read_text()  # the fold is in use
+    assert_bit_exact(path, tmp_path, n=N)
+
+
+def test_depth_multiplier_blocks_are_bit_exact(tmp_path: Path) -> None:
+    """Depth multiplier > 1 as a small convolution per input channel (filter_blocks): in place,
+    copied windows, clipped rows, padded filter rows, dilation, outputs past the last block of
+    four. The portable tile here; tests/bench/test_qemu_dsp_kernels.py runs the SMLAD one."""
+    path = tmp_path / "m.tflite"
+    path.write_bytes(convert_keras(depth_multiplier_model))
+    write_edgeq_rt(path, tmp_path / "gen")
+    model_c = (tmp_path / "gen" / "model.c").read_text()
+    assert model_c.count(".filter_blocks = ") == 6  # every depthwise layer
+    assert_bit_exact(path, tmp_path, n=N)
+
+
+@pytest.mark.parametrize("zp", [-128, 127])
+def test_depth_multiplier_blocks_with_extreme_input_zero_points(tmp_path: Path, zp: int) -> None:
+    """The copied windows' fill and the clipped rows' offset add at both ends of int8."""
+    make = lambda L: L.DepthwiseConv2D((3, 4), depth_multiplier=4, strides=2,  # noqa: E731
+                                       padding="same")
+    path = tmp_path / "m.tflite"
+    path.write_bytes(_input_zero_point(convert_keras(_model((7, 9, 1), make)), zp))
+    write_edgeq_rt(path, tmp_path / "gen")
+    assert ".filter_blocks = " in (tmp_path / "gen" / "model.c").read_text()
     assert_bit_exact(path, tmp_path, n=N)
 
 

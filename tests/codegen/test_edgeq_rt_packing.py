@@ -63,6 +63,39 @@ def test_depthwise_lanes_hold_sign_extended_weights_group_major() -> None:
             assert [lo[i], lo[i + 1], hi[i], hi[i + 1]] == list(w[t, 4 * g:4 * g + 4])
 
 
+@pytest.mark.parametrize("width,m", [(3, 8), (4, 6), (5, 3)])
+def test_depth_multiplier_blocks_give_each_channels_window_sums(width: int, m: int) -> None:
+    """Walked as the kernel walks it (per input channel: blocks of four outputs, window rows of
+    padded_row bytes, 16 bytes per step of four taps; then the last m % 4 outputs' plain rows),
+    the packed filter gives every output's sum over its input channel's window, padding taps
+    adding nothing."""
+    rng = np.random.default_rng(width)
+    c_in, h = 3, 2
+    filt = rng.integers(-128, 128, size=(1, h, width, c_in * m), dtype=np.int8)
+    win = rng.integers(-128, 128, size=(c_in, h, weight_packing.padded_row(width)))
+    packed = weight_packing.pack_depthwise_multiplier(filt, m).astype(np.int64)
+    assert packed.size == c_in * m * h * weight_packing.padded_row(width)
+    want = np.einsum("hwo,ohw->o", filt[0].astype(np.int64),
+                     np.repeat(win[:, :, :width], m, axis=0))
+    got, pos = [], 0
+    for c in range(c_in):
+        x = win[c].reshape(-1)  # the window rows, one after the other
+        for _ in range(m // 4):
+            acc = np.zeros(4, dtype=np.int64)
+            for k in range(0, x.size, 4):
+                acc += packed[pos:pos + 16].reshape(4, 4) @ x[k:k + 4]
+                pos += 16
+            got += list(acc)
+        for _ in range(m % 4):
+            got.append(int(packed[pos:pos + x.size] @ x))
+            pos += x.size
+    assert got == list(want)
+    with pytest.raises(ValueError):
+        weight_packing.pack_depthwise_multiplier(filt, 1)  # multiplier 1: pack_depthwise's
+    with pytest.raises(ValueError):  # a window over the kernel's 256-byte copy
+        weight_packing.pack_depthwise_multiplier(np.zeros((1, 9, 29, 4), np.int8), 4)
+
+
 def _srdhm(a: int, b: int) -> int:
     """gemmlowp SaturatingRoundingDoublingHighMul, C integer semantics in Python ints."""
     if a == b == -(2**31):

@@ -102,6 +102,14 @@ typedef struct {
      * bias_folded): per tap and group of four channels, two words of int16 lanes (w0, w2) and
      * (w1, w3), edgeq.codegen.weight_packing.pack_depthwise; the filter argument is then NULL. */
     const int32_t *filter_packed;
+    /* int8 kernel, optional (NULL: read `filter`; needs depth_multiplier > 1 and bias_folded):
+     * depth multiplier > 1 as one small convolution per input channel, its
+     * depth_multiplier outputs over a one-channel window. Per input channel, that filter with
+     * each window row zero-padded to packed_row taps (a multiple of 4, filter_h * packed_row <=
+     * EQ_CONV_WINDOW_MAX), in edgeq.codegen.weight_packing.pack_blocks order; the filter
+     * argument is then NULL. */
+    const int8_t *filter_blocks;
+    int32_t packed_row;
 } eq_depthwise_conv2d_params;
 
 /* TRANSPOSE_CONV: input scattered through an OHWI filter into an accumulator (the caller's

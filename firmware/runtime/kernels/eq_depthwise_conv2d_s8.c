@@ -412,6 +412,153 @@ static void dw_packed(const eq_depthwise_conv2d_params *p, const int8_t *input, 
     }
 }
 
+/* --- depth multiplier > 1, filter_blocks: each input channel with its depth_multiplier outputs
+ * is a small convolution over a one-channel window, run on the conv family's register tile
+ * (eq_dot4_packed_body: four outputs, four taps per step, SMLAD on DSP cores; the last
+ * depth_multiplier % 4 outputs one at a time). Each input byte is loaded once per four outputs
+ * instead of once per output. */
+
+/* The last depth_multiplier % 4 outputs of an input channel (first: oc), one at a time over the
+ * window of dw_mult_channel (blocks: the first one's plain rows); out of line, so the tile keeps
+ * its registers. */
+static EQ_NOINLINE void dw_mult_rest(const eq_depthwise_conv2d_params *p, const eq_out_q *q,
+                                     const int8_t *x, int32_t x_row, int32_t fy0, int32_t fy1,
+                                     const int8_t *blocks, const int32_t *init, int32_t off,
+                                     int32_t oc, int8_t *out)
+{
+    const int32_t seg = p->packed_row;
+    for (int32_t m = oc; m < oc + p->depth_multiplier % 4; ++m) {
+        int32_t acc = init != NULL ? init[m] : 0;
+        const int8_t *w = blocks + fy0 * seg;
+        const int8_t *xr = x;
+        for (int32_t r = fy0; r < fy1; ++r) {
+            for (int32_t k = 0; k < seg; ++k) {
+                acc += (int32_t)w[k] * ((int32_t)xr[k] + off);
+            }
+            xr += x_row;
+            w += seg;
+        }
+        out[m] = (int8_t)eq_out_q_conv(q, acc, m);
+        blocks += p->filter_h * seg;
+    }
+}
+
+/* The outputs in blocks of four of one input channel at one pixel: window rows [fy0, fy1) read
+ * from x (row r at x + (r - fy0) * x_row, packed_row taps each), accumulators from init (NULL:
+ * zero) plus w * (x + off). blocks: the channel's packed filter; oc: its first output channel. */
+EQ_SPECIALIZE_LARGE void dw_mult_channel(const eq_depthwise_conv2d_params *p, const eq_out_q *q,
+                                         const int8_t *x, int32_t x_row, int32_t fy0, int32_t fy1,
+                                         const int8_t *blocks, const int32_t *init, int32_t off,
+                                         int32_t oc, int8_t *out)
+{
+    const int32_t seg = p->packed_row;
+    const int32_t group_bytes = 4 * p->filter_h * seg; /* four outputs' whole windows */
+    for (int32_t m = 0; m + 4 <= p->depth_multiplier; m += 4) {
+        int32_t acc[4] = {0, 0, 0, 0};
+        if (init != NULL) {
+            acc[0] = init[oc + m];
+            acc[1] = init[oc + m + 1];
+            acc[2] = init[oc + m + 2];
+            acc[3] = init[oc + m + 3];
+        }
+        const int8_t *wp = blocks + 4 * fy0 * seg;
+        const int8_t *xr = x;
+        for (int32_t r = fy0; r < fy1; ++r) {
+            wp = eq_dot4_packed_body(xr, seg, wp, off, acc);
+            xr += x_row;
+        }
+        eq_out_q_conv4_cold(q, out, oc + m, acc[0], acc[1], acc[2], acc[3]);
+        blocks += group_bytes;
+    }
+}
+
+/* Input channel ic's window at (in_y0, in_x0) copied to win (filter_h rows of packed_row
+ * bytes), taps off the image and past filter_w holding the input zero point: there x + off is
+ * 0, so from bias_folded the sum is that of the taps TFLM keeps. */
+static void dw_mult_gather(const eq_depthwise_conv2d_params *p, const int8_t *in_b, int32_t ic,
+                           int32_t in_y0, int32_t in_x0, int8_t *win)
+{
+    int32_t fx0, fx1;
+    eq_valid_taps(in_x0, p->dilation.w, p->in_w, p->filter_w, &fx0, &fx1);
+    const int32_t tap = p->dilation.w * p->in_c;
+    memset(win, -p->input_offset, (size_t)(p->filter_h * p->packed_row));
+    for (int32_t fy = 0; fy < p->filter_h; ++fy) {
+        const int32_t y = in_y0 + fy * p->dilation.h;
+        if (y < 0 || y >= p->in_h) {
+            continue;
+        }
+        const int8_t *src = in_b + (y * p->in_w + in_x0 + fx0 * p->dilation.w) * p->in_c + ic;
+        int8_t *dst = win + fy * p->packed_row;
+        for (int32_t fx = fx0; fx < fx1; ++fx) {
+            dst[fx] = *src;
+            src += tap;
+        }
+    }
+}
+
+static void dw_mult(const eq_depthwise_conv2d_params *p, const int8_t *input, const int32_t *bias,
+                    int8_t *output)
+{
+    const int32_t in_c = p->in_c;
+    const int32_t out_c = p->out_c;
+    const int32_t dm = p->depth_multiplier;
+    const int32_t seg = p->packed_row;
+    const int32_t window = p->filter_h * seg;
+    const int32_t channel_bytes = dm * window;
+    const int32_t rest = dm % 4; /* outputs past the last block of four, per input channel */
+    const eq_out_q oq = eq_out_q_make(&p->requant, p->output_offset, p->act_min, p->act_max);
+    const eq_out_q *const q = &oq;
+    /* one input channel read in place: a window row is packed_row consecutive bytes */
+    const int32_t in_place = in_c == 1 && p->dilation.w == 1;
+    int8_t win[EQ_CONV_WINDOW_MAX];
+    for (int32_t b = 0; b < p->batches; ++b) {
+        const int8_t *in_b = input + b * p->in_h * p->in_w * in_c;
+        for (int32_t oy = 0; oy < p->out_h; ++oy) {
+            const int32_t in_y0 = oy * p->stride.h - p->padding.h;
+            int32_t fy0, fy1;
+            eq_valid_taps(in_y0, p->dilation.h, p->in_h, p->filter_h, &fy0, &fy1);
+            for (int32_t ox = 0; ox < p->out_w; ++ox) {
+                const int32_t in_x0 = ox * p->stride.w - p->padding.w;
+                int8_t *out = output + ((b * p->out_h + oy) * p->out_w + ox) * out_c;
+                /* whole rows (the padding taps too) inside the image: rows read in place, those
+                 * off the image skipped (then from bias, with the offset per tap) */
+                const int32_t direct = in_place && in_x0 >= 0 && in_x0 + seg <= p->in_w;
+                const int32_t whole = fy1 - fy0 == p->filter_h;
+                for (int32_t ic = 0; ic < in_c; ++ic) {
+                    const int8_t *blocks = p->filter_blocks + ic * channel_bytes;
+                    const int8_t *x = win;
+                    int32_t x_row = seg, r0 = 0, r1 = p->filter_h;
+                    if (direct) {
+                        x = in_b + (in_y0 + fy0 * p->dilation.h) * p->in_w + in_x0;
+                        x_row = p->dilation.h * p->in_w;
+                        r0 = fy0;
+                        r1 = fy1;
+                    } else {
+                        dw_mult_gather(p, in_b, ic, in_y0, in_x0, win);
+                    }
+                    const int32_t folded = !direct || whole;
+                    if (EQ_SIZE) { /* one call site: one copy of dw_mult_channel */
+                        dw_mult_channel(p, q, x, x_row, r0, r1, blocks,
+                                        folded ? p->bias_folded : bias,
+                                        folded ? 0 : p->input_offset, ic * dm, out);
+                    } else if (folded) {
+                        dw_mult_channel(p, q, x, x_row, r0, r1, blocks, p->bias_folded, 0, ic * dm,
+                                        out);
+                    } else {
+                        dw_mult_channel(p, q, x, x_row, r0, r1, blocks, bias, p->input_offset,
+                                        ic * dm, out);
+                    }
+                    if (rest != 0) {
+                        dw_mult_rest(p, q, x, x_row, r0, r1, blocks + (dm - rest) * window,
+                                     folded ? p->bias_folded : bias, folded ? 0 : p->input_offset,
+                                     ic * dm + dm - rest, out);
+                    }
+                }
+            }
+        }
+    }
+}
+
 eq_status eq_depthwise_conv2d_s8(const eq_depthwise_conv2d_params *p, const int8_t *input,
                                  const int8_t *filter, const int32_t *bias, int8_t *output)
 {
@@ -424,6 +571,15 @@ eq_status eq_depthwise_conv2d_s8(const eq_depthwise_conv2d_params *p, const int8
             return EQ_ERR_ARG;
         }
         dw_packed(p, input, bias, output);
+        return EQ_OK;
+    }
+    if (p->filter_blocks != NULL) {
+        const int32_t seg = p->packed_row;
+        if (p->depth_multiplier < 2 || p->bias_folded == NULL || seg < p->filter_w ||
+            seg % 4 != 0 || p->filter_h * seg > EQ_CONV_WINDOW_MAX) {
+            return EQ_ERR_ARG;
+        }
+        dw_mult(p, input, bias, output);
         return EQ_OK;
     }
     if (filter == NULL) {
