@@ -423,7 +423,7 @@ def compress(
     binary) as packed int4 (:func:`int4_where_exact`), so the file itself is smaller.
     """
     from edgeq.quantize.mixed import clone_keras
-    from edgeq.quantize.sensitivity import model_probabilities
+    from edgeq.quantize.sensitivity import clearly_better, model_probabilities
 
     x, y = train
     xt, yt = test
@@ -476,8 +476,11 @@ def compress(
     if max_drop_pt is not None and n_val:
         ref = keras_accuracy(keras_model, xv, yv)
 
+        def val_hits(t: bytes) -> np.ndarray:
+            return np.argmax(model_probabilities(t, xv), axis=1) == yv
+
         def val_acc(t: bytes) -> float:
-            return 100.0 * float(np.mean(np.argmax(model_probabilities(t, xv), axis=1) == yv))
+            return 100.0 * float(np.mean(val_hits(t)))
 
         extra = 2
         val_drop = ref - val_acc(tfl)
@@ -498,11 +501,12 @@ def compress(
     packed = int4_where_exact(model, calib) if int4_file else None
     if packed is not None:
         # the int4 file computes the same float function; its activation ranges come from
-        # another quantizer, so it is taken unless the held-aside data says it lost more
+        # another quantizer, so it is taken unless the int8 file is clearly better held aside
         tfl4, names = packed
-        drop4 = None if val_drop is None else ref - val_acc(tfl4)
-        if drop4 is None or val_drop is None or drop4 <= max(val_drop, max_drop_pt or 0.0):
-            tfl, int4_layers, val_drop = tfl4, names, drop4
+        hits4 = None if val_drop is None else val_hits(tfl4)
+        if hits4 is None or not clearly_better(val_hits(tfl), hits4):
+            tfl, int4_layers = tfl4, names
+            val_drop = val_drop if hits4 is None else ref - 100.0 * float(np.mean(hits4))
             steps.append(f"int4 filters for {len(names)} layer(s) on an int4 grid")
     probs = model_probabilities(tfl, xt)
     acc = 100.0 * float(np.mean(np.argmax(probs, axis=1) == yt))

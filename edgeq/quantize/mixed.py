@@ -32,6 +32,7 @@ from edgeq.quantize.sensitivity import (
     Precision,
     SensitivityReport,
     WeightLayer,
+    clearly_better,
     evaluate,
     float_tflite,
     model_probabilities,
@@ -323,19 +324,6 @@ def measured_weight_bytes(model: bytes) -> int:
             elif getattr(buf, "size", 0):
                 total += int(buf.size)
     return total
-
-
-def clearly_better(right_a: np.ndarray, right_b: np.ndarray) -> bool:
-    """Whether A's per-sample hits beat B's by more than one standard error of the difference.
-
-    Why: on a held-out tenth of a small training split one sample is 0.2 pt; keeping a
-    fine-tune because it won by one or two samples chose noise (the benchmark's CNN: +1 sample
-    held out, -0.4 pt on the test split). Only the samples the two disagree on count, as in
-    McNemar's test: A must win ``b - c > sqrt(b + c)`` of them.
-    """
-    a, b = np.asarray(right_a, dtype=bool), np.asarray(right_b, dtype=bool)
-    wins, losses = int(np.sum(a & ~b)), int(np.sum(b & ~a))
-    return wins - losses > math.sqrt(wins + losses)
 
 
 def mixed_precision(
