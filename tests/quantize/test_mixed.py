@@ -346,9 +346,9 @@ def test_fine_tune_is_kept_only_when_it_clearly_wins() -> None:
         a[both_wrong + wins:both_wrong + wins + losses] = False
         return a, b
 
-    # one sample better out of 450 (0.2 pt): noise, not a reason to change the model
-    assert not clearly_better(*hits(1, 0))
+    # one or two samples better out of 450 (0.2-0.4 pt): noise, not a reason to change
+    assert not clearly_better(*hits(1, 0)) and not clearly_better(*hits(2, 0))
     assert not clearly_better(*hits(0, 0)) and not clearly_better(*hits(5, 5))
-    assert clearly_better(*hits(10, 2))  # 8 > sqrt(12)
+    assert clearly_better(*hits(10, 2))  # 8 > 2 sqrt(12) = 6.9
     assert not clearly_better(*hits(2, 10))
-    assert clearly_better(*hits(2, 0)) and not clearly_better(*hits(3, 2))  # 2 > 1.41; 1 < 2.24
+    assert clearly_better(*hits(5, 0)) and not clearly_better(*hits(4, 0))  # 5 > 4.47; 4 = 4
