@@ -57,12 +57,7 @@ def model(request, tmp_path_factory):  # noqa: ANN001, ANN201
             "want": run_tflm(tflite, x)}
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("board,optimize", [*((b, "speed") for b in BOARDS),
-                                            ("mps2-an386", "size")])
-def test_model_bit_exact_on_both_kernel_paths(model, board, optimize):  # noqa: ANN001
-    if optimize == "size" and model["name"] not in SIZE_MODELS:
-        pytest.skip(f"size build checked on {', '.join(sorted(SIZE_MODELS))}")
+def _bit_exact_on(model: dict, board: str, optimize: str) -> None:
     target = resolve_target(board=board)
     fw = build_firmware(target, model["root"] / "gen", model["root"] / f"fw-{board}-{optimize}",
                         input_bytes=sum(int(a[0].nbytes) for a in model["x"]),
@@ -74,3 +69,15 @@ def test_model_bit_exact_on_both_kernel_paths(model, board, optimize):  # noqa: 
     assert rep.samples == SAMPLES
     assert rep.bit_exact, rep.to_dict()
     assert np.asarray(rep.device_outputs[0]).size > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board", BOARDS)
+def test_model_bit_exact_on_both_kernel_paths(model, board):  # noqa: ANN001
+    _bit_exact_on(model, board, "speed")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", sorted(SIZE_MODELS), indirect=True)
+def test_model_bit_exact_in_the_size_build(model):  # noqa: ANN001
+    _bit_exact_on(model, "mps2-an386", "size")
