@@ -27,7 +27,7 @@ from edgeq.codegen.ops_elementwise import (
     _t,
 )
 from edgeq.quantize.numerics import round_half_away
-from edgeq.tflite import Operator, TfliteModel
+from edgeq.tflite import Operator, Tensor, TfliteModel
 
 _MOVE_TYPES = ("int8", "int16", "int32", "float32")
 MAX_SPLIT_OUTPUTS = 64  # EQ_SPLIT_MAX_OUTPUTS in eq_split_x.c
@@ -96,11 +96,10 @@ def nearest_indices(in_size: int, out_size: int, align_corners: bool,
     return _i32(out)
 
 
-@lowering("RESIZE_NEAREST_NEIGHBOR")
-def lower_resize_nearest(model: TfliteModel, op: Operator) -> KernelCall:
-    """TFLM resize_nearest_neighbor.cc: NHWC, constant size; index tables computed here."""
-    inp, out = _t(model, op.inputs[0]), _t(model, op.outputs[0])
-    dtype = _check_types(op, [inp, out], _MOVE_TYPES)
+def _resize_geometry(model: TfliteModel, op: Operator, inp: Tensor, out: Tensor
+                     ) -> tuple[int, int, int, int, list[int], bool, bool]:
+    """(batches, in h, in w, channels, [out h, out w], align_corners, half_pixel_centers) of a
+    RESIZE_* op whose constant size agrees with its NHWC output."""
     if len(inp.shape) != 4 or len(out.shape) != 4:
         raise _fail(op, "input is not 4-D (NHWC)", "resize 4-D images only")
     size = [int(s) for s in _const_ints(model, op, op.inputs[1], "the size tensor").reshape(-1)]
@@ -110,6 +109,15 @@ def lower_resize_nearest(model: TfliteModel, op: Operator) -> KernelCall:
                     "fix the model")
     o = op.options
     align, half = bool(o.get("alignCorners", False)), bool(o.get("halfPixelCenters", False))
+    return n, h, w, c, size, align, half
+
+
+@lowering("RESIZE_NEAREST_NEIGHBOR")
+def lower_resize_nearest(model: TfliteModel, op: Operator) -> KernelCall:
+    """TFLM resize_nearest_neighbor.cc: NHWC, constant size; index tables computed here."""
+    inp, out = _t(model, op.inputs[0]), _t(model, op.outputs[0])
+    dtype = _check_types(op, [inp, out], _MOVE_TYPES)
+    n, h, w, c, size, align, half = _resize_geometry(model, op, inp, out)
     params = {"elem_bytes": _ELEM_BYTES[dtype], "batches": n, "in_height": h, "in_width": w,
               "channels": c, "out_height": size[0], "out_width": size[1],
               "y_index": nearest_indices(h, size[0], align, half),
@@ -152,15 +160,7 @@ def lower_resize_bilinear(model: TfliteModel, op: Operator) -> KernelCall:
     half_pixel_centers; the interpolation tables are computed here."""
     inp, out = _t(model, op.inputs[0]), _t(model, op.outputs[0])
     _check_types(op, [inp, out], ("int8",))
-    if len(inp.shape) != 4 or len(out.shape) != 4:
-        raise _fail(op, "input is not 4-D (NHWC)", "resize 4-D images only")
-    size = [int(s) for s in _const_ints(model, op, op.inputs[1], "the size tensor").reshape(-1)]
-    n, h, w, c = (int(d) for d in inp.shape)
-    if len(size) != 2 or list(out.shape) != [n, size[0], size[1], c] or min(size) <= 0:
-        raise _fail(op, f"size {size} does not match the output shape {list(out.shape)}",
-                    "fix the model")
-    o = op.options
-    align, half = bool(o.get("alignCorners", False)), bool(o.get("halfPixelCenters", False))
+    n, h, w, c, size, align, half = _resize_geometry(model, op, inp, out)
     if align and half:
         raise _fail(op, "align_corners and half_pixel_centers are both set",
                     "TFLM refuses this combination too; set at most one")

@@ -297,6 +297,5 @@ def weight_report(model: bytes) -> WeightReport:
         )
     if not rep.layers:
         raise CodegenError("no int8/int4 CONV_2D/DEPTHWISE_CONV_2D/FULLY_CONNECTED weights "
-                           "found; "
-                            "give a full-integer int8 .tflite")
+                           "found; give a full-integer int8 .tflite")
     return rep

@@ -326,6 +326,26 @@ def measured_weight_bytes(model: bytes) -> int:
     return total
 
 
+def sensitivity_report(
+    keras_model: Any,
+    calibration: np.ndarray,
+    eval_data: tuple[np.ndarray, np.ndarray],
+    sensitivity_data: tuple[np.ndarray, np.ndarray] | None,
+    *,
+    variants: tuple[str, ...],
+    float_model: bytes | None = None,
+) -> SensitivityReport:
+    """Per-layer sensitivities on the held-out split when there is one, else on ``eval_data``."""
+    from edgeq.quantize.sensitivity import layer_sensitivity
+
+    xs, ys = sensitivity_data if sensitivity_data is not None else eval_data
+    report = layer_sensitivity(keras_model, calibration, xs, ys, variants=variants,
+                               float_model=float_model)
+    if sensitivity_data is not None:
+        report.split = "held-out training"
+    return report
+
+
 def mixed_precision(
     keras_model: Any,
     calibration: np.ndarray,
@@ -350,8 +370,6 @@ def mixed_precision(
     sensitivities are measured on ``sensitivity_data`` (a split held out of training) when
     given, so the solver never sees ``x_eval``/``y_eval``, where the result is measured.
     """
-    from edgeq.quantize.sensitivity import layer_sensitivity
-
     if (budget_bytes is None) == (budget_fraction is None):
         raise QuantizeError("give exactly one of a byte budget or a fraction of the int8 size")
     fmodel = float_tflite(keras_model)
@@ -364,12 +382,9 @@ def mixed_precision(
     solve_budget(size_only_options(layers, int16=int16), budget_bytes,
                  ram_budget_bytes=ram_budget_bytes)
     if report is None:
-        variants = ("w4", "a16") if int16 else ("w4",)
-        xs, ys = sensitivity_data if sensitivity_data is not None else (x_eval, y_eval)
-        report = layer_sensitivity(keras_model, calibration, xs, ys,
-                                   variants=variants, float_model=fmodel)
-        if sensitivity_data is not None:
-            report.split = "held-out training"
+        report = sensitivity_report(keras_model, calibration, (x_eval, y_eval), sensitivity_data,
+                                    variants=("w4", "a16") if int16 else ("w4",),
+                                    float_model=fmodel)
     options = options_from_report(report, objective=objective, int16=int16)
     solution = solve_budget(options, budget_bytes, ram_budget_bytes=ram_budget_bytes)
     model = build_mixed(keras_model, solution, calibration, train=train,
@@ -444,13 +459,9 @@ def pareto_sweep(
     kept only if ``sensitivity_data`` says it helps), so the curve shows what ``edgeq mixed``
     would write at that budget.
     """
-    from edgeq.quantize.sensitivity import layer_sensitivity
-
     if report is None:
-        xs, ys = sensitivity_data if sensitivity_data is not None else (x_eval, y_eval)
-        report = layer_sensitivity(keras_model, calibration, xs, ys, variants=("w4",))
-        if sensitivity_data is not None:
-            report.split = "held-out training"
+        report = sensitivity_report(keras_model, calibration, (x_eval, y_eval), sensitivity_data,
+                                    variants=("w4",))
     points = []
     for f in fractions:
         try:
